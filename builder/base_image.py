@@ -1,0 +1,114 @@
+"""`meshexp-build base`: a slim Debian base image made from Debian's packages.
+
+debootstrap (minbase) into a scratch folder, slimmed like the official slim
+image (no apt lists or caches, no docs, man pages or locales, and dpkg told to
+keep it that way), then `docker import`. The mirror comes from the machine's
+own apt sources, never from a host name written here.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import docker_engine
+from builder.errors import BuildError
+
+SUITE = "bookworm"
+APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+
+DPKG_EXCLUDES = """\
+# Like the official slim image: no docs, man pages or translations.
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+"""
+APT_CLEAN = """\
+# Keep no package caches in image layers.
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+Acquire::Languages "none";
+APT::Install-Recommends "false";
+"""
+SLIM_PATHS = ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man",
+              "usr/share/info", "usr/share/locale", "usr/share/groff", "usr/share/lintian",
+              "var/log", "var/cache/debconf")
+
+
+@dataclass(frozen=True)
+class BaseResult:
+    reference: str
+    image_id: str
+    mirror: str
+    reused: bool
+
+
+def apt_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str:
+    """The first Debian mirror (not the security archive) in the machine's apt sources."""
+    files: list[Path] = []
+    for item in sources:
+        files += sorted(item.glob("*.sources")) + sorted(item.glob("*.list")) if item.is_dir() \
+            else [item] if item.is_file() else []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found = re.findall(r"^URIs:\s*(\S+)", text, re.M) + re.findall(
+            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+", text, re.M)
+        for uri in found:
+            if "security" not in uri and uri.startswith(("http://", "https://")):
+                return uri.rstrip("/")
+    raise BuildError("no Debian mirror found in /etc/apt/sources.list(.d): add one to apt's "
+                     "sources, or build the base another way and give it with --base-image")
+
+
+def _slim(root: Path, mirror: str) -> None:
+    for relative in SLIM_PATHS:
+        target = root / relative
+        if target.is_dir():
+            shutil.rmtree(target)
+            target.mkdir(parents=True)
+    (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+    (root / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+    (root / "etc/dpkg/dpkg.cfg.d/meshexp-slim").write_text(DPKG_EXCLUDES)
+    (root / "etc/apt/apt.conf.d/meshexp-clean").write_text(APT_CLEAN)
+    (root / "etc/apt/sources.list").write_text(f"deb {mirror} {SUITE} main\n")
+
+
+def build_base(*, reference: str, rebuild: bool = False) -> BaseResult:
+    """Make (or reuse) the slim base image `reference`."""
+    mirror = apt_mirror()
+    if not rebuild and docker_engine.image_exists(reference):
+        return BaseResult(reference, docker_engine.image_attrs(reference)["Id"], mirror, True)
+    debootstrap = shutil.which("debootstrap")
+    if not debootstrap:
+        raise BuildError("`meshexp-build base` needs debootstrap: apt-get install debootstrap "
+                         "(as root), or build with a base image from a registry (drop --offline)")
+    with tempfile.TemporaryDirectory(prefix="meshexp-base-") as scratch:
+        root = Path(scratch) / "root"
+        result = subprocess.run(
+            [debootstrap, "--variant=minbase", SUITE, str(root), mirror],
+            capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = "\n".join(result.stdout.splitlines()[-10:] + result.stderr.splitlines()[-10:])
+            raise BuildError(f"debootstrap of {SUITE} from {mirror} failed (needs root and the "
+                             f"mirror reachable):\n{tail}")
+        _slim(root, mirror)
+        tarball = Path(scratch) / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."],
+                       check=True)
+        image_id = docker_engine.import_rootfs(tarball, reference, [
+            'CMD ["bash"]',
+            f'LABEL org.opencontainers.image.description="Debian {SUITE} minbase, slimmed, '
+            'made by meshexp-build base"',
+        ])
+    return BaseResult(reference, image_id, mirror, False)

@@ -1,0 +1,251 @@
+"""The click layer: parse options, call one library function per command, print the result.
+
+Nothing below this module prints or exits; errors arrive as MeshexpError
+subclasses that carry their exit code (see the README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from builder import __version__
+from builder.base_image import build_base
+from builder.catalog import find_workload, load_catalog
+from builder.certs import create_certs
+from builder.contract import INBOUND_POLICIES
+from builder.doctor import diagnose
+from builder.errors import MeshexpError
+from builder.image import build_workload_image
+from builder.manifests import build_manifests
+from builder.render import render_build_context
+from builder.settings import (
+    IPTABLES_MODES,
+    OFFLINE_BASE_IMAGE,
+    PLATFORMS,
+    TOPOLOGIES,
+    Settings,
+    default_settings_file,
+    load_settings,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SETTING_OPTIONS = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Settings file (YAML). Default: ./meshexp.yaml when present."),
+    click.option("--linkerd-version", help="Linkerd release, e.g. 2.18 or edge-24.2.5."),
+    click.option("--proxy-version", help="Override the proxy version, e.g. v2.294.0."),
+    click.option("--spire-version", help="SPIRE version, e.g. 1.13.3."),
+    click.option("--trust-domain", help="SPIFFE trust domain."),
+    click.option("--offline/--online", default=None,
+                 help="Offline: no container registry (Debian base, Go sources, --proxy-file)."),
+    click.option("--base-image", help="Base image reference."),
+    click.option("--topology", type=click.Choice(TOPOLOGIES), help="SPIRE topology."),
+    click.option("--iptables-mode", type=click.Choice(IPTABLES_MODES), help="iptables backend."),
+    click.option("--proxy-uid", type=int, help="UID the proxy runs as (default 2102)."),
+    click.option("--inbound-ports-to-ignore", help="Comma-separated ports."),
+    click.option("--outbound-ports-to-ignore", help="Comma-separated ports."),
+    click.option("--inbound-default-policy", type=click.Choice(INBOUND_POLICIES)),
+    click.option("--image-name", help="Image name pattern, e.g. registry/{workload}."),
+    click.option("--platform", type=click.Choice(PLATFORMS), help="Target platform."),
+    click.option("--proxy-file", type=click.Path(dir_okay=False, path_type=Path),
+                 help="The proxy binary (a linkerd2-proxy, or the test stand-in)."),
+]
+SETTING_NAMES = ("linkerd_version", "proxy_version", "spire_version", "trust_domain", "offline",
+                 "base_image", "topology", "iptables_mode", "proxy_uid",
+                 "inbound_ports_to_ignore", "outbound_ports_to_ignore",
+                 "inbound_default_policy", "image_name", "platform", "proxy_file")
+
+
+def setting_options(func: F) -> F:
+    for option in reversed(SETTING_OPTIONS):
+        func = option(func)
+    return func
+
+
+def settings_from(options: dict[str, Any]) -> Settings:
+    """Build settings from the shared options, removing them from `options`."""
+    config_file = options.pop("config_file", None) or default_settings_file()
+    overrides = {name: options.pop(name, None) for name in SETTING_NAMES}
+    return load_settings(config_file, overrides)
+
+
+def output_option(func: F) -> F:
+    return click.option("--output", "-o", "output_format", type=click.Choice(("text", "json")),
+                        default="text", show_default=True, help="Output format.")(func)
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="meshexp-build")
+def main() -> None:
+    """Build and check images that bring outside workloads into a Linkerd mesh."""
+
+
+@main.command()
+@output_option
+def workloads(output_format: str) -> None:
+    """List the workload catalog."""
+    catalog = load_catalog()
+    if output_format == "json":
+        emit_json([dataclasses.asdict(w) for w in catalog.values()])
+        return
+    for workload in catalog.values():
+        ports = ",".join(f"{p.name}:{p.port}" for p in workload.ports)
+        click.echo(f"{workload.name:<12} {workload.namespace:<8} {ports:<12} "
+                   f"{workload.description}")
+
+
+@main.command()
+@click.option("--workload", "workload_name", required=True, help="Catalog workload name.")
+@click.option("--output", "output_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder for the context.")
+@click.option("--force", is_flag=True, help="Replace the folder's contents.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@setting_options
+def render(workload_name: str, output_dir: Path, force: bool, as_json: bool,
+           **options: Any) -> None:
+    """Write a complete build context that `docker build DIR` accepts."""
+    settings = settings_from(options)
+    result = render_build_context(workload=find_workload(workload_name), settings=settings,
+                                  output=output_dir, force=force)
+    if as_json:
+        emit_json(dataclasses.asdict(result))
+        return
+    click.echo(f"wrote {len(result.files)} files to {result.output}")
+    click.echo(f"build it with: docker build -t {result.image} {result.output}")
+    if result.standin:
+        click.echo("note: the proxy is the STAND-IN (test equipment, not a Linkerd proxy)")
+
+
+@main.command()
+@click.option("--output", "output_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for ca.crt, issuer.crt, issuer.key (mount it into containers).")
+@click.option("--anchor-key", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where the trust anchor's key goes (default: DIR-anchor/ca.key).")
+@click.option("--force", is_flag=True, help="Replace existing certificates and keys.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def certs(output_dir: Path, anchor_key: Path | None, force: bool, as_json: bool) -> None:
+    """Create a trust anchor and an identity issuer (ECDSA P-256) for Linkerd and SPIRE."""
+    result = create_certs(folder=output_dir, anchor_key=anchor_key, force=force)
+    if as_json:
+        emit_json(dataclasses.asdict(result))
+        return
+    for path in result.written:
+        click.echo(f"wrote {path}")
+    click.echo(f"trust anchor valid until {result.anchor_not_after:%Y-%m-%d}, issuer until "
+               f"{result.issuer_not_after:%Y-%m-%d}")
+    click.echo(f"keep {result.anchor_key} away from containers; mount {result.folder} at "
+               "/opt/spire/certs")
+
+
+@main.command()
+@click.option("--workload", "workload_name", required=True)
+@click.option("--ip", "ips", multiple=True, required=True, help="Workload IP (repeat for v6).")
+@click.option("--name", help="ExternalWorkload name (default: the workload's).")
+@click.option("--namespace", help="Namespace (default: the workload's).")
+@output_option
+@setting_options
+def manifests(workload_name: str, ips: tuple[str, ...], name: str | None,
+              namespace: str | None, output_format: str, **options: Any) -> None:
+    """Print the ExternalWorkload, its Service, and the Ready status patch."""
+    settings = settings_from(options)
+    result = build_manifests(workload=find_workload(workload_name), settings=settings,
+                             ips=list(ips), name=name, namespace=namespace)
+    if output_format == "json":
+        emit_json(dataclasses.asdict(result))
+        return
+    click.echo(result.yaml(), nl=False)
+    if result.patch_command:
+        click.echo(f"# then mark it ready (status is a subresource since Linkerd 2.16):\n"
+                   f"# {result.patch_command}")
+
+
+@main.command()
+@click.option("--tag", "reference", default=OFFLINE_BASE_IMAGE, show_default=True)
+@click.option("--rebuild", is_flag=True, help="Build again even if the image exists.")
+def base(reference: str, rebuild: bool) -> None:
+    """Build a slim Debian bookworm base image from Debian's packages (needs root)."""
+    result = build_base(reference=reference, rebuild=rebuild)
+    verb = "reused" if result.reused else "built"
+    click.echo(f"{verb} {result.reference} ({result.image_id[:19]}) from {result.mirror}")
+
+
+class BuildDisplay:
+    """Plain lines off a terminal; on a terminal, one line that follows the build steps."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, line: str) -> None:
+        if not self.tty:
+            click.echo(line, err=True)
+        elif line.startswith("Step ") or line.startswith("rendered") or line.startswith("base"):
+            click.echo("\r\033[K" + line[:120], err=True, nl=False)
+
+    def done(self) -> None:
+        if self.tty:
+            click.echo("", err=True)
+
+
+@main.command()
+@click.option("--workload", "workload_names", multiple=True, help="Catalog workload (repeat).")
+@click.option("--all", "all_workloads", is_flag=True, help="Every catalog workload.")
+@click.option("--tag", help="Image tag (default from settings' tag pattern).")
+@output_option
+@setting_options
+def image(workload_names: tuple[str, ...], all_workloads: bool, tag: str | None,
+          output_format: str, **options: Any) -> None:
+    """Render and build images through the Docker engine."""
+    settings = settings_from(options)
+    if all_workloads == bool(workload_names):
+        raise click.UsageError("give --workload NAME (repeatable) or --all")
+    names = list(load_catalog()) if all_workloads else list(workload_names)
+    results = []
+    for name in names:
+        display = BuildDisplay()
+        try:
+            result = build_workload_image(workload=find_workload(name), settings=settings,
+                                          tag=tag, on_line=display)
+        finally:
+            display.done()
+        results.append(result)
+        if output_format == "text":
+            note = "  [PROXY STAND-IN: test equipment]" if result.standin else ""
+            click.echo(f"built {result.reference} {result.image_id[:19]} "
+                       f"{result.size_bytes / 1e6:.1f} MB{note}")
+    if output_format == "json":
+        emit_json([dataclasses.asdict(result) for result in results])
+
+
+@main.command()
+@output_option
+@setting_options
+def doctor(output_format: str, **options: Any) -> None:
+    """Report what a build needs and what is missing, with the fix for each."""
+    settings = settings_from(options)
+    findings = diagnose(settings=settings)
+    if output_format == "json":
+        emit_json([dataclasses.asdict(finding) for finding in findings])
+    else:
+        for finding in findings:
+            mark = "ok  " if finding.ok else "FAIL"
+            fix = f"\n       fix: {finding.fix}" if finding.fix and not finding.ok else ""
+            click.echo(f"{mark} {finding.what:<13} {finding.detail}{fix}")
+    if not all(finding.ok for finding in findings):
+        raise MeshexpError("a build could not succeed: fix the FAIL lines above")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,147 @@
+"""The one module that imports docker (docker-py): every engine call goes through here.
+
+Other modules get plain values back (ids, dicts, lines), never docker objects,
+and every failure becomes an EngineError or BuildError that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from builder.errors import BuildError, EngineError
+
+BUILD_LOG_TAIL = 25
+
+
+def socket_hint() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    version: str
+    api_version: str
+    storage_driver: str
+    architecture: str
+
+
+_CLIENT: list[Any] = []
+
+
+def client() -> Any:
+    """A docker-py client that answers, or an EngineError naming the socket tried."""
+    if _CLIENT:
+        return _CLIENT[0]
+    try:
+        engine = docker.from_env(timeout=600)
+        engine.ping()
+    except docker.errors.DockerException as exc:
+        raise EngineError(
+            f"no Docker engine answers at {socket_hint()} ({exc.__class__.__name__}). Start one: "
+            "`sudo scripts/ensure-docker.sh` (installs Debian's docker.io and starts dockerd), "
+            "or `sudo systemctl start docker`, or set DOCKER_HOST"
+        ) from None
+    _CLIENT.append(engine)
+    return engine
+
+
+def engine_info() -> EngineInfo:
+    info = client().info()
+    version = client().version()
+    return EngineInfo(version=version.get("Version", "?"), api_version=version.get("ApiVersion", "?"),
+                      storage_driver=info.get("Driver", "?"),
+                      architecture=info.get("Architecture", "?"))
+
+
+def image_exists(reference: str) -> bool:
+    try:
+        client().images.get(reference)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def image_attrs(reference: str) -> dict[str, Any]:
+    """The engine's `inspect` of an image."""
+    try:
+        attrs: dict[str, Any] = client().images.get(reference).attrs
+    except docker.errors.ImageNotFound:
+        raise BuildError(f"image {reference} does not exist; build it first "
+                         "(meshexp-build image --workload NAME)") from None
+    return attrs
+
+
+def image_history(reference: str) -> list[dict[str, Any]]:
+    history: list[dict[str, Any]] = client().images.get(reference).history()
+    return history
+
+
+def remove_image(reference: str) -> None:
+    try:
+        client().images.remove(reference, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+
+
+def import_rootfs(tarball: Path, reference: str, changes: list[str]) -> str:
+    """`docker import` a root filesystem tarball and tag it."""
+    repository, tag = reference.rsplit(":", 1)
+    with tarball.open("rb") as handle:
+        result = client().api.import_image_from_stream(handle, repository=repository, tag=tag,
+                                                      changes=changes)
+    if "error" in str(result).lower():
+        raise BuildError(f"docker import of {tarball} failed: {result}")
+    return str(client().images.get(reference).id)
+
+
+def _stream_lines(chunks: Iterator[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for chunk in chunks:
+        text = chunk.get("stream") or chunk.get("status") or ""
+        for line in str(text).splitlines():
+            if line.strip():
+                yield line.rstrip(), chunk
+        if "error" in chunk or "errorDetail" in chunk:
+            yield "", chunk
+
+
+def build_image(*, context: Path, tag: str, platform: str, pull: bool = False,
+                on_line: Callable[[str], None] = lambda line: None) -> str:
+    """Build `context` with the classic builder, streaming lines to `on_line`.
+
+    On failure the BuildError carries the last build-log lines.
+    """
+    api = client().api
+    tail: deque[str] = deque(maxlen=BUILD_LOG_TAIL)
+    image_id = ""
+    try:
+        chunks = api.build(path=str(context), tag=tag, platform=platform, rm=True,
+                           forcerm=True, pull=pull, decode=True)
+        for line, chunk in _stream_lines(chunks):
+            if line:
+                tail.append(line)
+                on_line(line)
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")
+                raise BuildError(_build_failure(tag, message, tail))
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+    except docker.errors.APIError as exc:
+        raise BuildError(_build_failure(tag, str(exc.explanation or exc), tail)) from None
+    return image_id or str(client().images.get(tag).id)
+
+
+def _build_failure(tag: str, message: str, tail: deque[str]) -> str:
+    lines = "\n".join(f"  | {line}" for line in tail)
+    hint = ""
+    if "pull access denied" in message or "no such host" in message or "dial tcp" in message:
+        hint = ("\nan image source could not be pulled: without registry access, build with "
+                "--offline (Debian base, Go sources, and --proxy-file)")
+    return f"building {tag} failed: {message.strip()}\nlast build-log lines:\n{lines}{hint}"

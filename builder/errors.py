@@ -1,0 +1,56 @@
+"""The one error hierarchy of meshexp-build; each error carries its exit code.
+
+Exit codes (documented in the README): 1 user error (catalog, settings,
+render, certificates), 2 usage (click), 3 engine unavailable, 4 build failed,
+5 check failed.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+class MeshexpError(click.ClickException):
+    """Base class: a message that says what went wrong and how to fix it."""
+
+    exit_code = 1
+
+
+class CatalogError(MeshexpError):
+    """A workload catalog entry is missing or invalid."""
+
+
+class SettingsError(MeshexpError):
+    """Build settings (file or flags) are invalid."""
+
+
+class RenderError(MeshexpError):
+    """The build context could not be rendered."""
+
+
+class CertsError(MeshexpError):
+    """Certificates could not be created or read."""
+
+
+class SourceError(MeshexpError):
+    """A component source (image, file, url, go, debian) cannot be had."""
+
+    exit_code = 4
+
+
+class EngineError(MeshexpError):
+    """No Docker engine answers."""
+
+    exit_code = 3
+
+
+class BuildError(MeshexpError):
+    """An image build failed; the message carries the last build-log lines."""
+
+    exit_code = 4
+
+
+class CheckError(MeshexpError):
+    """An image failed a check."""
+
+    exit_code = 5

@@ -1,0 +1,106 @@
+"""The one module that runs `go`: builds Go sources for the image, cached by content.
+
+A remote package is built as a tool dependency of a throwaway module of our
+own (`go get -tool pkg@version`), the way this workplace's module proxy serves
+SPIRE. The cache key holds the package, version (or the local tree's digest),
+architecture, cgo and the Go version, so a second build does not compile again.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from builder.cache import cache_key, cache_root, tree_sha256
+from builder.errors import SourceError
+from builder.models import GoSource
+
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "")
+CROSS_CC = {"arm64": "aarch64-linux-gnu-gcc", "amd64": "x86_64-linux-gnu-gcc"}
+LDFLAGS = "-s -w"
+
+
+def _go() -> str:
+    found = shutil.which("go")
+    if not found:
+        raise SourceError("a go source needs the Go toolchain, and `go` is not on PATH: install "
+                          "Go 1.22 or later, or use an image or file source instead")
+    return found
+
+
+def go_version() -> str:
+    result = subprocess.run([_go(), "env", "GOVERSION"], capture_output=True, text=True,
+                            check=False)
+    return result.stdout.strip() or "unknown"
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str], what: str, source: GoSource) -> None:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode == 0:
+        return
+    tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+    refused = "not available" in tail or "403" in tail or "410 Gone" in tail
+    hint = ("the Go module proxy refused this module or version; check the version, or use an "
+            "image source (registry access) or a file source (a binary you have)"
+            if refused else "see the Go output above")
+    raise SourceError(f"go source {source.describe()}: {what} failed:\n{tail}\n{hint}")
+
+
+def build_environment(arch: str, cgo: bool) -> dict[str, str]:
+    """The environment for `go build`: target OS/arch, cgo, cross compiler where needed."""
+    env = dict(os.environ, GOOS="linux", GOARCH=arch, CGO_ENABLED="1" if cgo else "0",
+               GOFLAGS="-trimpath")
+    if cgo and arch != HOST_ARCH:
+        compiler = CROSS_CC[arch]
+        if not shutil.which(compiler):
+            raise SourceError(f"building for {arch} with cgo needs {compiler}: install "
+                              f"gcc-{'aarch64' if arch == 'arm64' else 'x86-64'}-linux-gnu")
+        env["CC"] = compiler
+    return env
+
+
+def cached_go_binary(source: GoSource, arch: str) -> Path:
+    """Build (or reuse) the binary for `source` and return its path in the cache."""
+    tree = tree_sha256(source.local) if source.local else None
+    if source.local and not (source.local / "go.mod").is_file():
+        raise SourceError(f"go source {source.describe()}: {source.local} holds no go.mod")
+    key = cache_key(package=source.package, version=source.version, tree=tree, arch=arch,
+                    cgo=source.cgo, go=go_version(), ldflags=LDFLAGS)
+    name = source.package.rstrip("/").rsplit("/", 1)[-1]
+    target = cache_root() / "go" / key / name
+    if target.is_file():
+        return target
+    env = build_environment(arch, source.cgo)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        out = Path(scratch) / name
+        if source.version:
+            module_dir = _tool_module(source, env)
+            _run([_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
+                 module_dir, env, "go build", source)
+        else:
+            assert source.local is not None
+            _run([_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
+                 source.local, env, "go build", source)
+        out.chmod(0o755)
+        out.replace(target)
+    return target
+
+
+def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
+    """A module of our own that has `source` as a tool dependency (kept for reuse)."""
+    module_dir = cache_root() / "gomod" / cache_key(package=source.package, version=source.version)
+    if (module_dir / "go.sum").is_file():
+        return module_dir
+    module_dir.mkdir(parents=True, exist_ok=True)
+    host_env = dict(env, GOOS="", GOARCH="")
+    if not (module_dir / "go.mod").is_file():
+        _run([_go(), "mod", "init", "meshexp.local/tools"], module_dir, host_env, "go mod init",
+             source)
+    _run([_go(), "get", "-tool", f"{source.package}@{source.version}"], module_dir, host_env,
+         "go get -tool", source)
+    return module_dir

@@ -1,0 +1,58 @@
+"""`meshexp-build image`: render the context for each workload, then build it in the engine."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from builder import docker_engine
+from builder.base_image import build_base
+from builder.cache import cache_root
+from builder.models import Workload
+from builder.render import render_build_context
+from builder.settings import OFFLINE_BASE_IMAGE, Settings
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    workload: str
+    reference: str
+    image_id: str
+    size_bytes: int
+    standin: bool
+    labels: dict[str, str]
+
+
+def ensure_base(settings: Settings, on_line: Callable[[str], None]) -> None:
+    """The offline profile's base is ours to make: build it once when it is missing."""
+    if settings.resolved_base_image == OFFLINE_BASE_IMAGE and not docker_engine.image_exists(
+            OFFLINE_BASE_IMAGE):
+        on_line(f"base image {OFFLINE_BASE_IMAGE} is missing: building it (meshexp-build base)")
+        build_base(reference=OFFLINE_BASE_IMAGE)
+
+
+def build_workload_image(*, workload: Workload, settings: Settings, tag: str | None = None,
+                         on_line: Callable[[str], None] = lambda line: None) -> ImageResult:
+    """Render into a scratch context, build it, and return what the engine made."""
+    if tag is not None:
+        settings = replace(settings, tag=tag).check()
+    reference = settings.image_reference(workload.name)
+    docker_engine.client()  # fail before any Go build when no engine answers
+    ensure_base(settings, on_line)
+    scratch_root = cache_root() / "contexts"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=f"{workload.name}-", dir=scratch_root)
+    try:
+        context = render_build_context(workload=workload, settings=settings,
+                                       output=scratch_root / scratch / "context")
+        on_line(f"rendered build context for {workload.name} ({len(context.files)} files)")
+        image_id = docker_engine.build_image(context=context.output, tag=reference,
+                                             platform=settings.platform, on_line=on_line)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    attrs = docker_engine.image_attrs(reference)
+    return ImageResult(workload=workload.name, reference=reference, image_id=image_id,
+                       size_bytes=int(attrs.get("Size", 0)), standin=context.standin,
+                       labels=dict(attrs.get("Config", {}).get("Labels") or {}))

@@ -1,0 +1,96 @@
+"""`meshexp-build manifests`: the ExternalWorkload, its Service and the Ready status patch.
+
+Since Linkerd 2.16 the ExternalWorkload's status is a subresource that
+`kubectl apply` ignores, so Ready goes out as a separate patch; for 2.15 it is
+inline. Workload IPs are checked here because the CRD checks nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from builder.errors import MeshexpError
+from builder.models import Workload
+from builder.settings import Settings
+from builder.validation import check_ip
+
+
+@dataclass(frozen=True)
+class Manifests:
+    external_workload: dict[str, Any]
+    service: dict[str, Any]
+    status_patch: dict[str, Any] | None
+    patch_command: str | None
+
+    def yaml(self) -> str:
+        return yaml.safe_dump_all([self.external_workload, self.service], sort_keys=False)
+
+
+def check_workload_ips(ips: list[str], settings: Settings) -> list[str]:
+    """Parse the IPs: at most the version's maximum, one per address family."""
+    if not ips:
+        raise MeshexpError("give the workload's address with --ip (e.g. --ip 172.18.0.5)")
+    parsed = [check_ip(text, "--ip") for text in ips]
+    limit = settings.facts.max_workload_ips
+    if len(parsed) > limit:
+        raise MeshexpError(f"--ip: Linkerd {settings.linkerd_version} allows at most {limit} "
+                           f"workload IP(s), got {len(parsed)}")
+    families = [address.version for address in parsed]
+    if len(set(families)) != len(families):
+        raise MeshexpError("--ip: give at most one IPv4 and one IPv6 address")
+    for address in parsed:
+        if address.is_unspecified or address.is_multicast or address.is_loopback:
+            raise MeshexpError(f"--ip: {address} cannot be a workload address (it is "
+                               "unspecified, multicast or loopback)")
+    return [str(ipaddress.ip_address(address)) for address in parsed]
+
+
+def ready_condition() -> dict[str, Any]:
+    return {"conditions": [{"type": "Ready", "status": "True", "reason": "Started",
+                            "message": "started by meshexp-build"}]}
+
+
+def build_manifests(*, workload: Workload, settings: Settings, ips: list[str],
+                    name: str | None = None, namespace: str | None = None) -> Manifests:
+    """The ExternalWorkload and Service for one running instance of `workload`."""
+    name = name or workload.name
+    namespace = namespace or workload.namespace
+    addresses = check_workload_ips(ips, settings)
+    labels = {"app": name, "app.kubernetes.io/managed-by": "meshexp-build"}
+    external: dict[str, Any] = {
+        "apiVersion": "workload.linkerd.io/v1beta1",
+        "kind": "ExternalWorkload",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "meshTLS": {"identity": f"spiffe://{settings.trust_domain}/{name}",
+                        "serverName": f"{name}.cluster.local"},
+            "workloadIPs": [{"ip": address} for address in addresses],
+            "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol}
+                      for p in workload.ports],
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": name},
+            "ports": [{"name": p.name, "port": p.port, "targetPort": p.name,
+                       "protocol": p.protocol} for p in workload.ports],
+        },
+    }
+    if not settings.facts.status_subresource:
+        external["status"] = ready_condition()
+        return Manifests(external, service, None, None)
+    patch = {"status": ready_condition()}
+    command = " ".join(shlex.quote(word) for word in [
+        "kubectl", "patch", "externalworkload", name, "-n", namespace, "--subresource", "status",
+        "--type", "merge", "-p", json.dumps(patch, separators=(",", ":"))])
+    return Manifests(external, service, patch, command)

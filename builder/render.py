@@ -1,0 +1,261 @@
+"""Render a complete build context (Dockerfile, scripts, configs, binaries) for a workload.
+
+`render_files` is pure (templates only, no fetching), which is what the golden
+tests compare. `render_build_context` also fetches the non-image components
+and writes everything into a scratch folder beside the output, then moves it
+into place: on any error, nothing is left in the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builder import __version__
+from builder.errors import RenderError
+from builder.models import BinarySource, GoSource, ImageSource, Workload, describe_source
+from builder.resources import go_dir
+from builder.settings import Settings
+from builder.sources import Fetched, fetch
+from builder.templates import render_template
+
+SPIRE_SERVER_PORT = 18081
+PROXY_PORTS = (4140, 4143, 4190, 4191)
+SYSTEM_PACKAGES = ("iproute2", "iptables")
+CONTEXT_MANIFEST = "meshexp-context.json"
+EXECUTABLE = 0o755
+READABLE = 0o644
+
+
+@dataclass(frozen=True)
+class Component:
+    """One binary of the image: where it comes from and where it goes."""
+
+    role: str
+    destination: str
+    source: BinarySource
+    workload_layer: bool = False
+
+    @property
+    def stage(self) -> str:
+        return "src-" + self.role.replace("/", "-")
+
+    @property
+    def context_path(self) -> str:
+        if self.workload_layer:
+            return f"workload/bin/{self.role.split('/', 1)[1]}"
+        return f"components/{self.role}"
+
+    @property
+    def copy_from(self) -> str:
+        if isinstance(self.source, ImageSource):
+            return f"--from={self.stage} {self.source.path}"
+        return self.context_path
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What was written, for the CLI and for `image`."""
+
+    output: Path
+    image: str
+    components: tuple[dict[str, Any], ...]
+    standin: bool
+    files: tuple[str, ...] = field(default=())
+
+
+def helper_source() -> GoSource:
+    """meshexp-certcheck, our certificate checker, built from the shipped Go module."""
+    return GoSource(package="./cmd/certcheck", local=go_dir())
+
+
+def plan_components(workload: Workload, settings: Settings) -> list[Component]:
+    """Every binary the image carries, in Dockerfile order (shared first, workload last)."""
+    components = []
+    if settings.topology == "demo":
+        components.append(Component("spire-server", "/usr/local/bin/spire-server",
+                                    settings.spire("spire-server")))
+    components += [
+        Component("spire-agent", "/usr/local/bin/spire-agent", settings.spire("spire-agent")),
+        Component("certcheck", "/usr/local/bin/meshexp-certcheck", helper_source()),
+        Component("proxy", "/usr/lib/linkerd/linkerd2-proxy", settings.proxy()),
+    ]
+    components += [
+        Component(f"workload/{binary.name}", f"/opt/workload/bin/{binary.name}",
+                  binary.source_for(settings.offline), workload_layer=True)
+        for binary in workload.binaries
+    ]
+    return components
+
+
+def check_workload_fits(workload: Workload, settings: Settings) -> None:
+    """Refuse workloads whose ports clash with the proxy's or SPIRE's."""
+    reserved = {*PROXY_PORTS, SPIRE_SERVER_PORT}
+    for port in workload.ports:
+        if port.port in reserved:
+            raise RenderError(f"{workload.source_file} ports: {port.port} is used by the proxy "
+                              f"or SPIRE ({sorted(reserved)}); give the workload another port")
+    if workload.uid in (settings.proxy_uid, settings.spire_uid):
+        raise RenderError(f"{workload.source_file} user.uid {workload.uid} is the proxy's or "
+                          "SPIRE's UID; the workload needs its own so the capture applies to it")
+
+
+def _labels(workload: Workload, settings: Settings, components: list[Component],
+            fetched: dict[str, Fetched]) -> list[tuple[str, str]]:
+    facts = settings.facts
+    labels = [
+        ("org.opencontainers.image.title", workload.name),
+        ("org.opencontainers.image.description", workload.description or workload.name),
+        ("org.opencontainers.image.version", settings.image_reference(workload.name).split(":")[-1]),
+        ("org.opencontainers.image.vendor", "meshexp-build"),
+        ("io.meshexp.tool-version", __version__),
+        ("io.meshexp.workload", workload.name),
+        ("io.meshexp.linkerd-version", facts.linkerd_version),
+        ("io.meshexp.proxy-version", facts.proxy_version),
+        ("io.meshexp.spire-version", settings.spire_version),
+        ("io.meshexp.spire-topology", settings.topology),
+        ("io.meshexp.iptables-mode", settings.resolved_iptables_mode),
+        ("io.meshexp.proxy-uid", str(settings.proxy_uid)),
+        ("io.meshexp.trust-domain", settings.trust_domain),
+    ]
+    for component in components:
+        described = describe_source(component.source)
+        if component.role in fetched:
+            described += f" sha256:{fetched[component.role].sha256}"
+        labels.append((f"io.meshexp.source.{component.role.replace('/', '.')}", described))
+    if any(item.standin for item in fetched.values()):
+        labels.append(("io.meshexp.proxy-standin",
+                       "PROXY STAND-IN: not a Linkerd proxy (test equipment)"))
+    return labels
+
+
+def _context(workload: Workload, settings: Settings, components: list[Component],
+             fetched: dict[str, Fetched]) -> dict[str, Any]:
+    facts = settings.facts
+    mode = settings.resolved_iptables_mode
+    return {
+        "tool_version": __version__,
+        "workload": workload,
+        "settings": settings,
+        "facts": facts,
+        "base_image": settings.resolved_base_image,
+        "system_packages": SYSTEM_PACKAGES,
+        "iptables_mode": mode,
+        "iptables_binary": f"iptables-{mode}",
+        "inbound_ignore": ",".join(map(str, settings.inbound_ports_to_ignore)),
+        "outbound_ignore": ",".join(map(str, settings.outbound_ports_to_ignore)),
+        "inbound_ports": ",".join(str(port.port) for port in workload.ports),
+        "inbound_policy": workload.inbound_default_policy or settings.inbound_default_policy,
+        "spire_server_port": SPIRE_SERVER_PORT,
+        "stages": [{"name": c.stage, "ref": c.source.ref} for c in components
+                   if isinstance(c.source, ImageSource)],
+        "components": [c for c in components if not c.workload_layer],
+        "workload_components": [c for c in components
+                                if c.workload_layer and isinstance(c.source, ImageSource)],
+        "labels": _labels(workload, settings, components, fetched),
+    }
+
+
+def render_files(workload: Workload, settings: Settings,
+                 fetched: dict[str, Fetched] | None = None) -> dict[str, tuple[str, int]]:
+    """Every templated file of the context: relative path -> (text, mode). Pure."""
+    check_workload_fits(workload, settings)
+    components = plan_components(workload, settings)
+    context = _context(workload, settings, components, fetched or {})
+    files = {
+        "Dockerfile": (render_template("Dockerfile.j2", context), READABLE),
+        "scripts/bootstrap": (render_template("bootstrap.sh.j2", context), EXECUTABLE),
+        "scripts/run-proxy": (render_template("run-proxy.sh.j2", context), EXECUTABLE),
+        "workload/launch": (render_template("launch.sh.j2", context), EXECUTABLE),
+    }
+    if settings.topology == "demo":
+        files["spire/server.conf"] = (render_template("server.conf.j2", context), READABLE)
+        files["spire/agent.conf"] = (render_template(
+            "agent.conf.j2", {**context, "attestation": "join_token",
+                              "server_address": "127.0.0.1",
+                              "server_port": SPIRE_SERVER_PORT}), READABLE)
+    else:
+        for attestation in ("join_token", "x509pop"):
+            name = f"spire/agent-{attestation.replace('_', '-')}.conf"
+            files[name] = (render_template(
+                "agent.conf.j2", {**context, "attestation": attestation,
+                                  "server_address": "${SPIRE_SERVER_ADDRESS}",
+                                  "server_port": "${SPIRE_SERVER_PORT}"}), READABLE)
+    return files
+
+
+def fetch_components(workload: Workload, settings: Settings, into: Path) -> dict[str, Fetched]:
+    """Fetch every non-image component into the context folder `into`."""
+    fetched = {}
+    for component in plan_components(workload, settings):
+        if isinstance(component.source, ImageSource):
+            continue
+        got = fetch(component.source, component.role, settings.arch)
+        target = into / component.context_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(got.path, target)
+        target.chmod(EXECUTABLE)
+        fetched[component.role] = got
+    return fetched
+
+
+def _write(files: dict[str, tuple[str, int]], into: Path) -> None:
+    for relative, (text, mode) in files.items():
+        target = into / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        target.chmod(mode)
+
+
+def _move_into_place(scratch: Path, output: Path) -> None:
+    """Swap the finished scratch folder in for `output` (which may hold an old context)."""
+    if output.exists():
+        old = Path(tempfile.mkdtemp(prefix=".meshexp-old-", dir=output.parent))
+        output.rename(old / "context")
+        scratch.rename(output)
+        shutil.rmtree(old)
+    else:
+        scratch.rename(output)
+
+
+def render_build_context(*, workload: Workload, settings: Settings, output: Path,
+                         force: bool = False) -> RenderResult:
+    """Write a complete build context into `output`, all or nothing."""
+    output = output.resolve()
+    if output.exists() and not output.is_dir():
+        raise RenderError(f"{output} exists and is not a folder; choose another --output")
+    if output.is_dir() and any(output.iterdir()) and not force:
+        raise RenderError(f"{output} is not empty; choose an empty folder or add --force to "
+                          "replace its contents")
+    files = render_files(workload, settings)  # fails early, before anything is fetched
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".meshexp-render-", dir=output.parent))
+    try:
+        fetched = fetch_components(workload, settings, scratch)
+        files = render_files(workload, settings, fetched)
+        _write(files, scratch)
+        components = tuple(
+            {"role": c.role, "destination": c.destination, "source": describe_source(c.source),
+             "sha256": fetched[c.role].sha256 if c.role in fetched else None}
+            for c in plan_components(workload, settings)
+        )
+        result = RenderResult(
+            output=output, image=settings.image_reference(workload.name), components=components,
+            standin=any(item.standin for item in fetched.values()),
+            files=tuple(sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*")
+                               if p.is_file())),
+        )
+        manifest = {"workload": workload.name, "image": result.image,
+                    "platform": settings.platform, "standin": result.standin,
+                    "components": list(components)}
+        (scratch / CONTEXT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        scratch.chmod(0o755)
+        _move_into_place(scratch, output)
+        return result
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise

@@ -1,0 +1,3 @@
+module meshexp.dev/components
+
+go 1.22

@@ -1,0 +1,3 @@
+module meshexp.dev/standin-proxy
+
+go 1.24
