@@ -94,9 +94,11 @@ def remove_image(reference: str) -> None:
 def import_rootfs(tarball: Path, reference: str, changes: list[str]) -> str:
     """`docker import` a root filesystem tarball and tag it."""
     repository, tag = reference.rsplit(":", 1)
-    with tarball.open("rb") as handle:
-        result = client().api.import_image_from_stream(handle, repository=repository, tag=tag,
-                                                      changes=changes)
+    try:
+        result = client().api.import_image_from_file(str(tarball), repository=repository,
+                                                    tag=tag, changes=changes)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"docker import of {tarball} failed: {exc.explanation or exc}") from None
     if "error" in str(result).lower():
         raise BuildError(f"docker import of {tarball} failed: {result}")
     return str(client().images.get(reference).id)
