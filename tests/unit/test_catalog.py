@@ -1,0 +1,133 @@
+"""The catalog: shipped entries load; every kind of bad entry fails naming file and field."""
+
+from __future__ import annotations
+
+import pytest
+
+from builder.catalog import find_workload, load_catalog
+from builder.errors import CatalogError
+from builder.models import GoSource, ImageSource
+
+BASE = """\
+name: demo
+namespace: faces
+ports:
+  - {name: http, port: 8000, protocol: TCP}
+user: {name: workload, uid: 2200}
+debian: {packages: [darkhttpd]}
+command: [/usr/sbin/darkhttpd, /opt/workload]
+"""
+
+
+def test_shipped_catalog_has_faces_trio_and_a_non_faces_workload() -> None:
+    catalog = load_catalog()
+    assert {"smiley", "color", "face", "faces", "static-web"} <= set(catalog)
+    static = catalog["static-web"]
+    assert static.debian_packages == ("darkhttpd",)
+    assert not static.binaries
+
+
+def test_faces_workload_dispatches_on_faces_service() -> None:
+    faces = find_workload("faces")
+    assert faces.dispatch is not None
+    assert faces.dispatch.env == "FACES_SERVICE"
+    assert dict(faces.dispatch.commands)["color"][0] == "/opt/workload/bin/color"
+
+
+def test_smiley_sources_online_image_offline_go() -> None:
+    smiley = find_workload("smiley")
+    binary = smiley.binaries[0]
+    assert isinstance(binary.source_for(offline=False), ImageSource)
+    offline = binary.source_for(offline=True)
+    assert isinstance(offline, GoSource)
+    assert offline.local is not None and (offline.local / "go.mod").is_file()
+
+
+def test_unknown_workload_lists_known_ones() -> None:
+    with pytest.raises(CatalogError, match=r"no workload 'nope'.*smiley"):
+        find_workload("nope")
+
+
+def test_minimal_valid_entry_loads(write_workload) -> None:
+    workload = write_workload(BASE)
+    assert workload.ports[0].port == 8000
+    assert workload.command == ("/usr/sbin/darkhttpd", "/opt/workload")
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "message"),
+    [
+        ("name: demo", "name: 'smiley; rm -rf /'", r"demo.yaml: name: .*not valid \(a DNS-1123"),
+        ("name: demo", "name: '$(id)'", r"name: '\$\(id\)' is not valid"),
+        ("name: demo", "name: Demo", r"name: 'Demo' is not valid"),
+        ("namespace: faces", "namespace: 'fa ces'", r"namespace: 'fa ces' is not valid"),
+        ("port: 8000", "port: 70000", r"ports\[0\]\.port: 70000 is out of range \(1-65535\)"),
+        ("port: 8000", "port: 0", r"ports\[0\]\.port: 0 is out of range"),
+        ("port: 8000", "port: '8000'", r"ports\[0\]\.port: expected a whole number"),
+        ("name: http", "name: HTTP", r"ports\[0\]\.name: 'HTTP' is not valid \(an IANA"),
+        ("protocol: TCP", "protocol: QUIC", r"protocol: 'QUIC' is not one of: TCP, UDP, SCTP"),
+        ("uid: 2200", "uid: 0", r"user\.uid: 0 is out of range \(1000-65533\)"),
+        ("packages: [darkhttpd]", "packages: ['x; rm -rf /']", r"packages\[0\]: 'x; rm -rf /'"),
+        ("command: [", "colour: red\ncommand: [", r"unknown field 'colour'; valid fields are: name"),
+    ],
+)
+def test_bad_entries_name_file_field_and_fix(write_workload, replace, by, message) -> None:
+    assert replace in BASE
+    with pytest.raises(CatalogError, match=message):
+        write_workload(BASE.replace(replace, by, 1))
+
+
+def test_file_name_must_match_workload_name(write_workload) -> None:
+    with pytest.raises(CatalogError, match="must match the file name"):
+        write_workload(BASE, name="other")
+
+
+def test_duplicate_port_names_refused(write_workload) -> None:
+    text = BASE.replace("protocol: TCP}", "protocol: TCP}\n  - {name: http, port: 9000}")
+    with pytest.raises(CatalogError, match="port names must be unique"):
+        write_workload(text)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ("env: {GREETING: \"a\\nb\"}", "control character"),
+        ("env: {'BAD-NAME': x}", "not a valid variable name"),
+        ("env: {LINKERD2_PROXY_LOG: debug}", "reserved for the proxy"),
+        ("env: [A, B]", "expected a mapping"),
+    ],
+)
+def test_bad_environment_refused(write_workload, env, message) -> None:
+    with pytest.raises(CatalogError, match=message):
+        write_workload(BASE + env + "\n")
+
+
+def test_command_and_dispatch_are_exclusive(write_workload) -> None:
+    text = BASE + "dispatch: {env: X, default: a, commands: {a: [/bin/true]}}\n"
+    with pytest.raises(CatalogError, match="either command or dispatch"):
+        write_workload(text)
+
+
+def test_workload_needs_a_source(write_workload) -> None:
+    with pytest.raises(CatalogError, match="give binaries or debian.packages"):
+        write_workload(BASE.replace("debian: {packages: [darkhttpd]}\n", ""))
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{image: {ref: 'Bad Ref', path: /x}}", "not valid \\(an image reference"),
+        ("{image: {ref: a/b:1, path: relative}}", "not valid \\(an absolute path"),
+        ("{url: {url: 'http://x/y', sha256: " + "a" * 64 + "}}", "must start with https://"),
+        ("{url: {url: 'https://x/y', sha256: abc}}", "64 lowercase hex"),
+        ("{go: {package: ./cmd/x}}", "either version .* or local"),
+        ("{go: {package: x.io/y, version: latest}}", "semver tag"),
+        ("{file: {path: a}, go: {package: x}}", "exactly one source kind"),
+        ("{ftp: {path: a}}", "unknown field 'ftp'"),
+    ],
+)
+def test_bad_sources_refused(write_workload, source, message) -> None:
+    text = BASE.replace("debian: {packages: [darkhttpd]}\n",
+                        f"binaries:\n  - name: app\n    source: {source}\n")
+    with pytest.raises(CatalogError, match=message):
+        write_workload(text)

@@ -1,0 +1,95 @@
+"""The CLI in-process: exit codes and messages a user sees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from builder import docker_engine
+from builder.cli import main
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None):
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def test_workloads_json_lists_the_catalog(run) -> None:
+    result = run("workloads", "--output", "json")
+    assert result.exit_code == 0
+    names = {item["name"] for item in json.loads(result.output)}
+    assert {"smiley", "color", "face", "faces", "static-web"} <= names
+
+
+def test_render_then_the_context_is_complete(run, tmp_path: Path) -> None:
+    result = run("render", "--workload", "color", "--output", str(tmp_path / "ctx"), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["image"] == "meshexp/color:linkerd-2.20"
+    assert (tmp_path / "ctx/Dockerfile").is_file()
+
+
+def test_render_unknown_workload_exits_1(run, tmp_path: Path) -> None:
+    result = run("render", "--workload", "nope", "--output", str(tmp_path / "ctx"))
+    assert result.exit_code == 1
+    assert "no workload 'nope' in the catalog; known:" in result.output
+    assert not (tmp_path / "ctx").exists()
+
+
+def test_usage_error_exits_2(run) -> None:
+    assert run("render", "--workload", "smiley").exit_code == 2
+    result = run("image")
+    assert result.exit_code == 2
+    assert "give --workload NAME (repeatable) or --all" in result.output
+
+
+def test_offline_without_proxy_file(run, tmp_path: Path) -> None:
+    result = run("render", "--workload", "smiley", "--offline", "--output", str(tmp_path / "c"))
+    assert result.exit_code == 1
+    assert "--proxy-file PATH" in result.output
+
+
+def test_manifests_yaml_and_bad_ip(run) -> None:
+    result = run("manifests", "--workload", "smiley", "--ip", "172.18.0.9")
+    assert result.exit_code == 0
+    documents = [doc for doc in yaml.safe_load_all(result.output) if doc]
+    assert [doc["kind"] for doc in documents] == ["ExternalWorkload", "Service"]
+    assert "--subresource status" in result.output
+    bad = run("manifests", "--workload", "smiley", "--ip", "$(id)")
+    assert bad.exit_code == 1
+    assert "'$(id)' is not an IP address" in bad.output
+
+
+def test_certs_twice_needs_force(run, tmp_path: Path) -> None:
+    assert run("certs", "--output", str(tmp_path / "c")).exit_code == 0
+    again = run("certs", "--output", str(tmp_path / "c"))
+    assert again.exit_code == 1
+    assert "add --force" in again.output
+
+
+def test_engine_unavailable_exits_3_naming_the_socket(run, monkeypatch) -> None:
+    monkeypatch.setattr(docker_engine, "_CLIENT", [])
+    env = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    result = run("image", "--workload", "smiley", env=env)
+    assert result.exit_code == 3
+    assert "no Docker engine answers at unix:///nonexistent/docker.sock" in result.output
+    assert "ensure-docker.sh" in result.output
+    doctor = run("doctor", env=env)
+    assert doctor.exit_code == 1
+    assert "FAIL engine" in doctor.output
+
+
+def test_settings_file_in_current_folder_is_used(run, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meshexp.yaml").write_text("image_name: example.org/mesh/{workload}\n")
+    result = run("render", "--workload", "smiley", "--output", "ctx", "--json")
+    assert json.loads(result.output)["image"] == "example.org/mesh/smiley:linkerd-2.20"

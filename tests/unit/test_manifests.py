@@ -1,0 +1,73 @@
+"""ExternalWorkload manifests: fields, IP checks by release, and where Ready goes."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+import yaml
+
+from builder.catalog import find_workload
+from builder.errors import MeshexpError
+from builder.manifests import build_manifests
+from builder.settings import load_settings
+
+
+def make(ips: list[str], linkerd: str = "2.18"):
+    return build_manifests(workload=find_workload("smiley"),
+                           settings=load_settings(None, {"linkerd_version": linkerd}), ips=ips)
+
+
+def test_external_workload_and_service_fields() -> None:
+    result = make(["172.18.0.5"])
+    external, service = yaml.safe_load_all(result.yaml())
+    assert external["apiVersion"] == "workload.linkerd.io/v1beta1"
+    assert external["spec"]["meshTLS"] == {
+        "identity": "spiffe://root.linkerd.cluster.local/smiley",
+        "serverName": "smiley.cluster.local"}
+    assert external["spec"]["workloadIPs"] == [{"ip": "172.18.0.5"}]
+    selector = service["spec"]["selector"]
+    assert selector and selector.items() <= external["metadata"]["labels"].items()
+    declared = {port["name"] for port in external["spec"]["ports"]}
+    assert {port["targetPort"] for port in service["spec"]["ports"]} <= declared
+    assert "status" not in external
+
+
+def test_status_is_a_separate_patch_from_216() -> None:
+    result = make(["172.18.0.5"], linkerd="2.16")
+    assert result.status_patch == {"status": {"conditions": [
+        {"type": "Ready", "status": "True", "reason": "Started",
+         "message": "started by meshexp-build"}]}}
+    words = shlex.split(result.patch_command or "")
+    assert words[:4] == ["kubectl", "patch", "externalworkload", "smiley"]
+    assert "--subresource" in words and words[words.index("--subresource") + 1] == "status"
+    assert json.loads(words[-1]) == result.status_patch
+
+
+def test_status_is_inline_for_215() -> None:
+    result = make(["172.18.0.5"], linkerd="2.15")
+    assert result.patch_command is None
+    assert result.external_workload["status"]["conditions"][0]["type"] == "Ready"
+
+
+def test_dual_stack_from_217() -> None:
+    result = make(["172.18.0.5", "fd00::5"], linkerd="2.17")
+    assert [item["ip"] for item in result.external_workload["spec"]["workloadIPs"]] == [
+        "172.18.0.5", "fd00::5"]
+
+
+@pytest.mark.parametrize(
+    ("ips", "linkerd", "message"),
+    [
+        (["172.18.0.5", "fd00::5"], "2.16", "allows at most 1 workload IP"),
+        (["172.18.0.5", "172.18.0.6"], "2.18", "at most one IPv4 and one IPv6"),
+        (["300.1.1.1"], "2.18", "'300.1.1.1' is not an IP address"),
+        (["smiley; rm -rf /"], "2.18", "is not an IP address"),
+        (["127.0.0.1"], "2.18", "cannot be a workload address"),
+        ([], "2.18", "give the workload's address with --ip"),
+    ],
+)
+def test_bad_ips_refused(ips: list[str], linkerd: str, message: str) -> None:
+    with pytest.raises(MeshexpError, match=message):
+        make(ips, linkerd)

@@ -1,0 +1,201 @@
+"""Rendered build contexts: golden files, linters, and that catalog values stay inert."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from builder.catalog import load_catalog
+from builder.errors import RenderError, SourceError
+from builder.models import FileSource
+from builder.render import render_build_context, render_files
+from builder.settings import Settings, load_settings
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+
+# Every catalog workload at the default release, plus smiley on either side
+# of each contract change (socket name 2.18 -> 2.19, status subresource and
+# workload IPs 2.15 -> 2.16/2.17) and in the production topology.
+VARIANTS: dict[str, dict[str, object]] = {
+    "default": {},
+    "linkerd-2.15": {"linkerd_version": "2.15"},
+    "linkerd-2.18": {"linkerd_version": "2.18"},
+    "production": {"topology": "production"},
+}
+
+
+def golden_cases() -> list[tuple[str, str]]:
+    cases = [(name, "default") for name in sorted(load_catalog())]
+    return cases + [("smiley", variant) for variant in VARIANTS if variant != "default"]
+
+
+@pytest.mark.parametrize(("workload", "variant"), golden_cases())
+def test_rendered_files_match_golden(workload: str, variant: str, update_golden: bool) -> None:
+    settings = load_settings(None, dict(VARIANTS[variant]))
+    files = render_files(load_catalog()[workload], settings)
+    folder = GOLDEN / f"{workload}-{variant}"
+    if update_golden:
+        shutil.rmtree(folder, ignore_errors=True)
+        for relative, (text, _) in files.items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_text(text)
+    expected = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert set(files) == expected, "files differ from golden; run pytest --update-golden"
+    for relative, (text, _) in files.items():
+        assert text == (folder / relative).read_text(), f"{relative} differs from golden"
+
+
+def test_versions_change_what_the_contract_says() -> None:
+    smiley = load_catalog()["smiley"]
+    old = render_files(smiley, load_settings(None, {"linkerd_version": "2.18"}))
+    new = render_files(smiley, load_settings(None, {"linkerd_version": "2.19"}))
+    assert "export LINKERD2_PROXY_IDENTITY_SPIRE_SOCKET=" in old["scripts/run-proxy"][0]
+    assert "WORKLOAD_API_ADDRESS" not in old["scripts/run-proxy"][0]
+    assert "export LINKERD2_PROXY_IDENTITY_SPIRE_WORKLOAD_API_ADDRESS=" in new["scripts/run-proxy"][0]
+    assert "IPTABLES=iptables-legacy" in old["scripts/bootstrap"][0]
+    assert "IPTABLES=iptables-nft" in new["scripts/bootstrap"][0]
+    v215 = render_files(smiley, load_settings(None, {"linkerd_version": "2.15"}))
+    assert "SHUTDOWN_ENDPOINT_ENABLED" not in v215["scripts/run-proxy"][0]
+    assert "SHUTDOWN_ENDPOINT_ENABLED" in old["scripts/run-proxy"][0]
+
+
+def test_inbound_default_policy_is_set_exactly_once() -> None:
+    settings = load_settings(None, {"inbound_default_policy": "deny"})
+    files = render_files(load_catalog()["smiley"], settings)
+    run_proxy = files["scripts/run-proxy"][0]
+    assert run_proxy.count("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY=") == 1
+    assert "INBOUND_POLICY=${LINKERD2_PROXY_INBOUND_DEFAULT_POLICY:-deny}" in \
+        files["scripts/bootstrap"][0]
+
+
+def test_workload_layer_comes_last() -> None:
+    dockerfile = render_files(load_catalog()["smiley"], Settings())["Dockerfile"][0]
+    steps = [line.split()[0:2] for line in dockerfile.splitlines()
+             if line.startswith(("COPY", "RUN"))]
+    assert steps[-2:] == [["COPY", "workload/"], ["COPY", "--from=src-workload-smiley"]]
+
+
+def _all_rendered() -> list[tuple[str, dict[str, tuple[str, int]]]]:
+    out = []
+    for variant, overrides in VARIANTS.items():
+        for name, workload in load_catalog().items():
+            out.append((f"{name}-{variant}", render_files(workload, load_settings(None, dict(overrides)))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Every variant written out, for the linters."""
+    folders = []
+    for label, files in _all_rendered():
+        folder = tmp_path_factory.mktemp(label)
+        for relative, (text, _) in files.items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_text(text)
+        folders.append(folder)
+    return folders
+
+
+SCRIPTS = ("scripts/bootstrap", "scripts/run-proxy", "workload/launch")
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=str(Path(os.sys.executable).parent))
+    assert found, f"{name} is not installed; pip install -e '.[dev]'"
+    return found
+
+
+def test_scripts_pass_bash_n_and_shellcheck(rendered: list[Path]) -> None:
+    shellcheck = _tool("shellcheck")
+    for folder in rendered:
+        for script in SCRIPTS:
+            path = folder / script
+            subprocess.run(["bash", "-n", str(path)], check=True)
+            result = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(path)],
+                                    capture_output=True, text=True, check=False)
+            assert result.returncode == 0, f"{path}:\n{result.stdout}"
+
+
+def test_dockerfiles_pass_hadolint(rendered: list[Path]) -> None:
+    hadolint = _tool("hadolint")
+    for folder in rendered:
+        result = subprocess.run([hadolint, str(folder / "Dockerfile")], capture_output=True,
+                                text=True, check=False)
+        assert result.returncode == 0, f"{folder}/Dockerfile:\n{result.stdout}"
+
+
+HOSTILE_VALUES = [
+    "$(touch {marker})",
+    "`touch {marker}`",
+    "'; touch {marker}; '",
+    '"; touch {marker}; "',
+    "${{IFS}}$(touch${{IFS}}{marker})",
+    "\\'$(touch {marker})\\'",
+]
+
+
+def test_hostile_env_values_cannot_execute(write_workload, tmp_path: Path) -> None:
+    """Render a workload whose env values are shell injections; run its launch script."""
+    marker = tmp_path / "pwned"
+    values = [value.format(marker=marker) for value in HOSTILE_VALUES]
+    env_yaml = "\n".join(
+        f"  V{index}: \"{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}\""
+        for index, value in enumerate(values))
+    workload = write_workload(
+        "name: demo\nnamespace: faces\nports:\n  - {name: http, port: 8000}\n"
+        "user: {name: workload, uid: 2200}\ndebian: {packages: [coreutils]}\n"
+        f"command: [/usr/bin/env]\nenv:\n{env_yaml}\n")
+    assert [value for _, value in workload.env] == values
+    launch = tmp_path / "launch"
+    launch.write_text(render_files(workload, Settings())["workload/launch"][0])
+    result = subprocess.run(["bash", str(launch)], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin"}, check=True)
+    assert not marker.exists(), "a catalog value executed inside the rendered script"
+    seen = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    for index, value in enumerate(values):
+        assert seen[f"V{index}"] == value
+
+
+def test_docker_run_values_override_catalog_defaults(tmp_path: Path) -> None:
+    launch = tmp_path / "launch"
+    launch.write_text(render_files(load_catalog()["faces"], Settings())["workload/launch"][0])
+    bad = subprocess.run(["bash", str(launch), "--check"], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "FACES_SERVICE": "$(id)"}, check=False)
+    assert bad.returncode == 64
+    assert "FACES_SERVICE=\\$\\(id\\) is not one of: smiley color" in bad.stderr
+
+
+def test_render_is_atomic_on_a_failing_source(tmp_path: Path) -> None:
+    settings = replace(Settings(), proxy_source=FileSource(tmp_path / "missing-proxy"))
+    output = tmp_path / "context"
+    with pytest.raises(SourceError, match="missing-proxy does not exist"):
+        render_build_context(workload=load_catalog()["smiley"], settings=settings, output=output)
+    assert not output.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".meshexp")]
+
+
+def test_render_refuses_a_non_empty_folder_without_force(tmp_path: Path) -> None:
+    output = tmp_path / "context"
+    output.mkdir()
+    (output / "keep").write_text("mine")
+    with pytest.raises(RenderError, match="is not empty; .* --force"):
+        render_build_context(workload=load_catalog()["smiley"], settings=Settings(),
+                             output=output)
+    assert (output / "keep").read_text() == "mine"
+
+
+def test_render_writes_a_complete_context(tmp_path: Path) -> None:
+    output = tmp_path / "context"
+    result = render_build_context(workload=load_catalog()["smiley"], settings=Settings(),
+                                  output=output)
+    assert {"Dockerfile", "scripts/bootstrap", "scripts/run-proxy", "workload/launch",
+            "spire/server.conf", "spire/agent.conf", "components/certcheck",
+            "meshexp-context.json"} <= set(result.files) | {"meshexp-context.json"}
+    assert os.access(output / "scripts/bootstrap", os.X_OK)
+    assert (output / "components/certcheck").read_bytes().startswith(b"\x7fELF")
+    assert result.image == "meshexp/smiley:linkerd-2.20"

@@ -1,0 +1,86 @@
+"""Settings: defaults, then file, then flags; each bad value fails with the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder.errors import SettingsError
+from builder.models import FileSource, GoSource, ImageSource
+from builder.settings import Settings, load_settings
+
+
+def test_defaults_follow_the_upstream_images() -> None:
+    settings = load_settings(None, {})
+    assert settings.proxy_uid == 2102
+    assert settings.inbound_ports_to_ignore == (4190, 4191, 4567, 4568)
+    proxy = settings.proxy()
+    assert isinstance(proxy, ImageSource)
+    assert proxy.ref == f"cr.l5d.io/linkerd/proxy:{settings.facts.proxy_version}"
+    assert isinstance(settings.spire("spire-agent"), ImageSource)
+
+
+def test_file_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "meshexp.yaml"
+    config.write_text("linkerd_version: '2.18'\nproxy_uid: 3000\ninbound_ports_to_ignore: [1, 2]\n"
+                      "image_name: reg.local/{workload}\n")
+    settings = load_settings(config, {"proxy_uid": 3001, "outbound_ports_to_ignore": "5,6"})
+    assert settings.linkerd_version == "2.18"
+    assert settings.proxy_uid == 3001
+    assert settings.inbound_ports_to_ignore == (1, 2)
+    assert settings.outbound_ports_to_ignore == (5, 6)
+    assert settings.image_reference("smiley") == "reg.local/smiley:linkerd-2.18"
+    assert settings.resolved_iptables_mode == "legacy"
+
+
+def test_offline_profile_sources(tmp_path: Path) -> None:
+    proxy = tmp_path / "proxy"
+    settings = load_settings(None, {"offline": True, "proxy_file": proxy})
+    assert settings.resolved_base_image == "meshexp/debian-base:bookworm"
+    assert isinstance(settings.proxy(), FileSource)
+    server = settings.spire("spire-server")
+    assert isinstance(server, GoSource)
+    assert server.package == "github.com/spiffe/spire/cmd/spire-server"
+    assert server.version == "v1.13.3"
+
+
+def test_offline_without_proxy_file_says_how() -> None:
+    settings = load_settings(None, {"offline": True})
+    with pytest.raises(SettingsError, match=r"--proxy-file PATH"):
+        settings.proxy()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"proxy_uid": 0}, r"proxy_uid: 0 is out of range \(1000-65533\)"),
+        ({"inbound_ports_to_ignore": "80,x"}, r"expected a whole number"),
+        ({"inbound_ports_to_ignore": "99999"}, r"out of range \(1-65535\)"),
+        ({"trust_domain": "Bad Domain"}, "a DNS name"),
+        ({"spire_version": "v1.13.3"}, "no leading v"),
+        ({"linkerd_version": "3.0"}, "not known"),
+        ({"image_name": "x/{nope}"}, r"unknown field \{nope\}"),
+        ({"image_name": "UPPER/{workload}"}, "not a valid image reference"),
+        ({"proxy_uid": 2103}, "must differ"),
+    ],
+)
+def test_bad_flags_refused(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(None, overrides)
+
+
+def test_bad_settings_file_names_the_file_and_field(tmp_path: Path) -> None:
+    config = tmp_path / "meshexp.yaml"
+    config.write_text("topology: cloud\n")
+    with pytest.raises(SettingsError, match=r"meshexp.yaml: topology: 'cloud' is not one of"):
+        load_settings(config, {})
+    config.write_text("colour: red\n")
+    with pytest.raises(SettingsError, match=r"unknown field 'colour'"):
+        load_settings(config, {})
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.proxy_uid = 1  # type: ignore[misc]
