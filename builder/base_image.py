@@ -34,16 +34,25 @@ path-exclude /usr/share/linda/*
 """
 APT_CLEAN = """\
 # Keep no package caches in image layers.
-DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
-APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
 Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 Acquire::Languages "none";
 APT::Install-Recommends "false";
 """
-SLIM_PATHS = ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man",
-              "usr/share/info", "usr/share/locale", "usr/share/groff", "usr/share/lintian",
-              "var/log", "var/cache/debconf")
+SLIM_PATHS = (
+    "var/lib/apt/lists",
+    "var/cache/apt",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/groff",
+    "usr/share/lintian",
+    "var/log",
+    "var/cache/debconf",
+)
 
 
 @dataclass(frozen=True)
@@ -58,17 +67,22 @@ def apt_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str:
     """The first Debian mirror (not the security archive) in the machine's apt sources."""
     files: list[Path] = []
     for item in sources:
-        files += sorted(item.glob("*.sources")) + sorted(item.glob("*.list")) if item.is_dir() \
-            else [item] if item.is_file() else []
+        if item.is_dir():
+            files += sorted(item.glob("*.sources")) + sorted(item.glob("*.list"))
+        elif item.is_file():
+            files.append(item)
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
-        found = re.findall(r"^URIs:\s*(\S+)", text, re.M) + re.findall(
-            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+", text, re.M)
+        found: list[str] = re.findall(r"^URIs:\s*(\S+)", text, re.M) + re.findall(
+            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+", text, re.M
+        )
         for uri in found:
             if "security" not in uri and uri.startswith(("http://", "https://")):
                 return uri.rstrip("/")
-    raise BuildError("no Debian mirror found in /etc/apt/sources.list(.d): add one to apt's "
-                     "sources, or build the base another way and give it with --base-image")
+    raise BuildError(
+        "no Debian mirror found in /etc/apt/sources.list(.d): add one to apt's "
+        "sources, or build the base another way and give it with --base-image"
+    )
 
 
 def _slim(root: Path, mirror: str) -> None:
@@ -88,27 +102,40 @@ def build_base(*, reference: str, rebuild: bool = False) -> BaseResult:
     """Make (or reuse) the slim base image `reference`."""
     mirror = apt_mirror()
     if not rebuild and docker_engine.image_exists(reference):
-        return BaseResult(reference, docker_engine.image_attrs(reference)["Id"], mirror, True)
+        image_id = str(docker_engine.image_attrs(reference)["Id"])
+        return BaseResult(reference, image_id, mirror, True)
     debootstrap = shutil.which("debootstrap")
     if not debootstrap:
-        raise BuildError("`meshexp-build base` needs debootstrap: apt-get install debootstrap "
-                         "(as root), or build with a base image from a registry (drop --offline)")
+        raise BuildError(
+            "`meshexp-build base` needs debootstrap: apt-get install debootstrap "
+            "(as root), or build with a base image from a registry (drop --offline)"
+        )
     with tempfile.TemporaryDirectory(prefix="meshexp-base-") as scratch:
         root = Path(scratch) / "root"
         result = subprocess.run(
             [debootstrap, "--variant=minbase", SUITE, str(root), mirror],
-            capture_output=True, text=True, check=False)
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-10:] + result.stderr.splitlines()[-10:])
-            raise BuildError(f"debootstrap of {SUITE} from {mirror} failed (needs root and the "
-                             f"mirror reachable):\n{tail}")
+            raise BuildError(
+                f"debootstrap of {SUITE} from {mirror} failed (needs root and the "
+                f"mirror reachable):\n{tail}"
+            )
         _slim(root, mirror)
         tarball = Path(scratch) / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."],
-                       check=True)
-        image_id = docker_engine.import_rootfs(tarball, reference, [
-            'CMD ["bash"]',
-            f'LABEL org.opencontainers.image.description="Debian {SUITE} minbase, slimmed, '
-            'made by meshexp-build base"',
-        ])
+        subprocess.run(
+            ["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."], check=True
+        )
+        image_id = docker_engine.import_rootfs(
+            tarball,
+            reference,
+            [
+                'CMD ["bash"]',
+                f'LABEL org.opencontainers.image.description="Debian {SUITE} minbase, slimmed, '
+                'made by meshexp-build base"',
+            ],
+        )
     return BaseResult(reference, image_id, mirror, False)

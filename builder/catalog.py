@@ -22,8 +22,10 @@ def load_workload_file(path: Path) -> Workload:
     where = f"{path.parent.name}/{path.name}:"
     workload = read_workload(document, where, path.parent)
     if workload.name != path.stem:
-        raise CatalogError(f"{where} name {workload.name!r} must match the file name "
-                           f"({path.stem!r}); rename one of them")
+        raise CatalogError(
+            f"{where} name {workload.name!r} must match the file name "
+            f"({path.stem!r}); rename one of them"
+        )
     return workload
 
 

@@ -35,8 +35,13 @@ class CertsResult:
     issuer_not_after: dt.datetime
 
 
-def _ca(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Certificate,
-        ec.EllipticCurvePrivateKey] | None, days: int, path_length: int | None) -> x509.Certificate:
+def _ca(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
+    days: int,
+    path_length: int | None,
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     signer_cert, signer_key = issuer if issuer else (None, key)
@@ -49,23 +54,38 @@ def _ca(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Certif
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     if signer_cert is not None:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_cert.public_key()  # type: ignore[arg-type]
-                                                               ), critical=False)
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                signer_cert.public_key()  # type: ignore[arg-type]
+            ),
+            critical=False,
+        )
     return builder.sign(signer_key, hashes.SHA256())
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
 
 
 def _pem_cert(cert: x509.Certificate) -> bytes:
@@ -78,11 +98,11 @@ def _write_all(files: dict[Path, tuple[bytes, int]]) -> None:
     try:
         for path, (data, mode) in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".meshexp-")
+            descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=".meshexp-")
             os.fchmod(descriptor, mode)
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(data)
-            staged.append((Path(temporary), path))
+            staged.append((Path(name), path))
         for temporary, path in staged:
             temporary.replace(path)
     finally:
@@ -90,29 +110,49 @@ def _write_all(files: dict[Path, tuple[bytes, int]]) -> None:
             temporary.unlink(missing_ok=True)
 
 
-def create_certs(*, folder: Path, anchor_key: Path | None = None, force: bool = False,
-                 anchor_days: int = 3650, issuer_days: int = 365) -> CertsResult:
+def create_certs(
+    *,
+    folder: Path,
+    anchor_key: Path | None = None,
+    force: bool = False,
+    anchor_days: int = 3650,
+    issuer_days: int = 365,
+) -> CertsResult:
     """Create ca.crt, issuer.crt and issuer.key in `folder`, and the anchor key apart."""
     anchor_key = anchor_key or folder.with_name(folder.name + "-anchor") / "ca.key"
     if anchor_key.resolve().parent == folder.resolve():
-        raise CertsError(f"{anchor_key}: keep the trust anchor's key out of {folder}, the folder "
-                         "containers mount; choose another --anchor-key path")
-    targets = {folder / "ca.crt": 0o644, folder / "issuer.crt": 0o644,
-               folder / "issuer.key": 0o600, anchor_key: 0o600}
+        raise CertsError(
+            f"{anchor_key}: keep the trust anchor's key out of {folder}, the folder "
+            "containers mount; choose another --anchor-key path"
+        )
+    targets = {
+        folder / "ca.crt": 0o644,
+        folder / "issuer.crt": 0o644,
+        folder / "issuer.key": 0o600,
+        anchor_key: 0o600,
+    }
     existing = [str(path) for path in targets if path.exists()]
     if existing and not force:
-        raise CertsError(f"{', '.join(existing)} already exist; add --force to replace them "
-                         "(a new trust anchor means reinstalling Linkerd's identity)")
+        raise CertsError(
+            f"{', '.join(existing)} already exist; add --force to replace them "
+            "(a new trust anchor means reinstalling Linkerd's identity)"
+        )
     root_key = ec.generate_private_key(ec.SECP256R1())
     root = _ca(ANCHOR_CN, root_key, None, anchor_days, None)
     issuer_key = ec.generate_private_key(ec.SECP256R1())
     issuer = _ca(ISSUER_CN, issuer_key, (root, root_key), issuer_days, 1)
-    _write_all({
-        folder / "ca.crt": (_pem_cert(root), 0o644),
-        folder / "issuer.crt": (_pem_cert(issuer), 0o644),
-        folder / "issuer.key": (_pem_key(issuer_key), 0o600),
-        anchor_key: (_pem_key(root_key), 0o600),
-    })
-    return CertsResult(folder=folder, anchor_key=anchor_key, written=tuple(targets),
-                       anchor_not_after=root.not_valid_after_utc,
-                       issuer_not_after=issuer.not_valid_after_utc)
+    _write_all(
+        {
+            folder / "ca.crt": (_pem_cert(root), 0o644),
+            folder / "issuer.crt": (_pem_cert(issuer), 0o644),
+            folder / "issuer.key": (_pem_key(issuer_key), 0o600),
+            anchor_key: (_pem_key(root_key), 0o600),
+        }
+    )
+    return CertsResult(
+        folder=folder,
+        anchor_key=anchor_key,
+        written=tuple(targets),
+        anchor_not_after=root.not_valid_after_utc,
+        issuer_not_after=issuer.not_valid_after_utc,
+    )

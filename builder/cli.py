@@ -38,14 +38,21 @@ from builder.settings import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 SETTING_OPTIONS = [
-    click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-                 help="Settings file (YAML). Default: ./meshexp.yaml when present."),
+    click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Settings file (YAML). Default: ./meshexp.yaml when present.",
+    ),
     click.option("--linkerd-version", help="Linkerd release, e.g. 2.18 or edge-24.2.5."),
     click.option("--proxy-version", help="Override the proxy version, e.g. v2.294.0."),
     click.option("--spire-version", help="SPIRE version, e.g. 1.13.3."),
     click.option("--trust-domain", help="SPIFFE trust domain."),
-    click.option("--offline/--online", default=None,
-                 help="Offline: no container registry (Debian base, Go sources, --proxy-file)."),
+    click.option(
+        "--offline/--online",
+        default=None,
+        help="Offline: no container registry (Debian base, Go sources, --proxy-file).",
+    ),
     click.option("--base-image", help="Base image reference."),
     click.option("--topology", type=click.Choice(TOPOLOGIES), help="SPIRE topology."),
     click.option("--iptables-mode", type=click.Choice(IPTABLES_MODES), help="iptables backend."),
@@ -55,13 +62,29 @@ SETTING_OPTIONS = [
     click.option("--inbound-default-policy", type=click.Choice(INBOUND_POLICIES)),
     click.option("--image-name", help="Image name pattern, e.g. registry/{workload}."),
     click.option("--platform", type=click.Choice(PLATFORMS), help="Target platform."),
-    click.option("--proxy-file", type=click.Path(dir_okay=False, path_type=Path),
-                 help="The proxy binary (a linkerd2-proxy, or the test stand-in)."),
+    click.option(
+        "--proxy-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The proxy binary (a linkerd2-proxy, or the test stand-in).",
+    ),
 ]
-SETTING_NAMES = ("linkerd_version", "proxy_version", "spire_version", "trust_domain", "offline",
-                 "base_image", "topology", "iptables_mode", "proxy_uid",
-                 "inbound_ports_to_ignore", "outbound_ports_to_ignore",
-                 "inbound_default_policy", "image_name", "platform", "proxy_file")
+SETTING_NAMES = (
+    "linkerd_version",
+    "proxy_version",
+    "spire_version",
+    "trust_domain",
+    "offline",
+    "base_image",
+    "topology",
+    "iptables_mode",
+    "proxy_uid",
+    "inbound_ports_to_ignore",
+    "outbound_ports_to_ignore",
+    "inbound_default_policy",
+    "image_name",
+    "platform",
+    "proxy_file",
+)
 
 
 def setting_options(func: F) -> F:
@@ -78,8 +101,15 @@ def settings_from(options: dict[str, Any]) -> Settings:
 
 
 def output_option(func: F) -> F:
-    return click.option("--output", "-o", "output_format", type=click.Choice(("text", "json")),
-                        default="text", show_default=True, help="Output format.")(func)
+    return click.option(
+        "--output",
+        "-o",
+        "output_format",
+        type=click.Choice(("text", "json")),
+        default="text",
+        show_default=True,
+        help="Output format.",
+    )(func)
 
 
 def emit_json(value: Any) -> None:
@@ -102,23 +132,31 @@ def workloads(output_format: str) -> None:
         return
     for workload in catalog.values():
         ports = ",".join(f"{p.name}:{p.port}" for p in workload.ports)
-        click.echo(f"{workload.name:<12} {workload.namespace:<8} {ports:<12} "
-                   f"{workload.description}")
+        click.echo(
+            f"{workload.name:<12} {workload.namespace:<8} {ports:<12} {workload.description}"
+        )
 
 
 @main.command()
 @click.option("--workload", "workload_name", required=True, help="Catalog workload name.")
-@click.option("--output", "output_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder for the context.")
+@click.option(
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the context.",
+)
 @click.option("--force", is_flag=True, help="Replace the folder's contents.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @setting_options
-def render(workload_name: str, output_dir: Path, force: bool, as_json: bool,
-           **options: Any) -> None:
+def render(
+    workload_name: str, output_dir: Path, force: bool, as_json: bool, **options: Any
+) -> None:
     """Write a complete build context that `docker build DIR` accepts."""
     settings = settings_from(options)
-    result = render_build_context(workload=find_workload(workload_name), settings=settings,
-                                  output=output_dir, force=force)
+    result = render_build_context(
+        workload=find_workload(workload_name), settings=settings, output=output_dir, force=force
+    )
     if as_json:
         emit_json(dataclasses.asdict(result))
         return
@@ -129,11 +167,18 @@ def render(workload_name: str, output_dir: Path, force: bool, as_json: bool,
 
 
 @main.command()
-@click.option("--output", "output_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for ca.crt, issuer.crt, issuer.key (mount it into containers).")
-@click.option("--anchor-key", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where the trust anchor's key goes (default: DIR-anchor/ca.key).")
+@click.option(
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for ca.crt, issuer.crt, issuer.key (mount it into containers).",
+)
+@click.option(
+    "--anchor-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the trust anchor's key goes (default: DIR-anchor/ca.key).",
+)
 @click.option("--force", is_flag=True, help="Replace existing certificates and keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def certs(output_dir: Path, anchor_key: Path | None, force: bool, as_json: bool) -> None:
@@ -144,10 +189,13 @@ def certs(output_dir: Path, anchor_key: Path | None, force: bool, as_json: bool)
         return
     for path in result.written:
         click.echo(f"wrote {path}")
-    click.echo(f"trust anchor valid until {result.anchor_not_after:%Y-%m-%d}, issuer until "
-               f"{result.issuer_not_after:%Y-%m-%d}")
-    click.echo(f"keep {result.anchor_key} away from containers; mount {result.folder} at "
-               "/opt/spire/certs")
+    click.echo(
+        f"trust anchor valid until {result.anchor_not_after:%Y-%m-%d}, issuer until "
+        f"{result.issuer_not_after:%Y-%m-%d}"
+    )
+    click.echo(
+        f"keep {result.anchor_key} away from containers; mount {result.folder} at /opt/spire/certs"
+    )
 
 
 @main.command()
@@ -157,19 +205,32 @@ def certs(output_dir: Path, anchor_key: Path | None, force: bool, as_json: bool)
 @click.option("--namespace", help="Namespace (default: the workload's).")
 @output_option
 @setting_options
-def manifests(workload_name: str, ips: tuple[str, ...], name: str | None,
-              namespace: str | None, output_format: str, **options: Any) -> None:
+def manifests(
+    workload_name: str,
+    ips: tuple[str, ...],
+    name: str | None,
+    namespace: str | None,
+    output_format: str,
+    **options: Any,
+) -> None:
     """Print the ExternalWorkload, its Service, and the Ready status patch."""
     settings = settings_from(options)
-    result = build_manifests(workload=find_workload(workload_name), settings=settings,
-                             ips=list(ips), name=name, namespace=namespace)
+    result = build_manifests(
+        workload=find_workload(workload_name),
+        settings=settings,
+        ips=list(ips),
+        name=name,
+        namespace=namespace,
+    )
     if output_format == "json":
         emit_json(dataclasses.asdict(result))
         return
     click.echo(result.yaml(), nl=False)
     if result.patch_command:
-        click.echo(f"# then mark it ready (status is a subresource since Linkerd 2.16):\n"
-                   f"# {result.patch_command}")
+        click.echo(
+            f"# then mark it ready (status is a subresource since Linkerd 2.16):\n"
+            f"# {result.patch_command}"
+        )
 
 
 @main.command()
@@ -205,8 +266,13 @@ class BuildDisplay:
 @click.option("--tag", help="Image tag (default from settings' tag pattern).")
 @output_option
 @setting_options
-def image(workload_names: tuple[str, ...], all_workloads: bool, tag: str | None,
-          output_format: str, **options: Any) -> None:
+def image(
+    workload_names: tuple[str, ...],
+    all_workloads: bool,
+    tag: str | None,
+    output_format: str,
+    **options: Any,
+) -> None:
     """Render and build images through the Docker engine."""
     settings = settings_from(options)
     if all_workloads == bool(workload_names):
@@ -216,15 +282,18 @@ def image(workload_names: tuple[str, ...], all_workloads: bool, tag: str | None,
     for name in names:
         display = BuildDisplay()
         try:
-            result = build_workload_image(workload=find_workload(name), settings=settings,
-                                          tag=tag, on_line=display)
+            result = build_workload_image(
+                workload=find_workload(name), settings=settings, tag=tag, on_line=display
+            )
         finally:
             display.done()
         results.append(result)
         if output_format == "text":
             note = "  [PROXY STAND-IN: test equipment]" if result.standin else ""
-            click.echo(f"built {result.reference} {result.image_id[:19]} "
-                       f"{result.size_bytes / 1e6:.1f} MB{note}")
+            click.echo(
+                f"built {result.reference} {result.image_id[:19]} "
+                f"{result.size_bytes / 1e6:.1f} MB{note}"
+            )
     if output_format == "json":
         emit_json([dataclasses.asdict(result) for result in results])
 

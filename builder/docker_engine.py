@@ -6,6 +6,7 @@ and every failure becomes an EngineError or BuildError that says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -56,9 +57,12 @@ def client() -> Any:
 def engine_info() -> EngineInfo:
     info = client().info()
     version = client().version()
-    return EngineInfo(version=version.get("Version", "?"), api_version=version.get("ApiVersion", "?"),
-                      storage_driver=info.get("Driver", "?"),
-                      architecture=info.get("Architecture", "?"))
+    return EngineInfo(
+        version=version.get("Version", "?"),
+        api_version=version.get("ApiVersion", "?"),
+        storage_driver=info.get("Driver", "?"),
+        architecture=info.get("Architecture", "?"),
+    )
 
 
 def image_exists(reference: str) -> bool:
@@ -74,8 +78,10 @@ def image_attrs(reference: str) -> dict[str, Any]:
     try:
         attrs: dict[str, Any] = client().images.get(reference).attrs
     except docker.errors.ImageNotFound:
-        raise BuildError(f"image {reference} does not exist; build it first "
-                         "(meshexp-build image --workload NAME)") from None
+        raise BuildError(
+            f"image {reference} does not exist; build it first "
+            "(meshexp-build image --workload NAME)"
+        ) from None
     return attrs
 
 
@@ -85,18 +91,17 @@ def image_history(reference: str) -> list[dict[str, Any]]:
 
 
 def remove_image(reference: str) -> None:
-    try:
+    with contextlib.suppress(docker.errors.ImageNotFound):
         client().images.remove(reference, force=True)
-    except docker.errors.ImageNotFound:
-        pass
 
 
 def import_rootfs(tarball: Path, reference: str, changes: list[str]) -> str:
     """`docker import` a root filesystem tarball and tag it."""
     repository, tag = reference.rsplit(":", 1)
     try:
-        result = client().api.import_image_from_file(str(tarball), repository=repository,
-                                                    tag=tag, changes=changes)
+        result = client().api.import_image_from_file(
+            str(tarball), repository=repository, tag=tag, changes=changes
+        )
     except docker.errors.APIError as exc:
         raise BuildError(f"docker import of {tarball} failed: {exc.explanation or exc}") from None
     if "error" in str(result).lower():
@@ -114,8 +119,14 @@ def _stream_lines(chunks: Iterator[dict[str, Any]]) -> Iterator[tuple[str, dict[
             yield "", chunk
 
 
-def build_image(*, context: Path, tag: str, platform: str, pull: bool = False,
-                on_line: Callable[[str], None] = lambda line: None) -> str:
+def build_image(
+    *,
+    context: Path,
+    tag: str,
+    platform: str,
+    pull: bool = False,
+    on_line: Callable[[str], None] = lambda line: None,
+) -> str:
     """Build `context` with the classic builder, streaming lines to `on_line`.
 
     On failure the BuildError carries the last build-log lines.
@@ -124,8 +135,15 @@ def build_image(*, context: Path, tag: str, platform: str, pull: bool = False,
     tail: deque[str] = deque(maxlen=BUILD_LOG_TAIL)
     image_id = ""
     try:
-        chunks = api.build(path=str(context), tag=tag, platform=platform, rm=True,
-                           forcerm=True, pull=pull, decode=True)
+        chunks = api.build(
+            path=str(context),
+            tag=tag,
+            platform=platform,
+            rm=True,
+            forcerm=True,
+            pull=pull,
+            decode=True,
+        )
         for line, chunk in _stream_lines(chunks):
             if line:
                 tail.append(line)
@@ -144,6 +162,8 @@ def _build_failure(tag: str, message: str, tail: deque[str]) -> str:
     lines = "\n".join(f"  | {line}" for line in tail)
     hint = ""
     if "pull access denied" in message or "no such host" in message or "dial tcp" in message:
-        hint = ("\nan image source could not be pulled: without registry access, build with "
-                "--offline (Debian base, Go sources, and --proxy-file)")
+        hint = (
+            "\nan image source could not be pulled: without registry access, build with "
+            "--offline (Debian base, Go sources, and --proxy-file)"
+        )
     return f"building {tag} failed: {message.strip()}\nlast build-log lines:\n{lines}{hint}"

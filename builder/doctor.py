@@ -25,12 +25,21 @@ def _engine() -> tuple[list[Finding], bool]:
     try:
         info = docker_engine.engine_info()
     except MeshexpError as exc:
-        return [Finding("engine", False, str(exc.message),
-                        "sudo scripts/ensure-docker.sh (installs and starts Debian's docker.io)")
-                ], False
+        return [
+            Finding(
+                "engine",
+                False,
+                str(exc.message),
+                "sudo scripts/ensure-docker.sh (installs and starts Debian's docker.io)",
+            )
+        ], False
     return [
-        Finding("engine", True, f"Docker {info.version} (API {info.api_version}), "
-                f"{info.storage_driver}, {info.architecture}"),
+        Finding(
+            "engine",
+            True,
+            f"Docker {info.version} (API {info.api_version}), "
+            f"{info.storage_driver}, {info.architecture}",
+        ),
         Finding("builder", True, "classic builder through docker-py (no BuildKit features used)"),
     ], True
 
@@ -38,8 +47,12 @@ def _engine() -> tuple[list[Finding], bool]:
 def _image_source(what: str, ref: str, engine_ok: bool) -> Finding:
     if engine_ok and docker_engine.image_exists(ref):
         return Finding(what, True, f"image {ref} is present locally")
-    return Finding(what, True, f"image {ref} will be pulled (needs registry access)",
-                   "without registry access use --offline")
+    return Finding(
+        what,
+        True,
+        f"image {ref} will be pulled (needs registry access)",
+        "without registry access use --offline",
+    )
 
 
 def _source(what: str, source: object, engine_ok: bool) -> Finding:
@@ -47,15 +60,23 @@ def _source(what: str, source: object, engine_ok: bool) -> Finding:
         return _image_source(what, source.ref, engine_ok)
     if isinstance(source, FileSource):
         if not source.path.is_file():
-            return Finding(what, False, f"file {source.path} is missing",
-                           "give an existing binary (e.g. --proxy-file PATH)")
+            return Finding(
+                what,
+                False,
+                f"file {source.path} is missing",
+                "give an existing binary (e.g. --proxy-file PATH)",
+            )
         standin = STANDIN_BANNER in source.path.read_bytes()
         note = " (PROXY STAND-IN: test equipment, not a Linkerd proxy)" if standin else ""
         return Finding(what, True, f"file {source.path}{note}")
     if isinstance(source, GoSource):
         go = shutil.which("go")
-        return Finding(what, bool(go), f"{describe_source(source)} with {go or 'no Go toolchain'}",
-                       "" if go else "install Go 1.22 or later (apt-get install golang-go)")
+        return Finding(
+            what,
+            bool(go),
+            f"{describe_source(source)} with {go or 'no Go toolchain'}",
+            "" if go else "install Go 1.22 or later (apt-get install golang-go)",
+        )
     assert isinstance(source, UrlSource)
     return Finding(what, True, f"url {source.url} (sha256 checked on download)")
 
@@ -67,10 +88,16 @@ def diagnose(*, settings: Settings) -> list[Finding]:
     if base == OFFLINE_BASE_IMAGE:
         present = engine_ok and docker_engine.image_exists(base)
         debootstrap = shutil.which("debootstrap")
-        findings.append(Finding(
-            "base image", present or bool(debootstrap),
-            f"{base} {'is present' if present else 'is missing; `image` will build it'}",
-            "" if present or debootstrap else "apt-get install debootstrap, then meshexp-build base"))
+        findings.append(
+            Finding(
+                "base image",
+                present or bool(debootstrap),
+                f"{base} {'is present' if present else 'is missing; `image` will build it'}",
+                ""
+                if present or debootstrap
+                else "apt-get install debootstrap, then meshexp-build base",
+            )
+        )
     else:
         findings.append(_image_source("base image", base, engine_ok))
     try:

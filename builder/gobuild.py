@@ -27,14 +27,17 @@ LDFLAGS = "-s -w"
 def _go() -> str:
     found = shutil.which("go")
     if not found:
-        raise SourceError("a go source needs the Go toolchain, and `go` is not on PATH: install "
-                          "Go 1.22 or later, or use an image or file source instead")
+        raise SourceError(
+            "a go source needs the Go toolchain, and `go` is not on PATH: install "
+            "Go 1.22 or later, or use an image or file source instead"
+        )
     return found
 
 
 def go_version() -> str:
-    result = subprocess.run([_go(), "env", "GOVERSION"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=False
+    )
     return result.stdout.strip() or "unknown"
 
 
@@ -44,21 +47,27 @@ def _run(command: list[str], cwd: Path, env: dict[str, str], what: str, source: 
         return
     tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
     refused = "not available" in tail or "403" in tail or "410 Gone" in tail
-    hint = ("the Go module proxy refused this module or version; check the version, or use an "
-            "image source (registry access) or a file source (a binary you have)"
-            if refused else "see the Go output above")
+    hint = (
+        "the Go module proxy refused this module or version; check the version, or use an "
+        "image source (registry access) or a file source (a binary you have)"
+        if refused
+        else "see the Go output above"
+    )
     raise SourceError(f"go source {source.describe()}: {what} failed:\n{tail}\n{hint}")
 
 
 def build_environment(arch: str, cgo: bool) -> dict[str, str]:
     """The environment for `go build`: target OS/arch, cgo, cross compiler where needed."""
-    env = dict(os.environ, GOOS="linux", GOARCH=arch, CGO_ENABLED="1" if cgo else "0",
-               GOFLAGS="-trimpath")
+    env = dict(
+        os.environ, GOOS="linux", GOARCH=arch, CGO_ENABLED="1" if cgo else "0", GOFLAGS="-trimpath"
+    )
     if cgo and arch != HOST_ARCH:
         compiler = CROSS_CC[arch]
         if not shutil.which(compiler):
-            raise SourceError(f"building for {arch} with cgo needs {compiler}: install "
-                              f"gcc-{'aarch64' if arch == 'arm64' else 'x86-64'}-linux-gnu")
+            raise SourceError(
+                f"building for {arch} with cgo needs {compiler}: install "
+                f"gcc-{'aarch64' if arch == 'arm64' else 'x86-64'}-linux-gnu"
+            )
         env["CC"] = compiler
     return env
 
@@ -68,8 +77,15 @@ def cached_go_binary(source: GoSource, arch: str) -> Path:
     tree = tree_sha256(source.local) if source.local else None
     if source.local and not (source.local / "go.mod").is_file():
         raise SourceError(f"go source {source.describe()}: {source.local} holds no go.mod")
-    key = cache_key(package=source.package, version=source.version, tree=tree, arch=arch,
-                    cgo=source.cgo, go=go_version(), ldflags=LDFLAGS)
+    key = cache_key(
+        package=source.package,
+        version=source.version,
+        tree=tree,
+        arch=arch,
+        cgo=source.cgo,
+        go=go_version(),
+        ldflags=LDFLAGS,
+    )
     name = source.package.rstrip("/").rsplit("/", 1)[-1]
     target = cache_root() / "go" / key / name
     if target.is_file():
@@ -80,12 +96,22 @@ def cached_go_binary(source: GoSource, arch: str) -> Path:
         out = Path(scratch) / name
         if source.version:
             module_dir = _tool_module(source, env)
-            _run([_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
-                 module_dir, env, "go build", source)
+            _run(
+                [_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
+                module_dir,
+                env,
+                "go build",
+                source,
+            )
         else:
             assert source.local is not None
-            _run([_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
-                 source.local, env, "go build", source)
+            _run(
+                [_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
+                source.local,
+                env,
+                "go build",
+                source,
+            )
         out.chmod(0o755)
         out.replace(target)
     return target
@@ -99,8 +125,18 @@ def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
     module_dir.mkdir(parents=True, exist_ok=True)
     host_env = dict(env, GOOS="", GOARCH="")
     if not (module_dir / "go.mod").is_file():
-        _run([_go(), "mod", "init", "meshexp.local/tools"], module_dir, host_env, "go mod init",
-             source)
-    _run([_go(), "get", "-tool", f"{source.package}@{source.version}"], module_dir, host_env,
-         "go get -tool", source)
+        _run(
+            [_go(), "mod", "init", "meshexp.local/tools"],
+            module_dir,
+            host_env,
+            "go mod init",
+            source,
+        )
+    _run(
+        [_go(), "get", "-tool", f"{source.package}@{source.version}"],
+        module_dir,
+        host_env,
+        "go get -tool",
+        source,
+    )
     return module_dir

@@ -28,13 +28,19 @@ class ImageResult:
 def ensure_base(settings: Settings, on_line: Callable[[str], None]) -> None:
     """The offline profile's base is ours to make: build it once when it is missing."""
     if settings.resolved_base_image == OFFLINE_BASE_IMAGE and not docker_engine.image_exists(
-            OFFLINE_BASE_IMAGE):
+        OFFLINE_BASE_IMAGE
+    ):
         on_line(f"base image {OFFLINE_BASE_IMAGE} is missing: building it (meshexp-build base)")
         build_base(reference=OFFLINE_BASE_IMAGE)
 
 
-def build_workload_image(*, workload: Workload, settings: Settings, tag: str | None = None,
-                         on_line: Callable[[str], None] = lambda line: None) -> ImageResult:
+def build_workload_image(
+    *,
+    workload: Workload,
+    settings: Settings,
+    tag: str | None = None,
+    on_line: Callable[[str], None] = lambda line: None,
+) -> ImageResult:
     """Render into a scratch context, build it, and return what the engine made."""
     if tag is not None:
         settings = replace(settings, tag=tag).check()
@@ -45,14 +51,21 @@ def build_workload_image(*, workload: Workload, settings: Settings, tag: str | N
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=f"{workload.name}-", dir=scratch_root)
     try:
-        context = render_build_context(workload=workload, settings=settings,
-                                       output=scratch_root / scratch / "context")
+        context = render_build_context(
+            workload=workload, settings=settings, output=scratch_root / scratch / "context"
+        )
         on_line(f"rendered build context for {workload.name} ({len(context.files)} files)")
-        image_id = docker_engine.build_image(context=context.output, tag=reference,
-                                             platform=settings.platform, on_line=on_line)
+        image_id = docker_engine.build_image(
+            context=context.output, tag=reference, platform=settings.platform, on_line=on_line
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     attrs = docker_engine.image_attrs(reference)
-    return ImageResult(workload=workload.name, reference=reference, image_id=image_id,
-                       size_bytes=int(attrs.get("Size", 0)), standin=context.standin,
-                       labels=dict(attrs.get("Config", {}).get("Labels") or {}))
+    return ImageResult(
+        workload=workload.name,
+        reference=reference,
+        image_id=image_id,
+        size_bytes=int(attrs.get("Size", 0)),
+        standin=context.standin,
+        labels=dict(attrs.get("Config", {}).get("Labels") or {}),
+    )

@@ -39,25 +39,43 @@ def check_workload_ips(ips: list[str], settings: Settings) -> list[str]:
     parsed = [check_ip(text, "--ip") for text in ips]
     limit = settings.facts.max_workload_ips
     if len(parsed) > limit:
-        raise MeshexpError(f"--ip: Linkerd {settings.linkerd_version} allows at most {limit} "
-                           f"workload IP(s), got {len(parsed)}")
+        raise MeshexpError(
+            f"--ip: Linkerd {settings.linkerd_version} allows at most {limit} "
+            f"workload IP(s), got {len(parsed)}"
+        )
     families = [address.version for address in parsed]
     if len(set(families)) != len(families):
         raise MeshexpError("--ip: give at most one IPv4 and one IPv6 address")
     for address in parsed:
         if address.is_unspecified or address.is_multicast or address.is_loopback:
-            raise MeshexpError(f"--ip: {address} cannot be a workload address (it is "
-                               "unspecified, multicast or loopback)")
+            raise MeshexpError(
+                f"--ip: {address} cannot be a workload address (it is "
+                "unspecified, multicast or loopback)"
+            )
     return [str(ipaddress.ip_address(address)) for address in parsed]
 
 
 def ready_condition() -> dict[str, Any]:
-    return {"conditions": [{"type": "Ready", "status": "True", "reason": "Started",
-                            "message": "started by meshexp-build"}]}
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Started",
+                "message": "started by meshexp-build",
+            }
+        ]
+    }
 
 
-def build_manifests(*, workload: Workload, settings: Settings, ips: list[str],
-                    name: str | None = None, namespace: str | None = None) -> Manifests:
+def build_manifests(
+    *,
+    workload: Workload,
+    settings: Settings,
+    ips: list[str],
+    name: str | None = None,
+    namespace: str | None = None,
+) -> Manifests:
     """The ExternalWorkload and Service for one running instance of `workload`."""
     name = name or workload.name
     namespace = namespace or workload.namespace
@@ -68,11 +86,14 @@ def build_manifests(*, workload: Workload, settings: Settings, ips: list[str],
         "kind": "ExternalWorkload",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
-            "meshTLS": {"identity": f"spiffe://{settings.trust_domain}/{name}",
-                        "serverName": f"{name}.cluster.local"},
+            "meshTLS": {
+                "identity": f"spiffe://{settings.trust_domain}/{name}",
+                "serverName": f"{name}.cluster.local",
+            },
             "workloadIPs": [{"ip": address} for address in addresses],
-            "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol}
-                      for p in workload.ports],
+            "ports": [
+                {"name": p.name, "port": p.port, "protocol": p.protocol} for p in workload.ports
+            ],
         },
     }
     service = {
@@ -82,15 +103,31 @@ def build_manifests(*, workload: Workload, settings: Settings, ips: list[str],
         "spec": {
             "type": "ClusterIP",
             "selector": {"app": name},
-            "ports": [{"name": p.name, "port": p.port, "targetPort": p.name,
-                       "protocol": p.protocol} for p in workload.ports],
+            "ports": [
+                {"name": p.name, "port": p.port, "targetPort": p.name, "protocol": p.protocol}
+                for p in workload.ports
+            ],
         },
     }
     if not settings.facts.status_subresource:
         external["status"] = ready_condition()
         return Manifests(external, service, None, None)
     patch = {"status": ready_condition()}
-    command = " ".join(shlex.quote(word) for word in [
-        "kubectl", "patch", "externalworkload", name, "-n", namespace, "--subresource", "status",
-        "--type", "merge", "-p", json.dumps(patch, separators=(",", ":"))])
+    command = " ".join(
+        shlex.quote(word)
+        for word in [
+            "kubectl",
+            "patch",
+            "externalworkload",
+            name,
+            "-n",
+            namespace,
+            "--subresource",
+            "status",
+            "--type",
+            "merge",
+            "-p",
+            json.dumps(patch, separators=(",", ":")),
+        ]
+    )
     return Manifests(external, service, patch, command)

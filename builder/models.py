@@ -85,8 +85,9 @@ def describe_source(source: BinarySource) -> str:
     return f"go {source.describe()}"
 
 
-def read_source(data: object, where: str, base_dir: Path, error: type[CatalogError] | type[
-        SettingsError]) -> BinarySource:
+def read_source(
+    data: object, where: str, base_dir: Path, error: type[CatalogError] | type[SettingsError]
+) -> BinarySource:
     """Read a `{kind: {...}}` mapping with exactly one kind."""
     outer = Fields(data, where, SOURCE_KINDS, error)
     if len(outer.data) != 1:
@@ -96,7 +97,9 @@ def read_source(data: object, where: str, base_dir: Path, error: type[CatalogErr
     if kind == "image":
         f = Fields(outer.raw(kind), inner_where, ("ref", "path"), error)
         return ImageSource(
-            ref=f.text("ref", pattern=IMAGE_REF, hint="an image reference like ghcr.io/org/name:tag"),
+            ref=f.text(
+                "ref", pattern=IMAGE_REF, hint="an image reference like ghcr.io/org/name:tag"
+            ),
             path=f.text("path", pattern=ABS_PATH, hint="an absolute path inside the image"),
         )
     if kind == "file":
@@ -113,8 +116,10 @@ def read_source(data: object, where: str, base_dir: Path, error: type[CatalogErr
     f = Fields(outer.raw(kind), inner_where, ("package", "version", "local", "cgo"), error)
     package = f.text("package", pattern=GO_PACKAGE, hint="a Go import path or ./relative package")
     if f.has("version") == f.has("local"):
-        raise error(f"{inner_where}: give either version (a module from the Go proxy) or local "
-                    "(a module folder), not both or neither")
+        raise error(
+            f"{inner_where}: give either version (a module from the Go proxy) or local "
+            "(a module folder), not both or neither"
+        )
     version = f.text("version", pattern=GO_VERSION, hint="a semver tag like v1.13.3", default="")
     local = f.text("local", default="")
     return GoSource(
@@ -180,8 +185,17 @@ class Workload:
 
 
 WORKLOAD_FIELDS = (
-    "name", "namespace", "description", "ports", "user", "binaries", "debian", "command",
-    "dispatch", "env", "inbound_default_policy",
+    "name",
+    "namespace",
+    "description",
+    "ports",
+    "user",
+    "binaries",
+    "debian",
+    "command",
+    "dispatch",
+    "env",
+    "inbound_default_policy",
 )
 RESERVED_UIDS = range(0, 1000)
 
@@ -189,8 +203,11 @@ RESERVED_UIDS = range(0, 1000)
 def read_port(data: object, where: str) -> Port:
     f = Fields(data, where, ("name", "port", "protocol"), CatalogError)
     return Port(
-        name=f.text("name", pattern=PORT_NAME,
-                    hint="an IANA service name: lowercase letters, digits, '-', at most 15"),
+        name=f.text(
+            "name",
+            pattern=PORT_NAME,
+            hint="an IANA service name: lowercase letters, digits, '-', at most 15",
+        ),
         port=f.integer("port", low=1, high=65535),
         protocol=f.choice("protocol", ("TCP", "UDP", "SCTP"), default="TCP"),
     )
@@ -206,12 +223,15 @@ def _read_dispatch(data: object, where: str) -> Dispatch:
     for choice, command in raw.items():
         if not isinstance(choice, str) or not DNS_LABEL.match(choice):
             raise f.bad("commands", f"choice {choice!r} must be a DNS label")
-        holder = Fields({"command": command}, f"{f.path('commands')}.{choice}", ("command",),
-                        CatalogError)
+        holder = Fields(
+            {"command": command}, f"{f.path('commands')}.{choice}", ("command",), CatalogError
+        )
         commands.append((choice, tuple(holder.texts("command"))))
     default = f.text("default")
     if default not in dict(commands):
-        raise f.bad("default", f"{default!r} is not one of the commands: {', '.join(dict(commands))}")
+        raise f.bad(
+            "default", f"{default!r} is not one of the commands: {', '.join(dict(commands))}"
+        )
     return Dispatch(env=env, default=default, commands=tuple(commands))
 
 
@@ -246,33 +266,47 @@ def read_workload(data: object, where: str, base_dir: Path) -> Workload:
         return Binary(
             name=b.text("name", pattern=DNS_LABEL, hint="lowercase letters, digits, '-'"),
             source=read_source(b.raw("source"), b.path("source"), base_dir, CatalogError),
-            offline=(read_source(b.raw("offline"), b.path("offline"), base_dir, CatalogError)
-                     if b.has("offline") else None),
+            offline=(
+                read_source(b.raw("offline"), b.path("offline"), base_dir, CatalogError)
+                if b.has("offline")
+                else None
+            ),
         )
 
     debian = Fields(f.raw("debian", {}), f.path("debian"), ("packages",), CatalogError)
     workload = Workload(
-        name=f.text("name", pattern=DNS_LABEL,
-                    hint="a DNS-1123 label: lowercase letters, digits, '-', at most 63"),
+        name=f.text(
+            "name",
+            pattern=DNS_LABEL,
+            hint="a DNS-1123 label: lowercase letters, digits, '-', at most 63",
+        ),
         namespace=f.text("namespace", pattern=DNS_LABEL, hint="a DNS-1123 label"),
         description=f.text("description", default=""),
         ports=tuple(ports),
         user=user.text("name", pattern=USER_NAME, hint="a Linux user name"),
         uid=user.integer("uid", low=1000, high=65533),
         binaries=tuple(f.items("binaries", read_binary, default=[])),
-        debian_packages=tuple(debian.texts("packages", pattern=DEBIAN_PACKAGE,
-                                           hint="a Debian package name", default=[])),
+        debian_packages=tuple(
+            debian.texts(
+                "packages", pattern=DEBIAN_PACKAGE, hint="a Debian package name", default=[]
+            )
+        ),
         command=tuple(f.texts("command", default=[])),
-        dispatch=_read_dispatch(f.raw("dispatch"), f.path("dispatch")) if f.has("dispatch") else None,
+        dispatch=_read_dispatch(f.raw("dispatch"), f.path("dispatch"))
+        if f.has("dispatch")
+        else None,
         env=_read_env(f),
-        inbound_default_policy=(f.choice("inbound_default_policy", INBOUND_POLICY_CHOICES)
-                                if f.has("inbound_default_policy") else None),
+        inbound_default_policy=(
+            f.choice("inbound_default_policy", INBOUND_POLICY_CHOICES)
+            if f.has("inbound_default_policy")
+            else None
+        ),
         source_file=where,
     )
     if bool(workload.command) == bool(workload.dispatch):
         raise CatalogError(f"{where}: give either command or dispatch (exactly one)")
     if not workload.binaries and not workload.debian_packages:
-        raise CatalogError(f"{where}: give binaries or debian.packages: the workload must come "
-                           "from somewhere")
+        raise CatalogError(
+            f"{where}: give binaries or debian.packages: the workload must come from somewhere"
+        )
     return workload
-

@@ -77,16 +77,21 @@ def plan_components(workload: Workload, settings: Settings) -> list[Component]:
     """Every binary the image carries, in Dockerfile order (shared first, workload last)."""
     components = []
     if settings.topology == "demo":
-        components.append(Component("spire-server", "/usr/local/bin/spire-server",
-                                    settings.spire("spire-server")))
+        components.append(
+            Component("spire-server", "/usr/local/bin/spire-server", settings.spire("spire-server"))
+        )
     components += [
         Component("spire-agent", "/usr/local/bin/spire-agent", settings.spire("spire-agent")),
         Component("certcheck", "/usr/local/bin/meshexp-certcheck", helper_source()),
         Component("proxy", "/usr/lib/linkerd/linkerd2-proxy", settings.proxy()),
     ]
     components += [
-        Component(f"workload/{binary.name}", f"/opt/workload/bin/{binary.name}",
-                  binary.source_for(settings.offline), workload_layer=True)
+        Component(
+            f"workload/{binary.name}",
+            f"/opt/workload/bin/{binary.name}",
+            binary.source_for(settings.offline),
+            workload_layer=True,
+        )
         for binary in workload.binaries
     ]
     return components
@@ -97,20 +102,28 @@ def check_workload_fits(workload: Workload, settings: Settings) -> None:
     reserved = {*PROXY_PORTS, SPIRE_SERVER_PORT}
     for port in workload.ports:
         if port.port in reserved:
-            raise RenderError(f"{workload.source_file} ports: {port.port} is used by the proxy "
-                              f"or SPIRE ({sorted(reserved)}); give the workload another port")
+            raise RenderError(
+                f"{workload.source_file} ports: {port.port} is used by the proxy "
+                f"or SPIRE ({sorted(reserved)}); give the workload another port"
+            )
     if workload.uid in (settings.proxy_uid, settings.spire_uid):
-        raise RenderError(f"{workload.source_file} user.uid {workload.uid} is the proxy's or "
-                          "SPIRE's UID; the workload needs its own so the capture applies to it")
+        raise RenderError(
+            f"{workload.source_file} user.uid {workload.uid} is the proxy's or "
+            "SPIRE's UID; the workload needs its own so the capture applies to it"
+        )
 
 
-def _labels(workload: Workload, settings: Settings, components: list[Component],
-            fetched: dict[str, Fetched]) -> list[tuple[str, str]]:
+def _labels(
+    workload: Workload, settings: Settings, components: list[Component], fetched: dict[str, Fetched]
+) -> list[tuple[str, str]]:
     facts = settings.facts
     labels = [
         ("org.opencontainers.image.title", workload.name),
         ("org.opencontainers.image.description", workload.description or workload.name),
-        ("org.opencontainers.image.version", settings.image_reference(workload.name).split(":")[-1]),
+        (
+            "org.opencontainers.image.version",
+            settings.image_reference(workload.name).split(":")[-1],
+        ),
         ("org.opencontainers.image.vendor", "meshexp-build"),
         ("io.meshexp.tool-version", __version__),
         ("io.meshexp.workload", workload.name),
@@ -128,13 +141,15 @@ def _labels(workload: Workload, settings: Settings, components: list[Component],
             described += f" sha256:{fetched[component.role].sha256}"
         labels.append((f"io.meshexp.source.{component.role.replace('/', '.')}", described))
     if any(item.standin for item in fetched.values()):
-        labels.append(("io.meshexp.proxy-standin",
-                       "PROXY STAND-IN: not a Linkerd proxy (test equipment)"))
+        labels.append(
+            ("io.meshexp.proxy-standin", "PROXY STAND-IN: not a Linkerd proxy (test equipment)")
+        )
     return labels
 
 
-def _context(workload: Workload, settings: Settings, components: list[Component],
-             fetched: dict[str, Fetched]) -> dict[str, Any]:
+def _context(
+    workload: Workload, settings: Settings, components: list[Component], fetched: dict[str, Fetched]
+) -> dict[str, Any]:
     facts = settings.facts
     mode = settings.resolved_iptables_mode
     return {
@@ -151,17 +166,22 @@ def _context(workload: Workload, settings: Settings, components: list[Component]
         "inbound_ports": ",".join(str(port.port) for port in workload.ports),
         "inbound_policy": workload.inbound_default_policy or settings.inbound_default_policy,
         "spire_server_port": SPIRE_SERVER_PORT,
-        "stages": [{"name": c.stage, "ref": c.source.ref} for c in components
-                   if isinstance(c.source, ImageSource)],
+        "stages": [
+            {"name": c.stage, "ref": c.source.ref}
+            for c in components
+            if isinstance(c.source, ImageSource)
+        ],
         "components": [c for c in components if not c.workload_layer],
-        "workload_components": [c for c in components
-                                if c.workload_layer and isinstance(c.source, ImageSource)],
+        "workload_components": [
+            c for c in components if c.workload_layer and isinstance(c.source, ImageSource)
+        ],
         "labels": _labels(workload, settings, components, fetched),
     }
 
 
-def render_files(workload: Workload, settings: Settings,
-                 fetched: dict[str, Fetched] | None = None) -> dict[str, tuple[str, int]]:
+def render_files(
+    workload: Workload, settings: Settings, fetched: dict[str, Fetched] | None = None
+) -> dict[str, tuple[str, int]]:
     """Every templated file of the context: relative path -> (text, mode). Pure."""
     check_workload_fits(workload, settings)
     components = plan_components(workload, settings)
@@ -174,17 +194,33 @@ def render_files(workload: Workload, settings: Settings,
     }
     if settings.topology == "demo":
         files["spire/server.conf"] = (render_template("server.conf.j2", context), READABLE)
-        files["spire/agent.conf"] = (render_template(
-            "agent.conf.j2", {**context, "attestation": "join_token",
-                              "server_address": "127.0.0.1",
-                              "server_port": SPIRE_SERVER_PORT}), READABLE)
+        files["spire/agent.conf"] = (
+            render_template(
+                "agent.conf.j2",
+                {
+                    **context,
+                    "attestation": "join_token",
+                    "server_address": "127.0.0.1",
+                    "server_port": SPIRE_SERVER_PORT,
+                },
+            ),
+            READABLE,
+        )
     else:
         for attestation in ("join_token", "x509pop"):
             name = f"spire/agent-{attestation.replace('_', '-')}.conf"
-            files[name] = (render_template(
-                "agent.conf.j2", {**context, "attestation": attestation,
-                                  "server_address": "${SPIRE_SERVER_ADDRESS}",
-                                  "server_port": "${SPIRE_SERVER_PORT}"}), READABLE)
+            files[name] = (
+                render_template(
+                    "agent.conf.j2",
+                    {
+                        **context,
+                        "attestation": attestation,
+                        "server_address": "${SPIRE_SERVER_ADDRESS}",
+                        "server_port": "${SPIRE_SERVER_PORT}",
+                    },
+                ),
+                READABLE,
+            )
     return files
 
 
@@ -222,15 +258,17 @@ def _move_into_place(scratch: Path, output: Path) -> None:
         scratch.rename(output)
 
 
-def render_build_context(*, workload: Workload, settings: Settings, output: Path,
-                         force: bool = False) -> RenderResult:
+def render_build_context(
+    *, workload: Workload, settings: Settings, output: Path, force: bool = False
+) -> RenderResult:
     """Write a complete build context into `output`, all or nothing."""
     output = output.resolve()
     if output.exists() and not output.is_dir():
         raise RenderError(f"{output} exists and is not a folder; choose another --output")
     if output.is_dir() and any(output.iterdir()) and not force:
-        raise RenderError(f"{output} is not empty; choose an empty folder or add --force to "
-                          "replace its contents")
+        raise RenderError(
+            f"{output} is not empty; choose an empty folder or add --force to replace its contents"
+        )
     files = render_files(workload, settings)  # fails early, before anything is fetched
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".meshexp-render-", dir=output.parent))
@@ -239,19 +277,30 @@ def render_build_context(*, workload: Workload, settings: Settings, output: Path
         files = render_files(workload, settings, fetched)
         _write(files, scratch)
         components = tuple(
-            {"role": c.role, "destination": c.destination, "source": describe_source(c.source),
-             "sha256": fetched[c.role].sha256 if c.role in fetched else None}
+            {
+                "role": c.role,
+                "destination": c.destination,
+                "source": describe_source(c.source),
+                "sha256": fetched[c.role].sha256 if c.role in fetched else None,
+            }
             for c in plan_components(workload, settings)
         )
         result = RenderResult(
-            output=output, image=settings.image_reference(workload.name), components=components,
+            output=output,
+            image=settings.image_reference(workload.name),
+            components=components,
             standin=any(item.standin for item in fetched.values()),
-            files=tuple(sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*")
-                               if p.is_file())),
+            files=tuple(
+                sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*") if p.is_file())
+            ),
         )
-        manifest = {"workload": workload.name, "image": result.image,
-                    "platform": settings.platform, "standin": result.standin,
-                    "components": list(components)}
+        manifest = {
+            "workload": workload.name,
+            "image": result.image,
+            "platform": settings.platform,
+            "standin": result.standin,
+            "components": list(components),
+        }
         (scratch / CONTEXT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         scratch.chmod(0o755)
         _move_into_place(scratch, output)

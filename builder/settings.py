@@ -92,19 +92,26 @@ class Settings:
                 "as an image. Give it as a file: --proxy-file PATH (a linkerd2-proxy binary, or "
                 "for tests the stand-in built by `make standin`), or drop --offline"
             )
-        return ImageSource(f"cr.l5d.io/linkerd/proxy:{self.facts.proxy_version}",
-                           "/usr/lib/linkerd/linkerd2-proxy")
+        return ImageSource(
+            f"cr.l5d.io/linkerd/proxy:{self.facts.proxy_version}", "/usr/lib/linkerd/linkerd2-proxy"
+        )
 
     def spire(self, component: str) -> BinarySource:
         """The source of `spire-server` or `spire-agent`."""
-        chosen = self.spire_server_source if component == "spire-server" else self.spire_agent_source
+        chosen = (
+            self.spire_server_source if component == "spire-server" else self.spire_agent_source
+        )
         if chosen is not None:
             return chosen
         if self.offline:
-            return GoSource(package=f"{SPIRE_MODULE}/cmd/{component}",
-                            version=f"v{self.spire_version}", cgo=True)
-        return ImageSource(f"ghcr.io/spiffe/{component}:{self.spire_version}",
-                           f"/opt/spire/bin/{component}")
+            return GoSource(
+                package=f"{SPIRE_MODULE}/cmd/{component}",
+                version=f"v{self.spire_version}",
+                cgo=True,
+            )
+        return ImageSource(
+            f"ghcr.io/spiffe/{component}:{self.spire_version}", f"/opt/spire/bin/{component}"
+        )
 
     def check(self) -> Settings:
         """Cross-field checks; returns self so callers can chain."""
@@ -112,15 +119,20 @@ class Settings:
         for pattern, label in ((self.image_name, "image_name"), (self.tag, "tag")):
             unknown = set(TEMPLATE_FIELDS.findall(pattern)) - set(NAME_FIELDS)
             if unknown:
-                raise SettingsError(f"{label}: unknown field {{{sorted(unknown)[0]}}}; "
-                                    f"use any of {{{'}, {'.join(NAME_FIELDS)}}}")
+                raise SettingsError(
+                    f"{label}: unknown field {{{sorted(unknown)[0]}}}; "
+                    f"use any of {{{'}, {'.join(NAME_FIELDS)}}}"
+                )
         reference = self.image_reference("smiley")
         if not IMAGE_REF.match(reference):
-            raise SettingsError(f"image_name/tag give {reference!r}, which is not a valid image "
-                                "reference (lowercase name, tag of letters, digits, '.', '_', '-')")
+            raise SettingsError(
+                f"image_name/tag give {reference!r}, which is not a valid image "
+                "reference (lowercase name, tag of letters, digits, '.', '_', '-')"
+            )
         if self.proxy_uid == self.spire_uid:
-            raise SettingsError("proxy_uid and spire_uid must differ: the proxy's identity is "
-                                "selected by its UID")
+            raise SettingsError(
+                "proxy_uid and spire_uid must differ: the proxy's identity is selected by its UID"
+            )
         return self
 
 
@@ -137,8 +149,9 @@ def _ports(f: Fields, key: str) -> tuple[int, ...]:
     return tuple(holder.items(key, read))
 
 
-def settings_from_mapping(data: dict[str, Any], where: str, base_dir: Path,
-                          start: Settings | None = None) -> Settings:
+def settings_from_mapping(
+    data: dict[str, Any], where: str, base_dir: Path, start: Settings | None = None
+) -> Settings:
     """Apply a mapping (settings file or flags) over `start`, validating each value."""
     names = tuple(item.name for item in fields(Settings))
     f = Fields(data, where, names, SettingsError)

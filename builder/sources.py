@@ -20,8 +20,10 @@ from builder.gobuild import cached_go_binary
 from builder.models import BinarySource, FileSource, GoSource, ImageSource, UrlSource
 
 STANDIN_BANNER = b"PROXY STAND-IN: not a Linkerd proxy"
-ALTERNATIVES = ("alternatives: an image source (needs registry access), a file source (a binary "
-                "on disk), a url source with its sha256, or a go source (module and version)")
+ALTERNATIVES = (
+    "alternatives: an image source (needs registry access), a file source (a binary "
+    "on disk), a url source with its sha256, or a go source (module and version)"
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,10 @@ def _check_binary(path: Path, what: str) -> Fetched:
         raise SourceError(f"{what}: {path} does not exist or is not a file; {ALTERNATIVES}")
     data = path.read_bytes()
     if not data.startswith(b"\x7fELF"):
-        raise SourceError(f"{what}: {path} is not a Linux executable (ELF); give the binary "
-                          "itself, not an archive or a script")
+        raise SourceError(
+            f"{what}: {path} is not a Linux executable (ELF); give the binary "
+            "itself, not an archive or a script"
+        )
     return Fetched(path=path, sha256=file_sha256(path), standin=STANDIN_BANNER in data)
 
 
@@ -52,19 +56,22 @@ def download(source: UrlSource, timeout: float = 60.0) -> Path:
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
         scratch = Path(handle.name)
         try:
-            with urllib.request.urlopen(source.url, timeout=timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(source.url, timeout=timeout) as response:
                 shutil.copyfileobj(response, handle)
         except (urllib.error.URLError, OSError) as exc:
             scratch.unlink(missing_ok=True)
             reason = getattr(exc, "reason", exc)
-            raise SourceError(f"url source {source.url}: download failed ({reason}); "
-                              f"{ALTERNATIVES}") from None
+            raise SourceError(
+                f"url source {source.url}: download failed ({reason}); {ALTERNATIVES}"
+            ) from None
     actual = file_sha256(scratch)
     if actual != source.sha256:
         scratch.unlink(missing_ok=True)
-        raise SourceError(f"url source {source.url}: sha256 mismatch: expected {source.sha256}, "
-                          f"got {actual}; the file changed or the checksum is wrong. Nothing "
-                          "was used")
+        raise SourceError(
+            f"url source {source.url}: sha256 mismatch: expected {source.sha256}, "
+            f"got {actual}; the file changed or the checksum is wrong. Nothing "
+            "was used"
+        )
     scratch.chmod(0o755)
     scratch.replace(target)
     return target

@@ -53,8 +53,10 @@ def render_template(name: str, context: dict[str, Any]) -> str:
     try:
         return _environment().get_template(name).render(**context)
     except jinja2.UndefinedError as exc:
-        raise RenderError(f"template {name}: {exc.message}; this is a bug in meshexp-build, "
-                          "please report it") from None
+        raise RenderError(
+            f"template {name}: {exc.message}; this is a bug in meshexp-build, please report it"
+        ) from None
     except jinja2.TemplateNotFound:
-        raise RenderError(f"template {name} is missing from {data_root()}; reinstall "
-                          "meshexp-build") from None
+        raise RenderError(
+            f"template {name} is missing from {data_root()}; reinstall meshexp-build"
+        ) from None

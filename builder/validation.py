@@ -16,7 +16,9 @@ from builder.errors import MeshexpError
 T = TypeVar("T")
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 PORT_NAME = re.compile(r"^(?=.{1,15}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -24,7 +26,9 @@ GO_MODULE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.~/]*$")
 GO_VERSION = re.compile(r"^v\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 GO_PACKAGE = re.compile(r"^(\./)?[A-Za-z0-9][-A-Za-z0-9_./]*$")
 DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
+IMAGE_REF = re.compile(
+    r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
 ABS_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
 SHA256 = re.compile(r"^[a-f0-9]{64}$")
 SPIFFE_ID = re.compile(r"^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$")
@@ -69,8 +73,14 @@ class Fields:
     def raw(self, key: str, default: object = None) -> Any:
         return self.data.get(key, default)
 
-    def text(self, key: str, *, pattern: re.Pattern[str] | None = None, hint: str = "",
-             default: str | None = None) -> str:
+    def text(
+        self,
+        key: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        hint: str = "",
+        default: str | None = None,
+    ) -> str:
         if key not in self.data:
             if default is None:
                 raise self.bad(key, "is required")
@@ -109,8 +119,9 @@ class Fields:
             raise self.bad(key, f"expected true or false, got {value!r}")
         return value
 
-    def items(self, key: str, read: Callable[[object, str], T], default: list[T] | None = None
-              ) -> list[T]:
+    def items(
+        self, key: str, read: Callable[[object, str], T], default: list[T] | None = None
+    ) -> list[T]:
         if key not in self.data:
             if default is None:
                 raise self.bad(key, "is required")
@@ -120,8 +131,14 @@ class Fields:
             raise self.bad(key, f"expected a list, got {type(value).__name__}")
         return [read(item, f"{self.path(key)}[{index}]") for index, item in enumerate(value)]
 
-    def texts(self, key: str, *, pattern: re.Pattern[str] | None = None, hint: str = "",
-              default: list[str] | None = None) -> list[str]:
+    def texts(
+        self,
+        key: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        hint: str = "",
+        default: list[str] | None = None,
+    ) -> list[str]:
         def read(item: object, where: str) -> str:
             holder = Fields({"v": item}, where, ("v",), self.error)
             try:

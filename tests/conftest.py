@@ -8,8 +8,11 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true",
-                     help="Rewrite tests/golden/ from the current templates (review the diff!)")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite tests/golden/ from the current templates (review the diff!)",
+    )
 
 
 @pytest.fixture

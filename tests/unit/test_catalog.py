@@ -40,7 +40,8 @@ def test_smiley_sources_online_image_offline_go() -> None:
     assert isinstance(binary.source_for(offline=False), ImageSource)
     offline = binary.source_for(offline=True)
     assert isinstance(offline, GoSource)
-    assert offline.local is not None and (offline.local / "go.mod").is_file()
+    assert offline.local is not None
+    assert (offline.local / "go.mod").is_file()
 
 
 def test_unknown_workload_lists_known_ones() -> None:
@@ -68,7 +69,11 @@ def test_minimal_valid_entry_loads(write_workload) -> None:
         ("protocol: TCP", "protocol: QUIC", r"protocol: 'QUIC' is not one of: TCP, UDP, SCTP"),
         ("uid: 2200", "uid: 0", r"user\.uid: 0 is out of range \(1000-65533\)"),
         ("packages: [darkhttpd]", "packages: ['x; rm -rf /']", r"packages\[0\]: 'x; rm -rf /'"),
-        ("command: [", "colour: red\ncommand: [", r"unknown field 'colour'; valid fields are: name"),
+        (
+            "command: [",
+            "colour: red\ncommand: [",
+            r"unknown field 'colour'; valid fields are: name",
+        ),
     ],
 )
 def test_bad_entries_name_file_field_and_fix(write_workload, replace, by, message) -> None:
@@ -91,7 +96,7 @@ def test_duplicate_port_names_refused(write_workload) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ("env: {GREETING: \"a\\nb\"}", "control character"),
+        ('env: {GREETING: "a\\nb"}', "control character"),
         ("env: {'BAD-NAME': x}", "not a valid variable name"),
         ("env: {LINKERD2_PROXY_LOG: debug}", "reserved for the proxy"),
         ("env: [A, B]", "expected a mapping"),
@@ -109,7 +114,7 @@ def test_command_and_dispatch_are_exclusive(write_workload) -> None:
 
 
 def test_workload_needs_a_source(write_workload) -> None:
-    with pytest.raises(CatalogError, match="give binaries or debian.packages"):
+    with pytest.raises(CatalogError, match=r"give binaries or debian\.packages"):
         write_workload(BASE.replace("debian: {packages: [darkhttpd]}\n", ""))
 
 
@@ -127,7 +132,8 @@ def test_workload_needs_a_source(write_workload) -> None:
     ],
 )
 def test_bad_sources_refused(write_workload, source, message) -> None:
-    text = BASE.replace("debian: {packages: [darkhttpd]}\n",
-                        f"binaries:\n  - name: app\n    source: {source}\n")
+    text = BASE.replace(
+        "debian: {packages: [darkhttpd]}\n", f"binaries:\n  - name: app\n    source: {source}\n"
+    )
     with pytest.raises(CatalogError, match=message):
         write_workload(text)

@@ -26,9 +26,11 @@ def test_creates_anchor_and_issuer_with_linkerd_extensions(tmp_path: Path) -> No
     assert anchor.public_key().curve.name == "secp256r1"  # type: ignore[union-attr]
     for cert in (anchor, issuer):
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
-        assert constraints.critical and constraints.value.ca
+        assert constraints.critical
+        assert constraints.value.ca
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        assert usage.key_cert_sign and usage.crl_sign
+        assert usage.key_cert_sign
+        assert usage.crl_sign
     # SPIRE's signing CA sits below the issuer: pathlen must allow one more CA.
     assert issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 1
     assert result.anchor_key == tmp_path / "certs-anchor/ca.key"
@@ -41,7 +43,10 @@ def test_private_keys_are_0600_and_the_anchor_key_stays_out(tmp_path: Path) -> N
     assert stat.S_IMODE((tmp_path / "certs/ca.crt").stat().st_mode) == 0o644
     assert not (tmp_path / "certs/ca.key").exists()
     assert sorted(p.name for p in (tmp_path / "certs").iterdir()) == [
-        "ca.crt", "issuer.crt", "issuer.key"]
+        "ca.crt",
+        "issuer.crt",
+        "issuer.key",
+    ]
 
 
 def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:

@@ -27,24 +27,33 @@ def test_socket_name_follows_an_explicit_proxy_version() -> None:
     assert facts_for("2.18", "v2.303.9").spire_socket_env.endswith("SPIRE_SOCKET")
 
 
-@pytest.mark.parametrize(("linkerd", "ips", "subresource", "mode"), [
-    ("2.15", 1, False, "legacy"), ("2.16", 1, True, "legacy"), ("2.17", 2, True, "legacy"),
-    ("2.18", 2, True, "legacy"), ("2.19", 2, True, "nft"),
-])
+@pytest.mark.parametrize(
+    ("linkerd", "ips", "subresource", "mode"),
+    [
+        ("2.15", 1, False, "legacy"),
+        ("2.16", 1, True, "legacy"),
+        ("2.17", 2, True, "legacy"),
+        ("2.18", 2, True, "legacy"),
+        ("2.19", 2, True, "nft"),
+    ],
+)
 def test_limits_by_release(linkerd: str, ips: int, subresource: bool, mode: str) -> None:
     facts = facts_for(linkerd)
     assert (facts.max_workload_ips, facts.status_subresource, facts.default_iptables_mode) == (
-        ips, subresource, mode)
+        ips,
+        subresource,
+        mode,
+    )
 
 
 @pytest.mark.parametrize("proxy", ["v2.329.0", "v2.330.0"])
 def test_proxies_that_cannot_talk_to_spire_are_refused(proxy: str) -> None:
-    with pytest.raises(SettingsError, match="cannot talk to the SPIRE agent; use v2.331.0"):
+    with pytest.raises(SettingsError, match=r"cannot talk to the SPIRE agent; use v2\.331\.0"):
         facts_for("2.19", proxy)
 
 
 def test_unknown_versions_name_the_known_ones() -> None:
     with pytest.raises(SettingsError, match=r"'2.9' is not known; use one of: 2.15"):
         facts_for("2.9")
-    with pytest.raises(SettingsError, match="vMAJOR.MINOR.PATCH"):
+    with pytest.raises(SettingsError, match=r"vMAJOR\.MINOR\.PATCH"):
         facts_for("2.18", "2.294")

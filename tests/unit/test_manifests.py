@@ -15,8 +15,11 @@ from builder.settings import load_settings
 
 
 def make(ips: list[str], linkerd: str = "2.18"):
-    return build_manifests(workload=find_workload("smiley"),
-                           settings=load_settings(None, {"linkerd_version": linkerd}), ips=ips)
+    return build_manifests(
+        workload=find_workload("smiley"),
+        settings=load_settings(None, {"linkerd_version": linkerd}),
+        ips=ips,
+    )
 
 
 def test_external_workload_and_service_fields() -> None:
@@ -25,10 +28,12 @@ def test_external_workload_and_service_fields() -> None:
     assert external["apiVersion"] == "workload.linkerd.io/v1beta1"
     assert external["spec"]["meshTLS"] == {
         "identity": "spiffe://root.linkerd.cluster.local/smiley",
-        "serverName": "smiley.cluster.local"}
+        "serverName": "smiley.cluster.local",
+    }
     assert external["spec"]["workloadIPs"] == [{"ip": "172.18.0.5"}]
     selector = service["spec"]["selector"]
-    assert selector and selector.items() <= external["metadata"]["labels"].items()
+    assert selector
+    assert selector.items() <= external["metadata"]["labels"].items()
     declared = {port["name"] for port in external["spec"]["ports"]}
     assert {port["targetPort"] for port in service["spec"]["ports"]} <= declared
     assert "status" not in external
@@ -36,12 +41,21 @@ def test_external_workload_and_service_fields() -> None:
 
 def test_status_is_a_separate_patch_from_216() -> None:
     result = make(["172.18.0.5"], linkerd="2.16")
-    assert result.status_patch == {"status": {"conditions": [
-        {"type": "Ready", "status": "True", "reason": "Started",
-         "message": "started by meshexp-build"}]}}
+    assert result.status_patch == {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Started",
+                    "message": "started by meshexp-build",
+                }
+            ]
+        }
+    }
     words = shlex.split(result.patch_command or "")
     assert words[:4] == ["kubectl", "patch", "externalworkload", "smiley"]
-    assert "--subresource" in words and words[words.index("--subresource") + 1] == "status"
+    assert words[words.index("--subresource") + 1] == "status"
     assert json.loads(words[-1]) == result.status_patch
 
 
@@ -54,7 +68,9 @@ def test_status_is_inline_for_215() -> None:
 def test_dual_stack_from_217() -> None:
     result = make(["172.18.0.5", "fd00::5"], linkerd="2.17")
     assert [item["ip"] for item in result.external_workload["spec"]["workloadIPs"]] == [
-        "172.18.0.5", "fd00::5"]
+        "172.18.0.5",
+        "fd00::5",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,9 @@ def test_versions_change_what_the_contract_says() -> None:
     new = render_files(smiley, load_settings(None, {"linkerd_version": "2.19"}))
     assert "export LINKERD2_PROXY_IDENTITY_SPIRE_SOCKET=" in old["scripts/run-proxy"][0]
     assert "WORKLOAD_API_ADDRESS" not in old["scripts/run-proxy"][0]
-    assert "export LINKERD2_PROXY_IDENTITY_SPIRE_WORKLOAD_API_ADDRESS=" in new["scripts/run-proxy"][0]
+    assert (
+        "export LINKERD2_PROXY_IDENTITY_SPIRE_WORKLOAD_API_ADDRESS=" in new["scripts/run-proxy"][0]
+    )
     assert "IPTABLES=iptables-legacy" in old["scripts/bootstrap"][0]
     assert "IPTABLES=iptables-nft" in new["scripts/bootstrap"][0]
     v215 = render_files(smiley, load_settings(None, {"linkerd_version": "2.15"}))
@@ -69,14 +71,17 @@ def test_inbound_default_policy_is_set_exactly_once() -> None:
     files = render_files(load_catalog()["smiley"], settings)
     run_proxy = files["scripts/run-proxy"][0]
     assert run_proxy.count("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY=") == 1
-    assert "INBOUND_POLICY=${LINKERD2_PROXY_INBOUND_DEFAULT_POLICY:-deny}" in \
-        files["scripts/bootstrap"][0]
+    assert (
+        "INBOUND_POLICY=${LINKERD2_PROXY_INBOUND_DEFAULT_POLICY:-deny}"
+        in files["scripts/bootstrap"][0]
+    )
 
 
 def test_workload_layer_comes_last() -> None:
     dockerfile = render_files(load_catalog()["smiley"], Settings())["Dockerfile"][0]
-    steps = [line.split()[0:2] for line in dockerfile.splitlines()
-             if line.startswith(("COPY", "RUN"))]
+    steps = [
+        line.split()[0:2] for line in dockerfile.splitlines() if line.startswith(("COPY", "RUN"))
+    ]
     assert steps[-2:] == [["COPY", "workload/"], ["COPY", "--from=src-workload-smiley"]]
 
 
@@ -84,7 +89,9 @@ def _all_rendered() -> list[tuple[str, dict[str, tuple[str, int]]]]:
     out = []
     for variant, overrides in VARIANTS.items():
         for name, workload in load_catalog().items():
-            out.append((f"{name}-{variant}", render_files(workload, load_settings(None, dict(overrides)))))
+            out.append(
+                (f"{name}-{variant}", render_files(workload, load_settings(None, dict(overrides))))
+            )
     return out
 
 
@@ -116,16 +123,21 @@ def test_scripts_pass_bash_n_and_shellcheck(rendered: list[Path]) -> None:
         for script in SCRIPTS:
             path = folder / script
             subprocess.run(["bash", "-n", str(path)], check=True)
-            result = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(path)],
-                                    capture_output=True, text=True, check=False)
+            result = subprocess.run(
+                [shellcheck, "--shell=bash", "--severity=style", str(path)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             assert result.returncode == 0, f"{path}:\n{result.stdout}"
 
 
 def test_dockerfiles_pass_hadolint(rendered: list[Path]) -> None:
     hadolint = _tool("hadolint")
     for folder in rendered:
-        result = subprocess.run([hadolint, str(folder / "Dockerfile")], capture_output=True,
-                                text=True, check=False)
+        result = subprocess.run(
+            [hadolint, str(folder / "Dockerfile")], capture_output=True, text=True, check=False
+        )
         assert result.returncode == 0, f"{folder}/Dockerfile:\n{result.stdout}"
 
 
@@ -144,17 +156,24 @@ def test_hostile_env_values_cannot_execute(write_workload, tmp_path: Path) -> No
     marker = tmp_path / "pwned"
     values = [value.format(marker=marker) for value in HOSTILE_VALUES]
     env_yaml = "\n".join(
-        f"  V{index}: \"{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}\""
-        for index, value in enumerate(values))
+        f'  V{index}: "{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for index, value in enumerate(values)
+    )
     workload = write_workload(
         "name: demo\nnamespace: faces\nports:\n  - {name: http, port: 8000}\n"
         "user: {name: workload, uid: 2200}\ndebian: {packages: [coreutils]}\n"
-        f"command: [/usr/bin/env]\nenv:\n{env_yaml}\n")
+        f"command: [/usr/bin/env]\nenv:\n{env_yaml}\n"
+    )
     assert [value for _, value in workload.env] == values
     launch = tmp_path / "launch"
     launch.write_text(render_files(workload, Settings())["workload/launch"][0])
-    result = subprocess.run(["bash", str(launch)], capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin"}, check=True)
+    result = subprocess.run(
+        ["bash", str(launch)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     assert not marker.exists(), "a catalog value executed inside the rendered script"
     seen = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     for index, value in enumerate(values):
@@ -164,8 +183,13 @@ def test_hostile_env_values_cannot_execute(write_workload, tmp_path: Path) -> No
 def test_docker_run_values_override_catalog_defaults(tmp_path: Path) -> None:
     launch = tmp_path / "launch"
     launch.write_text(render_files(load_catalog()["faces"], Settings())["workload/launch"][0])
-    bad = subprocess.run(["bash", str(launch), "--check"], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "FACES_SERVICE": "$(id)"}, check=False)
+    bad = subprocess.run(
+        ["bash", str(launch), "--check"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "FACES_SERVICE": "$(id)"},
+        check=False,
+    )
     assert bad.returncode == 64
     assert "FACES_SERVICE=\\$\\(id\\) is not one of: smiley color" in bad.stderr
 
@@ -183,19 +207,26 @@ def test_render_refuses_a_non_empty_folder_without_force(tmp_path: Path) -> None
     output = tmp_path / "context"
     output.mkdir()
     (output / "keep").write_text("mine")
-    with pytest.raises(RenderError, match="is not empty; .* --force"):
-        render_build_context(workload=load_catalog()["smiley"], settings=Settings(),
-                             output=output)
+    with pytest.raises(RenderError, match=r"is not empty; .* --force"):
+        render_build_context(workload=load_catalog()["smiley"], settings=Settings(), output=output)
     assert (output / "keep").read_text() == "mine"
 
 
 def test_render_writes_a_complete_context(tmp_path: Path) -> None:
     output = tmp_path / "context"
-    result = render_build_context(workload=load_catalog()["smiley"], settings=Settings(),
-                                  output=output)
-    assert {"Dockerfile", "scripts/bootstrap", "scripts/run-proxy", "workload/launch",
-            "spire/server.conf", "spire/agent.conf", "components/certcheck",
-            "meshexp-context.json"} <= set(result.files) | {"meshexp-context.json"}
+    result = render_build_context(
+        workload=load_catalog()["smiley"], settings=Settings(), output=output
+    )
+    assert {
+        "Dockerfile",
+        "scripts/bootstrap",
+        "scripts/run-proxy",
+        "workload/launch",
+        "spire/server.conf",
+        "spire/agent.conf",
+        "components/certcheck",
+        "meshexp-context.json",
+    } <= set(result.files) | {"meshexp-context.json"}
     assert os.access(output / "scripts/bootstrap", os.X_OK)
     assert (output / "components/certcheck").read_bytes().startswith(b"\x7fELF")
     assert result.image == "meshexp/smiley:linkerd-2.20"

@@ -23,8 +23,10 @@ def test_defaults_follow_the_upstream_images() -> None:
 
 def test_file_then_flags(tmp_path: Path) -> None:
     config = tmp_path / "meshexp.yaml"
-    config.write_text("linkerd_version: '2.18'\nproxy_uid: 3000\ninbound_ports_to_ignore: [1, 2]\n"
-                      "image_name: reg.local/{workload}\n")
+    config.write_text(
+        "linkerd_version: '2.18'\nproxy_uid: 3000\ninbound_ports_to_ignore: [1, 2]\n"
+        "image_name: reg.local/{workload}\n"
+    )
     settings = load_settings(config, {"proxy_uid": 3001, "outbound_ports_to_ignore": "5,6"})
     assert settings.linkerd_version == "2.18"
     assert settings.proxy_uid == 3001

@@ -103,8 +103,11 @@ def test_go_local_build_is_cached_by_content(tmp_path: Path) -> None:
     (module / "cmd/certcheck/extra.go").write_text("package main\n\nconst unused = 1\n")
     assert gobuild.cached_go_binary(source, "amd64") != first  # the tree changed
     arm = gobuild.cached_go_binary(source, "arm64")
-    machine = subprocess.run(["file", "-b", str(arm)], capture_output=True, text=True).stdout \
-        if shutil.which("file") else "aarch64"
+    machine = (
+        subprocess.run(["file", "-b", str(arm)], capture_output=True, text=True).stdout
+        if shutil.which("file")
+        else "aarch64"
+    )
     assert "aarch64" in machine or "ARM" in machine
 
 
@@ -112,8 +115,11 @@ def test_go_module_refused_names_the_module_and_alternatives(monkeypatch) -> Non
     monkeypatch.setenv("GOPROXY", "off")
     monkeypatch.setenv("GOFLAGS", "-mod=mod")
     source = GoSource(package="example.invalid/nothing/cmd/x", version="v1.0.0")
-    with pytest.raises(SourceError, match=r"go source example.invalid/nothing/cmd/x@v1.0.0: "
-                                          r"go get -tool failed"):
+    with pytest.raises(
+        SourceError,
+        match=r"go source example.invalid/nothing/cmd/x@v1.0.0: "
+        r"go get -tool failed",
+    ):
         gobuild.cached_go_binary(source, "amd64")
 
 
@@ -128,7 +134,8 @@ def test_apt_mirror_from_deb822_and_one_line_sources(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "debian.sources").write_text(
         "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
-        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n")
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n"
+    )
     assert apt_mirror((tmp_path / "none", folder)) == "http://mirror.example/debian"
     one_line = tmp_path / "sources.list"
     one_line.write_text("deb [arch=amd64] http://other.example/debian bookworm main\n")
