@@ -87,6 +87,8 @@ def cached_go_binary(source: GoSource, arch: str) -> Path:
         ldflags=LDFLAGS,
     )
     name = source.package.rstrip("/").rsplit("/", 1)[-1]
+    if name in (".", "") and source.local is not None:
+        name = source.local.name
     target = cache_root() / "go" / key / name
     if target.is_file():
         return target

@@ -14,8 +14,8 @@ namespace: faces
 ports:
   - {name: http, port: 8000, protocol: TCP}
 user: {name: workload, uid: 2200}
-debian: {packages: [darkhttpd]}
-command: [/usr/sbin/darkhttpd, /opt/workload]
+debian: {packages: [busybox]}
+command: [/bin/busybox, httpd, -f]
 """
 
 
@@ -23,7 +23,7 @@ def test_shipped_catalog_has_faces_trio_and_a_non_faces_workload() -> None:
     catalog = load_catalog()
     assert {"smiley", "color", "face", "faces", "static-web"} <= set(catalog)
     static = catalog["static-web"]
-    assert static.debian_packages == ("darkhttpd",)
+    assert static.debian_packages == ("busybox",)
     assert not static.binaries
 
 
@@ -52,7 +52,7 @@ def test_unknown_workload_lists_known_ones() -> None:
 def test_minimal_valid_entry_loads(write_workload) -> None:
     workload = write_workload(BASE)
     assert workload.ports[0].port == 8000
-    assert workload.command == ("/usr/sbin/darkhttpd", "/opt/workload")
+    assert workload.command == ("/bin/busybox", "httpd", "-f")
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_minimal_valid_entry_loads(write_workload) -> None:
         ("name: http", "name: HTTP", r"ports\[0\]\.name: 'HTTP' is not valid \(an IANA"),
         ("protocol: TCP", "protocol: QUIC", r"protocol: 'QUIC' is not one of: TCP, UDP, SCTP"),
         ("uid: 2200", "uid: 0", r"user\.uid: 0 is out of range \(1000-65533\)"),
-        ("packages: [darkhttpd]", "packages: ['x; rm -rf /']", r"packages\[0\]: 'x; rm -rf /'"),
+        ("packages: [busybox]", "packages: ['x; rm -rf /']", r"packages\[0\]: 'x; rm -rf /'"),
         (
             "command: [",
             "colour: red\ncommand: [",
@@ -115,7 +115,7 @@ def test_command_and_dispatch_are_exclusive(write_workload) -> None:
 
 def test_workload_needs_a_source(write_workload) -> None:
     with pytest.raises(CatalogError, match=r"give binaries or debian\.packages"):
-        write_workload(BASE.replace("debian: {packages: [darkhttpd]}\n", ""))
+        write_workload(BASE.replace("debian: {packages: [busybox]}\n", ""))
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ def test_workload_needs_a_source(write_workload) -> None:
 )
 def test_bad_sources_refused(write_workload, source, message) -> None:
     text = BASE.replace(
-        "debian: {packages: [darkhttpd]}\n", f"binaries:\n  - name: app\n    source: {source}\n"
+        "debian: {packages: [busybox]}\n", f"binaries:\n  - name: app\n    source: {source}\n"
     )
     with pytest.raises(CatalogError, match=message):
         write_workload(text)

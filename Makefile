@@ -1,0 +1,38 @@
+# The few verbs people type. Each target does its own set-up.
+.PHONY: setup demo test lint unit integration go-test golden standin clean
+
+VENV := .venv/bin
+
+setup:
+	scripts/setup.sh
+
+demo:
+	scripts/demo.sh
+
+test: setup lint go-test
+	$(VENV)/pytest -m "not e2e"
+
+lint: setup
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+	$(VENV)/shellcheck scripts/*.sh .ci/run
+
+go-test:
+	cd go && go vet ./... && go test ./...
+	cd tests/standin-proxy && go vet ./... && go test ./...
+
+unit: setup
+	$(VENV)/pytest tests/unit
+
+integration: setup
+	$(VENV)/pytest tests/integration
+
+golden: setup
+	$(VENV)/pytest tests/unit/test_render.py --update-golden
+
+standin:
+	cd tests/standin-proxy && go build -trimpath -ldflags "-s -w" -o ../../build/standin-proxy .
+
+clean:
+	rm -rf build out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The main job, on a machine without registry access: build the smiley image
+# (offline profile: Debian base from debootstrap, SPIRE and the workload from
+# the Go module proxy) and start it the way the original walk-through does.
+#
+# The Linkerd proxy cannot be had here, so this uses the PROXY STAND-IN (test
+# equipment from tests/standin-proxy). With a real proxy binary, set
+# PROXY_FILE=/path/to/linkerd2-proxy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+network=meshexp-demo
+name=meshexp-demo-smiley
+timeout=${DEMO_TIMEOUT:-120}
+
+if [ -z "${PROXY_FILE:-}" ]; then
+  echo "demo: building the PROXY STAND-IN (test equipment, not a Linkerd proxy)"
+  (cd tests/standin-proxy && go build -trimpath -ldflags "-s -w" -o ../../build/standin-proxy .)
+  PROXY_FILE=build/standin-proxy
+fi
+[ -f out/certs/issuer.key ] || meshexp-build certs --output out/certs
+
+meshexp-build image --workload smiley --offline --proxy-file "$PROXY_FILE"
+image=$(meshexp-build image --workload smiley --offline --proxy-file "$PROXY_FILE" -o json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["reference"])')
+
+docker network inspect "$network" >/dev/null 2>&1 || docker network create "$network" >/dev/null
+docker rm -f "$name" >/dev/null 2>&1 || true
+echo "demo: docker run $image (as in the walk-through: NET_ADMIN, certs at /opt/spire/certs)"
+docker run -d --name "$name" --network "$network" --cap-add=NET_ADMIN \
+  -v "$PWD/out/certs:/opt/spire/certs:ro" \
+  -e WORKLOAD_NAME=smiley -e WORKLOAD_NAMESPACE=faces -e 'NODE_NAME=$(hostname)' \
+  -e FACES_SERVICE=smiley -e DELAY_BUCKETS=0 "$image" >/dev/null
+
+deadline=$((SECONDS + timeout))
+until docker logs "$name" 2>&1 | grep -q 'bootstrap: workload started'; do
+  if [ "$(docker inspect -f '{{.State.Running}}' "$name")" != true ] || [ "$SECONDS" -ge "$deadline" ]; then
+    docker logs "$name" >&2
+    echo "demo: the container did not come up" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+ip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "$name")
+echo "demo: container log:"
+docker logs "$name" 2>&1 | grep -E '^(bootstrap|PROXY|standin-proxy)' | sed 's/^/  | /'
+python3 - "$ip" <<'PY'
+import sys, urllib.request
+ip = sys.argv[1]
+ready = urllib.request.urlopen(f"http://{ip}:4191/ready", timeout=10)
+print(f"demo: proxy /ready on {ip}:4191 -> {ready.status}")
+body = urllib.request.urlopen(f"http://{ip}:8000/", timeout=10).read().decode()
+print(f"demo: smiley on {ip}:8000 answered through the proxy: {body.strip()}")
+metrics = urllib.request.urlopen(f"http://{ip}:4191/metrics", timeout=10).read().decode()
+print("demo: " + next(l for l in metrics.splitlines() if 'direction="inbound"' in l))
+PY
+echo "demo: running as $name on network $network; remove with: docker rm -f $name"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One-time set-up on a Debian machine (as root): system packages, a running
+# Docker engine, and a virtualenv (.venv) with meshexp-build and its dev tools.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+need_packages=()
+command -v debootstrap >/dev/null || need_packages+=(debootstrap)
+command -v dockerd >/dev/null || need_packages+=(docker.io)
+[ -x /usr/bin/docker ] || need_packages+=(docker.io)
+command -v file >/dev/null || need_packages+=(file)
+python3 -m venv --help >/dev/null 2>&1 || need_packages+=(python3-venv)
+if [ "${#need_packages[@]}" -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing ${need_packages[*]}: run as root, or install them yourself"
+  echo "setup: installing ${need_packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+fi
+
+scripts/ensure-docker.sh
+
+# Go builds SPIRE, the Faces-compatible workloads and the stand-in proxy.
+command -v go >/dev/null || die "Go 1.24 or later is needed (go.dev/dl, or your distribution's golang package)"
+go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+[ "$go_minor" -ge 24 ] || die "Go $(go env GOVERSION) is too old: 1.24 or later is needed"
+
+if [ ! -x .venv/bin/meshexp-build ] || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "setup: creating .venv with meshexp-build[dev]"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  touch .venv/.installed
+fi
+echo "setup: ready ($(.venv/bin/meshexp-build --version))"

@@ -1,0 +1,110 @@
+"""Fixtures for tests against a real Docker engine: the engine, the stand-in, certs, images.
+
+In CI (CI=true) a missing engine fails the run; elsewhere these tests skip with
+the reason. Containers and networks are removed by the tests themselves
+(Ryuk, testcontainers' reaper, cannot be pulled here).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import docker
+import pytest
+
+from builder.certs import create_certs
+from builder.gobuild import cached_go_binary
+from builder.image import ImageResult, build_workload_image
+from builder.catalog import find_workload
+from builder.models import GoSource
+from builder.settings import Settings, load_settings
+from tests.conftest import in_ci
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+STANDIN_MODULE = Path(__file__).resolve().parent.parent / "standin-proxy"
+TEST_IMAGE_NAME = "meshexp-test/{workload}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def engine() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        reason = f"no Docker engine answers ({exc}); run scripts/ensure-docker.sh"
+        if in_ci():
+            pytest.fail(f"CI needs the Docker engine: {reason}")
+        pytest.skip(reason)
+    return client
+
+
+@pytest.fixture(scope="session")
+def standin_proxy() -> Path:
+    """The stand-in proxy (test equipment), built from tests/standin-proxy."""
+    return cached_go_binary(GoSource(package=".", local=STANDIN_MODULE), "amd64")
+
+
+@pytest.fixture(scope="session")
+def offline_settings(standin_proxy: Path) -> Settings:
+    return replace(load_settings(None, {"offline": True, "proxy_file": standin_proxy}),
+                   image_name=TEST_IMAGE_NAME).check()
+
+
+@pytest.fixture(scope="session")
+def build(engine, offline_settings: Settings):
+    """Build a catalog workload once per session, offline, with the stand-in."""
+    built: dict[str, ImageResult] = {}
+
+    def build_one(name: str) -> ImageResult:
+        if name not in built:
+            built[name] = build_workload_image(workload=find_workload(name),
+                                               settings=offline_settings)
+        return built[name]
+
+    return build_one
+
+
+@pytest.fixture(scope="session")
+def smiley_image(build) -> ImageResult:
+    return build("smiley")
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ca.crt, issuer.crt, issuer.key, readable by the container's root only."""
+    folder = tmp_path_factory.mktemp("certs") / "certs"
+    create_certs(folder=folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The original demo's layout: ca.crt and ca.key (the trust anchor's own key)."""
+    root = tmp_path_factory.mktemp("demo-certs")
+    result = create_certs(folder=root / "certs")
+    (root / "certs/ca.key").write_bytes(result.anchor_key.read_bytes())
+    for name in ("issuer.crt", "issuer.key"):
+        (root / "certs" / name).unlink()
+    return root / "certs"
+
+
+@pytest.fixture
+def network(engine) -> Iterator[str]:
+    name = f"meshexp-test-{uuid.uuid4().hex[:8]}"
+    net = engine.networks.create(name, driver="bridge")
+    try:
+        yield name
+    finally:
+        for container in engine.containers.list(all=True, filters={"network": name}):
+            container.remove(force=True)
+        net.remove()

@@ -1,0 +1,179 @@
+"""Real images through the real engine: metadata, binaries, start-up, traffic, layer reuse."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from cryptography import x509
+
+from builder.catalog import load_workload_file
+from builder.image import build_workload_image
+from tests.integration.mesh import (
+    exec_in,
+    proxy_environment,
+    http_get,
+    ip_of,
+    running,
+    tcp_open_total,
+    uid_of_processes,
+    wait_http,
+    workload_container,
+)
+
+DEMO_ENV = {  # the original walk-through's `docker run -e ...`, unchanged
+    "WORKLOAD_NAME": "smiley",
+    "WORKLOAD_NAMESPACE": "faces",
+    "NODE_NAME": "$(hostname)",
+    "FACES_SERVICE": "smiley",
+    "DELAY_BUCKETS": "0,5",
+}
+
+
+def test_image_metadata(engine, smiley_image) -> None:
+    attrs = engine.images.get(smiley_image.reference).attrs
+    config = attrs["Config"]
+    labels = config["Labels"]
+    assert config["Entrypoint"] == ["/usr/local/bin/bootstrap"]
+    assert config["User"] == "0:0"
+    assert {"8000/tcp", "4143/tcp", "4191/tcp"} <= set(config["ExposedPorts"])
+    assert labels["io.meshexp.proxy-standin"].startswith("PROXY STAND-IN: not a Linkerd proxy")
+    assert labels["io.meshexp.linkerd-version"] == "2.20"
+    assert labels["io.meshexp.spire-topology"] == "demo"
+    assert labels["io.meshexp.source.spire-server"].startswith(
+        "go github.com/spiffe/spire/cmd/spire-server@v1.13.3 sha256:")
+    assert labels["io.meshexp.source.workload.smiley"].startswith("go ./cmd/smiley")
+    assert labels["org.opencontainers.image.title"] == "smiley"
+    assert smiley_image.standin
+
+
+def test_spire_binaries_run_inside(engine, smiley_image) -> None:
+    for binary in ("spire-server", "spire-agent"):
+        out = engine.containers.run(smiley_image.reference, ["--version"], entrypoint=binary,
+                                    remove=True, stderr=True).decode()
+        assert "1.13.3" in out, f"{binary} --version said {out!r}"
+
+
+def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(
+        smiley_image, network, demo_certs) -> None:
+    """The original walk-through's docker run: ca.crt + ca.key mounted, same variables."""
+    container = workload_container(smiley_image.reference, network, demo_certs, env=DEMO_ENV,
+                                   name=f"{network}-smiley")
+    with running(container):
+        ip = ip_of(container, network)
+        wait_http(ip, 4191, "/ready")
+        before = tcp_open_total(ip, "inbound")
+        status, body = http_get(ip, 8000, "/")
+        assert status == 200
+        assert json.loads(body)["smiley"] == "\U0001F600"
+        assert tcp_open_total(ip, "inbound") == before + 1  # it went through the proxy
+        logs = container.get_wrapped_container().logs().decode()
+        assert logs.count("ca.key is the trust anchor's private key") == 1
+        assert "bootstrap: starting smiley.faces as spiffe://root.linkerd.cluster.local/smiley" in logs
+        assert "PROXY STAND-IN: not a Linkerd proxy" in logs
+        # NODE_NAME is free text: it reaches the proxy as a JSON string, never evaluated.
+        environ = proxy_environment(container)
+        context = json.loads(environ["LINKERD2_PROXY_DESTINATION_CONTEXT"])
+        assert context == {"ns": "faces", "nodeName": "$(hostname)", "pod": "smiley"}
+        assert json.loads(environ["LINKERD2_PROXY_POLICY_WORKLOAD"]) == {
+            "ns": "faces", "external_workload": "smiley"}
+        assert environ["LINKERD2_PROXY_IDENTITY_SERVER_ID"] == (
+            "spiffe://root.linkerd.cluster.local/smiley")
+        assert "BEGIN CERTIFICATE" in environ["LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"]
+
+
+def test_processes_run_as_their_own_non_root_uids(smiley_image, network, certs) -> None:
+    container = workload_container(smiley_image.reference, network, certs,
+                                   name=f"{network}-smiley")
+    with running(container):
+        uids = uid_of_processes(container)
+        assert uids["linkerd2-proxy"] == 2102
+        assert uids["spire-server"] == 2103
+        assert uids["spire-agent"] == 2103
+        assert uids["smiley"] == 2200
+        assert uids["bootstrap"] == 0
+        roots = [name for name, uid in uids.items() if uid == 0]
+        assert roots == ["bootstrap"]
+
+
+def test_svid_for_the_proxy_chains_to_the_trust_anchor(smiley_image, network, certs) -> None:
+    container = workload_container(smiley_image.reference, network, certs,
+                                   name=f"{network}-smiley")
+    with running(container):
+        code, out = exec_in(container, [
+            "spire-agent", "api", "fetch", "x509", "-socketPath",
+            "/run/spire/agent/public/api.sock", "-write", "/tmp"], user="2102")
+        assert code == 0, out
+        _, chain_pem = exec_in(container, ["cat", "/tmp/svid.0.pem"])
+        chain = x509.load_pem_x509_certificates(chain_pem.encode())
+        uris = chain[0].extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.UniformResourceIdentifier)
+        assert uris == ["spiffe://root.linkerd.cluster.local/smiley"]
+        anchor = x509.load_pem_x509_certificate((certs / "ca.crt").read_bytes())
+        store = x509.verification.Store([anchor])
+        verifier = x509.verification.PolicyBuilder().store(store).build_client_verifier()
+        verified = verifier.verify(chain[0], chain[1:])  # raises if it does not chain
+        assert verified.chain[-1] == anchor
+
+
+def test_rebuild_after_a_workload_change_reuses_lower_layers(
+        engine, offline_settings, smiley_image, tmp_path: Path) -> None:
+    """Only the workload layer differs between two builds that differ only in the workload."""
+    binary = tmp_path / "smiley-bin"
+    shutil.copyfile(engine_binary(engine, smiley_image.reference), binary)
+    catalog = tmp_path / "images"
+    catalog.mkdir()
+    yaml_text = (
+        "name: smiley\nnamespace: faces\nports:\n  - {name: http, port: 8000}\n"
+        "user: {name: workload, uid: 2200}\n"
+        f"binaries:\n  - name: smiley\n    source: {{file: {{path: {binary}}}}}\n"
+        "command: [/opt/workload/bin/smiley, -port, '8000']\n")
+    (catalog / "smiley.yaml").write_text(yaml_text)
+    workload = load_workload_file(catalog / "smiley.yaml")
+    settings = replace(offline_settings, image_name="meshexp-test/rebuild-{workload}").check()
+    first = build_workload_image(workload=workload, settings=settings, tag="a")
+    with binary.open("ab") as handle:
+        handle.write(b"\0changed")
+    lines: list[str] = []
+    second = build_workload_image(workload=workload, settings=settings, tag="b",
+                                  on_line=lines.append)
+    layers_a = engine.images.get(first.reference).attrs["RootFS"]["Layers"]
+    layers_b = engine.images.get(second.reference).attrs["RootFS"]["Layers"]
+    assert len(layers_a) == len(layers_b)
+    differing = [i for i, (a, b) in enumerate(zip(layers_a, layers_b, strict=True)) if a != b]
+    assert differing == [len(layers_a) - 1], "only the last (workload) layer may differ"
+    assert sum("Using cache" in line for line in lines) >= 5
+
+
+def engine_binary(engine, reference: str) -> Path:
+    """Copy /opt/workload/bin/smiley out of an image into a temporary file."""
+    import io
+    import tarfile
+    import tempfile
+
+    container = engine.containers.create(reference)
+    try:
+        stream, _ = container.get_archive("/opt/workload/bin/smiley")
+        data = io.BytesIO(b"".join(stream))
+    finally:
+        container.remove(force=True)
+    with tarfile.open(fileobj=data) as archive:
+        member = archive.extractfile("smiley")
+        assert member is not None
+        target = Path(tempfile.mkdtemp()) / "smiley"
+        target.write_bytes(member.read())
+    return target
+
+
+def test_non_faces_workload_from_debian_packages(build, network, certs) -> None:
+    image = build("static-web")
+    container = workload_container(image.reference, network, certs, name=f"{network}-web")
+    with running(container):
+        ip = ip_of(container, network)
+        wait_http(ip, 4191, "/ready")
+        status, body = http_get(ip, 8080, "/launch")  # a file of the workload layer
+        assert status == 200
+        assert "exec \"${command[@]}\"" in body
+        assert tcp_open_total(ip, "inbound") >= 1

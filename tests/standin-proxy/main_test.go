@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+)
+
+func env(values map[string]string) func(string) string {
+	return func(name string) string { return values[name] }
+}
+
+func complete() map[string]string {
+	return map[string]string{
+		"LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS": "pem",
+		"LINKERD2_PROXY_IDENTITY_SERVER_ID":     "spiffe://td/smiley",
+		"LINKERD2_PROXY_IDENTITY_SERVER_NAME":   "smiley.cluster.local",
+		"LINKERD2_PROXY_DESTINATION_SVC_ADDR":   "dst:8086",
+		"LINKERD2_PROXY_DESTINATION_SVC_NAME":   "dst",
+		"LINKERD2_PROXY_POLICY_SVC_ADDR":        "policy:8090",
+		"LINKERD2_PROXY_POLICY_SVC_NAME":        "policy",
+		"LINKERD2_PROXY_POLICY_WORKLOAD":        `{"ns":"faces","external_workload":"smiley"}`,
+		spireSocketNew:                          "unix:///run/spire/agent/public/api.sock",
+		"LINKERD2_PROXY_INBOUND_DEFAULT_POLICY": "all-unauthenticated",
+	}
+}
+
+func TestCompleteEnvironmentIsAccepted(t *testing.T) {
+	cfg, problems := loadConfig(env(complete()))
+	if len(problems) != 0 {
+		t.Fatalf("unexpected problems: %v", problems)
+	}
+	if cfg.socket != "/run/spire/agent/public/api.sock" || cfg.inboundPort != "4143" || cfg.outboundPort != "4140" {
+		t.Fatalf("bad config: %+v", cfg)
+	}
+}
+
+func TestOldSocketNameStillWorks(t *testing.T) {
+	values := complete()
+	delete(values, spireSocketNew)
+	values[spireSocketOld] = "/run/x.sock"
+	cfg, problems := loadConfig(env(values))
+	if len(problems) != 0 || cfg.socket != "/run/x.sock" {
+		t.Fatalf("old name refused: %v %+v", problems, cfg)
+	}
+}
+
+func TestEachMissingOrBadVariableIsNamed(t *testing.T) {
+	for _, name := range append(required, spireSocketNew) {
+		values := complete()
+		delete(values, name)
+		_, problems := loadConfig(env(values))
+		if len(problems) != 1 || !strings.Contains(problems[0], name) {
+			t.Errorf("removing %s gave %v", name, problems)
+		}
+	}
+	values := complete()
+	values["LINKERD2_PROXY_IDENTITY_SERVER_ID"] = "smiley"
+	values["LINKERD2_PROXY_POLICY_WORKLOAD"] = `{"ns":"faces"}`
+	values["LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"] = "allow"
+	if _, problems := loadConfig(env(values)); len(problems) != 3 {
+		t.Errorf("want 3 problems, got %v", problems)
+	}
+}
+
+func field(number int, payload []byte) []byte {
+	out := binary.AppendUvarint(nil, uint64(number<<3|2))
+	out = binary.AppendUvarint(out, uint64(len(payload)))
+	return append(out, payload...)
+}
+
+func TestDecodeX509SVIDResponse(t *testing.T) {
+	first := append(field(1, []byte("spiffe://td/a")), field(2, []byte{1, 2, 3})...)
+	first = append(first, 0x28, 0x05) // field 5, varint: skipped
+	second := field(1, []byte("spiffe://td/b"))
+	message := append(field(1, first), field(1, second)...)
+	message = append(message, field(3, []byte("federated"))...)
+	svids, err := decodeX509SVIDResponse(message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svids) != 2 || svids[0].spiffeID != "spiffe://td/a" || string(svids[0].certs) != "\x01\x02\x03" || svids[1].spiffeID != "spiffe://td/b" {
+		t.Fatalf("decoded %+v", svids)
+	}
+	if _, err := decodeX509SVIDResponse([]byte{0x0a, 0x10, 0x01}); err == nil {
+		t.Fatal("a truncated message must fail")
+	}
+}
