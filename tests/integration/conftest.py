@@ -16,10 +16,10 @@ from pathlib import Path
 import docker
 import pytest
 
+from builder.catalog import find_workload
 from builder.certs import create_certs
 from builder.gobuild import cached_go_binary
 from builder.image import ImageResult, build_workload_image
-from builder.catalog import find_workload
 from builder.models import GoSource
 from builder.settings import Settings, load_settings
 from tests.conftest import in_ci
@@ -56,8 +56,10 @@ def standin_proxy() -> Path:
 
 @pytest.fixture(scope="session")
 def offline_settings(standin_proxy: Path) -> Settings:
-    return replace(load_settings(None, {"offline": True, "proxy_file": standin_proxy}),
-                   image_name=TEST_IMAGE_NAME).check()
+    return replace(
+        load_settings(None, {"offline": True, "proxy_file": standin_proxy}),
+        image_name=TEST_IMAGE_NAME,
+    ).check()
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +69,9 @@ def build(engine, offline_settings: Settings):
 
     def build_one(name: str) -> ImageResult:
         if name not in built:
-            built[name] = build_workload_image(workload=find_workload(name),
-                                               settings=offline_settings)
+            built[name] = build_workload_image(
+                workload=find_workload(name), settings=offline_settings
+            )
         return built[name]
 
     return build_one

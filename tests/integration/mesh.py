@@ -17,10 +17,15 @@ READY_LINE = "bootstrap: workload started"
 START_TIMEOUT = 120  # seconds; generous for a loaded 2-core machine
 
 
-def workload_container(image: str, network: str, certs: Path | None, *,
-                       env: dict[str, str] | None = None,
-                       caps: tuple[str, ...] = ("NET_ADMIN",), name: str | None = None
-                       ) -> DockerContainer:
+def workload_container(
+    image: str,
+    network: str,
+    certs: Path | None,
+    *,
+    env: dict[str, str] | None = None,
+    caps: tuple[str, ...] = ("NET_ADMIN",),
+    name: str | None = None,
+) -> DockerContainer:
     container = DockerContainer(image)
     container.with_kwargs(network=network, cap_add=list(caps), init=False)
     if certs is not None:
@@ -35,16 +40,16 @@ def workload_container(image: str, network: str, certs: Path | None, *,
 @contextmanager
 def running(container: DockerContainer) -> Iterator[DockerContainer]:
     """Start, wait for the bootstrap's 'workload started' line, always remove."""
-    container.waiting_for(
-        LogMessageWaitStrategy(READY_LINE).with_startup_timeout(START_TIMEOUT))
+    container.waiting_for(LogMessageWaitStrategy(READY_LINE).with_startup_timeout(START_TIMEOUT))
     try:
         container.start()
     except Exception as exc:
         wrapped = container.get_wrapped_container()
         logs = wrapped.logs().decode(errors="replace") if wrapped else "(no container)"
         container.stop()
-        raise AssertionError(f"the container did not come up: {exc}\n--- logs ---\n{logs}"
-                             ) from None
+        raise AssertionError(
+            f"the container did not come up: {exc}\n--- logs ---\n{logs}"
+        ) from None
     try:
         yield container
     finally:
@@ -110,10 +115,16 @@ def exec_in(container: DockerContainer, command: list[str], user: str = "0") -> 
 
 def uid_of_processes(container: DockerContainer) -> dict[str, int]:
     """Command name -> UID for every process in the container (no ps in the image)."""
-    code, out = exec_in(container, ["bash", "-c",
-                                    'for p in /proc/[0-9]*; do [ "$p" = /proc/$$ ] && continue; '
-                                    'c=$(tr "\\0" " " <"$p/cmdline" 2>/dev/null) || continue; '
-                                    '[ -n "$c" ] && echo "$(stat -c %u "$p") $c"; done'])
+    code, out = exec_in(
+        container,
+        [
+            "bash",
+            "-c",
+            'for p in /proc/[0-9]*; do [ "$p" = /proc/$$ ] && continue; '
+            'c=$(tr "\\0" " " <"$p/cmdline" 2>/dev/null) || continue; '
+            '[ -n "$c" ] && echo "$(stat -c %u "$p") $c"; done',
+        ],
+    )
     assert code == 0, out
     found = {}
     for line in out.splitlines():
@@ -126,9 +137,11 @@ def uid_of_processes(container: DockerContainer) -> dict[str, int]:
 
 def proxy_environment(container: DockerContainer) -> dict[str, str]:
     """The environment of the running proxy, read as the proxy's own UID (root may not)."""
-    script = ('for p in /proc/[0-9]*; do '
-              'if [ "$(tr -d "\\0" <"$p/cmdline" 2>/dev/null)" = /usr/lib/linkerd/linkerd2-proxy ];'
-              ' then tr "\\0" "\\n" <"$p/environ"; exit 0; fi; done; exit 1')
+    script = (
+        "for p in /proc/[0-9]*; do "
+        'if [ "$(tr -d "\\0" <"$p/cmdline" 2>/dev/null)" = /usr/lib/linkerd/linkerd2-proxy ];'
+        ' then tr "\\0" "\\n" <"$p/environ"; exit 0; fi; done; exit 1'
+    )
     code, out = exec_in(container, ["bash", "-c", script], user="2102")
     assert code == 0, f"no proxy process found: {out}"
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)

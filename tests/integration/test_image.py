@@ -13,9 +13,9 @@ from builder.catalog import load_workload_file
 from builder.image import build_workload_image
 from tests.integration.mesh import (
     exec_in,
-    proxy_environment,
     http_get,
     ip_of,
+    proxy_environment,
     running,
     tcp_open_total,
     uid_of_processes,
@@ -43,7 +43,8 @@ def test_image_metadata(engine, smiley_image) -> None:
     assert labels["io.meshexp.linkerd-version"] == "2.20"
     assert labels["io.meshexp.spire-topology"] == "demo"
     assert labels["io.meshexp.source.spire-server"].startswith(
-        "go github.com/spiffe/spire/cmd/spire-server@v1.13.3 sha256:")
+        "go github.com/spiffe/spire/cmd/spire-server@v1.13.3 sha256:"
+    )
     assert labels["io.meshexp.source.workload.smiley"].startswith("go ./cmd/smiley")
     assert labels["org.opencontainers.image.title"] == "smiley"
     assert smiley_image.standin
@@ -51,42 +52,49 @@ def test_image_metadata(engine, smiley_image) -> None:
 
 def test_spire_binaries_run_inside(engine, smiley_image) -> None:
     for binary in ("spire-server", "spire-agent"):
-        out = engine.containers.run(smiley_image.reference, ["--version"], entrypoint=binary,
-                                    remove=True, stderr=True).decode()
+        out = engine.containers.run(
+            smiley_image.reference, ["--version"], entrypoint=binary, remove=True, stderr=True
+        ).decode()
         assert "1.13.3" in out, f"{binary} --version said {out!r}"
 
 
 def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(
-        smiley_image, network, demo_certs) -> None:
+    smiley_image, network, demo_certs
+) -> None:
     """The original walk-through's docker run: ca.crt + ca.key mounted, same variables."""
-    container = workload_container(smiley_image.reference, network, demo_certs, env=DEMO_ENV,
-                                   name=f"{network}-smiley")
+    container = workload_container(
+        smiley_image.reference, network, demo_certs, env=DEMO_ENV, name=f"{network}-smiley"
+    )
     with running(container):
         ip = ip_of(container, network)
         wait_http(ip, 4191, "/ready")
         before = tcp_open_total(ip, "inbound")
         status, body = http_get(ip, 8000, "/")
         assert status == 200
-        assert json.loads(body)["smiley"] == "\U0001F600"
+        assert json.loads(body)["smiley"] == "\U0001f600"
         assert tcp_open_total(ip, "inbound") == before + 1  # it went through the proxy
         logs = container.get_wrapped_container().logs().decode()
         assert logs.count("ca.key is the trust anchor's private key") == 1
-        assert "bootstrap: starting smiley.faces as spiffe://root.linkerd.cluster.local/smiley" in logs
+        assert (
+            "bootstrap: starting smiley.faces as spiffe://root.linkerd.cluster.local/smiley" in logs
+        )
         assert "PROXY STAND-IN: not a Linkerd proxy" in logs
         # NODE_NAME is free text: it reaches the proxy as a JSON string, never evaluated.
         environ = proxy_environment(container)
         context = json.loads(environ["LINKERD2_PROXY_DESTINATION_CONTEXT"])
         assert context == {"ns": "faces", "nodeName": "$(hostname)", "pod": "smiley"}
         assert json.loads(environ["LINKERD2_PROXY_POLICY_WORKLOAD"]) == {
-            "ns": "faces", "external_workload": "smiley"}
+            "ns": "faces",
+            "external_workload": "smiley",
+        }
         assert environ["LINKERD2_PROXY_IDENTITY_SERVER_ID"] == (
-            "spiffe://root.linkerd.cluster.local/smiley")
+            "spiffe://root.linkerd.cluster.local/smiley"
+        )
         assert "BEGIN CERTIFICATE" in environ["LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"]
 
 
 def test_processes_run_as_their_own_non_root_uids(smiley_image, network, certs) -> None:
-    container = workload_container(smiley_image.reference, network, certs,
-                                   name=f"{network}-smiley")
+    container = workload_container(smiley_image.reference, network, certs, name=f"{network}-smiley")
     with running(container):
         uids = uid_of_processes(container)
         assert uids["linkerd2-proxy"] == 2102
@@ -99,17 +107,30 @@ def test_processes_run_as_their_own_non_root_uids(smiley_image, network, certs) 
 
 
 def test_svid_for_the_proxy_chains_to_the_trust_anchor(smiley_image, network, certs) -> None:
-    container = workload_container(smiley_image.reference, network, certs,
-                                   name=f"{network}-smiley")
+    container = workload_container(smiley_image.reference, network, certs, name=f"{network}-smiley")
     with running(container):
-        code, out = exec_in(container, [
-            "spire-agent", "api", "fetch", "x509", "-socketPath",
-            "/run/spire/agent/public/api.sock", "-write", "/tmp"], user="2102")
+        code, out = exec_in(
+            container,
+            [
+                "spire-agent",
+                "api",
+                "fetch",
+                "x509",
+                "-socketPath",
+                "/run/spire/agent/public/api.sock",
+                "-write",
+                "/tmp",
+            ],
+            user="2102",
+        )
         assert code == 0, out
         _, chain_pem = exec_in(container, ["cat", "/tmp/svid.0.pem"])
         chain = x509.load_pem_x509_certificates(chain_pem.encode())
-        uris = chain[0].extensions.get_extension_for_class(
-            x509.SubjectAlternativeName).value.get_values_for_type(x509.UniformResourceIdentifier)
+        uris = (
+            chain[0]
+            .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            .value.get_values_for_type(x509.UniformResourceIdentifier)
+        )
         assert uris == ["spiffe://root.linkerd.cluster.local/smiley"]
         anchor = x509.load_pem_x509_certificate((certs / "ca.crt").read_bytes())
         store = x509.verification.Store([anchor])
@@ -119,7 +140,8 @@ def test_svid_for_the_proxy_chains_to_the_trust_anchor(smiley_image, network, ce
 
 
 def test_rebuild_after_a_workload_change_reuses_lower_layers(
-        engine, offline_settings, smiley_image, tmp_path: Path) -> None:
+    engine, offline_settings, smiley_image, tmp_path: Path
+) -> None:
     """Only the workload layer differs between two builds that differ only in the workload."""
     binary = tmp_path / "smiley-bin"
     shutil.copyfile(engine_binary(engine, smiley_image.reference), binary)
@@ -129,7 +151,8 @@ def test_rebuild_after_a_workload_change_reuses_lower_layers(
         "name: smiley\nnamespace: faces\nports:\n  - {name: http, port: 8000}\n"
         "user: {name: workload, uid: 2200}\n"
         f"binaries:\n  - name: smiley\n    source: {{file: {{path: {binary}}}}}\n"
-        "command: [/opt/workload/bin/smiley, -port, '8000']\n")
+        "command: [/opt/workload/bin/smiley, -port, '8000']\n"
+    )
     (catalog / "smiley.yaml").write_text(yaml_text)
     workload = load_workload_file(catalog / "smiley.yaml")
     settings = replace(offline_settings, image_name="meshexp-test/rebuild-{workload}").check()
@@ -137,8 +160,9 @@ def test_rebuild_after_a_workload_change_reuses_lower_layers(
     with binary.open("ab") as handle:
         handle.write(b"\0changed")
     lines: list[str] = []
-    second = build_workload_image(workload=workload, settings=settings, tag="b",
-                                  on_line=lines.append)
+    second = build_workload_image(
+        workload=workload, settings=settings, tag="b", on_line=lines.append
+    )
     layers_a = engine.images.get(first.reference).attrs["RootFS"]["Layers"]
     layers_b = engine.images.get(second.reference).attrs["RootFS"]["Layers"]
     assert len(layers_a) == len(layers_b)
@@ -175,5 +199,5 @@ def test_non_faces_workload_from_debian_packages(build, network, certs) -> None:
         wait_http(ip, 4191, "/ready")
         status, body = http_get(ip, 8080, "/launch")  # a file of the workload layer
         assert status == 200
-        assert "exec \"${command[@]}\"" in body
+        assert 'exec "${command[@]}"' in body
         assert tcp_open_total(ip, "inbound") >= 1
