@@ -19,9 +19,10 @@ from builder import __version__
 from builder.base_image import build_base
 from builder.catalog import find_workload, load_catalog
 from builder.certs import create_certs
+from builder.checks import check_image
 from builder.contract import INBOUND_POLICIES
 from builder.doctor import diagnose
-from builder.errors import MeshexpError
+from builder.errors import CheckError, MeshexpError
 from builder.image import build_workload_image
 from builder.manifests import build_manifests
 from builder.render import render_build_context
@@ -314,6 +315,62 @@ def doctor(output_format: str, **options: Any) -> None:
             click.echo(f"{mark} {finding.what:<13} {finding.detail}{fix}")
     if not all(finding.ok for finding in findings):
         raise MeshexpError("a build could not succeed: fix the FAIL lines above")
+
+
+def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--env")
+        env[key] = value
+    return env
+
+
+@main.command()
+@click.argument("image_ref", metavar="IMAGE")
+@click.option(
+    "--certs",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Certificates to mount (default: a fresh set from `certs`).",
+)
+@click.option("--env", "env_pairs", multiple=True, help="NAME=VALUE for the container (repeat).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=120,
+    show_default=True,
+    help="Seconds the image may take to come up.",
+)
+@click.option(
+    "--junit",
+    "junit_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the results as JUnit XML.",
+)
+@output_option
+def check(
+    image_ref: str,
+    certs: Path | None,
+    env_pairs: tuple[str, ...],
+    timeout: float,
+    junit_file: Path | None,
+    output_format: str,
+) -> None:
+    """Start IMAGE as the field does and check it against the mesh contract."""
+    report = check_image(image=image_ref, certs=certs, env=parse_env(env_pairs), timeout=timeout)
+    if junit_file is not None:
+        junit_file.write_text(report.junit() + "\n", encoding="utf-8")
+    if output_format == "json":
+        emit_json(dataclasses.asdict(report) | {"passed": report.passed})
+    else:
+        for result in report.results:
+            mark = "PASS" if result.passed else "FAIL"
+            click.echo(f"{mark}  {result.name:<38} {result.detail}")
+    failed = [result.name for result in report.results if not result.passed]
+    if failed:
+        raise CheckError(f"{image_ref} failed {len(failed)} check(s): {', '.join(failed)}")
+    click.echo(f"{image_ref}: all {len(report.results)} checks passed")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -167,3 +167,46 @@ def _build_failure(tag: str, message: str, tail: deque[str]) -> str:
             "--offline (Debian base, Go sources, and --proxy-file)"
         )
     return f"building {tag} failed: {message.strip()}\nlast build-log lines:\n{lines}{hint}"
+
+
+def create_network(name: str) -> None:
+    client().networks.create(name, driver="bridge")
+
+
+def remove_network(name: str) -> None:
+    """Remove a network and every container still attached to it."""
+    for container in client().containers.list(all=True, filters={"network": name}):
+        container.remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound):
+        client().networks.get(name).remove()
+
+
+def network_gateway(name: str) -> str:
+    """The host's address on a bridge network (where a host-side peer listens)."""
+    return str(client().networks.get(name).attrs["IPAM"]["Config"][0]["Gateway"])
+
+
+def save_image(reference: str, target: Path) -> None:
+    """`docker save` an image to a tar file (its layers, for scanning)."""
+    with target.open("wb") as handle:
+        for chunk in client().images.get(reference).save(named=True):
+            handle.write(chunk)
+
+
+def run_once(
+    reference: str,
+    command: list[str],
+    *,
+    network: str | None = None,
+    entrypoint: str | list[str] | None = None,
+    user: str | None = None,
+) -> tuple[int, str]:
+    """Run a short-lived container to completion; exit code and output."""
+    container = client().containers.run(
+        reference, command, entrypoint=entrypoint, network=network, user=user, detach=True
+    )
+    try:
+        status = container.wait(timeout=120)
+        return int(status["StatusCode"]), container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)

@@ -134,6 +134,18 @@ def _labels(
         ("io.meshexp.iptables-mode", settings.resolved_iptables_mode),
         ("io.meshexp.proxy-uid", str(settings.proxy_uid)),
         ("io.meshexp.trust-domain", settings.trust_domain),
+        ("io.meshexp.spire-uid", str(settings.spire_uid)),
+        ("io.meshexp.workload-uid", str(workload.uid)),
+        ("io.meshexp.workload-namespace", workload.namespace),
+        ("io.meshexp.workload-ports", ",".join(str(port.port) for port in workload.ports)),
+        (
+            "io.meshexp.inbound-ports-to-ignore",
+            ",".join(map(str, settings.inbound_ports_to_ignore)),
+        ),
+        (
+            "io.meshexp.outbound-ports-to-ignore",
+            ",".join(map(str, settings.outbound_ports_to_ignore)),
+        ),
     ]
     for component in components:
         described = describe_source(component.source)

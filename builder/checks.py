@@ -1,0 +1,456 @@
+"""`meshexp-build check IMAGE`: prove an image meets the mesh contract.
+
+Each check is a named pass/fail result with a detail line. The static ones
+read the image (metadata, every layer's files); the live ones start it the way
+the field does (its own network, NET_ADMIN and NET_RAW, certificates read-only)
+and look at it from outside: identity, readiness, capture, least privilege and
+a clean stop. The same checks run unchanged against the real Linkerd proxy.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+from cryptography import x509
+from cryptography.x509 import verification
+
+from builder import containers, docker_engine
+from builder.certs import create_certs
+from builder.errors import CheckError, MeshexpError
+
+KEY_MATERIAL = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=]{40,}")
+MAX_SCANNED_FILE = 64 * 1024 * 1024
+REQUIRED_LABELS = (
+    "io.meshexp.workload",
+    "io.meshexp.proxy-uid",
+    "io.meshexp.workload-uid",
+    "io.meshexp.trust-domain",
+    "io.meshexp.iptables-mode",
+)
+AGENT_SOCKET = "/run/spire/agent/public/api.sock"
+
+
+class CheckFailed(Exception):
+    """One check's failure, with the reason a user reads."""
+
+
+def require(condition: object, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+    seconds: float = 0.0
+
+
+@dataclass
+class CheckReport:
+    image: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(result.passed for result in self.results)
+
+    def add(self, name: str, run: Callable[[], str]) -> None:
+        """Run one check; an assertion or error becomes a failed result with its reason."""
+        start = time.monotonic()
+        try:
+            detail = run()
+            passed = True
+        except (CheckFailed, MeshexpError, OSError, ValueError) as exc:
+            detail = str(getattr(exc, "message", exc)) or exc.__class__.__name__
+            passed = False
+        self.results.append(CheckResult(name, passed, detail, time.monotonic() - start))
+
+    def junit(self) -> str:
+        suite = ElementTree.Element(
+            "testsuite",
+            name=f"meshexp-build check {self.image}",
+            tests=str(len(self.results)),
+            failures=str(sum(not r.passed for r in self.results)),
+        )
+        for result in self.results:
+            case = ElementTree.SubElement(
+                suite,
+                "testcase",
+                classname="meshexp.check",
+                name=result.name,
+                time=f"{result.seconds:.3f}",
+            )
+            if not result.passed:
+                ElementTree.SubElement(
+                    case, "failure", message=result.detail[:200]
+                ).text = result.detail
+            else:
+                ElementTree.SubElement(case, "system-out").text = result.detail
+        return ElementTree.tostring(suite, encoding="unicode")
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the image's labels say it should be."""
+
+    labels: dict[str, str]
+
+    def get(self, key: str) -> str:
+        value = self.labels.get(f"io.meshexp.{key}")
+        if value is None:
+            raise CheckError(
+                f"label io.meshexp.{key} is missing: was the image built by "
+                "meshexp-build? Rebuild it with `meshexp-build image`"
+            )
+        return value
+
+    def ports(self, key: str) -> list[int]:
+        return [int(port) for port in self.get(key).split(",") if port]
+
+
+# --------------------------------------------------------------------- static checks
+
+
+def check_metadata(attrs: dict[str, Any]) -> str:
+    config: dict[str, Any] = attrs.get("Config") or {}
+    labels: dict[str, str] = config.get("Labels") or {}
+    require(
+        config.get("Entrypoint") == ["/usr/local/bin/bootstrap"],
+        f"entrypoint is {config.get('Entrypoint')}, not the bootstrap",
+    )
+    missing = [label for label in REQUIRED_LABELS if label not in labels]
+    require(not missing, f"labels missing: {', '.join(missing)}")
+    exposed = set(config.get("ExposedPorts") or {})
+    wanted = {f"{port}/tcp" for port in ImageFacts(labels).ports("workload-ports")} | {
+        "4143/tcp",
+        "4191/tcp",
+    }
+    require(wanted <= exposed, f"exposed ports {sorted(exposed)} lack {sorted(wanted - exposed)}")
+    standin = labels.get("io.meshexp.proxy-standin")
+    proxy = (
+        f"PROXY STAND-IN ({standin})"
+        if standin
+        else f"proxy {labels.get('io.meshexp.proxy-version')}"
+    )
+    return (
+        f"entrypoint bootstrap, user {config.get('User') or 'root'}, {proxy}, "
+        f"Linkerd {labels.get('io.meshexp.linkerd-version')}, SPIRE "
+        f"{labels.get('io.meshexp.spire-version')} ({labels.get('io.meshexp.spire-topology')})"
+    )
+
+
+def iter_layer_files(saved: Path) -> Iterator[tuple[str, str, bytes]]:
+    """(layer, path, content) for every regular file in every layer of a `docker save` tar."""
+    with tarfile.open(saved) as outer:
+        for member in outer.getmembers():
+            if not (
+                member.isfile()
+                and (member.name.endswith("layer.tar") or member.name.startswith("blobs/"))
+            ):
+                continue
+            handle = outer.extractfile(member)
+            if handle is None:
+                continue
+            try:
+                layer = tarfile.open(fileobj=handle)  # noqa: SIM115 - closed by the with below
+            except tarfile.TarError:
+                continue  # a config or manifest blob, not a layer
+            with layer:
+                for item in layer.getmembers():
+                    if item.isfile() and item.size <= MAX_SCANNED_FILE:
+                        data = layer.extractfile(item)
+                        if data is not None:
+                            yield member.name, item.name, data.read()
+
+
+def check_no_key_material(reference: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="meshexp-scan-") as scratch:
+        saved = Path(scratch) / "image.tar"
+        docker_engine.save_image(reference, saved)
+        found, files = [], 0
+        for layer, path, content in iter_layer_files(saved):
+            files += 1
+            if KEY_MATERIAL.search(content):
+                found.append(f"{path} (layer {layer[:19]})")
+    require(not found, f"private key material in the image: {', '.join(found[:5])}")
+    require(files > 0, "no layer files were read")
+    return f"no private key in {files} files across all layers"
+
+
+# --------------------------------------------------------------------- live checks
+
+
+def http_status(ip: str, port: int, path: str, timeout: float = 3) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def wait_ready(box: containers.MeshContainer, limit: float) -> str:
+    deadline = time.monotonic() + limit
+    status: object = None
+    while time.monotonic() < deadline:
+        try:
+            status, _ = http_status(box.ip, 4191, "/ready")
+        except OSError as exc:
+            status = exc
+        if status == 200:
+            return f"/ready answered 200 {time.monotonic() - box.started_at:.1f}s after start"
+        time.sleep(0.2)
+    raise CheckFailed(f"/ready did not answer 200 within {limit:.0f}s (last: {status})")
+
+
+def tcp_open_total(ip: str, direction: str) -> int:
+    _, text = http_status(ip, 4191, "/metrics")
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("tcp_open_total{") and f'direction="{direction}"' in line
+    )
+
+
+def check_identity(
+    box: containers.MeshContainer, facts: ImageFacts, name: str, anchor_file: Path
+) -> str:
+    proxy_uid = facts.get("proxy-uid")
+    code, out = box.exec(
+        [
+            "spire-agent",
+            "api",
+            "fetch",
+            "x509",
+            "-socketPath",
+            AGENT_SOCKET,
+            "-write",
+            "/tmp/meshexp-check",
+        ],
+        user=proxy_uid,
+    )
+    require(code == 0, f"the agent gave UID {proxy_uid} no SVID: {out.strip()[-300:]}")
+    _, pem = box.exec(["cat", "/tmp/meshexp-check/svid.0.pem"], user=proxy_uid)
+    box.exec(["rm", "-rf", "/tmp/meshexp-check"])
+    chain = x509.load_pem_x509_certificates(pem.encode())
+    uris = (
+        chain[0]
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value.get_values_for_type(x509.UniformResourceIdentifier)
+    )
+    expected = f"spiffe://{facts.get('trust-domain')}/{name}"
+    require(uris == [expected], f"SVID is {uris}, the ExternalWorkload declares {expected}")
+    anchor = x509.load_pem_x509_certificate(anchor_file.read_bytes())
+    verifier = (
+        verification.PolicyBuilder().store(verification.Store([anchor])).build_client_verifier()
+    )
+    try:
+        verifier.verify(chain[0], chain[1:])
+    except verification.VerificationError as exc:
+        raise CheckFailed(f"the SVID does not chain to the trust anchor alone: {exc}") from None
+    return f"{expected}, chain of {len(chain)} verifies against the trust anchor alone"
+
+
+def check_rules(box: containers.MeshContainer, facts: ImageFacts) -> str:
+    binary = f"iptables-{facts.get('iptables-mode')}-save"
+    code, rules = box.exec([binary, "-t", "nat"])
+    require(code == 0, f"{binary} failed: {rules.strip()}")
+    lines = [line for line in rules.splitlines() if line.startswith("-A ")]
+    uid = facts.get("proxy-uid")
+    wanted = [
+        "-A PREROUTING -j PROXY_INIT_REDIRECT",
+        "-A OUTPUT -j PROXY_INIT_OUTPUT",
+        "-A PROXY_INIT_REDIRECT -p tcp -j REDIRECT --to-ports 4143",
+        f"-A PROXY_INIT_OUTPUT -m owner --uid-owner {uid} -j RETURN",
+        "-A PROXY_INIT_OUTPUT -o lo -j RETURN",
+        "-A PROXY_INIT_OUTPUT -p tcp -j REDIRECT --to-ports 4140",
+    ]
+    for port_list, chain in (
+        (facts.get("inbound-ports-to-ignore"), "PROXY_INIT_REDIRECT"),
+        (facts.get("outbound-ports-to-ignore"), "PROXY_INIT_OUTPUT"),
+    ):
+        if port_list:
+            wanted.append(f"-A {chain} -p tcp -m multiport --dports {port_list} -j RETURN")
+    missing = [rule for rule in wanted if rule not in lines]
+    require(not missing, f"rules missing: {missing}")
+    for jump in wanted[:2]:
+        require(lines.count(jump) == 1, f"{jump!r} appears {lines.count(jump)} times")
+    order = [line for line in lines if line.startswith("-A PROXY_INIT_OUTPUT")]
+    require(order.index(wanted[3]) < order.index(wanted[5]), "the UID exemption must come first")
+    return f"{len(wanted)} rules in place, jumps once each, UID {uid} exempt"
+
+
+def check_inbound(box: containers.MeshContainer, facts: ImageFacts, image: str) -> str:
+    port = facts.ports("workload-ports")[0]
+    before = tcp_open_total(box.ip, "inbound")
+    script = (
+        f"exec 3<>/dev/tcp/{box.ip}/{port} && "
+        'printf "GET / HTTP/1.0\\r\\nHost: check\\r\\n\\r\\n" >&3 && timeout 10 cat <&3'
+    )
+    code, answer = docker_engine.run_once(
+        image, ["-c", script], network=box.network, entrypoint="bash", user="65534"
+    )
+    require(code == 0 and answer, f"a client container got no answer from port {port}: {answer}")
+    after = tcp_open_total(box.ip, "inbound")
+    require(after > before, "the workload answered but the proxy's inbound counter did not move")
+    first = answer.splitlines()[0] if answer else ""
+    return f"client container got {first!r} from port {port}; inbound {before} -> {after}"
+
+
+@contextmanager
+def peer_listener(address: str) -> Iterator[tuple[int, list[str]]]:
+    """A TCP peer on the check's own network (the host side of its bridge)."""
+    server = socket.create_server((address, 0))
+    server.settimeout(0.5)
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                seen.append(peer[0])
+                conn.sendall(b"peer\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], seen
+    finally:
+        stop.set()
+        server.close()
+        thread.join(timeout=5)
+
+
+def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:
+    gateway = docker_engine.network_gateway(box.network)
+    with peer_listener(gateway) as (port, seen):
+        connect = ["bash", "-c", f"exec 3<>/dev/tcp/{gateway}/{port} && timeout 5 head -n1 <&3"]
+        before = tcp_open_total(box.ip, "outbound")
+        code, out = box.exec(connect, user=facts.get("workload-uid"))
+        require(code == 0 and "peer" in out, f"the workload UID could not reach a peer: {out}")
+        middle = tcp_open_total(box.ip, "outbound")
+        require(middle == before + 1, f"workload traffic skipped the proxy ({before} -> {middle})")
+        code, out = box.exec(connect, user=facts.get("proxy-uid"))
+        require(code == 0 and "peer" in out, f"the proxy UID could not reach a peer: {out}")
+        after = tcp_open_total(box.ip, "outbound")
+        require(after == middle, "the proxy's own traffic was redirected back into the proxy")
+        require(len(seen) == 2, f"the peer saw {len(seen)} connections, not 2")
+    return f"workload UID via outbound port ({before} -> {middle}); proxy UID direct ({after})"
+
+
+def process_uids(box: containers.MeshContainer) -> dict[str, int]:
+    script = (
+        'for p in /proc/[0-9]*; do [ "$p" = "/proc/$$" ] && continue; '
+        'c=$(tr "\\0" " " <"$p/cmdline" 2>/dev/null) || continue; '
+        '[ -n "$c" ] && echo "$(stat -c %u "$p") $c"; done'
+    )
+    code, out = box.exec(["bash", "-c", script], user="0")
+    require(code == 0, out)
+    found: dict[str, int] = {}
+    for line in out.splitlines():
+        uid, command = line.split(" ", 1)
+        words = command.split()
+        name = (
+            "bootstrap" if "/usr/local/bin/bootstrap" in words[:2] else words[0].rsplit("/", 1)[-1]
+        )
+        if name not in ("tr", "stat", "bash"):
+            found[name] = int(uid)
+    return found
+
+
+def check_least_privilege(box: containers.MeshContainer, facts: ImageFacts) -> str:
+    uids = process_uids(box)
+    roots = sorted(name for name, uid in uids.items() if uid == 0)
+    require(roots == ["bootstrap"], f"running as root besides the bootstrap: {roots}")
+    proxy_uid = int(facts.get("proxy-uid"))
+    require(
+        uids.get("linkerd2-proxy") == proxy_uid, f"the proxy runs as {uids.get('linkerd2-proxy')}"
+    )
+    workload_uid = int(facts.get("workload-uid"))
+    others = {
+        name: uid
+        for name, uid in uids.items()
+        if name not in ("bootstrap", "linkerd2-proxy", "spire-server", "spire-agent")
+    }
+    require(others, "no workload process found")
+    require(set(others.values()) == {workload_uid}, f"workload processes run as {others}")
+    return ", ".join(f"{name}={uid}" for name, uid in sorted(uids.items()))
+
+
+def check_stop(box: containers.MeshContainer) -> str:
+    seconds, code = box.stop_timed(timeout=10)
+    require(seconds < 10, f"docker stop took {seconds:.1f}s: a child ignored SIGTERM")
+    logs = box.logs()
+    require("stopping all children" in logs, "the bootstrap did not forward the signal")
+    return f"stopped in {seconds:.1f}s with exit code {code}"
+
+
+# --------------------------------------------------------------------- driver
+
+
+def check_image(
+    *,
+    image: str,
+    certs: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> CheckReport:
+    """Every check against one image; never raises for a failed check, only for no engine."""
+    attrs = docker_engine.image_attrs(image)
+    facts = ImageFacts(dict(attrs["Config"].get("Labels") or {}))
+    report = CheckReport(image)
+    report.add("metadata", lambda: check_metadata(attrs))
+    report.add("contents: no private key in any layer", lambda: check_no_key_material(image))
+    env = dict(env or {})
+    name = env.get("WORKLOAD_NAME") or facts.get("workload")
+    with tempfile.TemporaryDirectory(prefix="meshexp-check-") as scratch:
+        if certs is None:
+            certs = Path(scratch) / "certs"
+            create_certs(folder=certs)
+        with containers.own_network() as network:
+            try:
+                with containers.mesh_container(
+                    image=image, network=network, certs=certs, env=env, timeout=timeout
+                ) as box:
+                    _live_checks(report, box, facts, name, certs / "ca.crt", image, timeout)
+            except CheckError as exc:
+                report.results.append(CheckResult("start", False, str(exc.message)))
+    return report
+
+
+def _live_checks(
+    report: CheckReport,
+    box: containers.MeshContainer,
+    facts: ImageFacts,
+    name: str,
+    anchor: Path,
+    image: str,
+    timeout: float,
+) -> None:
+    report.add("readiness", lambda: wait_ready(box, timeout))
+    report.add("identity", lambda: check_identity(box, facts, name, anchor))
+    report.add("capture: rules", lambda: check_rules(box, facts))
+    report.add("capture: inbound through the proxy", lambda: check_inbound(box, facts, image))
+    report.add("capture: outbound through the proxy", lambda: check_outbound(box, facts))
+    report.add("least privilege", lambda: check_least_privilege(box, facts))
+    report.add("stop", lambda: check_stop(box))
