@@ -1,0 +1,86 @@
+"""`meshexp-build check` against every catalog workload built offline, and a failing image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from click.testing import CliRunner
+
+from builder.catalog import load_catalog
+from builder.checks import check_image
+from builder.cli import main
+
+EXPECTED_CHECKS = {
+    "metadata",
+    "contents: no private key in any layer",
+    "readiness",
+    "contents: binaries and their users",
+    "identity",
+    "capture: rules",
+    "capture: inbound through the proxy",
+    "capture: outbound through the proxy",
+    "least privilege",
+    "stop",
+}
+
+
+@pytest.mark.parametrize("workload", sorted(load_catalog()))
+def test_every_catalog_workload_passes_check(build, workload: str) -> None:
+    image = build(workload)
+    report = check_image(image=image.reference)
+    failures = [f"{r.name}: {r.detail}" for r in report.results if not r.passed]
+    assert not failures, "\n".join(failures)
+    assert {result.name for result in report.results} == EXPECTED_CHECKS
+
+
+def test_check_cli_json_and_junit(smiley_image, tmp_path: Path) -> None:
+    junit = tmp_path / "check.xml"
+    result = CliRunner().invoke(
+        main,
+        ["check", smiley_image.reference, "-o", "json", "--junit", str(junit)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output.split("\n" + smiley_image.reference + ":")[0])
+    assert data["passed"] is True
+    suite = ElementTree.parse(junit).getroot()
+    assert suite.get("failures") == "0"
+    assert len(suite.findall("testcase")) == len(EXPECTED_CHECKS)
+
+
+def test_a_failing_image_fails_check_with_exit_5(engine, smiley_image, tmp_path: Path) -> None:
+    """An image whose proxy runs as root: least privilege and capture must fail."""
+    broken = f"{smiley_image.reference.split(':')[0]}:broken"
+    context = tmp_path / "broken"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {smiley_image.reference}\n"
+        "LABEL io.meshexp.proxy-uid=0\n"
+        "COPY key.pem /etc/leaked.pem\n"
+    )
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (context / "key.pem").write_bytes(key)
+    engine.images.build(path=str(context), tag=broken, rm=True)
+    try:
+        result = CliRunner().invoke(main, ["check", broken], catch_exceptions=False)
+    finally:
+        engine.images.remove(broken, force=True)
+    assert result.exit_code == 5
+    lines = {
+        line.split("  ", 1)[1].split("  ")[0].strip(): line
+        for line in result.output.splitlines()
+        if line.startswith(("PASS", "FAIL"))
+    }
+    assert lines["contents: no private key in any layer"].startswith("FAIL")
+    assert "/etc/leaked.pem" in lines["contents: no private key in any layer"]
+    assert lines["capture: rules"].startswith("FAIL")  # no --uid-owner 0 exemption exists
+    assert lines["readiness"].startswith("PASS")
+    assert "failed" in result.output
