@@ -171,7 +171,7 @@ def iter_layer_files(saved: Path) -> Iterator[tuple[str, str, bytes]]:
                     if item.isfile() and item.size <= MAX_SCANNED_FILE:
                         data = layer.extractfile(item)
                         if data is not None:
-                            yield member.name, item.name, data.read()
+                            yield member.name, "/" + item.name.removeprefix("./"), data.read()
 
 
 def check_no_key_material(reference: str) -> str:
