@@ -26,6 +26,7 @@ from builder.errors import CheckError, MeshexpError
 from builder.image import build_workload_image
 from builder.manifests import build_manifests
 from builder.render import render_build_context
+from builder.run import container_name, parse_route, run_workload, stop_workload
 from builder.settings import (
     IPTABLES_MODES,
     OFFLINE_BASE_IMAGE,
@@ -34,6 +35,12 @@ from builder.settings import (
     Settings,
     default_settings_file,
     load_settings,
+)
+from builder.spire_server import (
+    build_server_image,
+    entry_commands,
+    register,
+    start_server,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -315,6 +322,179 @@ def doctor(output_format: str, **options: Any) -> None:
             click.echo(f"{mark} {finding.what:<13} {finding.detail}{fix}")
     if not all(finding.ok for finding in findings):
         raise MeshexpError("a build could not succeed: fix the FAIL lines above")
+
+
+@main.group("spire-server")
+def spire_server() -> None:
+    """The external SPIRE server of the production topology."""
+
+
+@spire_server.command("start")
+@click.option("--network", required=True, help="Docker network (created if missing).")
+@click.option("--name", default="meshexp-spire-server", show_default=True)
+@click.option(
+    "--certs",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder with ca.crt, issuer.crt, issuer.key.",
+)
+@click.option(
+    "--register", "register_names", multiple=True, help="Register this catalog workload (repeat)."
+)
+@click.option(
+    "--tokens",
+    "tokens_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a join token per registered workload here (mode 0600).",
+)
+@setting_options
+def spire_server_start(
+    network: str,
+    name: str,
+    certs: Path,
+    register_names: tuple[str, ...],
+    tokens_dir: Path | None,
+    **options: Any,
+) -> None:
+    """Build (if needed) and start the server, then register workloads."""
+    settings = settings_from(options)
+    display = BuildDisplay()
+    try:
+        build_server_image(settings=settings, on_line=display)
+    finally:
+        display.done()
+    address = start_server(settings=settings, network=network, name=name, certs=certs)
+    click.echo(f"SPIRE server {name} healthy at {address}:8081 on network {network}")
+    workloads = [find_workload(item) for item in register_names]
+    for item in register(
+        server=name, settings=settings, workloads=workloads, tokens_dir=tokens_dir
+    ):
+        where = f"; join token in {item.token_file}" if item.token_file else ""
+        click.echo(f"registered {item.spiffe_id} (parent {item.agent_id}){where}")
+
+
+@spire_server.command("register")
+@click.option("--name", default="meshexp-spire-server", show_default=True)
+@click.option("--workload", "workload_names", multiple=True, required=True)
+@click.option("--tokens", "tokens_dir", type=click.Path(file_okay=False, path_type=Path))
+@setting_options
+def spire_server_register(
+    name: str, workload_names: tuple[str, ...], tokens_dir: Path | None, **options: Any
+) -> None:
+    """Register workloads with a running server (and write join tokens)."""
+    settings = settings_from(options)
+    workloads = [find_workload(item) for item in workload_names]
+    for item in register(
+        server=name, settings=settings, workloads=workloads, tokens_dir=tokens_dir
+    ):
+        where = f"; join token in {item.token_file}" if item.token_file else ""
+        click.echo(f"registered {item.spiffe_id}{where}")
+
+
+@spire_server.command("entries")
+@click.option("--workload", "workload_names", multiple=True, required=True)
+@setting_options
+def spire_server_entries(workload_names: tuple[str, ...], **options: Any) -> None:
+    """Print the exact server-side commands that register workloads."""
+    settings = settings_from(options)
+    for item in workload_names:
+        click.echo(f"# {item}")
+        for command in entry_commands(find_workload(item), settings):
+            click.echo(command)
+
+
+@main.command()
+@click.option("--workload", "workload_name", required=True)
+@click.option("--image", "image_ref", help="Image to run (default: from settings).")
+@click.option("--name", help="Container name (default: meshexp-WORKLOAD).")
+@click.option("--network", default="meshexp", show_default=True)
+@click.option("--dns", "dns", multiple=True, help="DNS server for the container (repeat).")
+@click.option(
+    "--certs", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path)
+)
+@click.option("--node-name", help="Free text for the proxy's destination context.")
+@click.option("--route", "routes", multiple=True, help="CIDR:VIA, added inside the container.")
+@click.option("--env", "env_pairs", multiple=True, help="NAME=VALUE (repeat).")
+@click.option(
+    "--manifests",
+    "manifests_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/manifests"),
+    show_default=True,
+)
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--apply", is_flag=True, help="kubectl apply the manifests and the status patch.")
+@click.option("--timeout", type=float, default=120, show_default=True)
+@output_option
+@setting_options
+def run(
+    workload_name: str,
+    image_ref: str | None,
+    name: str | None,
+    network: str,
+    dns: tuple[str, ...],
+    certs: Path,
+    node_name: str | None,
+    routes: tuple[str, ...],
+    env_pairs: tuple[str, ...],
+    manifests_dir: Path,
+    kubeconfig: Path | None,
+    apply: bool,
+    timeout: float,
+    output_format: str,
+    **options: Any,
+) -> None:
+    """Start a built image as the walk-through does, wait for ready, write its manifests."""
+    settings = settings_from(options)
+    result = run_workload(
+        workload=find_workload(workload_name),
+        settings=settings,
+        certs=certs,
+        network=network,
+        manifests_dir=manifests_dir,
+        image=image_ref,
+        name=name,
+        dns=list(dns),
+        node_name=node_name,
+        routes=[parse_route(item) for item in routes],
+        env=parse_env(env_pairs),
+        kubeconfig=kubeconfig,
+        apply=apply,
+        timeout=timeout,
+    )
+    if output_format == "json":
+        emit_json(dataclasses.asdict(result))
+        return
+    click.echo(
+        f"{result.name} ready in {result.ready_seconds:.1f}s at {result.ip} "
+        f"(network {result.network})"
+    )
+    click.echo(
+        f"wrote {result.manifest}" + (f" and {result.status_patch}" if result.status_patch else "")
+    )
+    if not result.applied:
+        click.echo(f"apply with: kubectl apply -f {result.manifest}")
+
+
+@main.command()
+@click.option("--workload", "workload_name", help="Catalog workload (container meshexp-NAME).")
+@click.option("--name", help="Container name.")
+@click.option(
+    "--manifests",
+    "manifests_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/manifests"),
+    show_default=True,
+)
+def stop(workload_name: str | None, name: str | None, manifests_dir: Path) -> None:
+    """Remove a container started by `run`, and say which manifests to delete."""
+    if bool(workload_name) == bool(name):
+        raise click.UsageError("give --workload NAME or --name CONTAINER")
+    target = name or container_name(str(workload_name))
+    removed, files = stop_workload(name=target, manifests_dir=manifests_dir)
+    click.echo(f"removed {target}" if removed else f"no container {target}")
+    for path in files:
+        click.echo(f"delete from the cluster with: kubectl delete -f {path}")
 
 
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:

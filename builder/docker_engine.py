@@ -210,3 +210,71 @@ def run_once(
         return int(status["StatusCode"]), container.logs().decode(errors="replace")
     finally:
         container.remove(force=True)
+
+
+def run_detached(
+    reference: str,
+    *,
+    name: str,
+    network: str | None = None,
+    volumes: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    cap_add: list[str] | None = None,
+    dns: list[str] | None = None,
+) -> str:
+    """Start a long-running container (read-only volumes) and return its id."""
+    mounts = {source: {"bind": target, "mode": "ro"} for source, target in (volumes or {}).items()}
+    try:
+        container = client().containers.run(
+            reference,
+            name=name,
+            network=network,
+            detach=True,
+            volumes=mounts,
+            environment=env or {},
+            cap_add=cap_add or [],
+            dns=dns or None,
+        )
+    except docker.errors.ImageNotFound:
+        raise BuildError(f"image {reference} does not exist; build it first") from None
+    except docker.errors.APIError as exc:
+        raise BuildError(f"could not start {name} from {reference}: {exc.explanation}") from None
+    return str(container.id)
+
+
+def remove_container(name: str) -> bool:
+    """Remove a container by name if it exists; whether it existed."""
+    try:
+        client().containers.get(name).remove(force=True)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def container_state(name: str) -> dict[str, Any]:
+    container = client().containers.get(name)
+    state: dict[str, Any] = container.attrs["State"]
+    return state
+
+
+def container_logs(name: str) -> str:
+    return str(client().containers.get(name).logs().decode(errors="replace"))
+
+
+def container_ip(name: str, network: str) -> str:
+    container = client().containers.get(name)
+    container.reload()
+    return str(container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def exec_in(name: str, command: list[str], user: str = "0") -> tuple[int, str]:
+    result = client().containers.get(name).exec_run(command, user=user)
+    return int(result.exit_code), result.output.decode(errors="replace")
+
+
+def network_exists(name: str) -> bool:
+    try:
+        client().networks.get(name)
+    except docker.errors.NotFound:
+        return False
+    return True

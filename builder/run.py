@@ -1,0 +1,164 @@
+"""`meshexp-build run` / `stop`: start a built image for local iteration, as the walk-through does.
+
+Replaces the walk-through's long `docker run` line and hand-edited manifest:
+start with the right capabilities, mounts, environment and routes, wait until
+the proxy is ready, then write the ExternalWorkload, Service and status patch
+for the container's address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import docker_engine
+from builder.errors import CheckError, MeshexpError
+from builder.kube import apply_external_workload
+from builder.manifests import build_manifests
+from builder.models import Workload
+from builder.settings import Settings
+
+
+@dataclass(frozen=True)
+class Route:
+    cidr: str
+    via: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    name: str
+    image: str
+    network: str
+    ip: str
+    ready_seconds: float
+    manifest: Path
+    status_patch: Path | None
+    applied: bool
+
+
+def parse_route(text: str) -> Route:
+    """`10.42.0.0/16:172.18.0.2` -> Route, both parts checked."""
+    cidr, sep, via = text.rpartition(":")
+    try:
+        if not sep:
+            raise ValueError
+        network = ipaddress.ip_network(cidr, strict=False)
+        gateway = ipaddress.ip_address(via)
+    except ValueError:
+        raise MeshexpError(
+            f"--route {text!r}: expected CIDR:VIA, e.g. 10.42.0.0/16:172.18.0.2"
+        ) from None
+    return Route(str(network), str(gateway))
+
+
+def container_name(workload: str) -> str:
+    return f"meshexp-{workload}"
+
+
+def wait_proxy_ready(name: str, ip: str, timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        state = docker_engine.container_state(name)
+        if not state.get("Running"):
+            raise CheckError(
+                f"{name} exited with code {state.get('ExitCode')} before the proxy "
+                f"was ready:\n{docker_engine.container_logs(name)[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://{ip}:4191/ready", timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - start
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise CheckError(
+        f"{name}: the proxy was not ready within {timeout:.0f}s:\n"
+        f"{docker_engine.container_logs(name)[-3000:]}"
+    )
+
+
+def run_workload(
+    *,
+    workload: Workload,
+    settings: Settings,
+    certs: Path,
+    network: str,
+    manifests_dir: Path,
+    image: str | None = None,
+    name: str | None = None,
+    dns: list[str] | None = None,
+    node_name: str | None = None,
+    routes: list[Route] | None = None,
+    env: dict[str, str] | None = None,
+    kubeconfig: Path | None = None,
+    apply: bool = False,
+    timeout: float = 120,
+) -> RunResult:
+    """Start (or replace) a workload container, wait for ready, write its manifests."""
+    if apply and kubeconfig is None:
+        raise MeshexpError("--apply needs --kubeconfig FILE")
+    image = image or settings.image_reference(workload.name)
+    name = name or container_name(workload.name)
+    if not docker_engine.network_exists(network):
+        docker_engine.create_network(network)
+    docker_engine.remove_container(name)
+    environment = {
+        "WORKLOAD_NAME": workload.name,
+        "WORKLOAD_NAMESPACE": workload.namespace,
+        "NODE_NAME": node_name or socket.gethostname(),
+        **(env or {}),
+    }
+    docker_engine.run_detached(
+        image,
+        name=name,
+        network=network,
+        env=environment,
+        volumes={str(certs.resolve()): "/opt/spire/certs"},
+        cap_add=["NET_ADMIN", "NET_RAW"],
+        dns=dns,
+    )
+    ip = docker_engine.container_ip(name, network)
+    for route in routes or []:
+        code, out = docker_engine.exec_in(
+            name, ["ip", "route", "replace", route.cidr, "via", route.via]
+        )
+        if code != 0:
+            raise MeshexpError(f"ip route {route.cidr} via {route.via} in {name}: {out.strip()}")
+    ready = wait_proxy_ready(name, ip, timeout)
+    manifests = build_manifests(
+        workload=workload,
+        settings=settings,
+        ips=[ip],
+        name=environment["WORKLOAD_NAME"],
+        namespace=environment["WORKLOAD_NAMESPACE"],
+    )
+    manifests_dir.mkdir(parents=True, exist_ok=True)
+    manifest = manifests_dir / f"{name}.yaml"
+    manifest.write_text(manifests.yaml())
+    patch_file = None
+    if manifests.status_patch is not None:
+        patch_file = manifests_dir / f"{name}-status-patch.json"
+        patch_file.write_text(json.dumps(manifests.status_patch) + "\n")
+    if apply and kubeconfig is not None:
+        apply_external_workload(
+            kubeconfig,
+            manifests.yaml(),
+            environment["WORKLOAD_NAME"],
+            environment["WORKLOAD_NAMESPACE"],
+            json.dumps(manifests.status_patch) if manifests.status_patch else None,
+        )
+    return RunResult(name, image, network, ip, ready, manifest, patch_file, apply)
+
+
+def stop_workload(*, name: str, manifests_dir: Path) -> tuple[bool, list[Path]]:
+    """Remove the container; which manifest files belong to it (to delete from the cluster)."""
+    removed = docker_engine.remove_container(name)
+    files = [path for path in (manifests_dir / f"{name}.yaml",) if path.is_file()]
+    return removed, files
