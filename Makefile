@@ -1,5 +1,5 @@
 # The few verbs people type. Each target does its own set-up.
-.PHONY: setup demo test lint unit integration go-test golden standin clean
+.PHONY: setup demo demo-trio test lint unit integration go-test golden standin clean
 
 VENV := .venv/bin
 
@@ -8,6 +8,9 @@ setup:
 
 demo:
 	scripts/demo.sh
+
+demo-trio:
+	scripts/demo-trio.sh
 
 test: setup lint go-test
 	$(VENV)/pytest -m "not e2e"

@@ -398,7 +398,8 @@ def check_least_privilege(box: containers.MeshContainer, facts: ImageFacts) -> s
     require(roots == ["bootstrap"], f"running as root besides the bootstrap: {roots}")
     proxy_uid = int(facts.get("proxy-uid"))
     require(
-        uids.get("linkerd2-proxy") == proxy_uid, f"the proxy runs as {uids.get('linkerd2-proxy')}"
+        uids.get("linkerd2-proxy") == proxy_uid,
+        f"the proxy runs as UID {uids.get('linkerd2-proxy')}, the image declares {proxy_uid}",
     )
     workload_uid = int(facts.get("workload-uid"))
     others = {

@@ -23,7 +23,7 @@ from builder.checks import check_image
 from builder.contract import INBOUND_POLICIES
 from builder.doctor import diagnose
 from builder.errors import CheckError, MeshexpError
-from builder.image import build_workload_image
+from builder.image import build_workload_image, prefetch_components
 from builder.manifests import build_manifests
 from builder.render import render_build_context
 from builder.run import container_name, parse_route, run_workload, stop_workload
@@ -286,6 +286,12 @@ def image(
     if all_workloads == bool(workload_names):
         raise click.UsageError("give --workload NAME (repeatable) or --all")
     names = list(load_catalog()) if all_workloads else list(workload_names)
+    workloads = [find_workload(name) for name in names]
+    if len(workloads) > 1:
+        fetched = prefetch_components(workloads, settings)
+        click.echo(
+            f"prepared {fetched} component(s) for {len(workloads)} images in parallel", err=True
+        )
     results = []
     for name in names:
         display = BuildDisplay()

@@ -5,14 +5,16 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from builder import docker_engine
 from builder.base_image import build_base
 from builder.cache import cache_root
-from builder.models import Workload
-from builder.render import render_build_context
+from builder.models import ImageSource, Workload
+from builder.render import plan_components, render_build_context
 from builder.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.sources import fetch
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,23 @@ def build_workload_image(
         standin=context.standin,
         labels=dict(attrs.get("Config", {}).get("Labels") or {}),
     )
+
+
+def prefetch_components(workloads: list[Workload], settings: Settings, workers: int = 2) -> int:
+    """Fetch (build) every distinct non-image component of several workloads in parallel.
+
+    Each source is fetched once; the builds that follow find them in the cache.
+    Returns how many distinct sources were fetched.
+    """
+    distinct = {}
+    for workload in workloads:
+        for component in plan_components(workload, settings):
+            if not isinstance(component.source, ImageSource):
+                distinct[component.source] = component.role
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(fetch, source, role, settings.arch) for source, role in distinct.items()
+        ]
+        for future in futures:
+            future.result()
+    return len(distinct)

@@ -22,7 +22,7 @@ if [ -z "${PROXY_FILE:-}" ]; then
 fi
 [ -f out/certs/issuer.key ] || meshexp-build certs --output out/certs
 
-meshexp-build image --workload smiley --offline --proxy-file "$PROXY_FILE"
+# Build progress goes to stderr; the JSON result (the image reference) to stdout.
 image=$(meshexp-build image --workload smiley --offline --proxy-file "$PROXY_FILE" -o json |
   python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["reference"])')
 
