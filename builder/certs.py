@@ -156,3 +156,58 @@ def create_certs(
         anchor_not_after=root.not_valid_after_utc,
         issuer_not_after=issuer.not_valid_after_utc,
     )
+
+
+def create_node_cert(*, certs: Path, name: str, output: Path, days: int = 30) -> Path:
+    """An x509pop node certificate for one workload host, signed by the issuer in `certs`.
+
+    `output` gets ca.crt, node.crt and node.key (0600): the folder to mount into
+    an agent-only image instead of a join token. The SPIRE server's x509pop
+    attestor trusts the issuer; the certificate's CN is the workload's name.
+    """
+    try:
+        issuer = x509.load_pem_x509_certificate((certs / "issuer.crt").read_bytes())
+        issuer_key = serialization.load_pem_private_key((certs / "issuer.key").read_bytes(), None)
+        anchor = (certs / "ca.crt").read_bytes()
+    except (OSError, ValueError) as exc:
+        raise CertsError(
+            f"{certs}: cannot read ca.crt, issuer.crt and issuer.key ({exc}); "
+            "create them with `meshexp-build certs`"
+        ) from None
+    if not isinstance(issuer_key, ec.EllipticCurvePrivateKey):
+        raise CertsError(f"{certs}/issuer.key: expected an ECDSA key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(issuer_key, hashes.SHA256())
+    )
+    _write_all(
+        {
+            output / "ca.crt": (anchor, 0o644),
+            output / "node.crt": (_pem_cert(cert) + _pem_cert(issuer), 0o644),
+            output / "node.key": (_pem_key(key), 0o600),
+        }
+    )
+    return output

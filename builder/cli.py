@@ -18,7 +18,7 @@ import click
 from builder import __version__
 from builder.base_image import build_base
 from builder.catalog import find_workload, load_catalog
-from builder.certs import create_certs
+from builder.certs import create_certs, create_node_cert
 from builder.checks import check_image
 from builder.contract import INBOUND_POLICIES
 from builder.doctor import diagnose
@@ -266,6 +266,28 @@ class BuildDisplay:
     def done(self) -> None:
         if self.tty:
             click.echo("", err=True)
+
+
+@main.command("node-cert")
+@click.option("--workload", "workload_name", required=True, help="The CN: the workload's name.")
+@click.option(
+    "--certs",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder with ca.crt, issuer.crt, issuer.key.",
+)
+@click.option(
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for ca.crt, node.crt, node.key (mount it into the agent-only image).",
+)
+def node_cert(workload_name: str, certs: Path, output_dir: Path) -> None:
+    """Create an x509pop node certificate for an agent-only image (production topology)."""
+    workload = find_workload(workload_name)
+    folder = create_node_cert(certs=certs, name=workload.name, output=output_dir)
+    click.echo(f"wrote {folder}/ca.crt, node.crt, node.key (CN={workload.name})")
 
 
 @main.command()

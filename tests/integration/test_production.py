@@ -10,6 +10,7 @@ import pytest
 
 from builder import containers
 from builder.catalog import find_workload
+from builder.certs import create_node_cert
 from builder.checks import ImageFacts, check_identity, wait_ready
 from builder.image import build_workload_image
 from builder.spire_server import build_server_image, register, start_server
@@ -151,3 +152,20 @@ def test_server_of_another_trust_domain_fails_clearly(
     assert code != 0
     assert seconds < FAIL_LIMIT
     assert "is not of trust domain root.linkerd.cluster.local" in logs
+
+
+def test_x509pop_node_certificate_instead_of_a_token(
+    prod_images, prod_settings, network, certs, server, tmp_path: Path
+) -> None:
+    register(
+        server=server, settings=prod_settings, workloads=[find_workload("color")], tokens_dir=None
+    )
+    folder = create_node_cert(certs=certs, name="color", output=tmp_path / "node")
+    image = prod_images["color"]
+    with containers.mesh_container(
+        image=image.reference, network=network, certs=folder, env={"SPIRE_SERVER_ADDRESS": server}
+    ) as box:
+        assert "200" in wait_ready(box, 60)
+        detail = check_identity(box, ImageFacts(image.labels), "color", certs / "ca.crt")
+        assert detail.startswith("spiffe://root.linkerd.cluster.local/color")
+        assert "BEGIN" not in box.logs()

@@ -63,3 +63,25 @@ def test_anchor_key_inside_the_mounted_folder_is_refused(tmp_path: Path) -> None
     with pytest.raises(CertsError, match="keep the trust anchor's key out"):
         create_certs(folder=tmp_path / "certs", anchor_key=tmp_path / "certs/ca.key")
     assert not (tmp_path / "certs").exists()
+
+
+def test_node_certificate_for_x509pop(tmp_path: Path) -> None:
+    from builder.certs import create_node_cert
+
+    create_certs(folder=tmp_path / "certs")
+    folder = create_node_cert(certs=tmp_path / "certs", name="smiley", output=tmp_path / "node")
+    chain = x509.load_pem_x509_certificates((folder / "node.crt").read_bytes())
+    issuer = _load(tmp_path / "certs/issuer.crt")
+    chain[0].verify_directly_issued_by(issuer)
+    assert chain[1] == issuer
+    assert chain[0].subject.rfc4514_string() == "CN=smiley"
+    assert not chain[0].extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert stat.S_IMODE((folder / "node.key").stat().st_mode) == 0o600
+    assert (folder / "ca.crt").read_bytes() == (tmp_path / "certs/ca.crt").read_bytes()
+
+
+def test_node_certificate_needs_the_issuer(tmp_path: Path) -> None:
+    from builder.certs import create_node_cert
+
+    with pytest.raises(CertsError, match="create them with `meshexp-build certs`"):
+        create_node_cert(certs=tmp_path, name="smiley", output=tmp_path / "node")
