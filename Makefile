@@ -1,5 +1,5 @@
 # The few verbs people type. Each target does its own set-up.
-.PHONY: setup demo demo-trio test lint unit integration go-test golden standin clean
+.PHONY: setup demo demo-trio bench test lint unit integration go-test golden standin clean
 
 VENV := .venv/bin
 
@@ -30,6 +30,9 @@ unit: setup
 
 integration: setup
 	$(VENV)/pytest tests/integration
+
+bench: setup
+	$(VENV)/python -m bench.run_all
 
 golden: setup
 	$(VENV)/pytest tests/unit/test_render.py --update-golden

@@ -21,10 +21,12 @@ from builder.catalog import find_workload, load_catalog
 from builder.certs import create_certs, create_node_cert
 from builder.checks import check_image
 from builder.contract import INBOUND_POLICIES
-from builder.doctor import diagnose
+from builder.doctor import Finding, diagnose
+from builder.e2e import E2EConfig, missing_prerequisites, run_e2e
 from builder.errors import CheckError, MeshexpError
 from builder.image import build_workload_image, prefetch_components
 from builder.manifests import build_manifests
+from builder.publish import push
 from builder.render import render_build_context
 from builder.run import container_name, parse_route, run_workload, stop_workload
 from builder.settings import (
@@ -294,16 +296,20 @@ def node_cert(workload_name: str, certs: Path, output_dir: Path) -> None:
 @click.option("--workload", "workload_names", multiple=True, help="Catalog workload (repeat).")
 @click.option("--all", "all_workloads", is_flag=True, help="Every catalog workload.")
 @click.option("--tag", help="Image tag (default from settings' tag pattern).")
+@click.option("--push", "do_push", is_flag=True, help="Push each image after building it.")
+@click.option("--registry", help="Push under this registry (HOST[:PORT][/PATH]).")
 @output_option
 @setting_options
 def image(
     workload_names: tuple[str, ...],
     all_workloads: bool,
     tag: str | None,
+    do_push: bool,
+    registry: str | None,
     output_format: str,
     **options: Any,
 ) -> None:
-    """Render and build images through the Docker engine."""
+    """Render and build images through the Docker engine (and push them with --push)."""
     settings = settings_from(options)
     if all_workloads == bool(workload_names):
         raise click.UsageError("give --workload NAME (repeatable) or --all")
@@ -323,24 +329,61 @@ def image(
             )
         finally:
             display.done()
-        results.append(result)
+        entry = dataclasses.asdict(result)
         if output_format == "text":
             note = "  [PROXY STAND-IN: test equipment]" if result.standin else ""
             click.echo(
                 f"built {result.reference} {result.image_id[:19]} "
                 f"{result.size_bytes / 1e6:.1f} MB{note}"
             )
+        if do_push:
+            pushed = push(reference=result.reference, registry=registry)
+            entry["pushed"] = dataclasses.asdict(pushed)
+            if output_format == "text":
+                click.echo(f"pushed {pushed.reference}@{pushed.digest}")
+        results.append(entry)
     if output_format == "json":
-        emit_json([dataclasses.asdict(result) for result in results])
+        emit_json(results)
 
 
 @main.command()
+@click.option("--workload", "workload_names", multiple=True, help="Catalog workload (repeat).")
+@click.option("--all", "all_workloads", is_flag=True, help="Every catalog workload.")
+@click.option("--registry", required=True, help="HOST[:PORT][/PATH], e.g. ghcr.io/org.")
+@click.option("--tag", help="Image tag (default from settings' tag pattern).")
 @output_option
 @setting_options
-def doctor(output_format: str, **options: Any) -> None:
+def publish(
+    workload_names: tuple[str, ...],
+    all_workloads: bool,
+    registry: str,
+    tag: str | None,
+    output_format: str,
+    **options: Any,
+) -> None:
+    """Build and push images to a registry; prints the pushed digests."""
+    click.get_current_context().invoke(
+        image,
+        workload_names=workload_names,
+        all_workloads=all_workloads,
+        tag=tag,
+        do_push=True,
+        registry=registry,
+        output_format=output_format,
+        **options,
+    )
+
+
+@main.command()
+@click.option("--e2e", "for_e2e", is_flag=True, help="Also what the k3d end-to-end test needs.")
+@output_option
+@setting_options
+def doctor(for_e2e: bool, output_format: str, **options: Any) -> None:
     """Report what a build needs and what is missing, with the fix for each."""
     settings = settings_from(options)
     findings = diagnose(settings=settings)
+    if for_e2e:
+        findings += e2e_findings(findings)
     if output_format == "json":
         emit_json([dataclasses.asdict(finding) for finding in findings])
     else:
@@ -525,6 +568,15 @@ def stop(workload_name: str | None, name: str | None, manifests_dir: Path) -> No
         click.echo(f"delete from the cluster with: kubectl delete -f {path}")
 
 
+def e2e_findings(findings: list[Finding]) -> list[Finding]:
+    """What the k3d end-to-end test needs, given the build findings (the proxy's among them)."""
+    standin = any(f.what == "proxy" and "STAND-IN" in f.detail for f in findings)
+    missing = missing_prerequisites(proxy_is_standin=standin)
+    if not missing:
+        return [Finding("e2e", True, "k3d, kubectl, helm, linkerd, registry access, real proxy")]
+    return [Finding("e2e", False, item.split(":", 1)[0], item) for item in missing]
+
+
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     env = {}
     for pair in pairs:
@@ -536,7 +588,14 @@ def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @main.command()
-@click.argument("image_ref", metavar="IMAGE")
+@click.argument("image_ref", metavar="IMAGE", required=False)
+@click.option(
+    "--e2e",
+    "for_e2e",
+    is_flag=True,
+    help="Run the k3d end-to-end test instead (needs a cluster toolchain).",
+)
+@click.option("--keep", is_flag=True, help="With --e2e: keep the cluster for debugging.")
 @click.option(
     "--certs",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -558,7 +617,9 @@ def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @output_option
 def check(
-    image_ref: str,
+    image_ref: str | None,
+    for_e2e: bool,
+    keep: bool,
     certs: Path | None,
     env_pairs: tuple[str, ...],
     timeout: float,
@@ -566,6 +627,19 @@ def check(
     output_format: str,
 ) -> None:
     """Start IMAGE as the field does and check it against the mesh contract."""
+    if for_e2e:
+        settings = settings_from({})
+        findings = e2e_findings(diagnose(settings=settings))
+        missing = [finding.fix for finding in findings if not finding.ok]
+        if missing:
+            raise CheckError("the end-to-end test cannot run here: " + "; ".join(missing))
+        outcome = run_e2e(
+            config=E2EConfig(keep=keep, linkerd_version=settings.linkerd_version), settings=settings
+        )
+        emit_json(dataclasses.asdict(outcome))
+        return
+    if image_ref is None:
+        raise click.UsageError("give IMAGE (or --e2e)")
     report = check_image(image=image_ref, certs=certs, env=parse_env(env_pairs), timeout=timeout)
     if junit_file is not None:
         junit_file.write_text(report.junit() + "\n", encoding="utf-8")

@@ -125,6 +125,7 @@ def build_image(
     tag: str,
     platform: str,
     pull: bool = False,
+    nocache: bool = False,
     on_line: Callable[[str], None] = lambda line: None,
 ) -> str:
     """Build `context` with the classic builder, streaming lines to `on_line`.
@@ -142,6 +143,7 @@ def build_image(
             rm=True,
             forcerm=True,
             pull=pull,
+            nocache=nocache,
             decode=True,
         )
         for line, chunk in _stream_lines(chunks):
@@ -278,3 +280,40 @@ def network_exists(name: str) -> bool:
     except docker.errors.NotFound:
         return False
     return True
+
+
+def tag_image(source: str, target: str) -> None:
+    repository, tag = target.rsplit(":", 1)
+    client().images.get(source).tag(repository, tag)
+
+
+def push_image(reference: str, on_line: Callable[[str], None] = lambda line: None) -> str:
+    """Push one tag; the pushed manifest's digest, or a BuildError saying why not."""
+    repository, tag = reference.rsplit(":", 1)
+    digest = ""
+    try:
+        for chunk in client().images.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")
+                raise BuildError(f"push of {reference} was refused: {message}")
+            if "status" in chunk and chunk.get("progressDetail") is None:
+                on_line(str(chunk["status"]))
+            digest = chunk.get("aux", {}).get("Digest", digest)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"push of {reference} failed: {exc.explanation or exc}") from None
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"push of {reference} failed: {exc}") from None
+    if not digest:
+        raise BuildError(f"push of {reference} reported no digest; is the registry reachable?")
+    return str(digest)
+
+
+def pull_image(reference: str) -> str:
+    """Pull by reference; the repo digest the registry answered with."""
+    try:
+        image = client().images.pull(reference)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"pull of {reference} failed: {exc.explanation or exc}") from None
+    digests = image.attrs.get("RepoDigests") or []
+    repository = reference.rsplit(":", 1)[0]
+    return next((d.split("@", 1)[1] for d in digests if d.startswith(repository + "@")), "")

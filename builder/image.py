@@ -41,6 +41,7 @@ def build_workload_image(
     workload: Workload,
     settings: Settings,
     tag: str | None = None,
+    nocache: bool = False,
     on_line: Callable[[str], None] = lambda line: None,
 ) -> ImageResult:
     """Render into a scratch context, build it, and return what the engine made."""
@@ -58,7 +59,11 @@ def build_workload_image(
         )
         on_line(f"rendered build context for {workload.name} ({len(context.files)} files)")
         image_id = docker_engine.build_image(
-            context=context.output, tag=reference, platform=settings.platform, on_line=on_line
+            context=context.output,
+            tag=reference,
+            platform=settings.platform,
+            nocache=nocache,
+            on_line=on_line,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

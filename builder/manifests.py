@@ -75,8 +75,13 @@ def build_manifests(
     ips: list[str],
     name: str | None = None,
     namespace: str | None = None,
+    service_port: int | None = None,
 ) -> Manifests:
-    """The ExternalWorkload and Service for one running instance of `workload`."""
+    """The ExternalWorkload and Service for one running instance of `workload`.
+
+    `service_port` changes the Service's first port (the Faces chart's Services
+    listen on 80); its targetPort still names the workload's declared port.
+    """
     name = name or workload.name
     namespace = namespace or workload.namespace
     addresses = check_workload_ips(ips, settings)
@@ -104,8 +109,13 @@ def build_manifests(
             "type": "ClusterIP",
             "selector": {"app": name},
             "ports": [
-                {"name": p.name, "port": p.port, "targetPort": p.name, "protocol": p.protocol}
-                for p in workload.ports
+                {
+                    "name": p.name,
+                    "port": service_port if service_port and index == 0 else p.port,
+                    "targetPort": p.name,
+                    "protocol": p.protocol,
+                }
+                for index, p in enumerate(workload.ports)
             ],
         },
     }

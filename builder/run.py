@@ -84,6 +84,19 @@ def wait_proxy_ready(name: str, ip: str, timeout: float) -> float:
     )
 
 
+def wait_for_log(name: str, line: str, timeout: float) -> None:
+    """Wait until the container logs `line` (the bootstrap's 'workload started')."""
+    deadline = time.monotonic() + timeout
+    while line not in docker_engine.container_logs(name):
+        state = docker_engine.container_state(name)
+        if not state.get("Running") or time.monotonic() > deadline:
+            raise CheckError(
+                f"{name}: no {line!r} (exit code {state.get('ExitCode')}):\n"
+                f"{docker_engine.container_logs(name)[-3000:]}"
+            )
+        time.sleep(0.2)
+
+
 def run_workload(
     *,
     workload: Workload,
@@ -100,6 +113,7 @@ def run_workload(
     kubeconfig: Path | None = None,
     apply: bool = False,
     timeout: float = 120,
+    service_port: int | None = None,
 ) -> RunResult:
     """Start (or replace) a workload container, wait for ready, write its manifests."""
     if apply and kubeconfig is None:
@@ -132,12 +146,14 @@ def run_workload(
         if code != 0:
             raise MeshexpError(f"ip route {route.cidr} via {route.via} in {name}: {out.strip()}")
     ready = wait_proxy_ready(name, ip, timeout)
+    wait_for_log(name, "bootstrap: workload started", timeout)
     manifests = build_manifests(
         workload=workload,
         settings=settings,
         ips=[ip],
         name=environment["WORKLOAD_NAME"],
         namespace=environment["WORKLOAD_NAMESPACE"],
+        service_port=service_port,
     )
     manifests_dir.mkdir(parents=True, exist_ok=True)
     manifest = manifests_dir / f"{name}.yaml"

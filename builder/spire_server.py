@@ -219,23 +219,33 @@ def register(
         )
         token_file = None
         if tokens_dir is not None:
-            out = _server_exec(
-                server,
-                settings,
-                [
-                    "spire-server",
-                    "token",
-                    "generate",
-                    "-spiffeID",
-                    parent,
-                    "-ttl",
-                    str(JOIN_TOKEN_TTL),
-                ],
+            token_file = new_join_token(
+                server=server,
+                settings=settings,
+                name=workload.name,
+                target=tokens_dir / f"{workload.name}.token",
             )
-            token = out.strip().removeprefix("Token: ").strip()
-            token_file = tokens_dir / f"{workload.name}.token"
-            descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(token + "\n")
         registrations.append(Registration(workload.name, spiffe_id, parent, token_file))
     return registrations
+
+
+def new_join_token(*, server: str, settings: Settings, name: str, target: Path) -> Path:
+    """A fresh single-use join token for one workload's agent, written 0600, never printed."""
+    out = _server_exec(
+        server,
+        settings,
+        [
+            "spire-server",
+            "token",
+            "generate",
+            "-spiffeID",
+            agent_id(settings, name),
+            "-ttl",
+            str(JOIN_TOKEN_TTL),
+        ],
+    )
+    token = out.strip().removeprefix("Token: ").strip()
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    return target

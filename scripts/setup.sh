@@ -12,6 +12,7 @@ command -v debootstrap >/dev/null || need_packages+=(debootstrap)
 command -v dockerd >/dev/null || need_packages+=(docker.io)
 [ -x /usr/bin/docker ] || need_packages+=(docker.io)
 command -v file >/dev/null || need_packages+=(file)
+command -v docker-registry >/dev/null || need_packages+=(docker-registry)
 python3 -m venv --help >/dev/null 2>&1 || need_packages+=(python3-venv)
 if [ "${#need_packages[@]}" -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need_packages[*]}: run as root, or install them yourself"

@@ -1,0 +1,105 @@
+"""Shared parts of the benchmarks: settings, figures with targets, results, the report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from builder import __version__, docker_engine
+from builder.certs import create_certs
+from builder.gobuild import cached_go_binary, go_version
+from builder.models import GoSource
+from builder.settings import Settings, load_settings
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+STANDIN_MODULE = ROOT / "tests" / "standin-proxy"
+IMAGE_NAME = "meshexp-bench/{workload}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure, its target and whether it meets it."""
+
+    name: str
+    value: float
+    unit: str
+    target: str
+    met: bool | None  # None: reported without a target
+
+    def line(self) -> str:
+        verdict = {True: "PASS", False: "FALL SHORT", None: "INFO"}[self.met]
+        return f"{verdict:<10} {self.name}: {self.value:.2f} {self.unit} (target {self.target})"
+
+
+def spread(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median": statistics.median(ordered),
+        "min": ordered[0],
+        "max": ordered[-1],
+        "p90": ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))],
+        "stdev": statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
+        "n": float(len(ordered)),
+    }
+
+
+def machine() -> dict[str, Any]:
+    info = docker_engine.engine_info()
+    memory = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
+    return {
+        "cpus": os.cpu_count(),
+        "memory_kib": int(memory),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "go": go_version(),
+        "docker": info.version,
+        "storage_driver": info.storage_driver,
+        "meshexp_build": __version__,
+        "commit": subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
+    }
+
+
+def standin() -> Path:
+    return cached_go_binary(GoSource(package=".", local=STANDIN_MODULE), "amd64")
+
+
+def settings(**changes: Any) -> Settings:
+    base = load_settings(None, {"offline": True, "proxy_file": standin()})
+    return replace(base, image_name=IMAGE_NAME, **changes).check()
+
+
+def certs(into: Path) -> Path:
+    folder = into / "certs"
+    if not (folder / "issuer.key").exists():
+        create_certs(folder=folder)
+    return folder
+
+
+def save(name: str, figures: list[Figure], data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    document = {
+        "benchmark": name,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "figures": [asdict(figure) for figure in figures],
+        "data": data,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    for figure in figures:
+        print(figure.line(), flush=True)
+    return path

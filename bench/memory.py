@@ -1,0 +1,122 @@
+"""Memory: resident memory of the whole container once ready, per process, both topologies."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench import common
+from bench.time_to_ready import NETWORK, create, ready_after_start
+from builder import docker_engine
+from builder.catalog import find_workload
+from builder.image import build_workload_image
+from builder.spire_server import build_server_image, new_join_token, register, start_server
+
+TARGETS_MB = {"demo": 200.0, "production": 100.0}
+SETTLE_S = 5.0  # after ready, let start-up allocations settle before reading
+
+
+def rss_by_process(name: str) -> dict[str, float]:
+    script = (
+        'for p in /proc/[0-9]*; do c=$(tr "\\0" " " <"$p/cmdline" 2>/dev/null) || continue; '
+        '[ -n "$c" ] || continue; r=$(grep VmRSS "$p/status" | tr -s " " | cut -d" " -f2); '
+        'echo "${r:-0} $c"; done'
+    )
+    _, out = docker_engine.exec_in(name, ["bash", "-c", script])
+    found: dict[str, float] = {}
+    for line in out.splitlines():
+        kib, command = line.split(" ", 1)
+        words = command.split()
+        label = (
+            "bootstrap" if "/usr/local/bin/bootstrap" in words[:2] else words[0].rsplit("/", 1)[-1]
+        )
+        if label in ("tr", "grep", "cut") or "for p in" in command:
+            continue
+        found[label] = found.get(label, 0.0) + int(kib) / 1024
+    return found
+
+
+def container_memory_mb(name: str) -> float:
+    stats = docker_engine.client().containers.get(name).stats(stream=False)
+    usage = stats["memory_stats"]
+    cache = usage.get("stats", {}).get("total_inactive_file", 0)
+    return float(usage["usage"] - cache) / 1e6
+
+
+def main() -> None:
+    results: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory(prefix="meshexp-bench-") as scratch:
+        certs = common.certs(Path(scratch))
+        docker_engine.remove_network(NETWORK)
+        docker_engine.create_network(NETWORK)
+        try:
+            demo = build_workload_image(
+                workload=find_workload("smiley"), settings=common.settings()
+            )
+            create(demo.reference, "bench-mem-demo", certs, {})
+            ready_after_start("bench-mem-demo")
+            time.sleep(SETTLE_S)
+            results["demo"] = {
+                "processes_mb": rss_by_process("bench-mem-demo"),
+                "cgroup_mb": container_memory_mb("bench-mem-demo"),
+            }
+            prod_settings = common.settings(
+                topology="production", image_name="meshexp-bench/prod-{workload}"
+            )
+            prod = build_workload_image(workload=find_workload("smiley"), settings=prod_settings)
+            build_server_image(settings=prod_settings, on_line=lambda line: None)
+            start_server(settings=prod_settings, network=NETWORK, name="bench-spire", certs=certs)
+            register(
+                server="bench-spire",
+                settings=prod_settings,
+                workloads=[find_workload("smiley")],
+                tokens_dir=None,
+            )
+            folder = Path(scratch) / "prod"
+            shutil.copytree(certs, folder)
+            new_join_token(
+                server="bench-spire",
+                settings=prod_settings,
+                name="smiley",
+                target=folder / "join-token",
+            )
+            create(
+                prod.reference,
+                "bench-mem-prod",
+                folder,
+                {
+                    "SPIRE_SERVER_ADDRESS": "bench-spire",
+                    "SPIRE_JOIN_TOKEN_FILE": "/opt/spire/certs/join-token",
+                },
+            )
+            ready_after_start("bench-mem-prod")
+            time.sleep(SETTLE_S)
+            results["production"] = {
+                "processes_mb": rss_by_process("bench-mem-prod"),
+                "cgroup_mb": container_memory_mb("bench-mem-prod"),
+            }
+        finally:
+            docker_engine.remove_network(NETWORK)
+    figures = []
+    for topology, target in TARGETS_MB.items():
+        processes = results[topology]["processes_mb"]
+        assert isinstance(processes, dict)
+        total = sum(processes.values())
+        figures.append(
+            common.Figure(
+                f"resident memory, {topology} container (sum of RSS)",
+                total,
+                "MB",
+                f"<= {target:.0f} MB",
+                total <= target,
+            )
+        )
+        for process, mb in sorted(processes.items(), key=lambda item: -item[1]):
+            figures.append(common.Figure(f"  {topology}: {process}", mb, "MB", "reported", None))
+    common.save("memory", figures, results)
+
+
+if __name__ == "__main__":
+    main()

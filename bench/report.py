@@ -1,0 +1,62 @@
+"""Write bench/REPORT.md from bench/results/*.json (the figures of the last real run)."""
+
+from __future__ import annotations
+
+import json
+
+from bench import common
+
+ORDER = ("time_to_ready", "rebuild", "image_size", "catalog", "memory")
+TITLES = {
+    "time_to_ready": "1. Time to ready",
+    "rebuild": "2. Rebuild after a workload change",
+    "image_size": "3. Image size",
+    "catalog": "4. The catalog (smiley, color, face)",
+    "memory": "5. Memory",
+}
+NOTES_FILE = common.BENCH / "NOTES.md"
+
+
+def main() -> None:
+    lines = [
+        "# meshexp-build benchmarks",
+        "",
+        "Written by `make bench` from `bench/results/*.json`; every figure below comes "
+        "from one run on the machine it names. Targets are the issue's; a figure that "
+        "misses one says so, and `bench/NOTES.md` says why and what would close the gap.",
+        "",
+    ]
+    for name in ORDER:
+        path = common.RESULTS / f"{name}.json"
+        if not path.is_file():
+            continue
+        document = json.loads(path.read_text())
+        machine = document["machine"]
+        lines += [
+            f"## {TITLES[name]}",
+            "",
+            f"Run {document['date']} on {machine['cpus']} CPUs, "
+            f"{machine['memory_kib'] // 1024} MiB, Docker {machine['docker']} "
+            f"({machine['storage_driver']}), {machine['go']}, commit {machine['commit']}.",
+            "",
+            "| figure | value | target | verdict |",
+            "|---|---|---|---|",
+        ]
+        for figure in document["figures"]:
+            verdict = {True: "PASS", False: "FALL SHORT", None: "—"}[figure["met"]]
+            lines.append(
+                f"| {figure['name'].strip()} | {figure['value']:.2f} {figure['unit']} "
+                f"| {figure['target']} | {verdict} |"
+            )
+        image = common.RESULTS / f"{name}.png"
+        if image.is_file():
+            lines += ["", f"![{name}](results/{name}.png)"]
+        lines.append("")
+    if NOTES_FILE.is_file():
+        lines += ["## Notes on the figures", "", NOTES_FILE.read_text().strip(), ""]
+    (common.BENCH / "REPORT.md").write_text("\n".join(lines))
+    print(f"wrote {common.BENCH / 'REPORT.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""`make bench`: every benchmark in one run, then the report."""
+
+from __future__ import annotations
+
+import time
+
+from bench import catalog, image_size, memory, rebuild, report, time_to_ready
+
+
+def main() -> None:
+    start = time.monotonic()
+    for module in (time_to_ready, rebuild, image_size, catalog, memory):
+        print(f"== {module.__name__.split('.')[-1]}", flush=True)
+        module.main()
+    report.main()
+    print(f"benchmarks took {time.monotonic() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
