@@ -13,13 +13,14 @@ demo-trio:
 	scripts/demo-trio.sh
 
 test: setup lint go-test
-	$(VENV)/pytest -m "not e2e"
+	$(VENV)/pytest
 
 lint: setup
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
 	$(VENV)/shellcheck scripts/*.sh .ci/run
+	scripts/actionlint.sh
 
 go-test:
 	cd go && go vet ./... && go test ./...
