@@ -48,7 +48,7 @@ func watchIdentity(cfg config, state *proxyState) {
 		}
 		state.mu.Unlock()
 		if err != nil {
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		} else {
 			time.Sleep(time.Until(leaf.NotAfter) / 2)
 		}

@@ -1,0 +1,83 @@
+"""The wheel carries the templates, catalog and Go sources: installed into a fresh
+virtualenv and run from an empty folder, it renders what the checkout renders."""
+
+from __future__ import annotations
+
+import filecmp
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPARED = (
+    "Dockerfile",
+    "scripts/bootstrap",
+    "scripts/run-proxy",
+    "workload/launch",
+    "spire/server.conf",
+    "spire/agent.conf",
+)
+
+
+def test_installed_wheel_renders_like_the_checkout(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+    )
+    [wheel] = list(wheels.glob("meshexp_build-*.whl"))
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    pip = env_dir / "bin" / "pip"
+    subprocess.run([str(pip), "install", "-q", str(wheel)], check=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    installed = subprocess.run(
+        [
+            str(env_dir / "bin" / "meshexp-build"),
+            "render",
+            "--workload",
+            "smiley",
+            "--output",
+            "ctx",
+        ],
+        cwd=empty,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    checkout = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "builder.cli",
+            "render",
+            "--workload",
+            "smiley",
+            "--output",
+            str(tmp_path / "checkout-ctx"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checkout.returncode == 0, checkout.stderr
+    for relative in COMPARED:
+        assert filecmp.cmp(
+            empty / "ctx" / relative, tmp_path / "checkout-ctx" / relative, shallow=False
+        ), f"{relative} differs between wheel and checkout"
+    names = subprocess.run(
+        [
+            str(env_dir / "bin" / "python"),
+            "-c",
+            "import builder.resources as r; print(r.data_root())",
+        ],
+        cwd=empty,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "site-packages/builder/_data" in names
