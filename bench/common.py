@@ -23,6 +23,7 @@ ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 STANDIN_MODULE = ROOT / "tests" / "standin-proxy"
 IMAGE_NAME = "meshexp-bench/{workload}"
+RESULTS.mkdir(parents=True, exist_ok=True)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def standin() -> Path:
 
 def settings(**changes: Any) -> Settings:
     base = load_settings(None, {"offline": True, "proxy_file": standin()})
-    return replace(base, image_name=IMAGE_NAME, **changes).check()
+    return replace(base, **{"image_name": IMAGE_NAME, **changes}).check()
 
 
 def certs(into: Path) -> Path:

@@ -73,7 +73,7 @@ def plot(data: dict[str, list[dict[str, object]]], target: Path) -> None:
                 ax.text(
                     left + size / 2,
                     row,
-                    str(item["step"]).split()[0][:10],
+                    (str(item["step"]).split() or ["?"])[0][:10],
                     ha="center",
                     va="center",
                     fontsize=7,

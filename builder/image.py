@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from builder import docker_engine
 from builder.base_image import build_base
-from builder.cache import cache_root
+from builder.cache import cache_key, cache_root
 from builder.models import ImageSource, Workload
 from builder.render import plan_components, render_build_context
 from builder.settings import OFFLINE_BASE_IMAGE, Settings
@@ -54,8 +56,12 @@ def build_workload_image(
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=f"{workload.name}-", dir=scratch_root)
     try:
+        components_image = ensure_components_image(workload, settings, nocache, on_line)
         context = render_build_context(
-            workload=workload, settings=settings, output=scratch_root / scratch / "context"
+            workload=workload,
+            settings=settings,
+            output=scratch_root / scratch / "context",
+            components_image=components_image,
         )
         on_line(f"rendered build context for {workload.name} ({len(context.files)} files)")
         image_id = docker_engine.build_image(
@@ -96,3 +102,53 @@ def prefetch_components(workloads: list[Workload], settings: Settings, workers: 
         for future in futures:
             future.result()
     return len(distinct)
+
+
+COMPONENTS_REPOSITORY = "meshexp/components"
+
+
+def ensure_components_image(
+    workload: Workload, settings: Settings, nocache: bool, on_line: Callable[[str], None]
+) -> str | None:
+    """Put the shared non-image binaries (SPIRE, proxy, certcheck) in an image of their own.
+
+    Tagged by the binaries' digests and built only when missing, so a workload
+    build sends only its scripts and its own binaries to the engine, and its
+    COPY --from layers are identical for every workload that shares them.
+    """
+    shared = [
+        c
+        for c in plan_components(workload, settings)
+        if not c.workload_layer and not isinstance(c.source, ImageSource)
+    ]
+    if not shared:
+        return None
+    fetched = {c.role: fetch(c.source, c.role, settings.arch) for c in shared}
+    key = cache_key(
+        platform=settings.platform,
+        binaries=sorted((role, got.sha256) for role, got in fetched.items()),
+    )
+    reference = f"{COMPONENTS_REPOSITORY}:{key[:20]}"
+    if docker_engine.image_exists(reference) and not nocache:
+        return reference
+    with tempfile.TemporaryDirectory(prefix="meshexp-components-") as scratch:
+        root = Path(scratch)
+        lines = ["FROM scratch"]
+        for role, got in fetched.items():
+            target = root / role
+            try:
+                os.link(got.path, target)
+            except OSError:
+                shutil.copyfile(got.path, target)
+            target.chmod(0o755)
+            lines.append(f"COPY {role} /{role}")
+        (root / "Dockerfile").write_text("\n".join(lines) + "\n")
+        on_line(f"building the shared components image {reference}")
+        docker_engine.build_image(
+            context=root,
+            tag=reference,
+            platform=settings.platform,
+            nocache=nocache,
+            on_line=on_line,
+        )
+    return reference

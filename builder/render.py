@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +159,27 @@ def _labels(
     return labels
 
 
+def from_components_image(components: list[Component], image: str | None) -> list[Component]:
+    """With a components image, shared binaries are copied from it instead of the context."""
+    if image is None:
+        return components
+    return [
+        replace(c, source=ImageSource(image, f"/{c.role}"))
+        if not c.workload_layer and not isinstance(c.source, ImageSource)
+        else c
+        for c in components
+    ]
+
+
 def _context(
-    workload: Workload, settings: Settings, components: list[Component], fetched: dict[str, Fetched]
+    workload: Workload,
+    settings: Settings,
+    components: list[Component],
+    fetched: dict[str, Fetched],
+    components_image: str | None = None,
 ) -> dict[str, Any]:
     facts = settings.facts
+    copied = from_components_image(components, components_image)
     mode = settings.resolved_iptables_mode
     return {
         "tool_version": __version__,
@@ -180,24 +197,27 @@ def _context(
         "spire_server_port": SPIRE_SERVER_PORT,
         "stages": [
             {"name": c.stage, "ref": c.source.ref}
-            for c in components
+            for c in copied
             if isinstance(c.source, ImageSource)
         ],
-        "components": [c for c in components if not c.workload_layer],
+        "components": [c for c in copied if not c.workload_layer],
         "workload_components": [
-            c for c in components if c.workload_layer and isinstance(c.source, ImageSource)
+            c for c in copied if c.workload_layer and isinstance(c.source, ImageSource)
         ],
         "labels": _labels(workload, settings, components, fetched),
     }
 
 
 def render_files(
-    workload: Workload, settings: Settings, fetched: dict[str, Fetched] | None = None
+    workload: Workload,
+    settings: Settings,
+    fetched: dict[str, Fetched] | None = None,
+    components_image: str | None = None,
 ) -> dict[str, tuple[str, int]]:
     """Every templated file of the context: relative path -> (text, mode). Pure."""
     check_workload_fits(workload, settings)
     components = plan_components(workload, settings)
-    context = _context(workload, settings, components, fetched or {})
+    context = _context(workload, settings, components, fetched or {}, components_image)
     files = {
         "Dockerfile": (render_template("Dockerfile.j2", context), READABLE),
         "scripts/bootstrap": (render_template("bootstrap.sh.j2", context), EXECUTABLE),
@@ -236,18 +256,26 @@ def render_files(
     return files
 
 
-def fetch_components(workload: Workload, settings: Settings, into: Path) -> dict[str, Fetched]:
-    """Fetch every non-image component into the context folder `into`."""
+def fetch_components(
+    workload: Workload, settings: Settings, into: Path, shared_elsewhere: bool = False
+) -> dict[str, Fetched]:
+    """Fetch every non-image component into the context folder `into`.
+
+    With `shared_elsewhere` (a components image holds them), only the workload's
+    own binaries are copied into the context; the others are only recorded.
+    """
     fetched = {}
     for component in plan_components(workload, settings):
         if isinstance(component.source, ImageSource):
             continue
         got = fetch(component.source, component.role, settings.arch)
+        fetched[component.role] = got
+        if shared_elsewhere and not component.workload_layer:
+            continue
         target = into / component.context_path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(got.path, target)
         target.chmod(EXECUTABLE)
-        fetched[component.role] = got
     return fetched
 
 
@@ -271,7 +299,12 @@ def _move_into_place(scratch: Path, output: Path) -> None:
 
 
 def render_build_context(
-    *, workload: Workload, settings: Settings, output: Path, force: bool = False
+    *,
+    workload: Workload,
+    settings: Settings,
+    output: Path,
+    force: bool = False,
+    components_image: str | None = None,
 ) -> RenderResult:
     """Write a complete build context into `output`, all or nothing."""
     output = output.resolve()
@@ -285,8 +318,8 @@ def render_build_context(
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".meshexp-render-", dir=output.parent))
     try:
-        fetched = fetch_components(workload, settings, scratch)
-        files = render_files(workload, settings, fetched)
+        fetched = fetch_components(workload, settings, scratch, components_image is not None)
+        files = render_files(workload, settings, fetched, components_image)
         _write(files, scratch)
         components = tuple(
             {
