@@ -400,6 +400,17 @@ def spire_server() -> None:
     """The external SPIRE server of the production topology."""
 
 
+def register_and_report(
+    server: str, settings: Settings, names: tuple[str, ...], tokens_dir: Path | None
+) -> None:
+    workloads = [find_workload(item) for item in names]
+    for item in register(
+        server=server, settings=settings, workloads=workloads, tokens_dir=tokens_dir
+    ):
+        where = f"; join token in {item.token_file}" if item.token_file else ""
+        click.echo(f"registered {item.spiffe_id} (parent {item.agent_id}){where}")
+
+
 @spire_server.command("start")
 @click.option("--network", required=True, help="Docker network (created if missing).")
 @click.option("--name", default="meshexp-spire-server", show_default=True)
@@ -436,12 +447,7 @@ def spire_server_start(
         display.done()
     address = start_server(settings=settings, network=network, name=name, certs=certs)
     click.echo(f"SPIRE server {name} healthy at {address}:8081 on network {network}")
-    workloads = [find_workload(item) for item in register_names]
-    for item in register(
-        server=name, settings=settings, workloads=workloads, tokens_dir=tokens_dir
-    ):
-        where = f"; join token in {item.token_file}" if item.token_file else ""
-        click.echo(f"registered {item.spiffe_id} (parent {item.agent_id}){where}")
+    register_and_report(name, settings, register_names, tokens_dir)
 
 
 @spire_server.command("register")
@@ -454,12 +460,7 @@ def spire_server_register(
 ) -> None:
     """Register workloads with a running server (and write join tokens)."""
     settings = settings_from(options)
-    workloads = [find_workload(item) for item in workload_names]
-    for item in register(
-        server=name, settings=settings, workloads=workloads, tokens_dir=tokens_dir
-    ):
-        where = f"; join token in {item.token_file}" if item.token_file else ""
-        click.echo(f"registered {item.spiffe_id}{where}")
+    register_and_report(name, settings, workload_names, tokens_dir)
 
 
 @spire_server.command("entries")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from builder.errors import MeshexpError
+from builder.manifests import status_patch_args
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
@@ -28,22 +30,13 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def apply_external_workload(
-    kubeconfig: Path, manifest_yaml: str, name: str, namespace: str, status_patch: str | None
+    kubeconfig: Path,
+    manifest_yaml: str,
+    name: str,
+    namespace: str,
+    status_patch: dict[str, Any] | None,
 ) -> None:
     """Apply the ExternalWorkload and Service, then patch the Ready status (2.16+)."""
     kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest_yaml)
     if status_patch is not None:
-        kubectl(
-            kubeconfig,
-            "patch",
-            "externalworkload",
-            name,
-            "-n",
-            namespace,
-            "--subresource",
-            "status",
-            "--type",
-            "merge",
-            "-p",
-            status_patch,
-        )
+        kubectl(kubeconfig, *status_patch_args(name, namespace, status_patch))

@@ -55,6 +55,23 @@ def check_workload_ips(ips: list[str], settings: Settings) -> list[str]:
     return [str(ipaddress.ip_address(address)) for address in parsed]
 
 
+def status_patch_args(name: str, namespace: str, patch: dict[str, Any]) -> list[str]:
+    """kubectl arguments that set the status subresource (Linkerd 2.16+)."""
+    return [
+        "patch",
+        "externalworkload",
+        name,
+        "-n",
+        namespace,
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
+        json.dumps(patch, separators=(",", ":")),
+    ]
+
+
 def ready_condition() -> dict[str, Any]:
     return {
         "conditions": [
@@ -124,20 +141,6 @@ def build_manifests(
         return Manifests(external, service, None, None)
     patch = {"status": ready_condition()}
     command = " ".join(
-        shlex.quote(word)
-        for word in [
-            "kubectl",
-            "patch",
-            "externalworkload",
-            name,
-            "-n",
-            namespace,
-            "--subresource",
-            "status",
-            "--type",
-            "merge",
-            "-p",
-            json.dumps(patch, separators=(",", ":")),
-        ]
+        shlex.quote(word) for word in ["kubectl", *status_patch_args(name, namespace, patch)]
     )
     return Manifests(external, service, patch, command)

@@ -168,7 +168,7 @@ def run_workload(
             manifests.yaml(),
             environment["WORKLOAD_NAME"],
             environment["WORKLOAD_NAMESPACE"],
-            json.dumps(manifests.status_patch) if manifests.status_patch else None,
+            manifests.status_patch,
         )
     return RunResult(name, image, network, ip, ready, manifest, patch_file, apply)
 
