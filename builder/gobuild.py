@@ -8,6 +8,7 @@ architecture, cgo and the Go version, so a second build does not compile again.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -34,6 +35,7 @@ def _go() -> str:
     return found
 
 
+@functools.lru_cache(maxsize=1)
 def go_version() -> str:
     result = subprocess.run(
         [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=False
