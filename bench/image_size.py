@@ -13,6 +13,7 @@ from pathlib import Path
 from bench import common
 from builder import docker_engine
 from builder.catalog import find_workload
+from builder.image import build_workload_image
 from builder.render import SYSTEM_PACKAGES, render_build_context
 
 DEMO_PACKAGES = (
@@ -91,6 +92,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="meshexp-bench-") as scratch:
         ours = build("meshexp-bench/size:ours", SYSTEM_PACKAGES, Path(scratch))
         demo = build("meshexp-bench/size:demo-packages", DEMO_PACKAGES, Path(scratch))
+    production = build_workload_image(
+        workload=find_workload("smiley"),
+        settings=common.settings(topology="production", image_name="meshexp-bench/prod-{workload}"),
+    ).size_bytes
     data = {
         "ours": layers("meshexp-bench/size:ours"),
         "demo-equivalent": layers("meshexp-bench/size:demo-packages"),
@@ -106,6 +111,16 @@ def main() -> None:
         ),
         common.Figure("our image", ours / 1e6, "MB", "reported", None),
         common.Figure("demo-equivalent image", demo / 1e6, "MB", "reported", None),
+        common.Figure(
+            "our production-topology image (agent only)", production / 1e6, "MB", "reported", None
+        ),
+        common.Figure(
+            "production-topology image / demo-equivalent",
+            production / demo * 100,
+            "%",
+            "reported",
+            None,
+        ),
     ]
     plot(data, common.RESULTS / "image_size.png")
     common.save(
