@@ -31,6 +31,19 @@ DEMO_PACKAGES = (
 TARGET_RATIO = 0.5
 
 
+def layer_label(step: str) -> str:
+    """A short name for a layer from the instruction that made it."""
+    if "apt-get" in step:
+        return "packages"
+    if "groupadd" in step:
+        return "users"
+    if "COPY file" in step:
+        return "binary"
+    if "COPY" in step:
+        return "files"
+    return "base" if not step.strip() else step.split()[0][:10]
+
+
 def layers(reference: str) -> list[dict[str, object]]:
     return [
         {
@@ -74,7 +87,7 @@ def plot(data: dict[str, list[dict[str, object]]], target: Path) -> None:
                 ax.text(
                     left + size / 2,
                     row,
-                    (str(item["step"]).split() or ["?"])[0][:10],
+                    f"{layer_label(str(item['step']))} {size:.0f}",
                     ha="center",
                     va="center",
                     fontsize=7,
