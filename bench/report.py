@@ -49,9 +49,11 @@ def main() -> None:
                 f"| {figure['target']} | {verdict} |"
             )
         for label, stats in (document["data"].get("stats") or {}).items():
-            lines.append(f"| {label}: min / median / p90 / max over {stats['n']:.0f} | "
-                         f"{stats['min']:.2f} / {stats['median']:.2f} / {stats['p90']:.2f} / "
-                         f"{stats['max']:.2f} s | reported | — |")
+            lines.append(
+                f"| {label}: min / median / p90 / max over {stats['n']:.0f} | "
+                f"{stats['min']:.2f} / {stats['median']:.2f} / {stats['p90']:.2f} / "
+                f"{stats['max']:.2f} s | reported | — |"
+            )
         image = common.RESULTS / f"{name}.png"
         if image.is_file():
             lines += ["", f"![{name}](results/{name}.png)"]
