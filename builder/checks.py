@@ -402,10 +402,16 @@ def check_least_privilege(box: containers.MeshContainer, facts: ImageFacts) -> s
         f"the proxy runs as UID {uids.get('linkerd2-proxy')}, the image declares {proxy_uid}",
     )
     workload_uid = int(facts.get("workload-uid"))
+    spire_uid = int(facts.get("spire-uid"))
+    for name in ("spire-server", "spire-agent"):
+        if name in uids:
+            require(uids[name] == spire_uid, f"{name} runs as UID {uids[name]}, not {spire_uid}")
+    # The production bootstrap keeps the agent's log with a tee of the SPIRE UID.
+    spire_side = {"bootstrap", "linkerd2-proxy", "spire-server", "spire-agent"}
     others = {
         name: uid
         for name, uid in uids.items()
-        if name not in ("bootstrap", "linkerd2-proxy", "spire-server", "spire-agent")
+        if name not in spire_side and not (name == "tee" and uid == spire_uid)
     }
     require(others, "no workload process found")
     require(set(others.values()) == {workload_uid}, f"workload processes run as {others}")

@@ -11,7 +11,7 @@ import pytest
 from builder import containers
 from builder.catalog import find_workload
 from builder.certs import create_node_cert
-from builder.checks import ImageFacts, check_identity, wait_ready
+from builder.checks import ImageFacts, check_identity, check_least_privilege, wait_ready
 from builder.image import build_workload_image
 from builder.spire_server import build_server_image, register, start_server
 from tests.integration.conftest import TEST_IMAGE_NAME
@@ -90,6 +90,7 @@ def test_two_agent_only_workloads_get_their_own_svids(
             facts = ImageFacts(image.labels)
             detail = check_identity(box, facts, item.workload, certs / "ca.crt")
             assert detail.startswith(item.spiffe_id)
+            assert "tee=2103" in check_least_privilege(box, facts)
             token = item.token_file.read_text().strip()
             assert token not in box.logs(), "the join token was printed"
 
