@@ -76,6 +76,12 @@ def helper_source() -> GoSource:
 def plan_components(workload: Workload, settings: Settings) -> list[Component]:
     """Every binary the image carries, in Dockerfile order (shared first, workload last)."""
     components = []
+    if settings.uses_multicall:
+        components += [
+            Component("spire", "/usr/local/bin/spire-server", multicall_source()),
+            Component("proxy", "/usr/lib/linkerd/linkerd2-proxy", settings.proxy()),
+        ]
+        return components + workload_components(workload, settings)
     if settings.topology == "demo":
         components.append(
             Component("spire-server", "/usr/local/bin/spire-server", settings.spire("spire-server"))
@@ -85,7 +91,20 @@ def plan_components(workload: Workload, settings: Settings) -> list[Component]:
         Component("certcheck", "/usr/local/bin/meshexp-certcheck", helper_source()),
         Component("proxy", "/usr/lib/linkerd/linkerd2-proxy", settings.proxy()),
     ]
-    components += [
+    return components + workload_components(workload, settings)
+
+
+# Names the multi-call binary answers to, linked to it in the image.
+MULTICALL_LINKS = ("/usr/local/bin/spire-agent", "/usr/local/bin/meshexp-certcheck")
+
+
+def multicall_source() -> GoSource:
+    """SPIRE server and agent and certcheck in one binary (go/cmd/multicall)."""
+    return GoSource(package="./cmd/multicall", local=go_dir(), cgo=True)
+
+
+def workload_components(workload: Workload, settings: Settings) -> list[Component]:
+    return [
         Component(
             f"workload/{binary.name}",
             f"/opt/workload/bin/{binary.name}",
@@ -94,7 +113,6 @@ def plan_components(workload: Workload, settings: Settings) -> list[Component]:
         )
         for binary in workload.binaries
     ]
-    return components
 
 
 def check_workload_fits(workload: Workload, settings: Settings) -> None:
@@ -134,6 +152,7 @@ def _labels(
         ("io.meshexp.iptables-mode", settings.resolved_iptables_mode),
         ("io.meshexp.proxy-uid", str(settings.proxy_uid)),
         ("io.meshexp.trust-domain", settings.trust_domain),
+        ("io.meshexp.spire-multicall", "true" if settings.uses_multicall else "false"),
         ("io.meshexp.spire-uid", str(settings.spire_uid)),
         ("io.meshexp.workload-uid", str(workload.uid)),
         ("io.meshexp.workload-namespace", workload.namespace),
@@ -205,6 +224,8 @@ def _context(
             c for c in copied if c.workload_layer and isinstance(c.source, ImageSource)
         ],
         "labels": _labels(workload, settings, components, fetched),
+        "links": MULTICALL_LINKS if settings.uses_multicall else (),
+        "link_target": "/usr/local/bin/spire-server",
     }
 
 

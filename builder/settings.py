@@ -20,6 +20,8 @@ from builder.models import BinarySource, FileSource, GoSource, ImageSource, read
 from builder.validation import DNS_NAME, IMAGE_REF, Fields
 
 SPIRE_MODULE = "github.com/spiffe/spire"
+# The SPIRE version go/go.mod requires for the multi-call binary (go/cmd/multicall).
+MULTICALL_SPIRE_VERSION = "1.13.3"
 OFFLINE_BASE_IMAGE = "meshexp/debian-base:bookworm"
 ONLINE_BASE_IMAGE = "debian:bookworm-slim"
 SPIRE_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
@@ -50,6 +52,7 @@ class Settings:
     image_name: str = "meshexp/{workload}"
     tag: str = "linkerd-{linkerd}"
     platform: str = "linux/amd64"
+    spire_multicall: bool = True
     proxy_source: BinarySource | None = None
     spire_server_source: BinarySource | None = None
     spire_agent_source: BinarySource | None = None
@@ -94,6 +97,22 @@ class Settings:
             )
         return ImageSource(
             f"cr.l5d.io/linkerd/proxy:{self.facts.proxy_version}", "/usr/lib/linkerd/linkerd2-proxy"
+        )
+
+    @property
+    def uses_multicall(self) -> bool:
+        """One binary for SPIRE server, agent and certcheck (demo topology, offline).
+
+        Only where we build SPIRE ourselves at the version our Go module pins;
+        the upstream images ship the two programs apart.
+        """
+        return (
+            self.spire_multicall
+            and self.topology == "demo"
+            and self.offline
+            and self.spire_server_source is None
+            and self.spire_agent_source is None
+            and self.spire_version == MULTICALL_SPIRE_VERSION
         )
 
     def spire(self, component: str) -> BinarySource:
@@ -164,8 +183,8 @@ def settings_from_mapping(
             changes[key] = f.integer(key, low=1000, high=65533)
         elif key in ("inbound_ports_to_ignore", "outbound_ports_to_ignore"):
             changes[key] = _ports(f, key)
-        elif key == "offline":
-            changes[key] = f.boolean(key, False)
+        elif key in ("offline", "spire_multicall"):
+            changes[key] = f.boolean(key, key == "spire_multicall")
         elif key == "topology":
             changes[key] = f.choice(key, TOPOLOGIES)
         elif key == "iptables_mode":

@@ -25,9 +25,9 @@ fi
 scripts/ensure-docker.sh
 
 # Go builds SPIRE, the Faces-compatible workloads and the stand-in proxy.
-command -v go >/dev/null || die "Go 1.24 or later is needed (go.dev/dl, or your distribution's golang package)"
+command -v go >/dev/null || die "Go 1.25 or later is needed (go.dev/dl, or your distribution's golang package)"
 go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
-[ "$go_minor" -ge 24 ] || die "Go $(go env GOVERSION) is too old: 1.24 or later is needed"
+[ "$go_minor" -ge 25 ] || die "Go $(go env GOVERSION) is too old: 1.25 or later is needed"
 
 if [ ! -x .venv/bin/meshexp-build ] || [ pyproject.toml -nt .venv/.installed ]; then
   echo "setup: creating .venv with meshexp-build[dev]"

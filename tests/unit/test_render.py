@@ -26,6 +26,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "linkerd-2.15": {"linkerd_version": "2.15"},
     "linkerd-2.18": {"linkerd_version": "2.18"},
     "production": {"topology": "production"},
+    "offline": {"offline": True, "proxy_file": "/opt/linkerd2-proxy"},
 }
 
 

@@ -86,3 +86,27 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.proxy_uid = 1  # type: ignore[misc]
+
+
+def test_multicall_pin_matches_the_go_module() -> None:
+    from builder.resources import go_dir
+    from builder.settings import MULTICALL_SPIRE_VERSION
+
+    go_mod = (go_dir() / "go.mod").read_text()
+    assert f"github.com/spiffe/spire v{MULTICALL_SPIRE_VERSION}\n" in go_mod
+
+
+def test_multicall_only_where_we_build_spire_ourselves(tmp_path: Path) -> None:
+    proxy = tmp_path / "proxy"
+    offline = load_settings(None, {"offline": True, "proxy_file": proxy})
+    assert offline.uses_multicall
+    assert not load_settings(None, {}).uses_multicall  # upstream images
+    assert not load_settings(
+        None, {"offline": True, "proxy_file": proxy, "topology": "production"}
+    ).uses_multicall
+    assert not load_settings(
+        None, {"offline": True, "proxy_file": proxy, "spire_version": "1.12.0"}
+    ).uses_multicall
+    assert not load_settings(
+        None, {"offline": True, "proxy_file": proxy, "spire_multicall": False}
+    ).uses_multicall
