@@ -84,3 +84,20 @@ def test_a_failing_image_fails_check_with_exit_5(engine, smiley_image, tmp_path:
     assert lines["capture: rules"].startswith("FAIL")  # no --uid-owner 0 exemption exists
     assert lines["readiness"].startswith("PASS")
     assert "failed" in result.output
+
+
+def test_multicall_spire_image_passes_check(engine, offline_settings) -> None:
+    """The opt-in single SPIRE binary (server, agent, certcheck) meets the contract too."""
+    from dataclasses import replace
+
+    from builder.catalog import find_workload
+    from builder.image import build_workload_image
+
+    settings = replace(
+        offline_settings, spire_multicall=True, image_name="meshexp-test/multicall-{workload}"
+    ).check()
+    image = build_workload_image(workload=find_workload("smiley"), settings=settings)
+    assert image.labels["io.meshexp.spire-multicall"] == "true"
+    report = check_image(image=image.reference)
+    failures = [f"{r.name}: {r.detail}" for r in report.results if not r.passed]
+    assert not failures, "\n".join(failures)

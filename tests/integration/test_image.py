@@ -42,9 +42,10 @@ def test_image_metadata(engine, smiley_image) -> None:
     assert labels["io.meshexp.proxy-standin"].startswith("PROXY STAND-IN: not a Linkerd proxy")
     assert labels["io.meshexp.linkerd-version"] == "2.20"
     assert labels["io.meshexp.spire-topology"] == "demo"
-    # Offline, SPIRE's server and agent and certcheck are one binary built here.
-    assert labels["io.meshexp.spire-multicall"] == "true"
-    assert labels["io.meshexp.source.spire"].startswith("go ./cmd/multicall (local module go)")
+    assert labels["io.meshexp.spire-multicall"] == "false"
+    assert labels["io.meshexp.source.spire-server"].startswith(
+        "go github.com/spiffe/spire/cmd/spire-server@v1.13.3 sha256:"
+    )
     assert labels["io.meshexp.source.workload.smiley"].startswith("go ./cmd/smiley")
     assert labels["org.opencontainers.image.title"] == "smiley"
     assert smiley_image.standin

@@ -27,6 +27,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "linkerd-2.18": {"linkerd_version": "2.18"},
     "production": {"topology": "production"},
     "offline": {"offline": True, "proxy_file": "/opt/linkerd2-proxy"},
+    "multicall": {"offline": True, "proxy_file": "/opt/linkerd2-proxy", "spire_multicall": True},
 }
 
 

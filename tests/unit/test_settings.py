@@ -98,14 +98,17 @@ def test_multicall_pin_matches_the_go_module() -> None:
 
 def test_multicall_only_where_we_build_spire_ourselves(tmp_path: Path) -> None:
     proxy = tmp_path / "proxy"
-    offline = load_settings(None, {"offline": True, "proxy_file": proxy})
+    assert not load_settings(None, {"offline": True, "proxy_file": proxy}).uses_multicall
+    offline = load_settings(None, {"offline": True, "proxy_file": proxy, "spire_multicall": True})
     assert offline.uses_multicall
     assert not load_settings(None, {}).uses_multicall  # upstream images
     assert not load_settings(
-        None, {"offline": True, "proxy_file": proxy, "topology": "production"}
+        None,
+        {"offline": True, "proxy_file": proxy, "topology": "production", "spire_multicall": True},
     ).uses_multicall
     assert not load_settings(
-        None, {"offline": True, "proxy_file": proxy, "spire_version": "1.12.0"}
+        None,
+        {"offline": True, "proxy_file": proxy, "spire_version": "1.12.0", "spire_multicall": True},
     ).uses_multicall
     assert not load_settings(
         None, {"offline": True, "proxy_file": proxy, "spire_multicall": False}
