@@ -22,6 +22,10 @@ lint: setup
 	$(VENV)/shellcheck scripts/*.sh .ci/run
 	scripts/actionlint.sh
 
+# -trimpath as in the image builds (builder/gobuild.py), so that vetting
+# go/cmd/multicall reuses the compiled SPIRE packages instead of compiling
+# them again.
+go-test: export GOFLAGS = -trimpath
 go-test:
 	cd go && go vet ./... && go test ./...
 	cd tests/standin-proxy && go vet ./... && go test ./...

@@ -104,3 +104,42 @@ def save(name: str, figures: list[Figure], data: dict[str, Any]) -> Path:
     for figure in figures:
         print(figure.line(), flush=True)
     return path
+
+
+PRODUCTION_SERVER = "bench-spire"
+PRODUCTION_ENV = {
+    "SPIRE_SERVER_ADDRESS": PRODUCTION_SERVER,
+    "SPIRE_JOIN_TOKEN_FILE": "/opt/spire/certs/join-token",
+}
+
+
+def production_setup(network: str, certs: Path) -> tuple[str, Settings]:
+    """Build the agent-only smiley and start an external SPIRE server with its entries."""
+    from builder.catalog import find_workload
+    from builder.image import build_workload_image
+    from builder.spire_server import build_server_image, register, start_server
+
+    prod = settings(topology="production", image_name="meshexp-bench/prod-{workload}")
+    image = build_workload_image(workload=find_workload("smiley"), settings=prod)
+    build_server_image(settings=prod, on_line=lambda line: None)
+    start_server(settings=prod, network=network, name=PRODUCTION_SERVER, certs=certs)
+    register(
+        server=PRODUCTION_SERVER,
+        settings=prod,
+        workloads=[find_workload("smiley")],
+        tokens_dir=None,
+    )
+    return image.reference, prod
+
+
+def production_certs(certs: Path, folder: Path, prod: Settings) -> Path:
+    """A copy of `certs` with a fresh single-use join token, for one production start."""
+    import shutil
+
+    from builder.spire_server import new_join_token
+
+    shutil.copytree(certs, folder)
+    new_join_token(
+        server=PRODUCTION_SERVER, settings=prod, name="smiley", target=folder / "join-token"
+    )
+    return folder

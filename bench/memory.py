@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -12,7 +11,6 @@ from bench.time_to_ready import NETWORK, create, ready_after_start
 from builder import docker_engine
 from builder.catalog import find_workload
 from builder.image import build_workload_image
-from builder.spire_server import build_server_image, new_join_token, register, start_server
 
 TARGETS_MB = {"demo": 200.0, "production": 100.0}
 SETTLE_S = 5.0  # after ready, let start-up allocations settle before reading
@@ -62,35 +60,9 @@ def main() -> None:
                 "processes_mb": rss_by_process("bench-mem-demo"),
                 "cgroup_mb": container_memory_mb("bench-mem-demo"),
             }
-            prod_settings = common.settings(
-                topology="production", image_name="meshexp-bench/prod-{workload}"
-            )
-            prod = build_workload_image(workload=find_workload("smiley"), settings=prod_settings)
-            build_server_image(settings=prod_settings, on_line=lambda line: None)
-            start_server(settings=prod_settings, network=NETWORK, name="bench-spire", certs=certs)
-            register(
-                server="bench-spire",
-                settings=prod_settings,
-                workloads=[find_workload("smiley")],
-                tokens_dir=None,
-            )
-            folder = Path(scratch) / "prod"
-            shutil.copytree(certs, folder)
-            new_join_token(
-                server="bench-spire",
-                settings=prod_settings,
-                name="smiley",
-                target=folder / "join-token",
-            )
-            create(
-                prod.reference,
-                "bench-mem-prod",
-                folder,
-                {
-                    "SPIRE_SERVER_ADDRESS": "bench-spire",
-                    "SPIRE_JOIN_TOKEN_FILE": "/opt/spire/certs/join-token",
-                },
-            )
+            prod_image, prod = common.production_setup(NETWORK, certs)
+            folder = common.production_certs(certs, Path(scratch) / "prod", prod)
+            create(prod_image, "bench-mem-prod", folder, common.PRODUCTION_ENV)
             ready_after_start("bench-mem-prod")
             time.sleep(SETTLE_S)
             results["production"] = {

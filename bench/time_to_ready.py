@@ -7,7 +7,6 @@ floor of 30 s that no start of it can beat.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 import urllib.error
@@ -18,7 +17,6 @@ from bench import common
 from builder import docker_engine
 from builder.catalog import find_workload
 from builder.image import build_workload_image
-from builder.spire_server import build_server_image, new_join_token, register, start_server
 
 STARTS = 10
 DEMO_FLOOR = 30.0
@@ -68,36 +66,10 @@ def measure(scratch: Path) -> dict[str, list[float]]:
             print(f"  demo start {index + 1}: {samples['demo'][-1]:.2f} s", flush=True)
         docker_engine.remove_container("bench-ready-demo")
 
-        prod_settings = common.settings(
-            topology="production", image_name="meshexp-bench/prod-{workload}"
-        )
-        prod = build_workload_image(workload=find_workload("smiley"), settings=prod_settings)
-        build_server_image(settings=prod_settings, on_line=lambda line: None)
-        start_server(settings=prod_settings, network=NETWORK, name="bench-spire", certs=certs)
-        register(
-            server="bench-spire",
-            settings=prod_settings,
-            workloads=[find_workload("smiley")],
-            tokens_dir=None,
-        )
+        prod_image, prod = common.production_setup(NETWORK, certs)
         for index in range(STARTS):
-            folder = scratch / f"prod-{index}"
-            shutil.copytree(certs, folder)
-            new_join_token(
-                server="bench-spire",
-                settings=prod_settings,
-                name="smiley",
-                target=folder / "join-token",
-            )
-            create(
-                prod.reference,
-                "bench-ready-prod",
-                folder,
-                {
-                    "SPIRE_SERVER_ADDRESS": "bench-spire",
-                    "SPIRE_JOIN_TOKEN_FILE": "/opt/spire/certs/join-token",
-                },
-            )
+            folder = common.production_certs(certs, scratch / f"prod-{index}", prod)
+            create(prod_image, "bench-ready-prod", folder, common.PRODUCTION_ENV)
             samples["production"].append(ready_after_start("bench-ready-prod"))
             print(f"  production start {index + 1}: {samples['production'][-1]:.2f} s", flush=True)
     finally:

@@ -46,25 +46,25 @@ def agent_id(settings: Settings, name: str) -> str:
     return f"spiffe://{settings.trust_domain}/meshexp/agent/{name}"
 
 
-def entry_commands(workload: Workload, settings: Settings, name: str | None = None) -> list[str]:
-    """The server-side commands that register one workload (for operators to run)."""
-    name = name or workload.name
-    words = [
-        [
+def registration_commands(settings: Settings, name: str) -> dict[str, list[str]]:
+    """The server-side commands for one workload: its join token, its entry, its node alias."""
+    parent = agent_id(settings, name)
+    return {
+        "token": [
             "spire-server",
             "token",
             "generate",
             "-spiffeID",
-            agent_id(settings, name),
+            parent,
             "-ttl",
             str(JOIN_TOKEN_TTL),
         ],
-        [
+        "entry": [
             "spire-server",
             "entry",
             "create",
             "-parentID",
-            agent_id(settings, name),
+            parent,
             "-spiffeID",
             f"spiffe://{settings.trust_domain}/{name}",
             "-selector",
@@ -72,18 +72,25 @@ def entry_commands(workload: Workload, settings: Settings, name: str | None = No
             "-dns",
             f"{name}.cluster.local",
         ],
-        [
+        "node": [
             "spire-server",
             "entry",
             "create",
             "-node",
             "-spiffeID",
-            agent_id(settings, name),
+            parent,
             "-selector",
             f"x509pop:subject:cn:{name}",
         ],
+    }
+
+
+def entry_commands(workload: Workload, settings: Settings, name: str | None = None) -> list[str]:
+    """The server-side commands that register one workload (for operators to run)."""
+    commands = registration_commands(settings, name or workload.name)
+    return [
+        " ".join(shlex.quote(word) for word in commands[key]) for key in ("token", "entry", "node")
     ]
-    return [" ".join(shlex.quote(word) for word in command) for command in words]
 
 
 def build_server_image(*, settings: Settings, on_line: Callable[[str], None]) -> str:
@@ -186,37 +193,9 @@ def register(
     for workload in workloads:
         parent = agent_id(settings, workload.name)
         spiffe_id = f"spiffe://{settings.trust_domain}/{workload.name}"
-        _server_exec(
-            server,
-            settings,
-            [
-                "spire-server",
-                "entry",
-                "create",
-                "-parentID",
-                parent,
-                "-spiffeID",
-                spiffe_id,
-                "-selector",
-                f"unix:uid:{settings.proxy_uid}",
-                "-dns",
-                f"{workload.name}.cluster.local",
-            ],
-        )
-        _server_exec(
-            server,
-            settings,
-            [
-                "spire-server",
-                "entry",
-                "create",
-                "-node",
-                "-spiffeID",
-                parent,
-                "-selector",
-                f"x509pop:subject:cn:{workload.name}",
-            ],
-        )
+        commands = registration_commands(settings, workload.name)
+        _server_exec(server, settings, commands["entry"])
+        _server_exec(server, settings, commands["node"])
         token_file = None
         if tokens_dir is not None:
             token_file = new_join_token(
@@ -231,19 +210,7 @@ def register(
 
 def new_join_token(*, server: str, settings: Settings, name: str, target: Path) -> Path:
     """A fresh single-use join token for one workload's agent, written 0600, never printed."""
-    out = _server_exec(
-        server,
-        settings,
-        [
-            "spire-server",
-            "token",
-            "generate",
-            "-spiffeID",
-            agent_id(settings, name),
-            "-ttl",
-            str(JOIN_TOKEN_TTL),
-        ],
-    )
+    out = _server_exec(server, settings, registration_commands(settings, name)["token"])
     token = out.strip().removeprefix("Token: ").strip()
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
