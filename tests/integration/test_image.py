@@ -10,18 +10,22 @@ from pathlib import Path
 from cryptography import x509
 
 from builder.catalog import load_workload_file
+from builder.checks import http_status, process_uids, tcp_open_total, wait_ready
+from builder.containers import MeshContainer, mesh_container
 from builder.image import build_workload_image
-from tests.integration.mesh import (
-    exec_in,
-    http_get,
-    ip_of,
-    proxy_environment,
-    running,
-    tcp_open_total,
-    uid_of_processes,
-    wait_http,
-    workload_container,
-)
+
+
+def proxy_environment(box: MeshContainer) -> dict[str, str]:
+    """The environment of the running proxy, read as the proxy's own UID (root may not)."""
+    script = (
+        "for p in /proc/[0-9]*; do "
+        'if [ "$(tr -d "\\0" <"$p/cmdline" 2>/dev/null)" = /usr/lib/linkerd/linkerd2-proxy ];'
+        ' then tr "\\0" "\\n" <"$p/environ"; exit 0; fi; done; exit 1'
+    )
+    code, out = box.exec(["bash", "-c", script], user="2102")
+    assert code == 0, f"no proxy process found: {out}"
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
 
 DEMO_ENV = {  # the original walk-through's `docker run -e ...`, unchanged
     "WORKLOAD_NAME": "smiley",
@@ -63,25 +67,29 @@ def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(
     smiley_image, network, demo_certs
 ) -> None:
     """The original walk-through's docker run: ca.crt + ca.key mounted, same variables."""
-    container = workload_container(
-        smiley_image.reference, network, demo_certs, env=DEMO_ENV, name=f"{network}-smiley"
-    )
-    with running(container):
-        ip = ip_of(container, network)
-        wait_http(ip, 4191, "/ready")
+    with mesh_container(
+        image=smiley_image.reference,
+        network=network,
+        certs=demo_certs,
+        env=DEMO_ENV,
+        caps=("NET_ADMIN",),
+        name=f"{network}-smiley",
+    ) as box:
+        ip = box.ip
+        wait_ready(box, 60)
         before = tcp_open_total(ip, "inbound")
-        status, body = http_get(ip, 8000, "/")
+        status, body = http_status(ip, 8000, "/", timeout=10)
         assert status == 200
         assert json.loads(body)["smiley"] == "\U0001f600"
         assert tcp_open_total(ip, "inbound") == before + 1  # it went through the proxy
-        logs = container.get_wrapped_container().logs().decode()
+        logs = box.logs()
         assert logs.count("ca.key is the trust anchor's private key") == 1
         assert (
             "bootstrap: starting smiley.faces as spiffe://root.linkerd.cluster.local/smiley" in logs
         )
         assert "PROXY STAND-IN: not a Linkerd proxy" in logs
         # NODE_NAME is free text: it reaches the proxy as a JSON string, never evaluated.
-        environ = proxy_environment(container)
+        environ = proxy_environment(box)
         context = json.loads(environ["LINKERD2_PROXY_DESTINATION_CONTEXT"])
         assert context == {"ns": "faces", "nodeName": "$(hostname)", "pod": "smiley"}
         assert json.loads(environ["LINKERD2_PROXY_POLICY_WORKLOAD"]) == {
@@ -95,9 +103,14 @@ def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(
 
 
 def test_processes_run_as_their_own_non_root_uids(smiley_image, network, certs) -> None:
-    container = workload_container(smiley_image.reference, network, certs, name=f"{network}-smiley")
-    with running(container):
-        uids = uid_of_processes(container)
+    with mesh_container(
+        image=smiley_image.reference,
+        network=network,
+        certs=certs,
+        env={},
+        name=f"{network}-smiley",
+    ) as box:
+        uids = process_uids(box)
         assert uids["linkerd2-proxy"] == 2102
         assert uids["spire-server"] == 2103
         assert uids["spire-agent"] == 2103
@@ -108,10 +121,14 @@ def test_processes_run_as_their_own_non_root_uids(smiley_image, network, certs) 
 
 
 def test_svid_for_the_proxy_chains_to_the_trust_anchor(smiley_image, network, certs) -> None:
-    container = workload_container(smiley_image.reference, network, certs, name=f"{network}-smiley")
-    with running(container):
-        code, out = exec_in(
-            container,
+    with mesh_container(
+        image=smiley_image.reference,
+        network=network,
+        certs=certs,
+        env={},
+        name=f"{network}-smiley",
+    ) as box:
+        code, out = box.exec(
             [
                 "spire-agent",
                 "api",
@@ -125,7 +142,7 @@ def test_svid_for_the_proxy_chains_to_the_trust_anchor(smiley_image, network, ce
             user="2102",
         )
         assert code == 0, out
-        _, chain_pem = exec_in(container, ["cat", "/tmp/svid.0.pem"])
+        _, chain_pem = box.exec(["cat", "/tmp/svid.0.pem"])
         chain = x509.load_pem_x509_certificates(chain_pem.encode())
         uris = (
             chain[0]
@@ -194,11 +211,12 @@ def engine_binary(engine, reference: str) -> Path:
 
 def test_non_faces_workload_from_debian_packages(build, network, certs) -> None:
     image = build("static-web")
-    container = workload_container(image.reference, network, certs, name=f"{network}-web")
-    with running(container):
-        ip = ip_of(container, network)
-        wait_http(ip, 4191, "/ready")
-        status, body = http_get(ip, 8080, "/launch")  # a file of the workload layer
+    with mesh_container(
+        image=image.reference, network=network, certs=certs, env={}, name=f"{network}-web"
+    ) as box:
+        ip = box.ip
+        wait_ready(box, 60)
+        status, body = http_status(ip, 8080, "/launch", timeout=10)  # a file of the workload layer
         assert status == 200
         assert 'exec "${command[@]}"' in body
         assert tcp_open_total(ip, "inbound") >= 1
