@@ -14,14 +14,13 @@ from typing import Any
 
 from builder import __version__, docker_engine
 from builder.certs import create_certs
-from builder.gobuild import cached_go_binary, go_version
-from builder.models import GoSource
+from builder.gobuild import go_version
 from builder.settings import Settings, load_settings
+from tests import equipment
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
-STANDIN_MODULE = ROOT / "tests" / "standin-proxy"
 IMAGE_NAME = "meshexp-bench/{workload}"
 RESULTS.mkdir(parents=True, exist_ok=True)
 
@@ -65,6 +64,7 @@ def machine() -> dict[str, Any]:
         "docker": info.version,
         "storage_driver": info.storage_driver,
         "meshexp_build": __version__,
+        "proxy": "real linkerd2-proxy" if equipment.proxy_for_tests()[1] else "stand-in",
         "commit": subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
             capture_output=True,
@@ -74,12 +74,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-def standin() -> Path:
-    return cached_go_binary(GoSource(package=".", local=STANDIN_MODULE), "amd64")
+def proxy() -> Path:
+    """The real proxy wherever it exists (PROXY_FILE, or the shared test equipment)."""
+    return equipment.proxy_for_tests()[0]
 
 
 def settings(**changes: Any) -> Settings:
-    base = load_settings(None, {"offline": True, "proxy_file": standin()})
+    base = load_settings(None, {"offline": True, "proxy_file": proxy()})
     return replace(base, **{"image_name": IMAGE_NAME, **changes}).check()
 
 

@@ -9,6 +9,7 @@ a clean stop. The same checks run unchanged against the real Linkerd proxy.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 import tarfile
@@ -41,6 +42,7 @@ REQUIRED_LABELS = (
     "io.meshexp.iptables-mode",
 )
 AGENT_SOCKET = "/run/spire/agent/public/api.sock"
+LOG_HELPERS = ("tee", "grep")
 
 
 class CheckFailed(Exception):
@@ -123,6 +125,38 @@ class ImageFacts:
         return [int(port) for port in self.get(key).split(",") if port]
 
 
+@dataclass(frozen=True)
+class InboundPolicy:
+    """The default inbound policy a container runs under, as the proxy applies it
+    while no policy controller answers: to the workload's ports and to its own
+    admin port alike. No client of a check is authenticated (it speaks plaintext).
+    """
+
+    name: str
+    cluster_networks: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, facts: ImageFacts, env: dict[str, str]) -> InboundPolicy:
+        name = env.get("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY") or facts.labels.get(
+            "io.meshexp.inbound-policy", "all-unauthenticated"
+        )
+        networks = env.get("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", "")
+        return cls(name, tuple(n.strip() for n in networks.split(",") if n.strip()))
+
+    def admits(self, subnet: str) -> bool:
+        """Whether a plaintext client from `subnet` passes."""
+        if self.name in ("all-unauthenticated", "audit"):
+            return True
+        if self.name == "cluster-unauthenticated":
+            client = ipaddress.ip_network(subnet, strict=False)
+            return any(
+                client.subnet_of(ipaddress.ip_network(net, strict=False))  # type: ignore[arg-type]
+                for net in self.cluster_networks
+                if ipaddress.ip_network(net, strict=False).version == client.version
+            )
+        return False  # deny, all-authenticated, cluster-authenticated
+
+
 # --------------------------------------------------------------------- static checks
 
 
@@ -142,7 +176,8 @@ def check_metadata(attrs: dict[str, Any]) -> str:
     }
     require(wanted <= exposed, f"exposed ports {sorted(exposed)} lack {sorted(wanted - exposed)}")
     standin = labels.get("io.meshexp.proxy-standin")
-    proxy = standin if standin else f"proxy {labels.get('io.meshexp.proxy-version')}"
+    release = labels.get("io.meshexp.proxy-release") or labels.get("io.meshexp.proxy-version")
+    proxy = standin if standin else f"proxy {release}"
     return (
         f"entrypoint bootstrap, user {config.get('User') or 'root'}, {proxy}, "
         f"Linkerd {labels.get('io.meshexp.linkerd-version')}, SPIRE "
@@ -201,7 +236,16 @@ def http_status(ip: str, port: int, path: str, timeout: float = 3) -> tuple[int,
         return exc.code, exc.read().decode(errors="replace")
 
 
-def wait_ready(box: containers.MeshContainer, limit: float) -> str:
+CERTIFIED_LINE = "Certified identity"
+
+
+def wait_ready(
+    box: containers.MeshContainer, limit: float, policy: InboundPolicy | None = None
+) -> str:
+    """/ready answers 200; or, where the default policy refuses the check's plaintext
+    probe (no policy controller answers), the proxy has logged its certified identity.
+    """
+    policy = policy or InboundPolicy("all-unauthenticated")
     deadline = time.monotonic() + limit
     status: object = None
     while time.monotonic() < deadline:
@@ -211,8 +255,17 @@ def wait_ready(box: containers.MeshContainer, limit: float) -> str:
             status = exc
         if status == 200:
             return f"/ready answered 200 {time.monotonic() - box.started_at:.1f}s after start"
+        if status in (403, 404) and CERTIFIED_LINE in box.logs():
+            return (
+                f"the proxy certified its identity {time.monotonic() - box.started_at:.1f}s "
+                f"after start (its log); /ready is refused ({status}) by the default inbound "
+                f"policy {policy.name}, as the proxy does until a policy controller answers"
+            )
         time.sleep(0.2)
-    raise CheckFailed(f"/ready did not answer 200 within {limit:.0f}s (last: {status})")
+    raise CheckFailed(
+        f"the proxy was not ready within {limit:.0f}s: /ready last answered {status!r} and "
+        f"the proxy did not log {CERTIFIED_LINE!r}; see the container log"
+    )
 
 
 def tcp_open_total(ip: str, direction: str) -> int:
@@ -293,21 +346,66 @@ def check_rules(box: containers.MeshContainer, facts: ImageFacts) -> str:
     return f"{len(wanted)} rules in place, jumps once each, UID {uid} exempt"
 
 
-def check_inbound(box: containers.MeshContainer, facts: ImageFacts, image: str) -> str:
-    port = facts.ports("workload-ports")[0]
-    before = tcp_open_total(box.ip, "inbound")
-    script = (
-        f"exec 3<>/dev/tcp/{box.ip}/{port} && "
+def http_probe(port: int, host: str = "") -> str:
+    """A bash line that sends GET / to HOST:PORT and prints the answer (no curl needed)."""
+    return (
+        f"exec 3<>/dev/tcp/{host or '127.0.0.1'}/{port} && "
         'printf "GET / HTTP/1.0\\r\\nHost: check\\r\\n\\r\\n" >&3 && timeout 10 cat <&3'
     )
+
+
+def first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def check_inbound(
+    box: containers.MeshContainer, facts: ImageFacts, image: str, policy: InboundPolicy
+) -> str:
+    """A client container on the network reaches the workload's port through the proxy,
+    or is refused by it exactly as the default inbound policy says.
+    """
+    port = facts.ports("workload-ports")[0]
+    admitted = policy.admits(docker_engine.network_subnet(box.network))
+    before = tcp_open_total(box.ip, "inbound") if admitted else None
+    probe = ["-c", http_probe(port, box.ip)]
     code, answer = docker_engine.run_once(
-        image, ["-c", script], network=box.network, entrypoint="bash", user="65534"
+        image, probe, network=box.network, entrypoint="bash", user="65534"
     )
-    require(code == 0 and answer, f"a client container got no answer from port {port}: {answer}")
-    after = tcp_open_total(box.ip, "inbound")
-    require(after > before, "the workload answered but the proxy's inbound counter did not move")
-    first = answer.splitlines()[0] if answer else ""
-    return f"client container got {first!r} from port {port}; inbound {before} -> {after}"
+    if admitted:
+        require(
+            code == 0 and answer,
+            f"a client container got no answer from port {port} (exit {code}): {answer!r}",
+        )
+        after = tcp_open_total(box.ip, "inbound")
+        require(
+            before is not None and after > before,
+            f"the workload answered but the proxy's inbound counter did not move ({before})",
+        )
+        got = first_line(answer)
+        return f"client container got {got!r} from port {port}; inbound {before} -> {after}"
+    # Refused: the workload itself still answers on lo (not captured), so the
+    # refusal is the proxy's.
+    local_code, local = box.exec(["bash", "-c", http_probe(port)], user=facts.get("workload-uid"))
+    require(
+        local_code == 0 and local.startswith("HTTP/"),
+        f"the workload does not answer on 127.0.0.1:{port} (exit {local_code}): {local[:200]!r}",
+    )
+    if policy.name == "deny":
+        require(
+            not answer.startswith("HTTP/"),
+            f"policy deny, yet port {port} answered a client: {first_line(answer)!r}",
+        )
+        refused = "closed the connection"
+    else:
+        require(
+            first_line(answer).split(" ")[1:2] == ["403"],
+            f"policy {policy.name}, yet a plaintext client got {first_line(answer)!r}, not 403",
+        )
+        refused = "answered 403"
+    return (
+        f"default policy {policy.name}: the proxy {refused} for a plaintext client on port "
+        f"{port}; the workload answers locally ({first_line(local)!r})"
+    )
 
 
 @contextmanager
@@ -340,21 +438,109 @@ def peer_listener(address: str) -> Iterator[tuple[int, list[str]]]:
         thread.join(timeout=5)
 
 
+@dataclass(frozen=True)
+class Socket:
+    """One established TCP socket as `ss -tnpH` shows it inside the container."""
+
+    local: str
+    peer: str
+    process: str
+
+
+def parse_sockets(text: str) -> list[Socket]:
+    """The sockets of `ss -tnpH state established` lines (Recv-Q Send-Q Local Peer Process)."""
+    sockets = []
+    for line in text.splitlines():
+        fields = line.split(None, 4)
+        if len(fields) >= 4 and fields[0].isdigit() and fields[1].isdigit():
+            sockets.append(Socket(fields[2], fields[3], fields[4] if len(fields) > 4 else ""))
+    return sockets
+
+
+OUTBOUND_PORT = 4140
+PROXY_PROCESS = '"linkerd2-proxy"'
+
+
+Exec = Callable[[list[str], str], tuple[int, str]]
+
+
+def outbound_connection(run: Exec, uid: str, peer: str) -> tuple[str, list[Socket]]:
+    """Open a connection to `peer` as `uid` and hold it while the kernel's sockets are read.
+
+    Returns what the peer answered through it (empty when nothing came back
+    within 4 s) and the established sockets seen while it was open.
+    """
+    host, port = peer.rsplit(":", 1)
+    script = (
+        f"setpriv --reuid {uid} --regid {uid} --clear-groups -- bash -c "
+        "'exec 3<>/dev/tcp/$0/$1 || exit 9; read -r -t 4 line <&3; echo \"answer:$line\"' "
+        f"{host} {port} >/tmp/meshexp-outbound & client=$!; "
+        f"for _ in $(seq 100); do ss -tnH state established dst {peer} | grep -q . && break; "
+        "sleep 0.1; done; ss -tnpH state established; "
+        'wait $client; echo "client-exit:$?"; '
+        "cat /tmp/meshexp-outbound; rm -f /tmp/meshexp-outbound"
+    )
+    code, out = run(["bash", "-c", script], "0")
+    require(code == 0, f"could not open a connection as UID {uid} (exit {code}): {out[-300:]}")
+    lines = out.splitlines()
+    answer = next((line[len("answer:") :] for line in lines if line.startswith("answer:")), "")
+    return answer, parse_sockets(out)
+
+
+def landed_on_proxy(sockets: list[Socket], peer: str) -> tuple[str, str]:
+    """Where a connection to `peer` really went: (the client's local address, the
+    proxy's listening address that received it); fails when it bypassed the proxy.
+    """
+    client = [s for s in sockets if s.peer == peer and PROXY_PROCESS not in s.process]
+    require(client, f"the connection to {peer} was not established: {sockets}")
+    local = client[0].local
+    landed = [s for s in sockets if s.peer == local]
+    require(landed, f"no socket in the container received the connection from {local}")
+    require(
+        landed[0].local.endswith(f":{OUTBOUND_PORT}") and PROXY_PROCESS in landed[0].process,
+        f"the connection to {peer} bypassed the proxy: it landed on "
+        f"{landed[0].local} ({landed[0].process or 'no process'})",
+    )
+    return local, landed[0].local
+
+
 def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:
+    """The workload UID's connection lands on the proxy's outbound listener with the peer
+    as its original destination; the proxy UID's own goes straight to the peer.
+
+    Proved from the kernel's sockets: the client's socket names the peer, and
+    the socket at the other end of it is the proxy's, on 127.0.0.1:4140. Without
+    a control plane linkerd2-proxy holds such a connection until the policy
+    controller answers for the target; with one it completes.
+    """
     gateway = docker_engine.network_gateway(box.network)
     with peer_listener(gateway) as (port, seen):
-        connect = ["bash", "-c", f"exec 3<>/dev/tcp/{gateway}/{port} && timeout 5 head -n1 <&3"]
-        before = tcp_open_total(box.ip, "outbound")
-        code, out = box.exec(connect, user=facts.get("workload-uid"))
-        require(code == 0 and "peer" in out, f"the workload UID could not reach a peer: {out}")
-        middle = tcp_open_total(box.ip, "outbound")
-        require(middle == before + 1, f"workload traffic skipped the proxy ({before} -> {middle})")
-        code, out = box.exec(connect, user=facts.get("proxy-uid"))
-        require(code == 0 and "peer" in out, f"the proxy UID could not reach a peer: {out}")
-        after = tcp_open_total(box.ip, "outbound")
-        require(after == middle, "the proxy's own traffic was redirected back into the proxy")
-        require(len(seen) == 2, f"the peer saw {len(seen)} connections, not 2")
-    return f"workload UID via outbound port ({before} -> {middle}); proxy UID direct ({after})"
+        peer = f"{gateway}:{port}"
+        answer, sockets = outbound_connection(box.exec, facts.get("workload-uid"), peer)
+        local, landed = landed_on_proxy(sockets, peer)
+        workload_seen = len(seen)
+        fate = (
+            "completed through the proxy"
+            if answer == "peer"
+            else "held by the proxy until a policy controller answers (none here)"
+        )
+        require(
+            (answer == "peer") == (workload_seen == 1),
+            f"the peer saw {workload_seen} connection(s) but the workload got {answer!r}",
+        )
+        own_answer, own_sockets = outbound_connection(box.exec, facts.get("proxy-uid"), peer)
+        require(
+            own_answer == "peer", f"the proxy UID could not reach {peer} directly: {own_answer!r}"
+        )
+        redirected = [
+            s for s in own_sockets if s.local.endswith(f":{OUTBOUND_PORT}") and s.peer != local
+        ]
+        require(not redirected, f"the proxy UID's own connection was redirected: {redirected}")
+        require(len(seen) == workload_seen + 1, f"the peer saw {len(seen)} connections")
+    return (
+        f"workload UID -> {peer} landed on the proxy's {landed} ({fate}); "
+        "proxy UID reached the peer directly"
+    )
 
 
 def process_uids(box: containers.MeshContainer) -> dict[str, int]:
@@ -406,12 +592,13 @@ def check_least_privilege(box: containers.MeshContainer, facts: ImageFacts) -> s
     for name in ("spire-server", "spire-agent"):
         if name in uids:
             require(uids[name] == spire_uid, f"{name} runs as UID {uids[name]}, not {spire_uid}")
-    # The production bootstrap keeps the agent's log with a tee of the SPIRE UID.
-    spire_side = {"bootstrap", "linkerd2-proxy", "spire-server", "spire-agent"}
+    # The bootstrap reads the proxy's and the agent's logs through helpers of
+    # their own UIDs (tee, grep).
+    mesh_side = {"bootstrap", "linkerd2-proxy", "spire-server", "spire-agent"}
     others = {
         name: uid
         for name, uid in uids.items()
-        if name not in spire_side and not (name == "tee" and uid == spire_uid)
+        if name not in mesh_side and not (name in LOG_HELPERS and uid in (spire_uid, proxy_uid))
     }
     require(others, "no workload process found")
     require(set(others.values()) == {workload_uid}, f"workload processes run as {others}")
@@ -444,6 +631,7 @@ def check_image(
     report.add("contents: no private key in any layer", lambda: check_no_key_material(image))
     env = dict(env or {})
     name = env.get("WORKLOAD_NAME") or facts.get("workload")
+    policy = InboundPolicy.of(facts, env)
     with tempfile.TemporaryDirectory(prefix="meshexp-check-") as scratch:
         if certs is None:
             certs = Path(scratch) / "certs"
@@ -453,7 +641,7 @@ def check_image(
                 with containers.mesh_container(
                     image=image, network=network, certs=certs, env=env, timeout=timeout
                 ) as box:
-                    _live_checks(report, box, facts, name, certs / "ca.crt", image, timeout)
+                    _live_checks(report, box, facts, name, certs / "ca.crt", image, timeout, policy)
             except CheckError as exc:
                 report.results.append(CheckResult("start", False, str(exc.message)))
     return report
@@ -467,12 +655,15 @@ def _live_checks(
     anchor: Path,
     image: str,
     timeout: float,
+    policy: InboundPolicy,
 ) -> None:
-    report.add("readiness", lambda: wait_ready(box, timeout))
+    report.add("readiness", lambda: wait_ready(box, timeout, policy))
     report.add("contents: binaries and their users", lambda: check_binaries(box, facts))
     report.add("identity", lambda: check_identity(box, facts, name, anchor))
     report.add("capture: rules", lambda: check_rules(box, facts))
-    report.add("capture: inbound through the proxy", lambda: check_inbound(box, facts, image))
+    report.add(
+        "capture: inbound through the proxy", lambda: check_inbound(box, facts, image, policy)
+    )
     report.add("capture: outbound through the proxy", lambda: check_outbound(box, facts))
     report.add("least privilege", lambda: check_least_privilege(box, facts))
     report.add("stop", lambda: check_stop(box))

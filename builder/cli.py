@@ -653,7 +653,8 @@ def check(
     failed = [result.name for result in report.results if not result.passed]
     if failed:
         raise CheckError(f"{image_ref} failed {len(failed)} check(s): {', '.join(failed)}")
-    click.echo(f"{image_ref}: all {len(report.results)} checks passed")
+    # With -o json, stdout holds the one JSON document and nothing else.
+    click.echo(f"{image_ref}: all {len(report.results)} checks passed", err=output_format == "json")
 
 
 if __name__ == "__main__":  # pragma: no cover

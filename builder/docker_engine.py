@@ -188,6 +188,11 @@ def network_gateway(name: str) -> str:
     return str(client().networks.get(name).attrs["IPAM"]["Config"][0]["Gateway"])
 
 
+def network_subnet(name: str) -> str:
+    """The bridge network's subnet (CIDR), where its containers get their addresses."""
+    return str(client().networks.get(name).attrs["IPAM"]["Config"][0]["Subnet"])
+
+
 def save_image(reference: str, target: Path) -> None:
     """`docker save` an image to a tar file (its layers, for scanning)."""
     with target.open("wb") as handle:

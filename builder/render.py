@@ -18,6 +18,7 @@ from typing import Any
 from builder import __version__
 from builder.errors import RenderError
 from builder.models import BinarySource, GoSource, ImageSource, Workload, describe_source
+from builder.proxy_release import proxy_release
 from builder.resources import go_dir
 from builder.settings import Settings
 from builder.sources import Fetched, fetch
@@ -146,7 +147,7 @@ def _labels(
         ("io.meshexp.tool-version", __version__),
         ("io.meshexp.workload", workload.name),
         ("io.meshexp.linkerd-version", facts.linkerd_version),
-        ("io.meshexp.proxy-version", facts.proxy_version),
+        *_proxy_labels(settings, fetched),
         ("io.meshexp.spire-version", settings.spire_version),
         ("io.meshexp.spire-topology", settings.topology),
         ("io.meshexp.iptables-mode", settings.resolved_iptables_mode),
@@ -157,6 +158,7 @@ def _labels(
         ("io.meshexp.workload-uid", str(workload.uid)),
         ("io.meshexp.workload-namespace", workload.namespace),
         ("io.meshexp.workload-ports", ",".join(str(port.port) for port in workload.ports)),
+        ("io.meshexp.inbound-policy", inbound_policy(workload, settings)),
         (
             "io.meshexp.inbound-ports-to-ignore",
             ",".join(map(str, settings.inbound_ports_to_ignore)),
@@ -176,6 +178,33 @@ def _labels(
             ("io.meshexp.proxy-standin", "PROXY STAND-IN: not a Linkerd proxy (test equipment)")
         )
     return labels
+
+
+def inbound_policy(workload: Workload, settings: Settings) -> str:
+    """The image's default inbound policy: the workload's own, else the settings'."""
+    return workload.inbound_default_policy or settings.inbound_default_policy
+
+
+def _proxy_labels(settings: Settings, fetched: dict[str, Fetched]) -> list[tuple[str, str]]:
+    """The proxy's version as the binary itself tells it, where it can be asked.
+
+    An image source is named by its tag; a binary file is run once (empty
+    environment) and its release line read; where it cannot run here (another
+    architecture), the settings' table speaks and the label says so.
+    """
+    got = fetched.get("proxy")
+    if got is None:
+        return [("io.meshexp.proxy-version", settings.facts.proxy_version)]
+    release = proxy_release(got.path, got.sha256, settings.arch)
+    if release is None:
+        return [
+            ("io.meshexp.proxy-version", settings.facts.proxy_version),
+            ("io.meshexp.proxy-release", "unverified: the binary could not be asked here"),
+        ]
+    return [
+        ("io.meshexp.proxy-version", release.version),
+        ("io.meshexp.proxy-release", release.label),
+    ]
 
 
 def from_components_image(components: list[Component], image: str | None) -> list[Component]:
@@ -212,7 +241,7 @@ def _context(
         "inbound_ignore": ",".join(map(str, settings.inbound_ports_to_ignore)),
         "outbound_ignore": ",".join(map(str, settings.outbound_ports_to_ignore)),
         "inbound_ports": ",".join(str(port.port) for port in workload.ports),
-        "inbound_policy": workload.inbound_default_policy or settings.inbound_default_policy,
+        "inbound_policy": inbound_policy(workload, settings),
         "spire_server_port": SPIRE_SERVER_PORT,
         "stages": [
             {"name": c.stage, "ref": c.source.ref}

@@ -12,8 +12,6 @@ import ipaddress
 import json
 import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,26 +60,20 @@ def container_name(workload: str) -> str:
     return f"meshexp-{workload}"
 
 
-def wait_proxy_ready(name: str, ip: str, timeout: float) -> float:
+PROXY_READY_LINE = "bootstrap: proxy ready"
+WORKLOAD_STARTED_LINE = "bootstrap: workload started"
+
+
+def wait_proxy_ready(name: str, timeout: float) -> float:
+    """Seconds until the bootstrap says the proxy is ready.
+
+    The bootstrap knows under every default inbound policy (with deny or
+    all-authenticated the proxy refuses a probe of /ready from outside until
+    a policy controller answers), so its word is waited for, not /ready's.
+    """
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        state = docker_engine.container_state(name)
-        if not state.get("Running"):
-            raise CheckError(
-                f"{name} exited with code {state.get('ExitCode')} before the proxy "
-                f"was ready:\n{docker_engine.container_logs(name)[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"http://{ip}:4191/ready", timeout=2) as response:
-                if response.status == 200:
-                    return time.monotonic() - start
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    raise CheckError(
-        f"{name}: the proxy was not ready within {timeout:.0f}s:\n"
-        f"{docker_engine.container_logs(name)[-3000:]}"
-    )
+    wait_for_log(name, PROXY_READY_LINE, timeout)
+    return time.monotonic() - start
 
 
 def wait_for_log(name: str, line: str, timeout: float) -> None:
@@ -145,8 +137,8 @@ def run_workload(
         )
         if code != 0:
             raise MeshexpError(f"ip route {route.cidr} via {route.via} in {name}: {out.strip()}")
-    ready = wait_proxy_ready(name, ip, timeout)
-    wait_for_log(name, "bootstrap: workload started", timeout)
+    ready = wait_proxy_ready(name, timeout)
+    wait_for_log(name, WORKLOAD_STARTED_LINE, timeout)
     manifests = build_manifests(
         workload=workload,
         settings=settings,

@@ -10,10 +10,7 @@ scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 network=meshexp-trio
 
-if [ -z "${PROXY_FILE:-}" ]; then
-  (cd tests/standin-proxy && go build -trimpath -ldflags "-s -w" -o ../../build/standin-proxy .)
-  PROXY_FILE=build/standin-proxy
-fi
+PROXY_FILE=$(scripts/proxy-file.sh)
 [ -f out/certs/issuer.key ] || meshexp-build certs --output out/certs
 profile=(--offline --proxy-file "$PROXY_FILE")
 

@@ -3,9 +3,10 @@
 # (offline profile: Debian base from debootstrap, SPIRE and the workload from
 # the Go module proxy) and start it the way the original walk-through does.
 #
-# The Linkerd proxy cannot be had here, so this uses the PROXY STAND-IN (test
-# equipment from tests/standin-proxy). With a real proxy binary, set
-# PROXY_FILE=/path/to/linkerd2-proxy.
+# The Linkerd proxy is published only as an image, which no registry here
+# serves: this uses PROXY_FILE if set, else the real linkerd2-proxy kept as
+# test equipment beside the checkout, else the PROXY STAND-IN (see
+# scripts/proxy-file.sh, which says which one on every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,11 +16,7 @@ network=meshexp-demo
 name=meshexp-demo-smiley
 timeout=${DEMO_TIMEOUT:-120}
 
-if [ -z "${PROXY_FILE:-}" ]; then
-  echo "demo: building the PROXY STAND-IN (test equipment, not a Linkerd proxy)"
-  (cd tests/standin-proxy && go build -trimpath -ldflags "-s -w" -o ../../build/standin-proxy .)
-  PROXY_FILE=build/standin-proxy
-fi
+PROXY_FILE=$(scripts/proxy-file.sh)
 [ -f out/certs/issuer.key ] || meshexp-build certs --output out/certs
 
 # Build progress goes to stderr; the JSON result (the image reference) to stdout.

@@ -1,8 +1,11 @@
-"""Fixtures for tests against a real Docker engine: the engine, the stand-in, certs, images.
+"""Fixtures for tests against a real Docker engine: the engine, the proxy, certs, images.
 
-In CI (CI=true) a missing engine fails the run; elsewhere these tests skip with
-the reason. Containers and networks are removed by the tests themselves
-(Ryuk, testcontainers' reaper, cannot be pulled here).
+Images are built with the real linkerd2-proxy wherever it exists (the test
+equipment beside the checkout, or PROXY_FILE; CI always has it) and with the
+stand-in only where it does not. In CI (CI=true) a missing engine or a missing
+real proxy fails the run; elsewhere these tests skip with the reason.
+Containers and networks are removed by the tests themselves (Ryuk,
+testcontainers' reaper, cannot be pulled here).
 """
 
 from __future__ import annotations
@@ -18,14 +21,12 @@ import pytest
 
 from builder.catalog import find_workload
 from builder.certs import create_certs
-from builder.gobuild import cached_go_binary
 from builder.image import ImageResult, build_workload_image
-from builder.models import GoSource
 from builder.settings import Settings, load_settings
+from tests import equipment
 from tests.conftest import in_ci
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-STANDIN_MODULE = Path(__file__).resolve().parent.parent / "standin-proxy"
 TEST_IMAGE_NAME = "meshexp-test/{workload}"
 
 
@@ -48,17 +49,52 @@ def engine() -> docker.DockerClient:
     return client
 
 
-@pytest.fixture(scope="session")
-def standin_proxy() -> Path:
-    """The stand-in proxy (test equipment), built from tests/standin-proxy."""
-    return cached_go_binary(GoSource(package=".", local=STANDIN_MODULE), "amd64")
+def need_real_proxy() -> Path:
+    """The real proxy, or a skip (outside CI) / failure (in CI) naming the file."""
+    real = equipment.real_proxy()
+    if real is None or not real.is_file():
+        reason = (
+            f"needs the real linkerd2-proxy at {equipment.REAL_PROXY} "
+            "(or PROXY_FILE=/path/to/linkerd2-proxy)"
+        )
+        if in_ci():
+            pytest.fail(f"CI {reason}")
+        pytest.skip(reason)
+    return real
 
 
 @pytest.fixture(scope="session")
-def offline_settings(standin_proxy: Path) -> Settings:
+def real_proxy() -> Path:
+    return need_real_proxy()
+
+
+@pytest.fixture(scope="session")
+def proxy_file() -> Path:
+    """The proxy test images carry: the real one wherever it exists (always in CI)."""
+    if in_ci():
+        return need_real_proxy()
+    return equipment.proxy_for_tests()[0]
+
+
+@pytest.fixture(scope="session")
+def proxy_is_real(proxy_file: Path) -> bool:
+    return proxy_file == equipment.real_proxy()
+
+
+@pytest.fixture(scope="session")
+def offline_settings(proxy_file: Path) -> Settings:
     return replace(
-        load_settings(None, {"offline": True, "proxy_file": standin_proxy}),
+        load_settings(None, {"offline": True, "proxy_file": proxy_file}),
         image_name=TEST_IMAGE_NAME,
+    ).check()
+
+
+@pytest.fixture(scope="session")
+def standin_settings(offline_settings: Settings) -> Settings:
+    """Settings whose images carry the stand-in (for tests of the stand-in itself)."""
+    return replace(
+        load_settings(None, {"offline": True, "proxy_file": equipment.standin_proxy()}),
+        image_name="meshexp-test-standin/{workload}",
     ).check()
 
 

@@ -44,7 +44,8 @@ def test_check_cli_json_and_junit(smiley_image, tmp_path: Path) -> None:
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output.split("\n" + smiley_image.reference + ":")[0])
+    data = json.loads(result.stdout)  # the JSON alone: the summary line went to stderr
+    assert f"{smiley_image.reference}: all {len(EXPECTED_CHECKS)} checks passed" in result.stderr
     assert data["passed"] is True
     suite = ElementTree.parse(junit).getroot()
     assert suite.get("failures") == "0"

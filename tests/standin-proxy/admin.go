@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"sync/atomic"
 )
@@ -43,5 +44,16 @@ func serveAdmin(cfg config, state *proxyState) error {
 		fmt.Fprintln(w, "shutting down")
 		go func() { panic("shutdown requested") }()
 	})
-	return http.ListenAndServe(cfg.adminAddr, mux)
+	// Like linkerd2-proxy without a policy controller: the default inbound
+	// policy guards the admin port too.
+	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		remote, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+		if err != nil || !cfg.policy.admits(remote) {
+			w.Header().Set("l5d-proxy-error", "unauthorized by the default inbound policy "+cfg.policy.name)
+			http.Error(w, "refused by the default inbound policy", cfg.policy.refusalStatus())
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return http.ListenAndServe(cfg.adminAddr, guarded)
 }

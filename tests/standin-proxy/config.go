@@ -17,6 +17,7 @@ type config struct {
 	inboundPort  string
 	outboundPort string
 	shutdown     bool
+	policy       inboundPolicy
 }
 
 // The proxy renamed the SPIRE socket variable in v2.304.0; it accepts both.
@@ -69,8 +70,13 @@ func loadConfig(getenv func(string) string) (config, []string) {
 			problems = append(problems, "LINKERD2_PROXY_POLICY_WORKLOAD must be JSON {\"ns\":...,\"external_workload\":...}")
 		}
 	}
-	if policy := getenv("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"); policy != "" && !policies[policy] {
-		problems = append(problems, fmt.Sprintf("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY=%q is not a known policy", policy))
+	name := getenv("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY")
+	if name != "" && !policies[name] {
+		problems = append(problems, fmt.Sprintf("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY=%q is not a known policy", name))
+	}
+	policy, err := parsePolicy(name, getenv("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"))
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
 	cfg := config{
 		trustAnchors: getenv("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"),
@@ -81,6 +87,7 @@ func loadConfig(getenv func(string) string) (config, []string) {
 		inboundAddr:  orDefault(getenv("LINKERD2_PROXY_INBOUND_LISTEN_ADDR"), "0.0.0.0:4143"),
 		outboundAddr: orDefault(getenv("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR"), "127.0.0.1:4140"),
 		shutdown:     getenv("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED") == "true",
+		policy:       policy,
 	}
 	cfg.inboundPort = portOf(cfg.inboundAddr)
 	cfg.outboundPort = portOf(cfg.outboundAddr)

@@ -42,7 +42,8 @@ func watchIdentity(cfg config, state *proxyState) {
 			state.lastError = err.Error()
 		} else {
 			if !state.ready {
-				log.Printf("identity: certified as %s until %s", cfg.serverID, leaf.NotAfter.UTC().Format(time.RFC3339))
+				// The real proxy's words: the image's bootstrap waits for them.
+				log.Printf("Certified identity id=%s until %s", cfg.serverID, leaf.NotAfter.UTC().Format(time.RFC3339))
 			}
 			state.ready, state.spiffeID, state.notAfter = true, cfg.serverID, leaf.NotAfter
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"net"
 	"strings"
 	"testing"
 )
@@ -84,5 +85,49 @@ func TestDecodeX509SVIDResponse(t *testing.T) {
 	}
 	if _, err := decodeX509SVIDResponse([]byte{0x0a, 0x10, 0x01}); err == nil {
 		t.Fatal("a truncated message must fail")
+	}
+}
+
+func TestDefaultPolicyAdmitsAsTheProxyDoesWithoutAController(t *testing.T) {
+	inside := &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 5000}
+	outside := &net.TCPAddr{IP: net.ParseIP("172.18.0.1"), Port: 5000}
+	cases := []struct {
+		name            string
+		inside, outside bool
+		refusal         int
+	}{
+		{"all-unauthenticated", true, true, 403},
+		{"audit", true, true, 403},
+		{"cluster-unauthenticated", true, false, 403},
+		{"cluster-authenticated", false, false, 403},
+		{"all-authenticated", false, false, 403},
+		{"deny", false, false, 404},
+	}
+	for _, c := range cases {
+		policy, err := parsePolicy(c.name, "10.0.0.0/8")
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if policy.admits(inside) != c.inside || policy.admits(outside) != c.outside {
+			t.Errorf("%s: admits inside=%v outside=%v, want %v %v", c.name,
+				policy.admits(inside), policy.admits(outside), c.inside, c.outside)
+		}
+		if policy.refusalStatus() != c.refusal {
+			t.Errorf("%s: refusal %d, want %d", c.name, policy.refusalStatus(), c.refusal)
+		}
+	}
+}
+
+func TestClusterPoliciesNeedNetworks(t *testing.T) {
+	values := complete()
+	values["LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"] = "cluster-unauthenticated"
+	_, problems := loadConfig(env(values))
+	if len(problems) != 1 || !strings.Contains(problems[0], "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS") {
+		t.Fatalf("problems = %v", problems)
+	}
+	values["LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"] = "10.0.0.0/8,not-a-net"
+	_, problems = loadConfig(env(values))
+	if len(problems) != 1 || !strings.Contains(problems[0], "not-a-net") {
+		t.Fatalf("problems = %v", problems)
 	}
 }

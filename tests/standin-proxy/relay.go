@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,16 +17,20 @@ import (
 
 const soOriginalDst = 80 // from linux/netfilter_ipv4.h
 
-// relay accepts redirected connections on addr and copies each, both ways,
-// to the destination it had before iptables redirected it.
-func relay(addr, direction, ownPort string, state *proxyState) error {
+// relay accepts redirected connections on addr. Inbound ones the default
+// policy admits are copied, both ways, to the destination they had before
+// iptables redirected them; refused ones are answered as linkerd2-proxy does.
+// Outbound ones are held open and never relayed: linkerd2-proxy waits for the
+// policy controller's answer for each target, and the stand-in has none.
+func relay(cfg config, direction string, state *proxyState) error {
+	addr, ownPort := cfg.inboundAddr, cfg.inboundPort
+	counter := &state.inbound
+	if direction == "outbound" {
+		addr, ownPort, counter = cfg.outboundAddr, cfg.outboundPort, &state.outbound
+	}
 	listener, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s listener: %w", direction, err)
-	}
-	counter := &state.inbound
-	if direction == "outbound" {
-		counter = &state.outbound
 	}
 	for {
 		conn, err := listener.Accept()
@@ -40,8 +45,32 @@ func relay(addr, direction, ownPort string, state *proxyState) error {
 				return
 			}
 			atomic.AddUint64(counter, 1)
-			pipe(conn, target.String())
+			switch {
+			case direction == "outbound":
+				log.Printf("outbound: holding the connection to %s: no policy controller answered for it", target)
+				_, _ = io.Copy(io.Discard, conn)
+			case cfg.policy.admits(conn.RemoteAddr()):
+				pipe(conn, target.String())
+			default:
+				refuse(conn, cfg.policy)
+			}
 		}()
+	}
+}
+
+// refuse closes a connection the default policy refuses; an HTTP/1 request
+// first gets the status the proxy would answer (deny closes at once).
+func refuse(conn net.Conn, policy inboundPolicy) {
+	if policy.name == "deny" {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	head := make([]byte, 8)
+	n, _ := io.ReadAtLeast(conn, head, 4)
+	if method := string(head[:n]); strings.HasPrefix(method, "GET ") || strings.HasPrefix(method, "POST") ||
+		strings.HasPrefix(method, "HEAD") || strings.HasPrefix(method, "PUT ") {
+		fmt.Fprintf(conn, "HTTP/1.1 %d Forbidden\r\nl5d-proxy-error: unauthorized by the default inbound policy %s\r\n"+
+			"content-length: 0\r\nconnection: close\r\n\r\n", policy.refusalStatus(), policy.name)
 	}
 }
 

@@ -93,3 +93,24 @@ def test_settings_file_in_current_folder_is_used(run, tmp_path: Path, monkeypatc
     (tmp_path / "meshexp.yaml").write_text("image_name: example.org/mesh/{workload}\n")
     result = run("render", "--workload", "smiley", "--output", "ctx", "--json")
     assert json.loads(result.output)["image"] == "example.org/mesh/smiley:linkerd-2.20"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["workloads", "-o", "json"],
+        ["render", "--workload", "smiley", "--output", "{tmp}/ctx", "--json"],
+        ["certs", "--output", "{tmp}/certs", "--json"],
+        ["manifests", "--workload", "smiley", "--ip", "172.18.0.5", "-o", "json"],
+        ["doctor", "-o", "json"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_json_output_is_one_document_on_stdout(args: list[str], tmp_path: Path) -> None:
+    """Machine-readable output is pure: json.loads takes stdout whole; human lines go to stderr."""
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    result = CliRunner().invoke(main, argv, catch_exceptions=False)
+    # doctor exits 1 where a build could not succeed; its JSON still stands alone.
+    assert result.exit_code in (0, 1), result.output
+    document = json.loads(result.stdout)
+    assert document

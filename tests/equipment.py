@@ -1,0 +1,39 @@
+"""Which proxy the tests, benchmarks and demos run: the real one wherever it exists.
+
+The real linkerd2-proxy is test equipment beside the checkout
+(`../shared/test-equipment/linkerd2-proxy/linkerd2-proxy`, always present in
+CI); `PROXY_FILE` names another binary. Where neither exists, the stand-in
+from tests/standin-proxy is built and used, and says so everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from builder.gobuild import cached_go_binary
+from builder.models import GoSource
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_EQUIPMENT = ROOT.parent / "shared" / "test-equipment"
+REAL_PROXY = SHARED_EQUIPMENT / "linkerd2-proxy" / "linkerd2-proxy"
+STANDIN_MODULE = ROOT / "tests" / "standin-proxy"
+
+
+def real_proxy() -> Path | None:
+    """The real proxy binary: PROXY_FILE if set, else the shared test equipment."""
+    named = os.environ.get("PROXY_FILE")
+    if named:
+        return Path(named).resolve()
+    return REAL_PROXY if REAL_PROXY.is_file() else None
+
+
+def standin_proxy() -> Path:
+    """The stand-in (test equipment, not a Linkerd proxy), built and cached by content."""
+    return cached_go_binary(GoSource(package=".", local=STANDIN_MODULE), "amd64")
+
+
+def proxy_for_tests() -> tuple[Path, bool]:
+    """(the proxy binary to build test images with, whether it is the real one)."""
+    real = real_proxy()
+    return (real, True) if real is not None else (standin_proxy(), False)
