@@ -424,9 +424,20 @@ def peer_listener(address: str) -> Iterator[tuple[int, list[str]]]:
                 continue
             except OSError:
                 return
-            with conn:
-                seen.append(peer[0])
+            seen.append(peer[0])
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    def answer(conn: socket.socket) -> None:
+        # Answer, then keep the connection open until the client closes it, so
+        # that its socket can be seen established inside the container.
+        with conn:
+            conn.settimeout(10)
+            try:
                 conn.sendall(b"peer\n")
+                while conn.recv(1024):
+                    pass
+            except OSError:
+                return
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -440,27 +451,32 @@ def peer_listener(address: str) -> Iterator[tuple[int, list[str]]]:
 
 @dataclass(frozen=True)
 class Socket:
-    """One established TCP socket as `ss -tnpH` shows it inside the container."""
+    """One established TCP socket as `ss -tneH` shows it inside the container."""
 
     local: str
     peer: str
-    process: str
+    uid: int
+
+
+SOCKET_UID = re.compile(r"\buid:(\d+)")
 
 
 def parse_sockets(text: str) -> list[Socket]:
-    """The sockets of `ss -tnpH state established` lines (Recv-Q Send-Q Local Peer Process)."""
+    """The sockets of `ss -tneH state established` lines (Recv-Q Send-Q Local Peer ... uid:N).
+
+    The owner UID comes from the kernel (no /proc reading, which root in a
+    container without CAP_SYS_PTRACE may not do for other UIDs).
+    """
     sockets = []
     for line in text.splitlines():
         fields = line.split(None, 4)
-        if len(fields) >= 4 and fields[0].isdigit() and fields[1].isdigit():
-            sockets.append(Socket(fields[2], fields[3], fields[4] if len(fields) > 4 else ""))
+        owner = SOCKET_UID.search(line)
+        if len(fields) >= 4 and fields[0].isdigit() and fields[1].isdigit() and owner:
+            sockets.append(Socket(fields[2], fields[3], int(owner.group(1))))
     return sockets
 
 
 OUTBOUND_PORT = 4140
-PROXY_PROCESS = '"linkerd2-proxy"'
-
-
 Exec = Callable[[list[str], str], tuple[int, str]]
 
 
@@ -471,14 +487,20 @@ def outbound_connection(run: Exec, uid: str, peer: str) -> tuple[str, list[Socke
     within 4 s) and the established sockets seen while it was open.
     """
     host, port = peer.rsplit(":", 1)
+    # The client keeps its connection open until the sockets have been read.
+    client = (
+        "exec 3<>/dev/tcp/$0/$1 || exit 9; read -r -t 4 line <&3; echo \"answer:$line\"; "
+        "for _ in $(seq 50); do [ -e /tmp/meshexp-outbound.read ] && break; sleep 0.1; done"
+    )
     script = (
-        f"setpriv --reuid {uid} --regid {uid} --clear-groups -- bash -c "
-        "'exec 3<>/dev/tcp/$0/$1 || exit 9; read -r -t 4 line <&3; echo \"answer:$line\"' "
+        "rm -f /tmp/meshexp-outbound.read; "
+        f"setpriv --reuid {uid} --regid {uid} --clear-groups -- bash -c '{client}' "
         f"{host} {port} >/tmp/meshexp-outbound & client=$!; "
-        f"for _ in $(seq 100); do ss -tnH state established dst {peer} | grep -q . && break; "
-        "sleep 0.1; done; ss -tnpH state established; "
+        f"for _ in $(seq 100); do ss -tnH state established dst {peer} 2>/dev/null | grep -q . "
+        "&& break; sleep 0.1; done; ss -tneH state established 2>/dev/null; "
+        ": >/tmp/meshexp-outbound.read; "
         'wait $client; echo "client-exit:$?"; '
-        "cat /tmp/meshexp-outbound; rm -f /tmp/meshexp-outbound"
+        "cat /tmp/meshexp-outbound; rm -f /tmp/meshexp-outbound /tmp/meshexp-outbound.read"
     )
     code, out = run(["bash", "-c", script], "0")
     require(code == 0, f"could not open a connection as UID {uid} (exit {code}): {out[-300:]}")
@@ -487,21 +509,21 @@ def outbound_connection(run: Exec, uid: str, peer: str) -> tuple[str, list[Socke
     return answer, parse_sockets(out)
 
 
-def landed_on_proxy(sockets: list[Socket], peer: str) -> tuple[str, str]:
-    """Where a connection to `peer` really went: (the client's local address, the
-    proxy's listening address that received it); fails when it bypassed the proxy.
+def landed_on_proxy(sockets: list[Socket], peer: str, proxy_uid: int) -> str:
+    """Where a connection to `peer` really went: the proxy's listening address that
+    received it; fails, with the reason, when it bypassed the proxy.
     """
-    client = [s for s in sockets if s.peer == peer and PROXY_PROCESS not in s.process]
+    client = [s for s in sockets if s.peer == peer and s.uid != proxy_uid]
     require(client, f"the connection to {peer} was not established: {sockets}")
     local = client[0].local
     landed = [s for s in sockets if s.peer == local]
     require(landed, f"no socket in the container received the connection from {local}")
     require(
-        landed[0].local.endswith(f":{OUTBOUND_PORT}") and PROXY_PROCESS in landed[0].process,
+        landed[0].local.endswith(f":{OUTBOUND_PORT}") and landed[0].uid == proxy_uid,
         f"the connection to {peer} bypassed the proxy: it landed on "
-        f"{landed[0].local} ({landed[0].process or 'no process'})",
+        f"{landed[0].local} (a socket of UID {landed[0].uid})",
     )
-    return local, landed[0].local
+    return landed[0].local
 
 
 def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:
@@ -517,12 +539,13 @@ def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:
     with peer_listener(gateway) as (port, seen):
         peer = f"{gateway}:{port}"
         answer, sockets = outbound_connection(box.exec, facts.get("workload-uid"), peer)
-        local, landed = landed_on_proxy(sockets, peer)
+        proxy_uid = int(facts.get("proxy-uid"))
+        landed = landed_on_proxy(sockets, peer, proxy_uid)
         workload_seen = len(seen)
         fate = (
             "completed through the proxy"
             if answer == "peer"
-            else "held by the proxy until a policy controller answers (none here)"
+            else "held by the proxy: no policy controller answers here"
         )
         require(
             (answer == "peer") == (workload_seen == 1),
@@ -532,10 +555,10 @@ def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:
         require(
             own_answer == "peer", f"the proxy UID could not reach {peer} directly: {own_answer!r}"
         )
-        redirected = [
-            s for s in own_sockets if s.local.endswith(f":{OUTBOUND_PORT}") and s.peer != local
-        ]
-        require(not redirected, f"the proxy UID's own connection was redirected: {redirected}")
+        direct = [s for s in own_sockets if s.peer == peer and s.uid == proxy_uid]
+        require(direct, f"the proxy UID's connection to {peer} was not seen: {own_sockets}")
+        looped = [s for s in own_sockets if s.peer == direct[0].local]
+        require(not looped, f"the proxy UID's own connection was redirected to {looped}")
         require(len(seen) == workload_seen + 1, f"the peer saw {len(seen)} connections")
     return (
         f"workload UID -> {peer} landed on the proxy's {landed} ({fate}); "

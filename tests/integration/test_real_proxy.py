@@ -211,4 +211,4 @@ def test_outbound_is_held_by_the_real_proxy_without_a_control_plane(
     """What the stand-in imitates: the workload's connection is accepted, not relayed."""
     with mesh_container(image=real_smiley.reference, network=network, certs=certs, env={}) as box:
         detail = check_outbound(box, ImageFacts(real_smiley.labels))
-    assert "held by the proxy until a policy controller answers" in detail
+    assert "held by the proxy: no policy controller answers here" in detail

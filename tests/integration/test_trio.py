@@ -63,7 +63,7 @@ def test_trio_each_behind_its_proxy(
         peer = f"{ips[backend]}:8000"
         uid = images["face"].labels["io.meshexp.workload-uid"]
         _, sockets = outbound_connection(run_in_face, uid, peer)
-        _, landed = landed_on_proxy(sockets, peer)
+        landed = landed_on_proxy(sockets, peer, proxy_uid=2102)
         assert landed == "127.0.0.1:4140"
 
     # run wrote the manifests for each container's address

@@ -1,0 +1,63 @@
+"""Parsing what the kernel shows inside a container, for the outbound capture check."""
+
+from __future__ import annotations
+
+import pytest
+
+from builder.checks import CheckFailed, InboundPolicy, landed_on_proxy, parse_sockets
+
+# `ss -tneH state established` in a smiley container with the real proxy, while
+# the workload UID (2200) held a connection to the peer 172.23.0.1:39998.
+SS_HELD = """\
+0      0       127.0.0.1:18081  127.0.0.1:51034 timer:(keepalive,2.032ms,0) uid:2103 ino:90771 sk:2 cgroup:unreachable:136 <->
+0      0       127.0.0.1:4140  172.23.0.2:54690 timer:(keepalive,119min,0) uid:2102 ino:99763 sk:5 cgroup:unreachable:136 <->
+0      0       127.0.0.1:51034  127.0.0.1:18081 timer:(keepalive,119min,0) uid:2103 ino:90770 sk:4 cgroup:unreachable:136 <->
+0      0      172.23.0.2:54690 172.23.0.1:39998 uid:2200 ino:99762 sk:6 cgroup:unreachable:136 <->
+answer:
+"""  # noqa: E501
+
+
+def test_sockets_are_read_with_their_owner_uid() -> None:
+    sockets = parse_sockets(SS_HELD)
+    assert len(sockets) == 4  # the answer: line is not a socket
+    assert {s.uid for s in sockets} == {2102, 2103, 2200}
+    assert sockets[3].local == "172.23.0.2:54690"
+    assert sockets[3].peer == "172.23.0.1:39998"
+
+
+def test_a_redirected_connection_lands_on_the_proxy() -> None:
+    landed = landed_on_proxy(parse_sockets(SS_HELD), "172.23.0.1:39998", 2102)
+    assert landed == "127.0.0.1:4140"
+
+
+def test_a_connection_that_skipped_the_proxy_fails_with_the_reason() -> None:
+    direct = (
+        "0 0 172.23.0.2:54690 172.23.0.1:39998 uid:2200 ino:1 <->\n"
+        "0 0 172.23.0.2:40000 172.23.0.1:39998 uid:2102 ino:2 <->\n"
+    )
+    with pytest.raises(CheckFailed, match="no socket in the container received"):
+        landed_on_proxy(parse_sockets(direct), "172.23.0.1:39998", 2102)
+    # Landed on a listener of another UID (not the proxy's): named as a bypass.
+    elsewhere = direct + "0 0 127.0.0.1:4140 172.23.0.2:54690 uid:0 ino:3 <->\n"
+    with pytest.raises(CheckFailed, match=r"bypassed the proxy: it landed on 127\.0\.0\.1:4140"):
+        landed_on_proxy(parse_sockets(elsewhere), "172.23.0.1:39998", 2102)
+
+
+@pytest.mark.parametrize(
+    ("policy", "networks", "subnet", "admitted"),
+    [
+        ("all-unauthenticated", "", "172.18.0.0/16", True),
+        ("audit", "", "172.18.0.0/16", True),
+        ("deny", "", "172.18.0.0/16", False),
+        ("all-authenticated", "", "172.18.0.0/16", False),
+        ("cluster-unauthenticated", "172.16.0.0/12", "172.18.0.0/16", True),
+        ("cluster-unauthenticated", "10.0.0.0/8", "172.18.0.0/16", False),
+        ("cluster-unauthenticated", "fd00::/8,172.18.0.0/24", "172.18.0.0/16", False),
+        ("cluster-authenticated", "172.16.0.0/12", "172.18.0.0/16", False),
+    ],
+)
+def test_which_plaintext_clients_a_default_policy_admits(
+    policy: str, networks: str, subnet: str, admitted: bool
+) -> None:
+    inbound = InboundPolicy(policy, tuple(n for n in networks.split(",") if n))
+    assert inbound.admits(subnet) is admitted
