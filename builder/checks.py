@@ -489,7 +489,7 @@ def outbound_connection(run: Exec, uid: str, peer: str) -> tuple[str, list[Socke
     host, port = peer.rsplit(":", 1)
     # The client keeps its connection open until the sockets have been read.
     client = (
-        "exec 3<>/dev/tcp/$0/$1 || exit 9; read -r -t 4 line <&3; echo \"answer:$line\"; "
+        'exec 3<>/dev/tcp/$0/$1 || exit 9; read -r -t 4 line <&3; echo "answer:$line"; '
         "for _ in $(seq 50); do [ -e /tmp/meshexp-outbound.read ] && break; sleep 0.1; done"
     )
     script = (

@@ -545,7 +545,9 @@ def run(
         f"wrote {result.manifest}" + (f" and {result.status_patch}" if result.status_patch else "")
     )
     if not result.applied:
-        click.echo(f"apply with: kubectl apply -f {result.manifest}")
+        click.echo("apply with:")
+        for command in result.apply_commands:
+            click.echo(f"  {command}")
 
 
 @main.command()

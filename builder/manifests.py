@@ -11,6 +11,7 @@ import ipaddress
 import json
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -55,8 +56,15 @@ def check_workload_ips(ips: list[str], settings: Settings) -> list[str]:
     return [str(ipaddress.ip_address(address)) for address in parsed]
 
 
-def status_patch_args(name: str, namespace: str, patch: dict[str, Any]) -> list[str]:
-    """kubectl arguments that set the status subresource (Linkerd 2.16+)."""
+def status_patch_args(
+    name: str, namespace: str, patch: dict[str, Any] | None = None, patch_file: Path | None = None
+) -> list[str]:
+    """kubectl arguments that set the status subresource (Linkerd 2.16+), inline or from a file."""
+    source = (
+        ["--patch-file", str(patch_file)]
+        if patch_file is not None
+        else ["-p", json.dumps(patch, separators=(",", ":"))]
+    )
     return [
         "patch",
         "externalworkload",
@@ -67,8 +75,7 @@ def status_patch_args(name: str, namespace: str, patch: dict[str, Any]) -> list[
         "status",
         "--type",
         "merge",
-        "-p",
-        json.dumps(patch, separators=(",", ":")),
+        *source,
     ]
 
 

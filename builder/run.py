@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shlex
 import socket
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from builder import docker_engine
 from builder.errors import CheckError, MeshexpError
 from builder.kube import apply_external_workload
-from builder.manifests import build_manifests
+from builder.manifests import build_manifests, status_patch_args
 from builder.models import Workload
 from builder.settings import Settings
 
@@ -39,6 +40,7 @@ class RunResult:
     manifest: Path
     status_patch: Path | None
     applied: bool
+    apply_commands: tuple[str, ...] = ()
 
 
 def parse_route(text: str) -> Route:
@@ -162,7 +164,14 @@ def run_workload(
             environment["WORKLOAD_NAMESPACE"],
             manifests.status_patch,
         )
-    return RunResult(name, image, network, ip, ready, manifest, patch_file, apply)
+    commands = [shlex.join(["kubectl", "apply", "-f", str(manifest)])]
+    if patch_file is not None:
+        # Without the status step the ExternalWorkload is never Ready (2.16+).
+        args = status_patch_args(
+            environment["WORKLOAD_NAME"], environment["WORKLOAD_NAMESPACE"], patch_file=patch_file
+        )
+        commands.append(shlex.join(["kubectl", *args]))
+    return RunResult(name, image, network, ip, ready, manifest, patch_file, apply, tuple(commands))
 
 
 def stop_workload(*, name: str, manifests_dir: Path) -> tuple[bool, list[Path]]:

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The richer demo: the Faces trio off-cluster. smiley, color and face are
-# built with one command, started with `meshexp-build run` on one Docker
-# network, and a request to face is answered with a smiley and a color that
-# crossed three proxies (their connection counters show each hop).
-# Uses the PROXY STAND-IN unless PROXY_FILE names a real linkerd2-proxy.
+# The Faces trio off-cluster: smiley, color and face are built with one
+# command and started with `meshexp-build run` on one Docker network, each
+# behind its own proxy (the real linkerd2-proxy where one is at hand, see
+# scripts/proxy-file.sh).
+#
+# What it shows without a control plane, as linkerd2-proxy behaves: smiley
+# and color answer through their inbound proxies, and face's calls to them
+# are captured by face's proxy, which holds them until a Linkerd policy
+# controller answers for their targets. face's full answer across three
+# proxies needs that control plane.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,17 +27,27 @@ meshexp-build run --workload face --network "$network" --certs out/certs "${prof
   --env SMILEY_SERVICE=meshexp-smiley:8000 --env COLOR_SERVICE=meshexp-color:8000
 
 ip() { docker inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "meshexp-$1"; }
-python3 - "$(ip face)" "$(ip smiley)" "$(ip color)" <<'PY'
-import json, sys, urllib.request
-face, smiley, color = sys.argv[1:]
-def opened(ip, direction):
+python3 - "$(ip smiley)" "$(ip color)" <<'PY'
+import sys, urllib.request
+def opened(ip):
     text = urllib.request.urlopen(f"http://{ip}:4191/metrics", timeout=10).read().decode()
-    return sum(int(l.rsplit(" ", 1)[1]) for l in text.splitlines()
-               if l.startswith("tcp_open_total{") and f'direction="{direction}"' in l)
-answer = json.load(urllib.request.urlopen(f"http://{face}:8000/", timeout=20))
-print(f"face answered: smiley {answer['smiley']} color {answer['color']}")
-print(f"face   outbound connections through its proxy: {opened(face, 'outbound')}")
-print(f"smiley inbound connections through its proxy:  {opened(smiley, 'inbound')}")
-print(f"color  inbound connections through its proxy:  {opened(color, 'inbound')}")
+    return sum(int(float(l.rsplit(" ", 1)[1])) for l in text.splitlines()
+               if l.startswith("tcp_open_total{") and 'direction="inbound"' in l)
+for name, ip in zip(("smiley", "color"), sys.argv[1:]):
+    before = opened(ip)
+    body = urllib.request.urlopen(f"http://{ip}:8000/", timeout=20).read().decode().strip()
+    print(f"{name:<6} answered through its proxy: {body} (inbound connections {before} -> {opened(ip)})")
 PY
+# face's call to smiley, opened as face's workload UID: where did it land?
+smiley=$(ip smiley)
+docker exec meshexp-face bash -c "setpriv --reuid 2200 --regid 2200 --clear-groups -- \
+  bash -c 'exec 3<>/dev/tcp/$smiley/8000; sleep 2' & sleep 1; ss -tneH state established 2>/dev/null" |
+  awk -v peer="$smiley:8000" '
+    $4 == peer { client = $3 }
+    { seen[$4] = $3 }
+    END {
+      if (client != "" && seen[client] ~ /:4140$/)
+        printf "face   -> %s captured: it landed on face'"'"'s proxy at %s, which holds it until a policy controller answers\n", peer, seen[client]
+      else { print "face: the call to smiley was not captured by its proxy"; exit 1 }
+    }'
 echo "demo-trio: manifests in out/manifests; stop with: meshexp-build stop --workload face (and smiley, color)"

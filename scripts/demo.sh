@@ -42,7 +42,8 @@ until docker logs "$name" 2>&1 | grep -q 'bootstrap: workload started'; do
 done
 ip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "$name")
 echo "demo: container log:"
-docker logs "$name" 2>&1 | grep -E '^(bootstrap|PROXY|standin-proxy)' | sed 's/^/  | /'
+docker logs "$name" 2>&1 | grep -E '^(bootstrap|PROXY|standin-proxy)|linkerd2_proxy: release|Certified identity' |
+  sed 's/^/  | /'
 python3 - "$ip" <<'PY'
 import sys, urllib.request
 ip = sys.argv[1]
@@ -51,6 +52,8 @@ print(f"demo: proxy /ready on {ip}:4191 -> {ready.status}")
 body = urllib.request.urlopen(f"http://{ip}:8000/", timeout=10).read().decode()
 print(f"demo: smiley on {ip}:8000 answered through the proxy: {body.strip()}")
 metrics = urllib.request.urlopen(f"http://{ip}:4191/metrics", timeout=10).read().decode()
-print("demo: " + next(l for l in metrics.splitlines() if 'direction="inbound"' in l))
+opened = sum(int(float(l.rsplit(" ", 1)[1])) for l in metrics.splitlines()
+             if l.startswith("tcp_open_total{") and 'direction="inbound"' in l)
+print(f"demo: the proxy's tcp_open_total, inbound: {opened}")
 PY
 echo "demo: running as $name on network $network; remove with: docker rm -f $name"

@@ -10,6 +10,7 @@ testcontainers' reaper, cannot be pulled here).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -90,7 +91,7 @@ def offline_settings(proxy_file: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def standin_settings(offline_settings: Settings) -> Settings:
+def standin_settings(engine) -> Settings:
     """Settings whose images carry the stand-in (for tests of the stand-in itself)."""
     return replace(
         load_settings(None, {"offline": True, "proxy_file": equipment.standin_proxy()}),
@@ -137,8 +138,9 @@ def demo_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "certs"
 
 
-@pytest.fixture
-def network(engine) -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_network(engine) -> Iterator[str]:
+    """A bridge network, removed afterwards with every container left on it."""
     name = f"meshexp-test-{uuid.uuid4().hex[:8]}"
     net = engine.networks.create(name, driver="bridge")
     try:
@@ -147,3 +149,16 @@ def network(engine) -> Iterator[str]:
         for container in engine.containers.list(all=True, filters={"network": name}):
             container.remove(force=True)
         net.remove()
+
+
+@pytest.fixture
+def network(engine) -> Iterator[str]:
+    with fresh_network(engine) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def module_network(engine) -> Iterator[str]:
+    """One network for a module's tests (for module-scoped fixtures that start containers)."""
+    with fresh_network(engine) as name:
+        yield name

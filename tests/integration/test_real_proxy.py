@@ -1,7 +1,8 @@
 """The real linkerd2-proxy against what we render and what we claim.
 
-Each test here needs the real proxy (test equipment beside the checkout, or
-PROXY_FILE): it skips elsewhere with the file named, and fails in CI without it.
+The tests here need the real proxy (test equipment beside the checkout, or
+PROXY_FILE): they skip elsewhere with the file named, and fail in CI without
+it. The policy test also runs the stand-in, which must behave alike.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from builder.catalog import find_workload
 from builder.checks import ImageFacts, InboundPolicy, check_inbound, check_outbound, wait_ready
 from builder.containers import mesh_container
 from builder.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
+from builder.image import build_workload_image
 from builder.render import render_files
 from tests.integration.test_image import proxy_environment
 
@@ -71,21 +73,6 @@ def rendered_environment(real_smiley, network, certs) -> dict[str, str]:
     """Exactly the environment run-proxy gave the running proxy in a healthy container."""
     with mesh_container(image=real_smiley.reference, network=network, certs=certs, env={}) as box:
         return proxy_environment(box)
-
-
-@pytest.fixture(scope="module")
-def network(engine):
-    """A network for this module's containers (module-scoped: the environment is read once)."""
-    import uuid
-
-    name = f"meshexp-test-{uuid.uuid4().hex[:8]}"
-    net = engine.networks.create(name, driver="bridge")
-    try:
-        yield name
-    finally:
-        for container in engine.containers.list(all=True, filters={"network": name}):
-            container.remove(force=True)
-        net.remove()
 
 
 def test_rendered_environment_is_accepted(engine, real_smiley, rendered_environment) -> None:
@@ -163,20 +150,30 @@ def policy_env(policy: str, network: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def standin_smiley(engine, standin_settings):
+    return build_workload_image(workload=find_workload("smiley"), settings=standin_settings)
+
+
+@pytest.mark.parametrize("proxy", ["real", "standin"])
 @pytest.mark.parametrize("policy", POLICIES)
 def test_ready_and_enforced_under_every_default_policy(
-    real_smiley, network, certs, policy: str
+    request: pytest.FixtureRequest, network, certs, policy: str, proxy: str
 ) -> None:
-    """The bootstrap comes up, check's readiness holds, and inbound follows the policy."""
+    """The bootstrap comes up, check's readiness holds, and inbound follows the policy:
+    with the real proxy, and with the stand-in, which must behave alike.
+    """
+    image = request.getfixturevalue(f"{proxy}_smiley")
+    assert image.standin is (proxy == "standin")
     env = policy_env(policy, network)
-    facts = ImageFacts(real_smiley.labels)
+    facts = ImageFacts(image.labels)
     inbound = InboundPolicy.of(facts, env)
     with mesh_container(
-        image=real_smiley.reference, network=network, certs=certs, env=env, timeout=120
+        image=image.reference, network=network, certs=certs, env=env, timeout=120
     ) as box:
         assert f"bootstrap: proxy ready (default inbound policy {policy})" in box.logs()
         ready = wait_ready(box, 60, inbound)
-        detail = check_inbound(box, facts, real_smiley.reference, inbound)
+        detail = check_inbound(box, facts, image.reference, inbound)
         outbound = check_outbound(box, facts)
     admitted = policy in ("all-unauthenticated", "audit", "cluster-unauthenticated")
     if admitted:

@@ -70,6 +70,11 @@ def test_trio_each_behind_its_proxy(
     external, _ = yaml.safe_load_all(results["smiley"].manifest.read_text())
     assert external["spec"]["workloadIPs"] == [{"ip": ips["smiley"]}]
     assert results["smiley"].status_patch is not None
+    # Both steps, pasteable: without the status patch the workload is never Ready.
+    apply, patch = results["smiley"].apply_commands
+    assert apply == f"kubectl apply -f {results['smiley'].manifest}"
+    assert patch.startswith("kubectl patch externalworkload smiley -n faces --subresource status")
+    assert patch.endswith(f"--patch-file {results['smiley'].status_patch}")
     # running again replaces the container cleanly
     again = run_workload(
         workload=find_workload("smiley"),
