@@ -268,13 +268,34 @@ def wait_ready(
     )
 
 
+METRIC_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+ADMIN_PORT = "4191"
+
+
+def count_connections(metrics: str, direction: str) -> int:
+    """Connections the proxy accepted from clients (`peer="src"`) in one direction.
+
+    The real proxy also counts its own hop to the target (`peer="dst"`) and the
+    connections to its admin port (our metrics scrapes among them, labelled
+    `target_port="4191"`): those are not traffic through the proxy.
+    """
+    total = 0
+    for line in metrics.splitlines():
+        if not line.startswith("tcp_open_total{"):
+            continue
+        labels = dict(METRIC_LABEL.findall(line.split("}", 1)[0]))
+        if (
+            labels.get("direction") == direction
+            and labels.get("peer", "src") == "src"
+            and labels.get("target_port") != ADMIN_PORT
+        ):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
 def tcp_open_total(ip: str, direction: str) -> int:
     _, text = http_status(ip, 4191, "/metrics")
-    return sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in text.splitlines()
-        if line.startswith("tcp_open_total{") and f'direction="{direction}"' in line
-    )
+    return count_connections(text, direction)
 
 
 def check_identity(

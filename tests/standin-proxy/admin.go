@@ -29,7 +29,7 @@ func serveAdmin(cfg config, state *proxyState) error {
 		fmt.Fprintln(w, "# HELP tcp_open_total Total count of opened connections (stand-in proxy).")
 		fmt.Fprintln(w, "# TYPE tcp_open_total counter")
 		fmt.Fprintf(w, "tcp_open_total{direction=\"inbound\",peer=\"src\"} %d\n", atomic.LoadUint64(&state.inbound))
-		fmt.Fprintf(w, "tcp_open_total{direction=\"outbound\",peer=\"dst\"} %d\n", atomic.LoadUint64(&state.outbound))
+		fmt.Fprintf(w, "tcp_open_total{direction=\"outbound\",peer=\"src\"} %d\n", atomic.LoadUint64(&state.outbound))
 		if id != "" {
 			fmt.Fprintf(w, "identity_cert_expiration_timestamp_seconds %d\n", expiry.Unix())
 			fmt.Fprintf(w, "standin_identity_info{spiffe_id=%q} 1\n", id)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from builder.checks import CheckFailed, InboundPolicy, landed_on_proxy, parse_sockets
+from builder.checks import (
+    CheckFailed,
+    InboundPolicy,
+    count_connections,
+    landed_on_proxy,
+    parse_sockets,
+)
 
 # `ss -tneH state established` in a smiley container with the real proxy, while
 # the workload UID (2200) held a connection to the peer 172.23.0.1:39998.
@@ -61,3 +67,24 @@ def test_which_plaintext_clients_a_default_policy_admits(
 ) -> None:
     inbound = InboundPolicy(policy, tuple(n for n in networks.split(",") if n))
     assert inbound.admits(subnet) is admitted
+
+
+# /metrics of the real proxy in a smiley container after one request to port 8000
+# and two scrapes of the admin port.
+REAL_METRICS = """\
+# TYPE tcp_open_total counter
+tcp_open_total{direction="inbound",peer="src",target_addr="172.31.0.2:8000",target_ip="172.31.0.2",target_port="8000",tls="no_identity",no_tls_reason="no_tls_from_remote",srv_group="",srv_kind="default",srv_name="all-unauthenticated",srv_port="8000"} 1
+tcp_open_total{direction="inbound",peer="src",target_addr="0.0.0.0:4191",target_ip="0.0.0.0",target_port="4191",tls="no_identity",no_tls_reason="no_tls_from_remote",srv_group="",srv_kind="default",srv_name="all-unauthenticated",srv_port="4191"} 2
+tcp_open_total{direction="inbound",peer="dst",tls="no_identity",no_tls_reason="loopback"} 1
+"""  # noqa: E501
+STANDIN_METRICS = """\
+tcp_open_total{direction="inbound",peer="src"} 3
+tcp_open_total{direction="outbound",peer="src"} 2
+"""
+
+
+def test_connections_count_client_connections_only() -> None:
+    assert count_connections(REAL_METRICS, "inbound") == 1  # not the scrapes, not the hop
+    assert count_connections(REAL_METRICS, "outbound") == 0
+    assert count_connections(STANDIN_METRICS, "inbound") == 3
+    assert count_connections(STANDIN_METRICS, "outbound") == 2
