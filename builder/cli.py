@@ -26,6 +26,7 @@ from builder.e2e import E2EConfig, missing_prerequisites, run_e2e
 from builder.errors import CheckError, MeshexpError
 from builder.image import build_workload_image, prefetch_components
 from builder.manifests import build_manifests
+from builder.provenance import provenance_labels
 from builder.publish import push
 from builder.render import render_build_context
 from builder.run import container_name, parse_route, run_workload, stop_workload
@@ -77,6 +78,12 @@ SETTING_OPTIONS = [
         type=click.Path(dir_okay=False, path_type=Path),
         help="The proxy binary (a linkerd2-proxy, or the test stand-in).",
     ),
+    click.option(
+        "--label",
+        "labels",
+        multiple=True,
+        help="KEY=VALUE: an extra image label (repeat); adds to the settings' labels.",
+    ),
 ]
 SETTING_NAMES = (
     "linkerd_version",
@@ -94,6 +101,7 @@ SETTING_NAMES = (
     "image_name",
     "platform",
     "proxy_file",
+    "labels",
 )
 
 
@@ -165,7 +173,11 @@ def render(
     """Write a complete build context that `docker build DIR` accepts."""
     settings = settings_from(options)
     result = render_build_context(
-        workload=find_workload(workload_name), settings=settings, output=output_dir, force=force
+        workload=find_workload(workload_name),
+        settings=settings,
+        output=output_dir,
+        force=force,
+        extra_labels=provenance_labels(Path.cwd()),
     )
     if as_json:
         emit_json(dataclasses.asdict(result))

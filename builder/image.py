@@ -14,6 +14,7 @@ from builder import docker_engine
 from builder.base_image import build_base
 from builder.cache import cache_key, cache_root
 from builder.models import ImageSource, Workload
+from builder.provenance import provenance_labels
 from builder.render import plan_components, render_build_context
 from builder.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.sources import fetch
@@ -62,6 +63,7 @@ def build_workload_image(
             settings=settings,
             output=scratch_root / scratch / "context",
             components_image=components_image,
+            extra_labels=provenance_labels(Path.cwd()),
         )
         on_line(f"rendered build context for {workload.name} ({len(context.files)} files)")
         image_id = docker_engine.build_image(

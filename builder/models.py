@@ -21,6 +21,7 @@ from builder.validation import (
     IMAGE_REF,
     PORT_NAME,
     SHA256,
+    SPDX_EXPRESSION,
     USER_NAME,
     Fields,
 )
@@ -177,6 +178,7 @@ class Workload:
     dispatch: Dispatch | None
     env: tuple[tuple[str, str], ...]
     inbound_default_policy: str | None
+    licenses: str = ""
     source_file: str = field(default="", compare=False)
 
     @property
@@ -196,6 +198,7 @@ WORKLOAD_FIELDS = (
     "dispatch",
     "env",
     "inbound_default_policy",
+    "licenses",
 )
 RESERVED_UIDS = range(0, 1000)
 
@@ -282,6 +285,12 @@ def read_workload(data: object, where: str, base_dir: Path) -> Workload:
         ),
         namespace=f.text("namespace", pattern=DNS_LABEL, hint="a DNS-1123 label"),
         description=f.text("description", default=""),
+        licenses=f.text(
+            "licenses",
+            default="",
+            pattern=SPDX_EXPRESSION,
+            hint="an SPDX license expression, e.g. Apache-2.0 or MIT OR Apache-2.0",
+        ),
         ports=tuple(ports),
         user=user.text("name", pattern=USER_NAME, hint="a Linux user name"),
         uid=user.integer("uid", low=1000, high=65533),

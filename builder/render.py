@@ -133,8 +133,13 @@ def check_workload_fits(workload: Workload, settings: Settings) -> None:
 
 
 def _labels(
-    workload: Workload, settings: Settings, components: list[Component], fetched: dict[str, Fetched]
+    workload: Workload,
+    settings: Settings,
+    components: list[Component],
+    fetched: dict[str, Fetched],
+    extra_labels: tuple[tuple[str, str], ...] = (),
 ) -> list[tuple[str, str]]:
+    """The image's labels: ours (io.meshexp.*), OCI's, then the build's and the user's."""
     facts = settings.facts
     labels = [
         ("org.opencontainers.image.title", workload.name),
@@ -168,6 +173,9 @@ def _labels(
             ",".join(map(str, settings.outbound_ports_to_ignore)),
         ),
     ]
+    labels.append(("org.opencontainers.image.base.name", settings.resolved_base_image))
+    if workload.licenses:
+        labels.append(("org.opencontainers.image.licenses", workload.licenses))
     for component in components:
         described = describe_source(component.source)
         if component.role in fetched:
@@ -177,7 +185,7 @@ def _labels(
         labels.append(
             ("io.meshexp.proxy-standin", "PROXY STAND-IN: not a Linkerd proxy (test equipment)")
         )
-    return labels
+    return [*labels, *extra_labels, *settings.labels]
 
 
 def inbound_policy(workload: Workload, settings: Settings) -> str:
@@ -225,6 +233,7 @@ def _context(
     components: list[Component],
     fetched: dict[str, Fetched],
     components_image: str | None = None,
+    extra_labels: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     facts = settings.facts
     copied = from_components_image(components, components_image)
@@ -252,7 +261,7 @@ def _context(
         "workload_components": [
             c for c in copied if c.workload_layer and isinstance(c.source, ImageSource)
         ],
-        "labels": _labels(workload, settings, components, fetched),
+        "labels": _labels(workload, settings, components, fetched, extra_labels),
         "links": MULTICALL_LINKS if settings.uses_multicall else (),
         "link_target": "/usr/local/bin/spire-server",
     }
@@ -263,11 +272,14 @@ def render_files(
     settings: Settings,
     fetched: dict[str, Fetched] | None = None,
     components_image: str | None = None,
+    extra_labels: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, tuple[str, int]]:
     """Every templated file of the context: relative path -> (text, mode). Pure."""
     check_workload_fits(workload, settings)
     components = plan_components(workload, settings)
-    context = _context(workload, settings, components, fetched or {}, components_image)
+    context = _context(
+        workload, settings, components, fetched or {}, components_image, extra_labels
+    )
     files = {
         "Dockerfile": (render_template("Dockerfile.j2", context), READABLE),
         "scripts/bootstrap": (render_template("bootstrap.sh.j2", context), EXECUTABLE),
@@ -355,8 +367,12 @@ def render_build_context(
     output: Path,
     force: bool = False,
     components_image: str | None = None,
+    extra_labels: tuple[tuple[str, str], ...] = (),
 ) -> RenderResult:
-    """Write a complete build context into `output`, all or nothing."""
+    """Write a complete build context into `output`, all or nothing.
+
+    `extra_labels` (the build's provenance) go after the tool's own labels.
+    """
     output = output.resolve()
     if output.exists() and not output.is_dir():
         raise RenderError(f"{output} exists and is not a folder; choose another --output")
@@ -369,7 +385,7 @@ def render_build_context(
     scratch = Path(tempfile.mkdtemp(prefix=".meshexp-render-", dir=output.parent))
     try:
         fetched = fetch_components(workload, settings, scratch, components_image is not None)
-        files = render_files(workload, settings, fetched, components_image)
+        files = render_files(workload, settings, fetched, components_image, extra_labels)
         _write(files, scratch)
         components = tuple(
             {

@@ -17,7 +17,7 @@ import yaml
 from builder.contract import INBOUND_POLICIES, ContractFacts, facts_for
 from builder.errors import SettingsError
 from builder.models import BinarySource, FileSource, GoSource, ImageSource, read_source
-from builder.validation import DNS_NAME, IMAGE_REF, Fields
+from builder.validation import DNS_NAME, IMAGE_REF, LABEL_KEY, Fields
 
 SPIRE_MODULE = "github.com/spiffe/spire"
 # The SPIRE version go/go.mod requires for the multi-call binary (go/cmd/multicall).
@@ -56,6 +56,7 @@ class Settings:
     proxy_source: BinarySource | None = None
     spire_server_source: BinarySource | None = None
     spire_agent_source: BinarySource | None = None
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def facts(self) -> ContractFacts:
@@ -170,6 +171,34 @@ def _ports(f: Fields, key: str) -> tuple[int, ...]:
     return tuple(holder.items(key, read))
 
 
+def _labels(f: Fields, key: str) -> dict[str, str]:
+    """Extra image labels: a mapping (settings file) or KEY=VALUE items (--label)."""
+    raw = f.raw(key)
+    if isinstance(raw, list | tuple):
+        pairs = {}
+        for item in raw:
+            name, sep, value = str(item).partition("=")
+            if not sep:
+                raise f.bad(key, f"{item!r} is not KEY=VALUE")
+            pairs[name] = value
+        raw = pairs
+    if not isinstance(raw, dict):
+        raise f.bad(key, "expected a mapping of label names to values")
+    holder = Fields(
+        {str(k): v for k, v in raw.items()}, f.path(key), tuple(map(str, raw)), SettingsError
+    )
+    labels = {}
+    for name in holder.data:
+        if not LABEL_KEY.match(name) or name.startswith("io.meshexp."):
+            raise f.bad(
+                key,
+                f"{name!r} is not a label name of ours to set (lowercase reverse-DNS like "
+                "org.example.team; io.meshexp.* is the tool's own)",
+            )
+        labels[name] = holder.text(name)
+    return labels
+
+
 def settings_from_mapping(
     data: dict[str, Any], where: str, base_dir: Path, start: Settings | None = None
 ) -> Settings:
@@ -203,6 +232,10 @@ def settings_from_mapping(
             changes[key] = f.text(key, pattern=IMAGE_REF, hint="an image reference")
         elif key.endswith("_source"):
             changes[key] = read_source(value, f.path(key), base_dir, SettingsError)
+        elif key == "labels":
+            # Added to what earlier layers (the settings file) gave.
+            earlier = dict((start or Settings()).labels)
+            changes[key] = tuple((earlier | _labels(f, key)).items())
         else:
             changes[key] = f.text(key)
     return replace(start or Settings(), **changes).check()
@@ -219,7 +252,7 @@ def load_settings(path: Path | None, overrides: dict[str, Any]) -> Settings:
         except yaml.YAMLError as exc:
             raise SettingsError(f"{path}: not valid YAML ({exc})") from None
         settings = settings_from_mapping(document, f"{path}:", path.parent, settings)
-    flags = {key: value for key, value in overrides.items() if value is not None}
+    flags = {key: value for key, value in overrides.items() if value not in (None, ())}
     if "proxy_file" in flags:
         flags["proxy_source"] = {"file": {"path": str(flags.pop("proxy_file"))}}
     return settings_from_mapping(flags, "flags:", Path.cwd(), settings).check()

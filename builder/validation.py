@@ -33,6 +33,8 @@ ABS_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
 SHA256 = re.compile(r"^[a-f0-9]{64}$")
 SPIFFE_ID = re.compile(r"^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$")
 ARG_TEXT = re.compile(r"^[^\x00-\x1f\x7f]*$")
+SPDX_EXPRESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+:() -]{0,199}$")
+LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._/-]{0,126}[a-z0-9])?$")
 
 
 def fail(where: str, message: str) -> MeshexpError:

@@ -14,7 +14,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import docker
@@ -37,8 +37,61 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.docker)
 
 
+# Images a test run leaves on purpose, to be reused by the next run (named in
+# the README): the offline base and the content-tagged shared components.
+KEPT_REPOSITORIES = ("meshexp/debian-base", "meshexp/components")
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """What the engine holds: image tags, container IDs, network names."""
+
+    tags: frozenset[str]
+    containers: frozenset[str]
+    networks: frozenset[str]
+
+    @classmethod
+    def read(cls, client: docker.DockerClient) -> EngineState:
+        return cls(
+            frozenset(tag for image in client.images.list() for tag in image.tags),
+            frozenset(c.id for c in client.containers.list(all=True)),
+            frozenset(n.name for n in client.networks.list()),
+        )
+
+
+def kept(tag: str) -> bool:
+    return tag.rsplit(":", 1)[0] in KEPT_REPOSITORIES
+
+
+def clean_up_after(client: docker.DockerClient, before: EngineState) -> list[str]:
+    """Remove what the session made (but the kept images); what could not be removed."""
+    after = EngineState.read(client)
+    for container in after.containers - before.containers:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.containers.get(container).remove(force=True)
+    for name in after.networks - before.networks:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.networks.get(name).remove()
+    for tag in sorted(after.tags - before.tags):
+        if not kept(tag):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(tag, force=True)
+    final = EngineState.read(client)
+    return sorted(
+        [f"image {tag}" for tag in final.tags - before.tags if not kept(tag)]
+        + [f"container {c[:12]}" for c in final.containers - before.containers]
+        + [f"network {n}" for n in final.networks - before.networks]
+    )
+
+
 @pytest.fixture(scope="session")
-def engine() -> docker.DockerClient:
+def engine() -> Iterator[docker.DockerClient]:
+    """The engine; at the end of the session the machine is left as it was found.
+
+    Every image tag, container and network the tests made is removed, even
+    after failures (the kept, reusable images excepted), and the session
+    fails if anything is left.
+    """
     try:
         client = docker.from_env(timeout=300)
         client.ping()
@@ -47,7 +100,10 @@ def engine() -> docker.DockerClient:
         if in_ci():
             pytest.fail(f"CI needs the Docker engine: {reason}")
         pytest.skip(reason)
-    return client
+    before = EngineState.read(client)
+    yield client
+    left = clean_up_after(client, before)
+    assert not left, f"the tests left these behind: {left}"
 
 
 def need_real_proxy() -> Path:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
-from builder.catalog import load_workload_file
+from builder.catalog import find_workload, load_workload_file
 from builder.checks import http_status, process_uids, tcp_open_total, wait_ready
 from builder.containers import MeshContainer, mesh_container
 from builder.image import build_workload_image
@@ -61,6 +63,12 @@ def test_image_metadata(engine, smiley_image, proxy_is_real: bool) -> None:
     )
     assert labels["io.meshexp.source.workload.smiley"].startswith("go ./cmd/smiley")
     assert labels["org.opencontainers.image.title"] == "smiley"
+    # OCI metadata: from the git checkout the build ran in, the catalog and the base.
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert labels["org.opencontainers.image.revision"] == head.stdout.strip()
+    assert labels["org.opencontainers.image.created"].endswith("Z")
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+    assert labels["org.opencontainers.image.base.name"] == "meshexp/debian-base:bookworm"
     assert smiley_image.standin is not proxy_is_real
 
 
@@ -234,3 +242,20 @@ def test_non_faces_workload_from_debian_packages(build, network, certs) -> None:
         assert status == 200
         assert 'exec "${command[@]}"' in body
         assert tcp_open_total(ip, "inbound") >= 1
+
+
+def test_a_build_outside_git_with_extra_labels(
+    offline_settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No git checkout: no revision or source, the build still works; --label adds labels."""
+    monkeypatch.chdir(tmp_path)
+    settings = replace(
+        offline_settings,
+        image_name="meshexp-test/nogit-{workload}",
+        labels=(("org.example.team", "mesh"),),
+    ).check()
+    image = build_workload_image(workload=find_workload("smiley"), settings=settings)
+    assert "org.opencontainers.image.revision" not in image.labels
+    assert "org.opencontainers.image.source" not in image.labels
+    assert image.labels["org.opencontainers.image.created"].endswith("Z")
+    assert image.labels["org.example.team"] == "mesh"

@@ -70,6 +70,11 @@ def test_minimal_valid_entry_loads(write_workload) -> None:
         ("uid: 2200", "uid: 0", r"user\.uid: 0 is out of range \(1000-65533\)"),
         ("packages: [busybox]", "packages: ['x; rm -rf /']", r"packages\[0\]: 'x; rm -rf /'"),
         (
+            "namespace: faces",
+            "namespace: faces\nlicenses: 'MIT; $(id)'",
+            r"licenses: 'MIT; \$\(id\)' is not valid \(an SPDX license expression",
+        ),
+        (
             "command: [",
             "colour: red\ncommand: [",
             r"unknown field 'colour'; valid fields are: name",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,28 @@ def test_multicall_only_where_we_build_spire_ourselves(tmp_path: Path) -> None:
     assert not load_settings(
         None, {"offline": True, "proxy_file": proxy, "spire_multicall": False}
     ).uses_multicall
+
+
+def test_labels_from_the_file_and_from_flags_add_up(tmp_path: Path) -> None:
+    config = tmp_path / "meshexp.yaml"
+    config.write_text("labels:\n  org.example.team: mesh\n  org.example.tier: edge\n")
+    settings = load_settings(config, {"labels": ("org.example.tier=core", "com.acme.ci=yes")})
+    assert dict(settings.labels) == {
+        "org.example.team": "mesh",
+        "org.example.tier": "core",  # the flag wins over the file
+        "com.acme.ci": "yes",
+    }
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (("novalue",), "'novalue' is not KEY=VALUE"),
+        (("io.meshexp.proxy-uid=0",), "io.meshexp.* is the tool's own"),
+        (("Bad Key=1",), "'Bad Key' is not a label name"),
+        (("org.example.note=a\nb",), "control character"),
+    ],
+)
+def test_bad_labels_are_refused_with_the_reason(labels: tuple[str, ...], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings(None, {"labels": labels})
