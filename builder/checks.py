@@ -587,7 +587,8 @@ def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:
     )
 
 
-def process_uids(box: containers.MeshContainer) -> dict[str, int]:
+def processes(box: containers.MeshContainer) -> list[tuple[str, int]]:
+    """(name, UID) of every process in the container, once per distinct pair, sorted."""
     script = (
         'for p in /proc/[0-9]*; do [ "$p" = "/proc/$$" ] && continue; '
         'c=$(tr "\\0" " " <"$p/cmdline" 2>/dev/null) || continue; '
@@ -595,7 +596,7 @@ def process_uids(box: containers.MeshContainer) -> dict[str, int]:
     )
     code, out = box.exec(["bash", "-c", script], user="0")
     require(code == 0, out)
-    found: dict[str, int] = {}
+    found: set[tuple[str, int]] = set()
     for line in out.splitlines():
         uid, command = line.split(" ", 1)
         words = command.split()
@@ -603,8 +604,13 @@ def process_uids(box: containers.MeshContainer) -> dict[str, int]:
             "bootstrap" if "/usr/local/bin/bootstrap" in words[:2] else words[0].rsplit("/", 1)[-1]
         )
         if name not in ("tr", "stat", "bash"):
-            found[name] = int(uid)
-    return found
+            found.add((name, int(uid)))
+    return sorted(found)
+
+
+def process_uids(box: containers.MeshContainer) -> dict[str, int]:
+    """Process name -> UID (for names that run once, such as the proxy)."""
+    return dict(processes(box))
 
 
 def check_binaries(box: containers.MeshContainer, facts: ImageFacts) -> str:
@@ -623,30 +629,35 @@ def check_binaries(box: containers.MeshContainer, facts: ImageFacts) -> str:
 
 
 def check_least_privilege(box: containers.MeshContainer, facts: ImageFacts) -> str:
-    uids = process_uids(box)
-    roots = sorted(name for name, uid in uids.items() if uid == 0)
+    running = processes(box)
+    roots = sorted(name for name, uid in running if uid == 0)
     require(roots == ["bootstrap"], f"running as root besides the bootstrap: {roots}")
-    proxy_uid = int(facts.get("proxy-uid"))
-    require(
-        uids.get("linkerd2-proxy") == proxy_uid,
-        f"the proxy runs as UID {uids.get('linkerd2-proxy')}, the image declares {proxy_uid}",
-    )
-    workload_uid = int(facts.get("workload-uid"))
-    spire_uid = int(facts.get("spire-uid"))
-    for name in ("spire-server", "spire-agent"):
-        if name in uids:
-            require(uids[name] == spire_uid, f"{name} runs as UID {uids[name]}, not {spire_uid}")
-    # The bootstrap reads the proxy's and the agent's logs through helpers of
-    # their own UIDs (tee, grep).
-    mesh_side = {"bootstrap", "linkerd2-proxy", "spire-server", "spire-agent"}
-    others = {
-        name: uid
-        for name, uid in uids.items()
-        if name not in mesh_side and not (name in LOG_HELPERS and uid in (spire_uid, proxy_uid))
+    proxy_uid, spire_uid = int(facts.get("proxy-uid")), int(facts.get("spire-uid"))
+    expected = {
+        "linkerd2-proxy": {proxy_uid},
+        "spire-server": {spire_uid},
+        "spire-agent": {spire_uid},
+        # The bootstrap reads the proxy's and the agent's logs through helpers
+        # of their own UIDs (tee, grep).
+        **{helper: {proxy_uid, spire_uid} for helper in LOG_HELPERS},
     }
+    proxy = [uid for name, uid in running if name == "linkerd2-proxy"]
+    require(
+        proxy == [int(facts.get("proxy-uid"))],
+        f"the proxy runs as UID {', '.join(map(str, proxy)) or 'nothing'}, "
+        f"the image declares {facts.get('proxy-uid')}",
+    )
+    for name, uid in running:
+        if name in expected:
+            require(uid in expected[name], f"{name} runs as UID {uid}, not {expected[name]}")
+    workload_uid = int(facts.get("workload-uid"))
+    others = {(name, uid) for name, uid in running if name not in expected and name != "bootstrap"}
     require(others, "no workload process found")
-    require(set(others.values()) == {workload_uid}, f"workload processes run as {others}")
-    return ", ".join(f"{name}={uid}" for name, uid in sorted(uids.items()))
+    require(
+        {uid for _, uid in others} == {workload_uid},
+        f"workload processes run as {sorted(others)}, not {workload_uid}",
+    )
+    return ", ".join(f"{name}={uid}" for name, uid in running)
 
 
 def check_stop(box: containers.MeshContainer) -> str:

@@ -69,9 +69,11 @@ def run_proxy(engine, image: str, env: dict[str, str], command: list[str] | None
 
 
 @pytest.fixture(scope="module")
-def rendered_environment(real_smiley, network, certs) -> dict[str, str]:
+def rendered_environment(real_smiley, module_network, certs) -> dict[str, str]:
     """Exactly the environment run-proxy gave the running proxy in a healthy container."""
-    with mesh_container(image=real_smiley.reference, network=network, certs=certs, env={}) as box:
+    with mesh_container(
+        image=real_smiley.reference, network=module_network, certs=certs, env={}
+    ) as box:
         return proxy_environment(box)
 
 

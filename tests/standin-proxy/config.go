@@ -37,9 +37,11 @@ var required = []string{
 	"LINKERD2_PROXY_POLICY_WORKLOAD",
 }
 
+// The policies linkerd2-proxy accepts as its default; like it, the stand-in
+// refuses "audit", which is the policy controller's mode, not the proxy's.
 var policies = map[string]bool{
 	"deny": true, "all-authenticated": true, "all-unauthenticated": true,
-	"cluster-authenticated": true, "cluster-unauthenticated": true, "audit": true,
+	"cluster-authenticated": true, "cluster-unauthenticated": true,
 }
 
 // loadConfig reads the environment like the proxy does and lists every problem.

@@ -97,7 +97,6 @@ func TestDefaultPolicyAdmitsAsTheProxyDoesWithoutAController(t *testing.T) {
 		refusal         int
 	}{
 		{"all-unauthenticated", true, true, 403},
-		{"audit", true, true, 403},
 		{"cluster-unauthenticated", true, false, 403},
 		{"cluster-authenticated", false, false, 403},
 		{"all-authenticated", false, false, 403},
@@ -128,6 +127,15 @@ func TestClusterPoliciesNeedNetworks(t *testing.T) {
 	values["LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"] = "10.0.0.0/8,not-a-net"
 	_, problems = loadConfig(env(values))
 	if len(problems) != 1 || !strings.Contains(problems[0], "not-a-net") {
+		t.Fatalf("problems = %v", problems)
+	}
+}
+
+func TestAuditIsRefusedAsTheProxyRefusesIt(t *testing.T) {
+	values := complete()
+	values["LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"] = "audit"
+	_, problems := loadConfig(env(values))
+	if len(problems) != 1 || !strings.Contains(problems[0], "audit") {
 		t.Fatalf("problems = %v", problems)
 	}
 }

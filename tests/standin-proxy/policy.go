@@ -40,7 +40,7 @@ func parsePolicy(name, networks string) (inboundPolicy, error) {
 // admits reports whether a plaintext client at addr may pass.
 func (p inboundPolicy) admits(addr net.Addr) bool {
 	switch p.name {
-	case "all-unauthenticated", "audit":
+	case "all-unauthenticated":
 		return true
 	case "cluster-unauthenticated":
 		tcp, ok := addr.(*net.TCPAddr)
