@@ -12,11 +12,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder import docker_engine
 from builder.errors import BuildError
+from builder.progress import Progress
 
 SUITE = "bookworm"
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
@@ -98,8 +100,27 @@ def _slim(root: Path, mirror: str) -> None:
     (root / "etc/apt/sources.list").write_text(f"deb {mirror} {SUITE} main\n")
 
 
-def build_base(*, reference: str, rebuild: bool = False) -> BaseResult:
+def run_debootstrap(command: list[str], progress: Progress) -> tuple[int, list[str]]:
+    """Run debootstrap, handing each of its lines (its stages: retrieving, validating,
+    extracting, installing) to `progress`; its exit code and last lines.
+    """
+    tail: deque[str] = deque(maxlen=20)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as process:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.rstrip()
+            tail.append(line)
+            progress.line(f"debootstrap: {line}")
+    return process.returncode, list(tail)
+
+
+def build_base(
+    *, reference: str, rebuild: bool = False, progress: Progress | None = None
+) -> BaseResult:
     """Make (or reuse) the slim base image `reference`."""
+    progress = progress or Progress()
     mirror = apt_mirror()
     if not rebuild and docker_engine.image_exists(reference):
         image_id = str(docker_engine.image_attrs(reference)["Id"])
@@ -112,17 +133,14 @@ def build_base(*, reference: str, rebuild: bool = False) -> BaseResult:
         )
     with tempfile.TemporaryDirectory(prefix="meshexp-base-") as scratch:
         root = Path(scratch) / "root"
-        result = subprocess.run(
-            [debootstrap, "--variant=minbase", SUITE, str(root), mirror],
-            capture_output=True,
-            text=True,
-            check=False,
+        code, tail = run_debootstrap(
+            [debootstrap, "--variant=minbase", SUITE, str(root), mirror], progress
         )
-        if result.returncode != 0:
-            tail = "\n".join(result.stdout.splitlines()[-10:] + result.stderr.splitlines()[-10:])
+        if code != 0:
+            lines = "\n".join(tail)
             raise BuildError(
                 f"debootstrap of {SUITE} from {mirror} failed (needs root and the "
-                f"mirror reachable):\n{tail}"
+                f"mirror reachable):\n{lines}"
             )
         _slim(root, mirror)
         tarball = Path(scratch) / "rootfs.tar"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from builder.catalog import find_workload, load_catalog
 from builder.certs import create_certs, create_node_cert
 from builder.checks import check_image
 from builder.contract import INBOUND_POLICIES
+from builder.display import MODES, display
 from builder.doctor import Finding, diagnose
 from builder.e2e import E2EConfig, missing_prerequisites, run_e2e
 from builder.errors import CheckError, MeshexpError
@@ -127,6 +127,25 @@ def output_option(func: F) -> F:
         default="text",
         show_default=True,
         help="Output format.",
+    )(func)
+
+
+def progress_options(func: F) -> F:
+    """--progress and --verbose, for commands that build."""
+    func = click.option(
+        "--verbose",
+        "-v",
+        is_flag=True,
+        help="Show the full output of every step (the engine's build log, debootstrap).",
+    )(func)
+    return click.option(
+        "--progress",
+        "progress_mode",
+        type=click.Choice(MODES),
+        default="auto",
+        show_default=True,
+        help="auto: a live view on a terminal, plain lines elsewhere; plain: plain lines "
+        "with the full build log; quiet: nothing but errors.",
     )(func)
 
 
@@ -258,28 +277,16 @@ def manifests(
 @main.command()
 @click.option("--tag", "reference", default=OFFLINE_BASE_IMAGE, show_default=True)
 @click.option("--rebuild", is_flag=True, help="Build again even if the image exists.")
-def base(reference: str, rebuild: bool) -> None:
+@progress_options
+def base(reference: str, rebuild: bool, progress_mode: str, verbose: bool) -> None:
     """Build a slim Debian bookworm base image from Debian's packages (needs root)."""
-    result = build_base(reference=reference, rebuild=rebuild)
+    with (
+        display(progress_mode, verbose=verbose) as progress,
+        progress.phase(f"base image {reference}"),
+    ):
+        result = build_base(reference=reference, rebuild=rebuild, progress=progress)
     verb = "reused" if result.reused else "built"
     click.echo(f"{verb} {result.reference} ({result.image_id[:19]}) from {result.mirror}")
-
-
-class BuildDisplay:
-    """Plain lines off a terminal; on a terminal, one line that follows the build steps."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, line: str) -> None:
-        if not self.tty:
-            click.echo(line, err=True)
-        elif line.startswith("Step ") or line.startswith("rendered") or line.startswith("base"):
-            click.echo("\r\033[K" + line[:120], err=True, nl=False)
-
-    def done(self) -> None:
-        if self.tty:
-            click.echo("", err=True)
 
 
 @main.command("node-cert")
@@ -312,6 +319,7 @@ def node_cert(workload_name: str, certs: Path, output_dir: Path) -> None:
 @click.option("--registry", help="Push under this registry (HOST[:PORT][/PATH]).")
 @output_option
 @setting_options
+@progress_options
 def image(
     workload_names: tuple[str, ...],
     all_workloads: bool,
@@ -319,6 +327,8 @@ def image(
     do_push: bool,
     registry: str | None,
     output_format: str,
+    progress_mode: str,
+    verbose: bool,
     **options: Any,
 ) -> None:
     """Render and build images through the Docker engine (and push them with --push)."""
@@ -327,20 +337,16 @@ def image(
         raise click.UsageError("give --workload NAME (repeatable) or --all")
     names = list(load_catalog()) if all_workloads else list(workload_names)
     workloads = [find_workload(name) for name in names]
-    if len(workloads) > 1:
-        fetched = prefetch_components(workloads, settings)
-        click.echo(
-            f"prepared {fetched} component(s) for {len(workloads)} images in parallel", err=True
-        )
     results = []
-    for name in names:
-        display = BuildDisplay()
-        try:
-            result = build_workload_image(
-                workload=find_workload(name), settings=settings, tag=tag, on_line=display
-            )
-        finally:
-            display.done()
+    with display(progress_mode, verbose=verbose) as progress:
+        if len(workloads) > 1:
+            with progress.phase(f"components for {len(workloads)} images, in parallel"):
+                prefetch_components(workloads, settings, progress=progress)
+        built = [
+            build_workload_image(workload=workload, settings=settings, tag=tag, on_line=progress)
+            for workload in workloads
+        ]
+    for result in built:
         entry = dataclasses.asdict(result)
         if output_format == "text":
             note = "  [PROXY STAND-IN: test equipment]" if result.standin else ""
@@ -365,12 +371,15 @@ def image(
 @click.option("--tag", help="Image tag (default from settings' tag pattern).")
 @output_option
 @setting_options
+@progress_options
 def publish(
     workload_names: tuple[str, ...],
     all_workloads: bool,
     registry: str,
     tag: str | None,
     output_format: str,
+    progress_mode: str,
+    verbose: bool,
     **options: Any,
 ) -> None:
     """Build and push images to a registry; prints the pushed digests."""
@@ -382,6 +391,8 @@ def publish(
         do_push=True,
         registry=registry,
         output_format=output_format,
+        progress_mode=progress_mode,
+        verbose=verbose,
         **options,
     )
 
@@ -442,21 +453,21 @@ def register_and_report(
     help="Write a join token per registered workload here (mode 0600).",
 )
 @setting_options
+@progress_options
 def spire_server_start(
     network: str,
     name: str,
     certs: Path,
     register_names: tuple[str, ...],
     tokens_dir: Path | None,
+    progress_mode: str,
+    verbose: bool,
     **options: Any,
 ) -> None:
     """Build (if needed) and start the server, then register workloads."""
     settings = settings_from(options)
-    display = BuildDisplay()
-    try:
-        build_server_image(settings=settings, on_line=display)
-    finally:
-        display.done()
+    with display(progress_mode, verbose=verbose) as progress:
+        build_server_image(settings=settings, on_line=progress)
     address = start_server(settings=settings, network=network, name=name, certs=certs)
     click.echo(f"SPIRE server {name} healthy at {address}:8081 on network {network}")
     register_and_report(name, settings, register_names, tokens_dir)

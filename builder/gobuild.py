@@ -19,6 +19,7 @@ from pathlib import Path
 from builder.cache import cache_key, cache_root, tree_sha256
 from builder.errors import SourceError
 from builder.models import GoSource
+from builder.progress import Progress
 
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "")
 CROSS_CC = {"arm64": "aarch64-linux-gnu-gcc", "amd64": "x86_64-linux-gnu-gcc"}
@@ -74,8 +75,11 @@ def build_environment(arch: str, cgo: bool) -> dict[str, str]:
     return env
 
 
-def cached_go_binary(source: GoSource, arch: str) -> Path:
-    """Build (or reuse) the binary for `source` and return its path in the cache."""
+def cached_go_binary(source: GoSource, arch: str, progress: Progress | None = None) -> Path:
+    """Build (or reuse) the binary for `source` and return its path in the cache.
+
+    A build (not a cache hit) is one phase of `progress`, named by the package.
+    """
     tree = tree_sha256(source.local) if source.local else None
     if source.local and not (source.local / "go.mod").is_file():
         raise SourceError(f"go source {source.describe()}: {source.local} holds no go.mod")
@@ -96,7 +100,10 @@ def cached_go_binary(source: GoSource, arch: str) -> Path:
         return target
     env = build_environment(arch, source.cgo)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+    phase = (progress or Progress()).phase(
+        f"go build {source.describe()} for linux/{arch} (cached afterwards)"
+    )
+    with phase, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         out = Path(scratch) / name
         if source.version:
             module_dir = _tool_module(source, env)

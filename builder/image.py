@@ -14,6 +14,7 @@ from builder import docker_engine
 from builder.base_image import build_base
 from builder.cache import cache_key, cache_root
 from builder.models import ImageSource, Workload
+from builder.progress import Progress, as_progress
 from builder.provenance import provenance_labels
 from builder.render import plan_components, render_build_context
 from builder.settings import OFFLINE_BASE_IMAGE, Settings
@@ -30,13 +31,15 @@ class ImageResult:
     labels: dict[str, str]
 
 
-def ensure_base(settings: Settings, on_line: Callable[[str], None]) -> None:
+def ensure_base(settings: Settings, progress: Progress) -> None:
     """The offline profile's base is ours to make: build it once when it is missing."""
     if settings.resolved_base_image == OFFLINE_BASE_IMAGE and not docker_engine.image_exists(
         OFFLINE_BASE_IMAGE
     ):
-        on_line(f"base image {OFFLINE_BASE_IMAGE} is missing: building it (meshexp-build base)")
-        build_base(reference=OFFLINE_BASE_IMAGE)
+        with progress.phase(
+            f"base image {OFFLINE_BASE_IMAGE} (debootstrap from Debian's packages, once)"
+        ):
+            build_base(reference=OFFLINE_BASE_IMAGE, progress=progress)
 
 
 def build_workload_image(
@@ -45,34 +48,41 @@ def build_workload_image(
     settings: Settings,
     tag: str | None = None,
     nocache: bool = False,
-    on_line: Callable[[str], None] = lambda line: None,
+    on_line: Progress | Callable[[str], None] | None = None,
 ) -> ImageResult:
-    """Render into a scratch context, build it, and return what the engine made."""
+    """Render into a scratch context, build it, and return what the engine made.
+
+    `on_line` receives the phases and the engine's lines (a Progress, or a
+    callable for plain lines).
+    """
+    progress = as_progress(on_line)
     if tag is not None:
         settings = replace(settings, tag=tag).check()
     reference = settings.image_reference(workload.name)
     docker_engine.client()  # fail before any Go build when no engine answers
-    ensure_base(settings, on_line)
+    ensure_base(settings, progress)
     scratch_root = cache_root() / "contexts"
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=f"{workload.name}-", dir=scratch_root)
     try:
-        components_image = ensure_components_image(workload, settings, nocache, on_line)
+        components_image = ensure_components_image(workload, settings, nocache, progress)
         context = render_build_context(
             workload=workload,
             settings=settings,
             output=scratch_root / scratch / "context",
             components_image=components_image,
             extra_labels=provenance_labels(Path.cwd()),
+            progress=progress,
         )
-        on_line(f"rendered build context for {workload.name} ({len(context.files)} files)")
-        image_id = docker_engine.build_image(
-            context=context.output,
-            tag=reference,
-            platform=settings.platform,
-            nocache=nocache,
-            on_line=on_line,
-        )
+        progress.line(f"rendered build context for {workload.name} ({len(context.files)} files)")
+        with progress.phase(f"image {reference}"):
+            image_id = docker_engine.build_image(
+                context=context.output,
+                tag=reference,
+                platform=settings.platform,
+                nocache=nocache,
+                on_line=progress.line,
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     attrs = docker_engine.image_attrs(reference)
@@ -86,7 +96,12 @@ def build_workload_image(
     )
 
 
-def prefetch_components(workloads: list[Workload], settings: Settings, workers: int = 2) -> int:
+def prefetch_components(
+    workloads: list[Workload],
+    settings: Settings,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> int:
     """Fetch (build) every distinct non-image component of several workloads in parallel.
 
     Each source is fetched once; the builds that follow find them in the cache.
@@ -99,7 +114,8 @@ def prefetch_components(workloads: list[Workload], settings: Settings, workers: 
                 distinct[component.source] = component.role
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [
-            pool.submit(fetch, source, role, settings.arch) for source, role in distinct.items()
+            pool.submit(fetch, source, role, settings.arch, progress)
+            for source, role in distinct.items()
         ]
         for future in futures:
             future.result()
@@ -110,7 +126,7 @@ COMPONENTS_REPOSITORY = "meshexp/components"
 
 
 def ensure_components_image(
-    workload: Workload, settings: Settings, nocache: bool, on_line: Callable[[str], None]
+    workload: Workload, settings: Settings, nocache: bool, progress: Progress
 ) -> str | None:
     """Put the shared non-image binaries (SPIRE, proxy, certcheck) in an image of their own.
 
@@ -125,7 +141,7 @@ def ensure_components_image(
     ]
     if not shared:
         return None
-    fetched = {c.role: fetch(c.source, c.role, settings.arch) for c in shared}
+    fetched = {c.role: fetch(c.source, c.role, settings.arch, progress) for c in shared}
     key = cache_key(
         platform=settings.platform,
         binaries=sorted((role, got.sha256) for role, got in fetched.items()),
@@ -145,12 +161,12 @@ def ensure_components_image(
             target.chmod(0o755)
             lines.append(f"COPY {role} /{role}")
         (root / "Dockerfile").write_text("\n".join(lines) + "\n")
-        on_line(f"building the shared components image {reference}")
-        docker_engine.build_image(
-            context=root,
-            tag=reference,
-            platform=settings.platform,
-            nocache=nocache,
-            on_line=on_line,
-        )
+        with progress.phase(f"components image {reference}"):
+            docker_engine.build_image(
+                context=root,
+                tag=reference,
+                platform=settings.platform,
+                nocache=nocache,
+                on_line=progress.line,
+            )
     return reference

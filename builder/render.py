@@ -18,6 +18,7 @@ from typing import Any
 from builder import __version__
 from builder.errors import RenderError
 from builder.models import BinarySource, GoSource, ImageSource, Workload, describe_source
+from builder.progress import Progress
 from builder.proxy_release import proxy_release
 from builder.resources import go_dir
 from builder.settings import Settings
@@ -319,7 +320,11 @@ def render_files(
 
 
 def fetch_components(
-    workload: Workload, settings: Settings, into: Path, shared_elsewhere: bool = False
+    workload: Workload,
+    settings: Settings,
+    into: Path,
+    shared_elsewhere: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Fetched]:
     """Fetch every non-image component into the context folder `into`.
 
@@ -330,7 +335,7 @@ def fetch_components(
     for component in plan_components(workload, settings):
         if isinstance(component.source, ImageSource):
             continue
-        got = fetch(component.source, component.role, settings.arch)
+        got = fetch(component.source, component.role, settings.arch, progress)
         fetched[component.role] = got
         if shared_elsewhere and not component.workload_layer:
             continue
@@ -368,6 +373,7 @@ def render_build_context(
     force: bool = False,
     components_image: str | None = None,
     extra_labels: tuple[tuple[str, str], ...] = (),
+    progress: Progress | None = None,
 ) -> RenderResult:
     """Write a complete build context into `output`, all or nothing.
 
@@ -384,7 +390,9 @@ def render_build_context(
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".meshexp-render-", dir=output.parent))
     try:
-        fetched = fetch_components(workload, settings, scratch, components_image is not None)
+        fetched = fetch_components(
+            workload, settings, scratch, components_image is not None, progress
+        )
         files = render_files(workload, settings, fetched, components_image, extra_labels)
         _write(files, scratch)
         components = tuple(

@@ -20,6 +20,7 @@ from builder.cache import cache_root, file_sha256
 from builder.errors import SourceError
 from builder.gobuild import cached_go_binary
 from builder.models import BinarySource, FileSource, GoSource, ImageSource, UrlSource
+from builder.progress import Progress
 
 STANDIN_BANNER = b"PROXY STAND-IN: not a Linkerd proxy"
 ALTERNATIVES = (
@@ -100,8 +101,8 @@ def download(source: UrlSource, timeout: float = 60.0) -> Path:
     return target
 
 
-def fetch(source: BinarySource, what: str, arch: str) -> Fetched:
-    """Resolve a non-image source to a local, checked file."""
+def fetch(source: BinarySource, what: str, arch: str, progress: Progress | None = None) -> Fetched:
+    """Resolve a non-image source to a local, checked file (a Go build reports its phase)."""
     if isinstance(source, ImageSource):
         raise ValueError("image sources are copied by a build stage, not fetched")
     if isinstance(source, FileSource):
@@ -109,4 +110,4 @@ def fetch(source: BinarySource, what: str, arch: str) -> Fetched:
     if isinstance(source, UrlSource):
         return _check_binary(download(source), f"{what} (url source)")
     assert isinstance(source, GoSource)
-    return _check_binary(cached_go_binary(source, arch), f"{what} (go source)")
+    return _check_binary(cached_go_binary(source, arch, progress), f"{what} (go source)")

@@ -20,6 +20,7 @@ from pathlib import Path
 from builder import __version__, docker_engine
 from builder.errors import CheckError, MeshexpError
 from builder.models import ImageSource, Workload
+from builder.progress import Progress, as_progress
 from builder.render import EXECUTABLE, READABLE, Component, helper_source
 from builder.settings import Settings
 from builder.sources import fetch
@@ -93,8 +94,11 @@ def entry_commands(workload: Workload, settings: Settings, name: str | None = No
     ]
 
 
-def build_server_image(*, settings: Settings, on_line: Callable[[str], None]) -> str:
+def build_server_image(
+    *, settings: Settings, on_line: Progress | Callable[[str], None] | None = None
+) -> str:
     """Render and build the server image (reused from the engine's cache when unchanged)."""
+    progress = as_progress(on_line)
     reference = server_image_reference(settings)
     components = [
         Component("spire-server", "/usr/local/bin/spire-server", settings.spire("spire-server")),
@@ -129,14 +133,15 @@ def build_server_image(*, settings: Settings, on_line: Callable[[str], None]) ->
             (root / relative).chmod(mode)
         for component in components:
             if not isinstance(component.source, ImageSource):
-                got = fetch(component.source, component.role, settings.arch)
+                got = fetch(component.source, component.role, settings.arch, progress)
                 target = root / component.context_path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(got.path, target)
                 target.chmod(EXECUTABLE)
-        docker_engine.build_image(
-            context=root, tag=reference, platform=settings.platform, on_line=on_line
-        )
+        with progress.phase(f"SPIRE server image {reference}"):
+            docker_engine.build_image(
+                context=root, tag=reference, platform=settings.platform, on_line=progress.line
+            )
     return reference
 
 

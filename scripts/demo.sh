@@ -19,6 +19,13 @@ timeout=${DEMO_TIMEOUT:-120}
 PROXY_FILE=$(scripts/proxy-file.sh)
 [ -f out/certs/issuer.key ] || meshexp-build certs --output out/certs
 
+if ! docker image inspect meshexp/debian-base:bookworm >/dev/null 2>&1 ||
+  [ -z "$(docker images -q meshexp/components)" ]; then
+  echo "demo: first run on this machine: about 15-20 minutes on 2 cores. It builds a Debian"
+  echo "demo: base image with debootstrap (about a minute) and SPIRE from source through the"
+  echo "demo: Go module proxy (most of the time); both are cached, and later runs take under a minute."
+fi
+
 # Build progress goes to stderr; the JSON result (the image reference) to stdout.
 image=$(meshexp-build image --workload smiley --offline --proxy-file "$PROXY_FILE" -o json |
   python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["reference"])')

@@ -1,0 +1,42 @@
+"""What a long operation is doing, told as it happens (no printing here).
+
+Library code opens a named phase around each long step (the base image, each
+Go build, the components image, the workload image) and passes the step's own
+output lines (the engine's build log, debootstrap's stages) to `line`. The
+CLI decides what to show: a live view on a terminal, plain lines elsewhere,
+or nothing. The base class shows nothing, or hands every line and phase start
+to one callable (what the tests and the benchmarks read).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+
+class Progress:
+    """A sink for phases and their lines; by default it forwards them to `on_line`."""
+
+    def __init__(self, on_line: Callable[[str], None] | None = None) -> None:
+        self._on_line = on_line
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """A named step; the CLI's sinks time it and show it while it runs."""
+        start = time.monotonic()
+        self.line(f"{name} ...")
+        yield
+        self.line(f"{name}: done in {time.monotonic() - start:.0f}s")
+
+    def line(self, text: str) -> None:
+        """One line of a phase's own output (shown in full only when asked for)."""
+        if self._on_line is not None:
+            self._on_line(text)
+
+
+def as_progress(progress: Progress | Callable[[str], None] | None) -> Progress:
+    """A Progress from either a Progress, a line callable, or nothing."""
+    if isinstance(progress, Progress):
+        return progress
+    return Progress(progress)
