@@ -22,11 +22,12 @@ def proxy_environment(box: MeshContainer) -> dict[str, str]:
     script = (
         "for p in /proc/[0-9]*; do "
         'if [ "$(tr -d "\\0" <"$p/cmdline" 2>/dev/null)" = /usr/lib/linkerd/linkerd2-proxy ];'
-        ' then tr "\\0" "\\n" <"$p/environ"; exit 0; fi; done; exit 1'
+        ' then cat "$p/environ"; exit 0; fi; done; exit 1'
     )
     code, out = box.exec(["bash", "-c", script], user="2102")
     assert code == 0, f"no proxy process found: {out}"
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    # NUL-separated: values such as the trust anchors' PEM span lines.
+    return dict(entry.split("=", 1) for entry in out.split("\0") if "=" in entry)
 
 
 DEMO_ENV = {  # the original walk-through's `docker run -e ...`, unchanged

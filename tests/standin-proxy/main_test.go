@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -137,5 +139,32 @@ func TestAuditIsRefusedAsTheProxyRefusesIt(t *testing.T) {
 	_, problems := loadConfig(env(values))
 	if len(problems) != 1 || !strings.Contains(problems[0], "audit") {
 		t.Fatalf("problems = %v", problems)
+	}
+}
+
+func TestRefusedPlaintextRequestGetsTheProxysStatus(t *testing.T) {
+	for policy, want := range map[string]string{"all-authenticated": "HTTP/1.1 403 ", "deny": ""} {
+		listener, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			conn, err := listener.Accept()
+			if err == nil {
+				refuse(conn, inboundPolicy{name: policy})
+				conn.Close()
+			}
+		}()
+		client, err := net.Dial("tcp", listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(client, "GET / HTTP/1.0\r\nHost: check\r\n\r\n")
+		answer, _ := io.ReadAll(client)
+		client.Close()
+		listener.Close()
+		if !strings.HasPrefix(string(answer), want) || (want == "" && len(answer) != 0) {
+			t.Errorf("%s: answered %q, want %q", policy, answer, want)
+		}
 	}
 }

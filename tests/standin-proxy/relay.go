@@ -1,13 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -59,19 +59,40 @@ func relay(cfg config, direction string, state *proxyState) error {
 }
 
 // refuse closes a connection the default policy refuses; an HTTP/1 request
-// first gets the status the proxy would answer (deny closes at once).
+// first gets the status the proxy would answer (deny closes at once). The
+// request head is read whole and the connection closed gracefully, so that
+// the client reads the answer rather than a reset.
 func refuse(conn net.Conn, policy inboundPolicy) {
 	if policy.name == "deny" {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-	head := make([]byte, 8)
-	n, _ := io.ReadAtLeast(conn, head, 4)
-	if method := string(head[:n]); strings.HasPrefix(method, "GET ") || strings.HasPrefix(method, "POST") ||
-		strings.HasPrefix(method, "HEAD") || strings.HasPrefix(method, "PUT ") {
-		fmt.Fprintf(conn, "HTTP/1.1 %d Forbidden\r\nl5d-proxy-error: unauthorized by the default inbound policy %s\r\n"+
-			"content-length: 0\r\nconnection: close\r\n\r\n", policy.refusalStatus(), policy.name)
+	reader := bufio.NewReader(conn)
+	head, err := reader.Peek(4)
+	if err != nil || !isHTTPMethod(string(head)) {
+		return
 	}
+	for {
+		line, err := reader.ReadString('\n')
+		if err != nil || line == "\r\n" || line == "\n" {
+			break
+		}
+	}
+	fmt.Fprintf(conn, "HTTP/1.1 %d Forbidden\r\nl5d-proxy-error: unauthorized by the default inbound policy %s\r\n"+
+		"content-length: 0\r\nconnection: close\r\n\r\n", policy.refusalStatus(), policy.name)
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, reader)
+}
+
+func isHTTPMethod(head string) bool {
+	for _, method := range []string{"GET ", "POST", "HEAD", "PUT ", "DELE", "PATC", "OPTI"} {
+		if head == method {
+			return true
+		}
+	}
+	return false
 }
 
 func pipe(client net.Conn, target string) {
