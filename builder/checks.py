@@ -42,7 +42,7 @@ REQUIRED_LABELS = (
     "io.meshexp.iptables-mode",
 )
 AGENT_SOCKET = "/run/spire/agent/public/api.sock"
-LOG_HELPERS = ("tee", "grep")
+LOG_HELPERS = ("tee", "grep", "awk")
 
 
 class CheckFailed(Exception):
@@ -638,7 +638,7 @@ def check_least_privilege(box: containers.MeshContainer, facts: ImageFacts) -> s
         "spire-server": {spire_uid},
         "spire-agent": {spire_uid},
         # The bootstrap reads the proxy's and the agent's logs through helpers
-        # of their own UIDs (tee, grep).
+        # of their own UIDs (tee, grep, awk).
         **{helper: {proxy_uid, spire_uid} for helper in LOG_HELPERS},
     }
     proxy = [uid for name, uid in running if name == "linkerd2-proxy"]

@@ -101,6 +101,9 @@ def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(
         assert json.loads(body)["smiley"] == "\U0001f600"
         assert tcp_open_total(ip, "inbound") == before + 1  # it went through the proxy
         logs = box.logs()
+        # A healthy start logs no error (the SVID wait does not poke the Workload API early).
+        assert "level=error" not in logs
+        assert " ERROR " not in logs
         assert logs.count("ca.key is the trust anchor's private key") == 1
         assert (
             "bootstrap: starting smiley.faces as spiffe://root.linkerd.cluster.local/smiley" in logs
