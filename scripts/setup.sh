@@ -7,6 +7,30 @@ cd "$(dirname "$0")/.."
 
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
+# quietly WHAT COMMAND...: run a long, quiet command, saying every 20 s that
+# it is still running (a cold machine is never silent for 30 s), and showing
+# its output only when it fails.
+quietly() {
+  local what=$1 log start pid
+  shift
+  log=$(mktemp)
+  start=$SECONDS
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if (((SECONDS - start) % 20 == 0)) && kill -0 "$pid" 2>/dev/null; then
+      echo "setup: still $what ($((SECONDS - start))s)"
+    fi
+  done
+  if ! wait "$pid"; then
+    tail -n 30 "$log" >&2
+    rm -f "$log"
+    die "$what failed (its last lines are above)"
+  fi
+  rm -f "$log"
+}
+
 need_packages=()
 command -v debootstrap >/dev/null || need_packages+=(debootstrap)
 command -v dockerd >/dev/null || need_packages+=(docker.io)
@@ -16,10 +40,11 @@ command -v docker-registry >/dev/null || need_packages+=(docker-registry)
 python3 -m venv --help >/dev/null 2>&1 || need_packages+=(python3-venv)
 if [ "${#need_packages[@]}" -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need_packages[*]}: run as root, or install them yourself"
-  echo "setup: installing ${need_packages[*]}"
+  echo "setup: installing ${need_packages[*]} (Debian packages, about a minute)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+  quietly "updating the package lists" apt-get update -qq
+  quietly "installing ${need_packages[*]}" \
+    apt-get install -y -qq --no-install-recommends "${need_packages[@]}"
 fi
 
 scripts/ensure-docker.sh
@@ -30,10 +55,10 @@ go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
 [ "$go_minor" -ge 25 ] || die "Go $(go env GOVERSION) is too old: 1.25 or later is needed"
 
 if [ ! -x .venv/bin/meshexp-build ] || [ pyproject.toml -nt .venv/.installed ]; then
-  echo "setup: creating .venv with meshexp-build[dev]"
+  echo "setup: creating .venv with meshexp-build[dev] (from PyPI, about a minute)"
   python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  quietly "upgrading pip" .venv/bin/pip install -q --upgrade pip
+  quietly "installing meshexp-build[dev] into .venv" .venv/bin/pip install -q -e '.[dev]'
   touch .venv/.installed
 fi
 echo "setup: ready ($(.venv/bin/meshexp-build --version))"
