@@ -591,15 +591,17 @@ def processes(box: containers.MeshContainer) -> list[tuple[str, int]]:
     """(name, UID) of every process in the container, once per distinct pair, sorted."""
     script = (
         'for p in /proc/[0-9]*; do [ "$p" = "/proc/$$" ] && continue; '
-        'c=$(tr "\\0" " " <"$p/cmdline" 2>/dev/null) || continue; '
+        'c=$(tr "\\0\\n" "  " <"$p/cmdline" 2>/dev/null) || continue; '
         '[ -n "$c" ] && echo "$(stat -c %u "$p") $c"; done'
     )
     code, out = box.exec(["bash", "-c", script], user="0")
     require(code == 0, out)
     found: set[tuple[str, int]] = set()
     for line in out.splitlines():
-        uid, command = line.split(" ", 1)
+        uid, _, command = line.partition(" ")
         words = command.split()
+        if not uid.isdigit() or not words:
+            continue
         name = (
             "bootstrap" if "/usr/local/bin/bootstrap" in words[:2] else words[0].rsplit("/", 1)[-1]
         )
