@@ -29,14 +29,12 @@ meshexp-build run --workload face --network "$network" --certs out/certs "${prof
 ip() { docker inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "meshexp-$1"; }
 python3 - "$(ip smiley)" "$(ip color)" <<'PY'
 import sys, urllib.request
-def opened(ip):
-    text = urllib.request.urlopen(f"http://{ip}:4191/metrics", timeout=10).read().decode()
-    return sum(int(float(l.rsplit(" ", 1)[1])) for l in text.splitlines()
-               if l.startswith("tcp_open_total{") and 'direction="inbound"' in l)
+from builder.checks import tcp_open_total
 for name, ip in zip(("smiley", "color"), sys.argv[1:]):
-    before = opened(ip)
+    before = tcp_open_total(ip, "inbound")
     body = urllib.request.urlopen(f"http://{ip}:8000/", timeout=20).read().decode().strip()
-    print(f"{name:<6} answered through its proxy: {body} (inbound connections {before} -> {opened(ip)})")
+    after = tcp_open_total(ip, "inbound")
+    print(f"{name:<6} answered through its proxy: {body} (inbound connections {before} -> {after})")
 PY
 # face's call to smiley, opened as face's workload UID: where did it land?
 smiley=$(ip smiley)

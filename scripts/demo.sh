@@ -58,9 +58,8 @@ ready = urllib.request.urlopen(f"http://{ip}:4191/ready", timeout=10)
 print(f"demo: proxy /ready on {ip}:4191 -> {ready.status}")
 body = urllib.request.urlopen(f"http://{ip}:8000/", timeout=10).read().decode()
 print(f"demo: smiley on {ip}:8000 answered through the proxy: {body.strip()}")
-metrics = urllib.request.urlopen(f"http://{ip}:4191/metrics", timeout=10).read().decode()
-opened = sum(int(float(l.rsplit(" ", 1)[1])) for l in metrics.splitlines()
-             if l.startswith("tcp_open_total{") and 'direction="inbound"' in l)
-print(f"demo: the proxy's tcp_open_total, inbound: {opened}")
+# Client connections the proxy accepted (not its admin port's, nor its own hop).
+from builder.checks import tcp_open_total
+print(f"demo: the proxy's tcp_open_total, inbound connections from clients: {tcp_open_total(ip, 'inbound')}")
 PY
 echo "demo: running as $name on network $network; remove with: docker rm -f $name"
