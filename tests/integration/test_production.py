@@ -90,7 +90,7 @@ def test_two_agent_only_workloads_get_their_own_svids(
             facts = ImageFacts(image.labels)
             detail = check_identity(box, facts, item.workload, certs / "ca.crt")
             assert detail.startswith(item.spiffe_id)
-            assert "tee=2103" in check_least_privilege(box, facts)
+            assert "awk=2103" in check_least_privilege(box, facts)
             token = item.token_file.read_text().strip()
             assert token not in box.logs(), "the join token was printed"
 
