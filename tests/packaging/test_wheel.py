@@ -4,6 +4,7 @@ virtualenv and run from an empty folder, it renders what the checkout renders.""
 from __future__ import annotations
 
 import filecmp
+import os
 import subprocess
 import sys
 import venv
@@ -33,6 +34,11 @@ def test_installed_wheel_renders_like_the_checkout(tmp_path: Path) -> None:
     subprocess.run([str(pip), "install", "-q", str(wheel)], check=True)
     empty = tmp_path / "empty"
     empty.mkdir()
+    # Same provenance for both renders: a fixed build time, and no git checkout
+    # around either (the labels' revision and source come from one).
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     installed = subprocess.run(
         [
             str(env_dir / "bin" / "meshexp-build"),
@@ -43,6 +49,7 @@ def test_installed_wheel_renders_like_the_checkout(tmp_path: Path) -> None:
             "ctx",
         ],
         cwd=empty,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -59,7 +66,8 @@ def test_installed_wheel_renders_like_the_checkout(tmp_path: Path) -> None:
             "--output",
             str(tmp_path / "checkout-ctx"),
         ],
-        cwd=ROOT,
+        cwd=elsewhere,
+        env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         check=False,
