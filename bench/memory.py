@@ -18,15 +18,17 @@ SETTLE_S = 5.0  # after ready, let start-up allocations settle before reading
 
 def rss_by_process(name: str) -> dict[str, float]:
     script = (
-        'for p in /proc/[0-9]*; do c=$(tr "\\0" " " <"$p/cmdline" 2>/dev/null) || continue; '
+        'for p in /proc/[0-9]*; do c=$(tr "\\0\\n" "  " <"$p/cmdline" 2>/dev/null) || continue; '
         '[ -n "$c" ] || continue; r=$(grep VmRSS "$p/status" | tr -s " " | cut -d" " -f2); '
         'echo "${r:-0} $c"; done'
     )
     _, out = docker_engine.exec_in(name, ["bash", "-c", script])
     found: dict[str, float] = {}
     for line in out.splitlines():
-        kib, command = line.split(" ", 1)
+        kib, _, command = line.partition(" ")
         words = command.split()
+        if not kib.isdigit() or not words:
+            continue
         label = (
             "bootstrap" if "/usr/local/bin/bootstrap" in words[:2] else words[0].rsplit("/", 1)[-1]
         )

@@ -37,7 +37,8 @@ def main() -> None:
             "",
             f"Run {document['date']} on {machine['cpus']} CPUs, "
             f"{machine['memory_kib'] // 1024} MiB, Docker {machine['docker']} "
-            f"({machine['storage_driver']}), {machine['go']}, commit {machine['commit']}.",
+            f"({machine['storage_driver']}), {machine['go']}, commit {machine['commit']}, "
+            f"proxy: {machine.get('proxy', 'stand-in')}.",
             "",
             "| figure | value | target | verdict |",
             "|---|---|---|---|",
