@@ -539,12 +539,18 @@ def landed_on_proxy(sockets: list[Socket], peer: str, proxy_uid: int) -> str:
     local = client[0].local
     landed = [s for s in sockets if s.peer == local]
     require(landed, f"no socket in the container received the connection from {local}")
+    where = landed[0]
     require(
-        landed[0].local.endswith(f":{OUTBOUND_PORT}") and landed[0].uid == proxy_uid,
-        f"the connection to {peer} bypassed the proxy: it landed on "
-        f"{landed[0].local} (a socket of UID {landed[0].uid})",
+        where.local.endswith(f":{OUTBOUND_PORT}"),
+        f"the connection to {peer} bypassed the proxy: it landed on {where.local} "
+        f"(a socket of UID {where.uid})",
     )
-    return landed[0].local
+    require(
+        where.uid == proxy_uid,
+        f"the connection to {peer} landed on {where.local}, a socket of UID {where.uid}, "
+        f"not of the proxy's UID {proxy_uid} that the image declares",
+    )
+    return where.local
 
 
 def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:

@@ -43,10 +43,14 @@ def test_a_connection_that_skipped_the_proxy_fails_with_the_reason() -> None:
     )
     with pytest.raises(CheckFailed, match="no socket in the container received"):
         landed_on_proxy(parse_sockets(direct), "172.23.0.1:39998", 2102)
-    # Landed on a listener of another UID (not the proxy's): named as a bypass.
+    # Landed on the outbound port, but on a socket of another UID than the proxy's.
     elsewhere = direct + "0 0 127.0.0.1:4140 172.23.0.2:54690 uid:0 ino:3 <->\n"
-    with pytest.raises(CheckFailed, match=r"bypassed the proxy: it landed on 127\.0\.0\.1:4140"):
+    with pytest.raises(CheckFailed, match=r"a socket of UID 0, not of the proxy's UID 2102"):
         landed_on_proxy(parse_sockets(elsewhere), "172.23.0.1:39998", 2102)
+    # Landed on another port: a bypass.
+    other = direct + "0 0 127.0.0.1:8000 172.23.0.2:54690 uid:2200 ino:3 <->\n"
+    with pytest.raises(CheckFailed, match=r"bypassed the proxy: it landed on 127\.0\.0\.1:8000"):
+        landed_on_proxy(parse_sockets(other), "172.23.0.1:39998", 2102)
 
 
 @pytest.mark.parametrize(
