@@ -119,26 +119,31 @@ func TestDefaultPolicyAdmitsAsTheProxyDoesWithoutAController(t *testing.T) {
 	}
 }
 
-func TestClusterPoliciesNeedNetworks(t *testing.T) {
+// policyProblems: what loadConfig says of a complete environment with this
+// default policy and these cluster networks.
+func policyProblems(policy, networks string) []string {
 	values := complete()
-	values["LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"] = "cluster-unauthenticated"
+	values["LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"] = policy
+	values["LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"] = networks
 	_, problems := loadConfig(env(values))
-	if len(problems) != 1 || !strings.Contains(problems[0], "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS") {
-		t.Fatalf("problems = %v", problems)
-	}
-	values["LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"] = "10.0.0.0/8,not-a-net"
-	_, problems = loadConfig(env(values))
-	if len(problems) != 1 || !strings.Contains(problems[0], "not-a-net") {
-		t.Fatalf("problems = %v", problems)
-	}
+	return problems
 }
 
-func TestAuditIsRefusedAsTheProxyRefusesIt(t *testing.T) {
-	values := complete()
-	values["LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"] = "audit"
-	_, problems := loadConfig(env(values))
-	if len(problems) != 1 || !strings.Contains(problems[0], "audit") {
-		t.Fatalf("problems = %v", problems)
+func TestPolicyConfigurationIsCheckedAsTheProxyChecksIt(t *testing.T) {
+	cases := []struct{ policy, networks, problem string }{
+		{"cluster-unauthenticated", "", "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"},
+		{"cluster-unauthenticated", "10.0.0.0/8,not-a-net", "not-a-net"},
+		// "audit" is the policy controller's mode: the proxy refuses it as its default.
+		{"audit", "", "audit"},
+	}
+	for _, c := range cases {
+		problems := policyProblems(c.policy, c.networks)
+		if len(problems) != 1 || !strings.Contains(problems[0], c.problem) {
+			t.Errorf("%s %q: problems = %v", c.policy, c.networks, problems)
+		}
+	}
+	if problems := policyProblems("cluster-unauthenticated", "10.0.0.0/8"); len(problems) != 0 {
+		t.Errorf("a valid cluster policy: problems = %v", problems)
 	}
 }
 
