@@ -16,7 +16,7 @@ import click
 
 from builder import __version__
 from builder.base_image import build_base
-from builder.catalog import find_workload, load_catalog
+from builder.catalog import Override, find_workload, load_catalog, new_workload_file
 from builder.certs import create_certs, create_node_cert
 from builder.checks import check_image
 from builder.contract import INBOUND_POLICIES
@@ -26,6 +26,7 @@ from builder.e2e import E2EConfig, missing_prerequisites, run_e2e
 from builder.errors import CheckError, MeshexpError
 from builder.image import build_workload_image, prefetch_components
 from builder.manifests import build_manifests
+from builder.models import Workload
 from builder.provenance import provenance_labels
 from builder.publish import push
 from builder.render import render_build_context
@@ -79,6 +80,13 @@ SETTING_OPTIONS = [
         help="The proxy binary (a linkerd2-proxy, or the test stand-in).",
     ),
     click.option(
+        "--catalog",
+        multiple=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="A folder of your own workload files (repeat); its entries add to, or "
+        "replace, the built-in ones.",
+    ),
+    click.option(
         "--label",
         "labels",
         multiple=True,
@@ -102,6 +110,7 @@ SETTING_NAMES = (
     "platform",
     "proxy_file",
     "labels",
+    "catalog",
 )
 
 
@@ -116,6 +125,25 @@ def settings_from(options: dict[str, Any]) -> Settings:
     config_file = options.pop("config_file", None) or default_settings_file()
     overrides = {name: options.pop(name, None) for name in SETTING_NAMES}
     return load_settings(config_file, overrides)
+
+
+def announce_override(override: Override, said: set[str] = set()) -> None:  # noqa: B006
+    """Say once per run which built-in entry a user's catalog replaces."""
+    if override.name not in said:
+        said.add(override.name)
+        click.echo(
+            f"catalog: {override.name} from {override.path} replaces {override.replaced}",
+            err=True,
+        )
+
+
+def workload_of(name: str, settings: Settings) -> Workload:
+    """A workload from the built-in catalog and the user's (--catalog, settings' catalog)."""
+    return find_workload(name, settings.catalog, on_override=announce_override)
+
+
+def catalog_of(settings: Settings) -> dict[str, Workload]:
+    return load_catalog(settings.catalog, on_override=announce_override)
 
 
 def output_option(func: F) -> F:
@@ -159,11 +187,22 @@ def main() -> None:
     """Build and check images that bring outside workloads into a Linkerd mesh."""
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @output_option
-def workloads(output_format: str) -> None:
-    """List the workload catalog."""
-    catalog = load_catalog()
+@setting_options
+@click.pass_context
+def workloads(ctx: click.Context, /, output_format: str, **options: Any) -> None:
+    """The workload catalog: list it (the default), or start an entry of your own."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(workloads_list, output_format=output_format, **options)
+
+
+@workloads.command("list")
+@output_option
+@setting_options
+def workloads_list(output_format: str = "text", **options: Any) -> None:
+    """List the catalog: the built-in entries and those of --catalog folders."""
+    catalog = catalog_of(settings_from(options))
     if output_format == "json":
         emit_json([dataclasses.asdict(w) for w in catalog.values()])
         return
@@ -172,6 +211,26 @@ def workloads(output_format: str) -> None:
         click.echo(
             f"{workload.name:<12} {workload.namespace:<8} {ports:<12} {workload.description}"
         )
+
+
+@workloads.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("images"),
+    show_default=True,
+    help="Your catalog folder (created if missing); pass it to --catalog.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing entry of that name.")
+def workloads_new(name: str, folder: Path, force: bool) -> None:
+    """Write a commented starting entry for workload NAME into FOLDER/NAME.yaml."""
+    path = new_workload_file(name=name, folder=folder, force=force)
+    click.echo(
+        f"wrote {path}; edit it, then: meshexp-build render --catalog {folder} "
+        f"--workload {name} --output ctx"
+    )
 
 
 @main.command()
@@ -192,7 +251,7 @@ def render(
     """Write a complete build context that `docker build DIR` accepts."""
     settings = settings_from(options)
     result = render_build_context(
-        workload=find_workload(workload_name),
+        workload=workload_of(workload_name, settings),
         settings=settings,
         output=output_dir,
         force=force,
@@ -257,7 +316,7 @@ def manifests(
     """Print the ExternalWorkload, its Service, and the Ready status patch."""
     settings = settings_from(options)
     result = build_manifests(
-        workload=find_workload(workload_name),
+        workload=workload_of(workload_name, settings),
         settings=settings,
         ips=list(ips),
         name=name,
@@ -304,9 +363,10 @@ def base(reference: str, rebuild: bool, progress_mode: str, verbose: bool) -> No
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for ca.crt, node.crt, node.key (mount it into the agent-only image).",
 )
-def node_cert(workload_name: str, certs: Path, output_dir: Path) -> None:
+@setting_options
+def node_cert(workload_name: str, certs: Path, output_dir: Path, **options: Any) -> None:
     """Create an x509pop node certificate for an agent-only image (production topology)."""
-    workload = find_workload(workload_name)
+    workload = workload_of(workload_name, settings_from(options))
     folder = create_node_cert(certs=certs, name=workload.name, output=output_dir)
     click.echo(f"wrote {folder}/ca.crt, node.crt, node.key (CN={workload.name})")
 
@@ -335,8 +395,8 @@ def image(
     settings = settings_from(options)
     if all_workloads == bool(workload_names):
         raise click.UsageError("give --workload NAME (repeatable) or --all")
-    names = list(load_catalog()) if all_workloads else list(workload_names)
-    workloads = [find_workload(name) for name in names]
+    names = list(catalog_of(settings)) if all_workloads else list(workload_names)
+    workloads = [workload_of(name, settings) for name in names]
     results = []
     with display(progress_mode, verbose=verbose) as progress:
         if len(workloads) > 1:
@@ -426,7 +486,7 @@ def spire_server() -> None:
 def register_and_report(
     server: str, settings: Settings, names: tuple[str, ...], tokens_dir: Path | None
 ) -> None:
-    workloads = [find_workload(item) for item in names]
+    workloads = [workload_of(item, settings) for item in names]
     for item in register(
         server=server, settings=settings, workloads=workloads, tokens_dir=tokens_dir
     ):
@@ -494,7 +554,7 @@ def spire_server_entries(workload_names: tuple[str, ...], **options: Any) -> Non
     settings = settings_from(options)
     for item in workload_names:
         click.echo(f"# {item}")
-        for command in entry_commands(find_workload(item), settings):
+        for command in entry_commands(workload_of(item, settings), settings):
             click.echo(command)
 
 
@@ -542,7 +602,7 @@ def run(
     """Start a built image as the walk-through does, wait for ready, write its manifests."""
     settings = settings_from(options)
     result = run_workload(
-        workload=find_workload(workload_name),
+        workload=workload_of(workload_name, settings),
         settings=settings,
         certs=certs,
         network=network,

@@ -57,6 +57,7 @@ class Settings:
     spire_server_source: BinarySource | None = None
     spire_agent_source: BinarySource | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    catalog: tuple[Path, ...] = ()
 
     @property
     def facts(self) -> ContractFacts:
@@ -171,6 +172,25 @@ def _ports(f: Fields, key: str) -> tuple[int, ...]:
     return tuple(holder.items(key, read))
 
 
+def _folders(f: Fields, key: str, base_dir: Path) -> tuple[Path, ...]:
+    """Catalog folders: one path or a list, each an existing folder."""
+    raw = f.raw(key)
+    items = [raw] if isinstance(raw, str | Path) else raw
+    if not isinstance(items, list | tuple):
+        raise f.bad(key, "expected a folder or a list of folders")
+    folders = []
+    for item in items:
+        folder = (base_dir / str(item)).resolve()
+        if not folder.is_dir():
+            raise f.bad(
+                key,
+                f"{str(item)!r} is not a folder; make one with "
+                "`meshexp-build workloads new NAME --dir FOLDER`",
+            )
+        folders.append(folder)
+    return tuple(folders)
+
+
 def _labels(f: Fields, key: str) -> dict[str, str]:
     """Extra image labels: a mapping (settings file) or KEY=VALUE items (--label)."""
     raw = f.raw(key)
@@ -232,6 +252,9 @@ def settings_from_mapping(
             changes[key] = f.text(key, pattern=IMAGE_REF, hint="an image reference")
         elif key.endswith("_source"):
             changes[key] = read_source(value, f.path(key), base_dir, SettingsError)
+        elif key == "catalog":
+            # Added after what earlier layers gave; relative paths are the file's (or cwd's).
+            changes[key] = (start or Settings()).catalog + _folders(f, key, base_dir)
         elif key == "labels":
             # Added to what earlier layers (the settings file) gave.
             earlier = dict((start or Settings()).labels)

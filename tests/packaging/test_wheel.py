@@ -89,3 +89,16 @@ def test_installed_wheel_renders_like_the_checkout(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert "site-packages/builder/_data" in names
+    # A catalog of one's own, from an empty folder, with nothing but the wheel.
+    tool = str(env_dir / "bin" / "meshexp-build")
+    for args in (
+        ["workloads", "new", "hello", "--dir", "mycat"],
+        ["render", "--catalog", "mycat", "--workload", "hello", "--output", "hello-ctx"],
+    ):
+        done = subprocess.run(
+            [tool, *args], cwd=empty, env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+    dockerfile = (empty / "hello-ctx" / "Dockerfile").read_text()
+    assert 'io.meshexp.workload="hello"' in dockerfile
+    assert "busybox" in dockerfile

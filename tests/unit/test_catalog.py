@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from builder.catalog import find_workload, load_catalog
+from builder.catalog import find_workload, load_catalog, load_workload_file, new_workload_file
 from builder.errors import CatalogError
 from builder.models import GoSource, ImageSource
 
@@ -142,3 +144,35 @@ def test_bad_sources_refused(write_workload, source, message) -> None:
     )
     with pytest.raises(CatalogError, match=message):
         write_workload(text)
+
+
+def test_a_catalog_of_ones_own_adds_and_overrides(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    new_workload_file(name="hello", folder=mine)
+    new_workload_file(name="smiley", folder=mine)  # same name as a built-in entry
+    heard = []
+    catalog = load_catalog([mine], on_override=heard.append)
+    assert catalog["hello"].namespace == "default"
+    assert catalog["smiley"].debian_packages == ("busybox",)  # the user's, not Faces'
+    assert "color" in catalog  # the built-in ones stay
+    assert [(o.name, o.path, o.replaced.name) for o in heard] == [
+        ("smiley", mine / "smiley.yaml", "smiley.yaml")
+    ]
+
+
+def test_a_missing_catalog_folder_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match=r"no such catalog folder.*workloads new NAME"):
+        find_workload("hello", [tmp_path / "nope"])
+
+
+def test_the_starting_entry_is_valid_and_never_overwritten(tmp_path: Path) -> None:
+    path = new_workload_file(name="edge-agent", folder=tmp_path)
+    assert load_workload_file(path).command[:2] == ("/bin/busybox", "httpd")
+    assert "# binaries:" in path.read_text()  # the other ways are there, commented
+    path.write_text(path.read_text() + "# my edit\n")
+    with pytest.raises(CatalogError, match="exists; edit it, or add --force"):
+        new_workload_file(name="edge-agent", folder=tmp_path)
+    assert path.read_text().endswith("# my edit\n")
+    with pytest.raises(CatalogError, match="'x; rm -rf /' is not a workload name"):
+        new_workload_file(name="x; rm -rf /", folder=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edge-agent.yaml"]

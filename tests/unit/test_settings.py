@@ -139,3 +139,15 @@ def test_labels_from_the_file_and_from_flags_add_up(tmp_path: Path) -> None:
 def test_bad_labels_are_refused_with_the_reason(labels: tuple[str, ...], message: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         load_settings(None, {"labels": labels})
+
+
+def test_catalog_folders_from_the_file_and_from_flags(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "team").mkdir()
+    (tmp_path / "mine").mkdir()
+    config = tmp_path / "meshexp.yaml"
+    config.write_text("catalog: [team]\n")  # relative to the settings file
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(config, {"catalog": (Path("mine"),)})
+    assert settings.catalog == ((tmp_path / "team").resolve(), (tmp_path / "mine").resolve())
+    with pytest.raises(SettingsError, match="'nope' is not a folder; make one with"):
+        load_settings(None, {"catalog": (Path("nope"),)})
