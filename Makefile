@@ -1,5 +1,5 @@
 # The few verbs people type. Each target does its own set-up.
-.PHONY: setup demo demo-trio bench test lint unit integration go-test golden standin clean
+.PHONY: setup demo demo-trio bench test lint unit integration go-test golden standin clean apiserver-prepare
 
 VENV := .venv/bin
 
@@ -12,8 +12,14 @@ demo:
 demo-trio:
 	scripts/demo-trio.sh
 
-test: setup lint go-test
+test: setup lint go-test apiserver-prepare
 	$(VENV)/pytest
+
+# kube-apiserver from the Go module proxy (about 11 minutes cold, then cached)
+# and etcd, for the tests marked `kube`; skipped when MESHEXP_TEST_KUBECONFIG
+# names an API server of your own.
+apiserver-prepare: setup
+	@if [ -z "$${MESHEXP_TEST_KUBECONFIG:-}" ]; then $(VENV)/meshexp-build apiserver --prepare; fi
 
 lint: setup
 	$(VENV)/ruff check .

@@ -6,8 +6,11 @@ subclasses that carry their exit code (see the README).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from builder import __version__
+from builder.apiserver import linkerd_crds, local_apiserver, prepare_apiserver
 from builder.base_image import build_base
 from builder.catalog import Override, find_workload, load_catalog, new_workload_file
 from builder.certs import create_certs, create_node_cert
@@ -643,15 +647,76 @@ def run(
     default=Path("out/manifests"),
     show_default=True,
 )
-def stop(workload_name: str | None, name: str | None, manifests_dir: Path) -> None:
-    """Remove a container started by `run`, and say which manifests to delete."""
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Also mark the ExternalWorkload not ready, then delete what `run --apply` made.",
+)
+def stop(
+    workload_name: str | None, name: str | None, manifests_dir: Path, kubeconfig: Path | None
+) -> None:
+    """Remove a container started by `run` (and, with --kubeconfig, its cluster objects)."""
     if bool(workload_name) == bool(name):
         raise click.UsageError("give --workload NAME or --name CONTAINER")
     target = name or container_name(str(workload_name))
-    removed, files = stop_workload(name=target, manifests_dir=manifests_dir)
+    removed, files = stop_workload(name=target, manifests_dir=manifests_dir, kubeconfig=kubeconfig)
     click.echo(f"removed {target}" if removed else f"no container {target}")
     for path in files:
-        click.echo(f"delete from the cluster with: kubectl delete -f {path}")
+        if kubeconfig is None:
+            click.echo(f"delete from the cluster with: kubectl delete -f {path}")
+        else:
+            click.echo(f"marked not ready, then deleted from the cluster: what {path} describes")
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/apiserver"),
+    show_default=True,
+    help="Where the kubeconfig, the logs and etcd's data go.",
+)
+@click.option(
+    "--crds",
+    "crd_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CRDs to apply (repeat); default: `linkerd install --crds` when linkerd is on PATH.",
+)
+@click.option(
+    "--prepare",
+    is_flag=True,
+    help="Only build kube-apiserver (cached) and find etcd, then exit.",
+)
+@progress_options
+def apiserver(
+    folder: Path, crd_files: tuple[Path, ...], prepare: bool, progress_mode: str, verbose: bool
+) -> None:
+    """Run a real Kubernetes API server (etcd + kube-apiserver) on loopback until Ctrl-C.
+
+    It has Linkerd's CRDs, so `run --kubeconfig DIR/kubeconfig --apply` and the
+    manifests can be tried against it. Everything stops on Ctrl-C (or SIGTERM).
+    """
+    if prepare:
+        with display(progress_mode, verbose=verbose) as progress:
+            binary, etcd = prepare_apiserver(progress)
+        click.echo(f"kube-apiserver {binary}; etcd {etcd}")
+        return
+    crds = tuple(path.read_text() for path in crd_files) or linkerd_crds()
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+    with contextlib.ExitStack() as running:
+        with display(progress_mode, verbose=verbose) as progress:
+            server = running.enter_context(
+                local_apiserver(folder=folder, crds=crds, progress=progress)
+            )
+        click.echo(f"Kubernetes API server at {server.url}; CRDs applied: {len(server.crds)}")
+        click.echo(f"export KUBECONFIG={server.kubeconfig.resolve()}")
+        click.echo("stop with Ctrl-C")
+        with contextlib.suppress(KeyboardInterrupt):
+            stop_requested.wait()
+        click.echo("stopping the API server and etcd", err=True)
 
 
 def e2e_findings(findings: list[Finding]) -> list[Finding]:

@@ -1,42 +1,195 @@
-"""The one module that runs kubectl: apply manifests and the Ready status patch."""
+"""The one module that talks to a Kubernetes API server (lightkube).
+
+lightkube rather than the official `kubernetes` client: it is small (httpx
+and typed models), speaks server-side apply and status subresources directly,
+and handles custom resources (Linkerd's ExternalWorkload) without generated
+code. Every API error comes back as one line naming the object and the field,
+in the server's own words, with the fix where we know it.
+"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
+import yaml
+from lightkube import ApiError, Client, KubeConfig, codecs
+from lightkube.core.exceptions import ConfigError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.core_v1 import Namespace, Service
+from lightkube.types import PatchType
+
 from builder.errors import MeshexpError
-from builder.manifests import status_patch_args
+
+FIELD_MANAGER = "meshexp-build"
+MANAGED_BY = ("app.kubernetes.io/managed-by", "meshexp-build")
+ExternalWorkload = create_namespaced_resource(
+    "workload.linkerd.io", "v1beta1", "ExternalWorkload", "externalworkloads"
+)
 
 
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    found = shutil.which("kubectl")
-    if not found:
-        raise MeshexpError(
-            "--apply needs kubectl on PATH (https://kubernetes.io/docs/tasks/tools/)"
+class KubeError(MeshexpError):
+    """The API server refused something, or cannot be reached."""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One namespaced object: kind, name, namespace."""
+
+    kind: str
+    name: str
+    namespace: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+def connect(kubeconfig: Path) -> Client:
+    """A client for the cluster `kubeconfig` names (its current context)."""
+    try:
+        config = KubeConfig.from_file(kubeconfig)
+    except (OSError, ConfigError, yaml.YAMLError) as exc:
+        raise KubeError(f"{kubeconfig}: not a usable kubeconfig ({exc})") from None
+    return Client(config, field_manager=FIELD_MANAGER, timeout=httpx.Timeout(15.0))
+
+
+def error_line(exc: ApiError | httpx.HTTPError, what: object) -> str:
+    """One line: which object, which field, what the server said, and the fix we know."""
+    if not isinstance(exc, ApiError):
+        return f"{what}: the API server did not answer ({exc}); check the kubeconfig's server"
+    status = exc.status
+    message = (status.message or "").strip()
+    causes = status.details.causes if status.details and status.details.causes else []
+    if causes:
+        message = "; ".join(
+            f"{cause.field}: {cause.message}" if cause.field else str(cause.message)
+            for cause in causes
         )
-    result = subprocess.run(
-        [found, "--kubeconfig", str(kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise MeshexpError(f"kubectl {' '.join(args[:3])} failed: {result.stderr.strip()[-800:]}")
-    return result.stdout
+    if status.code == 404 and "namespaces" in message and "not found" in message:
+        namespace = getattr(what, "namespace", "")
+        return (
+            f"{what}: namespace {namespace!r} does not exist in the cluster; create it "
+            f"(kubectl create namespace {namespace}) or give another --namespace"
+        )
+    return f"{what}: {message}"
 
 
-def apply_external_workload(
-    kubeconfig: Path,
-    manifest_yaml: str,
-    name: str,
-    namespace: str,
-    status_patch: dict[str, Any] | None,
-) -> None:
-    """Apply the ExternalWorkload and Service, then patch the Ready status (2.16+)."""
-    kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest_yaml)
-    if status_patch is not None:
-        kubectl(kubeconfig, *status_patch_args(name, namespace, status_patch))
+def _ref(doc: dict[str, Any]) -> ObjectRef:
+    meta = doc.get("metadata") or {}
+    return ObjectRef(str(doc.get("kind")), str(meta.get("name")), str(meta.get("namespace")))
+
+
+def apply_documents(client: Client, documents: Iterable[dict[str, Any]]) -> list[ObjectRef]:
+    """Server-side apply each document (validated by the server); what was applied."""
+    applied = []
+    for doc in documents:
+        ref = _ref(doc)
+        metadata = doc.setdefault("metadata", {})
+        metadata.setdefault("labels", {})[MANAGED_BY[0]] = MANAGED_BY[1]
+        try:
+            client.apply(codecs.from_dict(doc), force=True)
+        except (ApiError, httpx.HTTPError) as exc:
+            raise KubeError(error_line(exc, ref)) from None
+        applied.append(ref)
+    return applied
+
+
+def set_status(client: Client, name: str, namespace: str, status: dict[str, Any]) -> None:
+    """Merge `status` into the ExternalWorkload's status subresource (Linkerd 2.16+)."""
+    ref = ObjectRef("ExternalWorkload", name, namespace)
+    try:
+        client.patch(
+            ExternalWorkload.Status,
+            name,
+            {"status": status},
+            namespace=namespace,
+            patch_type=PatchType.MERGE,
+        )
+    except (ApiError, httpx.HTTPError) as exc:
+        raise KubeError(error_line(exc, ref)) from None
+
+
+def ready_condition(name: str, namespace: str, client: Client) -> dict[str, Any] | None:
+    """The ExternalWorkload's Ready condition as the server holds it, or None."""
+    try:
+        found = client.get(ExternalWorkload, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise KubeError(error_line(exc, ObjectRef("ExternalWorkload", name, namespace))) from None
+    for condition in (found.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return dict(condition)
+    return None
+
+
+KINDS: dict[str, Any] = {"ExternalWorkload": ExternalWorkload, "Service": Service}
+
+
+def delete_managed(client: Client, refs: Iterable[ObjectRef]) -> list[ObjectRef]:
+    """Delete these objects where they carry our managed-by label; what was deleted."""
+    deleted = []
+    for ref in refs:
+        kind = KINDS[ref.kind]
+        try:
+            found = client.get(kind, ref.name, namespace=ref.namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                continue
+            raise KubeError(error_line(exc, ref)) from None
+        labels = (
+            found.get("metadata", {}).get("labels")
+            if isinstance(found, dict)
+            else found.metadata.labels
+        ) or {}
+        if labels.get(MANAGED_BY[0]) != MANAGED_BY[1]:
+            continue  # not ours: never touched
+        try:
+            client.delete(kind, ref.name, namespace=ref.namespace)
+        except ApiError as exc:
+            raise KubeError(error_line(exc, ref)) from None
+        deleted.append(ref)
+    return deleted
+
+
+def ensure_namespace(client: Client, name: str) -> None:
+    try:
+        client.apply(Namespace(metadata=ObjectMeta(name=name)), force=True)
+    except (ApiError, httpx.HTTPError) as exc:
+        raise KubeError(error_line(exc, f"Namespace {name}")) from None
+
+
+def crd_documents(text: str) -> Iterator[dict[str, Any]]:
+    for doc in yaml.safe_load_all(text):
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+            yield doc
+
+
+def apply_crds(client: Client, text: str, timeout: float = 60) -> list[str]:
+    """Apply the CustomResourceDefinitions in `text` and wait until each is Established."""
+    names = []
+    for doc in crd_documents(text):
+        name = str(doc["metadata"]["name"])
+        try:
+            client.apply(codecs.from_dict(doc), force=True)
+        except (ApiError, httpx.HTTPError) as exc:
+            raise KubeError(error_line(exc, f"CustomResourceDefinition {name}")) from None
+        names.append(name)
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while not _established(client.get(CustomResourceDefinition, name)):
+            if time.monotonic() > deadline:
+                raise KubeError(f"CustomResourceDefinition {name} not Established in {timeout}s")
+            time.sleep(0.2)
+    return names
+
+
+def _established(crd: CustomResourceDefinition) -> bool:
+    conditions = crd.status.conditions if crd.status and crd.status.conditions else []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)

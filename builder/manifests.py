@@ -7,6 +7,7 @@ inline. Workload IPs are checked here because the CRD checks nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import shlex
@@ -87,6 +88,21 @@ def ready_condition() -> dict[str, Any]:
                 "status": "True",
                 "reason": "Started",
                 "message": "started by meshexp-build",
+            }
+        ]
+    }
+
+
+def not_ready_condition(reason: str, message: str = "") -> dict[str, Any]:
+    """A status whose Ready condition is False, for `reason` (ContainerStopped, ...)."""
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "lastTransitionTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "reason": reason,
+                "message": message or f"marked not ready by meshexp-build: {reason}",
             }
         ]
     }

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import docker_engine
+import yaml
+
+from builder import docker_engine, kube
 from builder.errors import CheckError, MeshexpError
-from builder.kube import apply_external_workload
-from builder.manifests import build_manifests, status_patch_args
+from builder.manifests import Manifests, build_manifests, not_ready_condition, status_patch_args
 from builder.models import Workload
 from builder.settings import Settings
 
@@ -157,13 +158,8 @@ def run_workload(
         patch_file = manifests_dir / f"{name}-status-patch.json"
         patch_file.write_text(json.dumps(manifests.status_patch) + "\n")
     if apply and kubeconfig is not None:
-        apply_external_workload(
-            kubeconfig,
-            manifests.yaml(),
-            environment["WORKLOAD_NAME"],
-            environment["WORKLOAD_NAMESPACE"],
-            manifests.status_patch,
-        )
+        # Only now: the bootstrap said the proxy is ready and the workload listens.
+        apply_to_cluster(kubeconfig, manifests)
     commands = [shlex.join(["kubectl", "apply", "-f", str(manifest)])]
     if patch_file is not None:
         # Without the status step the ExternalWorkload is never Ready (2.16+).
@@ -174,8 +170,50 @@ def run_workload(
     return RunResult(name, image, network, ip, ready, manifest, patch_file, apply, tuple(commands))
 
 
-def stop_workload(*, name: str, manifests_dir: Path) -> tuple[bool, list[Path]]:
-    """Remove the container; which manifest files belong to it (to delete from the cluster)."""
-    removed = docker_engine.remove_container(name)
+def apply_to_cluster(kubeconfig: Path, manifests: Manifests) -> list[kube.ObjectRef]:
+    """Create or update the ExternalWorkload and Service (server-side apply, so a second
+    run changes nothing), then mark the workload Ready (status subresource, 2.16+).
+    """
+    client = kube.connect(kubeconfig)
+    documents = [
+        json.loads(json.dumps(doc)) for doc in (manifests.external_workload, manifests.service)
+    ]
+    applied = kube.apply_documents(client, documents)
+    if manifests.status_patch is not None:
+        meta = manifests.external_workload["metadata"]
+        kube.set_status(client, meta["name"], meta["namespace"], manifests.status_patch["status"])
+    return applied
+
+
+def manifest_refs(manifest: Path) -> list[kube.ObjectRef]:
+    """The objects a manifest file that `run` wrote describes."""
+    refs = []
+    for doc in yaml.safe_load_all(manifest.read_text()):
+        if isinstance(doc, dict) and doc.get("kind") in kube.KINDS:
+            meta = doc.get("metadata") or {}
+            refs.append(kube.ObjectRef(doc["kind"], meta["name"], meta["namespace"]))
+    return refs
+
+
+def stop_workload(
+    *, name: str, manifests_dir: Path, kubeconfig: Path | None = None
+) -> tuple[bool, list[Path]]:
+    """Remove the container; with `kubeconfig`, first mark its ExternalWorkload not ready,
+    then delete what `run` applied (only objects that carry our managed-by label).
+    Returns whether a container was removed and the manifest files that belong to it.
+    """
     files = [path for path in (manifests_dir / f"{name}.yaml",) if path.is_file()]
+    if kubeconfig is not None:
+        client = kube.connect(kubeconfig)
+        for manifest in files:
+            refs = manifest_refs(manifest)
+            for ref in refs:
+                if ref.kind == "ExternalWorkload" and kube.ready_condition(
+                    ref.name, ref.namespace, client
+                ):
+                    kube.set_status(
+                        client, ref.name, ref.namespace, not_ready_condition("ContainerStopped")
+                    )
+            kube.delete_managed(client, refs)
+    removed = docker_engine.remove_container(name)
     return removed, files

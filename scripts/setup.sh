@@ -49,6 +49,20 @@ fi
 
 scripts/ensure-docker.sh
 
+# etcd for the local Kubernetes API server (tests marked `kube`, `meshexp-build
+# apiserver`): Debian's etcd-server, unpacked into meshexp-build's cache
+# without installing it, so that no etcd service starts on this machine.
+etcd_root=${XDG_CACHE_HOME:-$HOME/.cache}/meshexp-build/etcd
+if ! command -v etcd >/dev/null && [ ! -x "$etcd_root/usr/bin/etcd" ]; then
+  echo "setup: unpacking Debian's etcd-server into $etcd_root"
+  etcd_tmp=$(mktemp -d)
+  (cd "$etcd_tmp" && quietly "downloading etcd-server" \
+    bash -c 'apt-get download etcd-server || { apt-get update -qq && apt-get download etcd-server; }')
+  mkdir -p "$etcd_root"
+  dpkg -x "$etcd_tmp"/etcd-server_*.deb "$etcd_root"
+  rm -rf "$etcd_tmp"
+fi
+
 # Go builds SPIRE, the Faces-compatible workloads and the stand-in proxy.
 command -v go >/dev/null || die "Go 1.25 or later is needed (go.dev/dl, or your distribution's golang package)"
 go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from builder.apiserver import APIServer, APIServerError, find_etcd, local_apiserver
+from tests import equipment
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -22,3 +27,30 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip outside CI, fail in CI: CI has everything a test needs."""
+    if not condition:
+        if in_ci():
+            pytest.fail(f"CI needs this: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APIServer]:
+    """A real kube-apiserver and etcd on loopback, with Linkerd's CRDs (marker `kube`);
+    or the API server MESHEXP_TEST_KUBECONFIG names (its CRDs are yours to apply).
+    """
+    given = os.environ.get("MESHEXP_TEST_KUBECONFIG")
+    if given:
+        yield APIServer(url="", kubeconfig=Path(given), folder=Path(given).parent, crds=())
+        return
+    need(equipment.LINKERD_CRDS.is_file(), f"Linkerd's CRDs at {equipment.LINKERD_CRDS}")
+    try:
+        find_etcd()
+    except APIServerError as exc:
+        need(False, str(exc.message))
+    folder = tmp_path_factory.mktemp("apiserver")
+    with local_apiserver(folder=folder, crds=(equipment.LINKERD_CRDS.read_text(),)) as server:
+        yield server

@@ -17,6 +17,8 @@ from builder.models import GoSource
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_EQUIPMENT = ROOT.parent / "shared" / "test-equipment"
 REAL_PROXY = SHARED_EQUIPMENT / "linkerd2-proxy" / "linkerd2-proxy"
+# Linkerd's CRDs as `linkerd install --crds` renders them (test data in shared/).
+LINKERD_CRDS = ROOT.parent / "shared" / "reference" / "linkerd-crds" / "linkerd-crds.yaml"
 STANDIN_MODULE = ROOT / "tests" / "standin-proxy"
 
 

@@ -1,0 +1,11 @@
+"""Tests against the real Kubernetes API server (marker `kube`)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/kube" in str(item.fspath):
+            item.add_marker(pytest.mark.kube)
