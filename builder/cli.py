@@ -29,6 +29,7 @@ from builder.doctor import Finding, diagnose
 from builder.e2e import E2EConfig, missing_prerequisites, run_e2e
 from builder.errors import CheckError, MeshexpError
 from builder.image import build_workload_image, prefetch_components
+from builder.keeper import Health, StatusKeeper, Target, targets_from_manifests
 from builder.manifests import build_manifests
 from builder.models import Workload
 from builder.provenance import provenance_labels
@@ -582,7 +583,16 @@ def spire_server_entries(workload_names: tuple[str, ...], **options: Any) -> Non
     show_default=True,
 )
 @click.option("--kubeconfig", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--apply", is_flag=True, help="kubectl apply the manifests and the status patch.")
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Apply the ExternalWorkload and Service, then mark it Ready (needs --kubeconfig).",
+)
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="With --apply: then keep its Ready condition true to the container until Ctrl-C.",
+)
 @click.option("--timeout", type=float, default=120, show_default=True)
 @output_option
 @setting_options
@@ -599,11 +609,14 @@ def run(
     manifests_dir: Path,
     kubeconfig: Path | None,
     apply: bool,
+    watch: bool,
     timeout: float,
     output_format: str,
     **options: Any,
 ) -> None:
     """Start a built image as the walk-through does, wait for ready, write its manifests."""
+    if watch and not (apply and kubeconfig):
+        raise click.UsageError("--watch keeps the applied status: give --kubeconfig F --apply")
     settings = settings_from(options)
     result = run_workload(
         workload=workload_of(workload_name, settings),
@@ -635,6 +648,49 @@ def run(
         click.echo("apply with:")
         for command in result.apply_commands:
             click.echo(f"  {command}")
+    elif watch and kubeconfig is not None:
+        keep_until_stopped(kubeconfig, targets_from_manifests(manifests_dir, (result.name,)))
+
+
+def keep_until_stopped(kubeconfig: Path, targets: list[Target]) -> None:
+    """Run the status keeper in the foreground until Ctrl-C or SIGTERM."""
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+
+    def say(target: Target, health: Health) -> None:
+        state = "True" if health.ready else "False"
+        click.echo(
+            f"{target.namespace}/{target.name}: Ready {state} ({health.reason}: {health.message})"
+        )
+
+    keeper = StatusKeeper(
+        kubeconfig, targets, on_change=say, on_error=lambda line: click.echo(line, err=True)
+    )
+    click.echo(f"keeping Ready true to {len(targets)} container(s); stop with Ctrl-C", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        keeper.run(stop_requested.is_set)
+
+
+@main.command("keep-ready")
+@click.option(
+    "--kubeconfig", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@click.option(
+    "--manifests",
+    "manifests_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/manifests"),
+    show_default=True,
+)
+@click.option("--container", "containers", multiple=True, help="Only these (repeat).")
+def keep_ready(kubeconfig: Path, manifests_dir: Path, containers: tuple[str, ...]) -> None:
+    """Keep each ExternalWorkload's Ready condition true to its container, until Ctrl-C.
+
+    Ready is True while the proxy is ready and the workload's port listens,
+    False with a reason (ContainerStopped, ContainerPaused, ProxyNotReady,
+    WorkloadNotListening) otherwise; written only when it changes.
+    """
+    keep_until_stopped(kubeconfig, targets_from_manifests(manifests_dir, containers))
 
 
 @main.command()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx2 as httpx
 import yaml
@@ -28,6 +28,7 @@ from lightkube.types import PatchType
 from builder.errors import MeshexpError
 
 FIELD_MANAGER = "meshexp-build"
+KubeClient = Client  # for callers that hold one without importing lightkube
 MANAGED_BY = ("app.kubernetes.io/managed-by", "meshexp-build")
 ExternalWorkload = create_namespaced_resource(
     "workload.linkerd.io", "v1beta1", "ExternalWorkload", "externalworkloads"
@@ -36,6 +37,17 @@ ExternalWorkload = create_namespaced_resource(
 
 class KubeError(MeshexpError):
     """The API server refused something, or cannot be reached."""
+
+
+class KubeUnreachable(KubeError):
+    """The API server did not answer at all (down, restarting, wrong address)."""
+
+
+def raise_for(exc: ApiError | httpx.HTTPError, what: object) -> NoReturn:
+    """Raise the one-line error for `exc`: unreachable, or refused."""
+    if isinstance(exc, ApiError):
+        raise KubeError(error_line(exc, what)) from None
+    raise KubeUnreachable(error_line(exc, what)) from None
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,7 @@ def apply_documents(client: Client, documents: Iterable[dict[str, Any]]) -> list
         try:
             client.apply(codecs.from_dict(doc), force=True)
         except (ApiError, httpx.HTTPError) as exc:
-            raise KubeError(error_line(exc, ref)) from None
+            raise_for(exc, ref)
         applied.append(ref)
     return applied
 
@@ -112,7 +124,7 @@ def set_status(client: Client, name: str, namespace: str, status: dict[str, Any]
             patch_type=PatchType.MERGE,
         )
     except (ApiError, httpx.HTTPError) as exc:
-        raise KubeError(error_line(exc, ref)) from None
+        raise_for(exc, ref)
 
 
 def ready_condition(name: str, namespace: str, client: Client) -> dict[str, Any] | None:
@@ -122,7 +134,9 @@ def ready_condition(name: str, namespace: str, client: Client) -> dict[str, Any]
     except ApiError as exc:
         if exc.status.code == 404:
             return None
-        raise KubeError(error_line(exc, ObjectRef("ExternalWorkload", name, namespace))) from None
+        raise_for(exc, ObjectRef("ExternalWorkload", name, namespace))
+    except httpx.HTTPError as exc:
+        raise_for(exc, ObjectRef("ExternalWorkload", name, namespace))
     for condition in (found.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
             return dict(condition)
@@ -162,7 +176,7 @@ def ensure_namespace(client: Client, name: str) -> None:
     try:
         client.apply(Namespace(metadata=ObjectMeta(name=name)), force=True)
     except (ApiError, httpx.HTTPError) as exc:
-        raise KubeError(error_line(exc, f"Namespace {name}")) from None
+        raise_for(exc, f"Namespace {name}")
 
 
 def crd_documents(text: str) -> Iterator[dict[str, Any]]:
@@ -179,7 +193,7 @@ def apply_crds(client: Client, text: str, timeout: float = 60) -> list[str]:
         try:
             client.apply(codecs.from_dict(doc), force=True)
         except (ApiError, httpx.HTTPError) as exc:
-            raise KubeError(error_line(exc, f"CustomResourceDefinition {name}")) from None
+            raise_for(exc, f"CustomResourceDefinition {name}")
         names.append(name)
     deadline = time.monotonic() + timeout
     for name in names:
