@@ -6,7 +6,7 @@ import json
 
 from bench import common
 
-ORDER = ("time_to_ready", "rebuild", "image_size", "catalog", "memory")
+ORDER = ("time_to_ready", "rebuild", "image_size", "catalog", "memory", "keeper")
 TITLES = {
     "time_to_ready": "1. Time to ready",
     "rebuild": "2. Rebuild after a workload change",

@@ -264,18 +264,12 @@ def container_state(name: str) -> dict[str, Any]:
     return state
 
 
-def state_if_exists(name: str) -> dict[str, Any]:
-    """The container's State, or {} when there is no such container."""
+def inspect_if_exists(name: str) -> dict[str, Any]:
+    """The container's `docker inspect` attributes, or {} when there is no such container."""
     try:
-        return container_state(name)
+        return dict(client().api.inspect_container(name))
     except docker.errors.NotFound:
         return {}
-
-
-def first_ip(name: str) -> str:
-    """The container's address on its first network ('' when it has none)."""
-    networks = client().containers.get(name).attrs["NetworkSettings"]["Networks"] or {}
-    return next((str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress")), "")
 
 
 def container_logs(name: str) -> str:

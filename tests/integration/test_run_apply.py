@@ -159,7 +159,7 @@ def test_the_keeper_rides_out_an_api_server_that_is_away(tmp_path: Path, apiserv
     keeper.step()  # within the backoff: not even tried
     assert len(said) == 1
     kube.ensure_namespace(kube.connect(apiserver.kubeconfig), "faces")
-    keeper.kubeconfig, keeper.retry_at = apiserver.kubeconfig, 0.0
+    keeper.kubeconfig, keeper.retry_at, keeper.client = apiserver.kubeconfig, 0.0, None
     keeper.step()  # back; the object does not exist: said plainly, and the keeper goes on
     assert keeper.backoff == 0.0
     assert said[-1].startswith("ExternalWorkload faces/away:")
