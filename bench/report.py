@@ -13,6 +13,7 @@ TITLES = {
     "image_size": "3. Image size",
     "catalog": "4. The catalog (smiley, color, face)",
     "memory": "5. Memory",
+    "keeper": "6. The status keeper (Ready true to the container)",
 }
 NOTES_FILE = common.BENCH / "NOTES.md"
 
