@@ -25,7 +25,7 @@ from builder.certs import create_certs
 from builder.image import ImageResult, build_workload_image
 from builder.settings import Settings, load_settings
 from tests import equipment
-from tests.conftest import in_ci
+from tests.conftest import in_ci, need
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 TEST_IMAGE_NAME = "meshexp-test/{workload}"
@@ -96,10 +96,7 @@ def engine() -> Iterator[docker.DockerClient]:
         client = docker.from_env(timeout=300)
         client.ping()
     except docker.errors.DockerException as exc:
-        reason = f"no Docker engine answers ({exc}); run scripts/ensure-docker.sh"
-        if in_ci():
-            pytest.fail(f"CI needs the Docker engine: {reason}")
-        pytest.skip(reason)
+        need(False, f"no Docker engine answers ({exc}); run scripts/ensure-docker.sh")
     before = EngineState.read(client)
     yield client
     left = clean_up_after(client, before)
@@ -109,14 +106,11 @@ def engine() -> Iterator[docker.DockerClient]:
 def need_real_proxy() -> Path:
     """The real proxy, or a skip (outside CI) / failure (in CI) naming the file."""
     real = equipment.real_proxy()
-    if real is None or not real.is_file():
-        reason = (
-            f"needs the real linkerd2-proxy at {equipment.REAL_PROXY} "
-            "(or PROXY_FILE=/path/to/linkerd2-proxy)"
-        )
-        if in_ci():
-            pytest.fail(f"CI {reason}")
-        pytest.skip(reason)
+    need(
+        real is not None and real.is_file(),
+        f"the real linkerd2-proxy at {equipment.REAL_PROXY} (or PROXY_FILE=/path/to/it)",
+    )
+    assert real is not None
     return real
 
 
