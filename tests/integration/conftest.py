@@ -49,6 +49,7 @@ class EngineState:
     tags: frozenset[str]
     containers: frozenset[str]
     networks: frozenset[str]
+    dangling: frozenset[str]  # untagged images (a tag moved on to a rebuilt image)
 
     @classmethod
     def read(cls, client: docker.DockerClient) -> EngineState:
@@ -56,6 +57,7 @@ class EngineState:
             frozenset(tag for image in client.images.list() for tag in image.tags),
             frozenset(c.id for c in client.containers.list(all=True)),
             frozenset(n.name for n in client.networks.list()),
+            frozenset(i.id for i in client.images.list(filters={"dangling": True})),
         )
 
 
@@ -76,9 +78,13 @@ def clean_up_after(client: docker.DockerClient, before: EngineState) -> list[str
         if not kept(tag):
             with contextlib.suppress(docker.errors.ImageNotFound):
                 client.images.remove(tag, force=True)
+    for image in sorted(EngineState.read(client).dangling - before.dangling):
+        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            client.images.remove(image, force=True)
     final = EngineState.read(client)
     return sorted(
         [f"image {tag}" for tag in final.tags - before.tags if not kept(tag)]
+        + [f"untagged image {i[7:19]}" for i in final.dangling - before.dangling]
         + [f"container {c[:12]}" for c in final.containers - before.containers]
         + [f"network {n}" for n in final.networks - before.networks]
     )
