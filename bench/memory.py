@@ -10,6 +10,7 @@ from bench import common
 from bench.time_to_ready import NETWORK, create, ready_after_start
 from builder import docker_engine
 from builder.catalog import find_workload
+from builder.checks import list_processes
 from builder.image import build_workload_image
 
 TARGETS_MB = {"demo": 200.0, "production": 100.0}
@@ -17,24 +18,10 @@ SETTLE_S = 5.0  # after ready, let start-up allocations settle before reading
 
 
 def rss_by_process(name: str) -> dict[str, float]:
-    script = (
-        'for p in /proc/[0-9]*; do c=$(tr "\\0\\n" "  " <"$p/cmdline" 2>/dev/null) || continue; '
-        '[ -n "$c" ] || continue; r=$(grep VmRSS "$p/status" | tr -s " " | cut -d" " -f2); '
-        'echo "${r:-0} $c"; done'
-    )
-    _, out = docker_engine.exec_in(name, ["bash", "-c", script])
+    """Resident MB per process name in container `name` (the checks' own listing)."""
     found: dict[str, float] = {}
-    for line in out.splitlines():
-        kib, _, command = line.partition(" ")
-        words = command.split()
-        if not kib.isdigit() or not words:
-            continue
-        label = (
-            "bootstrap" if "/usr/local/bin/bootstrap" in words[:2] else words[0].rsplit("/", 1)[-1]
-        )
-        if label in ("tr", "grep", "cut") or "for p in" in command:
-            continue
-        found[label] = found.get(label, 0.0) + int(kib) / 1024
+    for process in list_processes(lambda command, user: docker_engine.exec_in(name, command, user)):
+        found[process.name] = found.get(process.name, 0.0) + process.rss_kib / 1024
     return found
 
 

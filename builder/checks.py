@@ -43,6 +43,7 @@ REQUIRED_LABELS = (
 )
 AGENT_SOCKET = "/run/spire/agent/public/api.sock"
 LOG_HELPERS = ("tee", "grep", "awk")
+Exec = Callable[[list[str], str], tuple[int, str]]  # (command, user) -> (exit code, output)
 
 
 class CheckFailed(Exception):
@@ -498,7 +499,6 @@ def parse_sockets(text: str) -> list[Socket]:
 
 
 OUTBOUND_PORT = 4140
-Exec = Callable[[list[str], str], tuple[int, str]]
 
 
 def outbound_connection(run: Exec, uid: str, peer: str) -> tuple[str, list[Socket]]:
@@ -593,27 +593,53 @@ def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:
     )
 
 
-def processes(box: containers.MeshContainer) -> list[tuple[str, int]]:
-    """(name, UID) of every process in the container, once per distinct pair, sorted."""
-    script = (
-        'for p in /proc/[0-9]*; do [ "$p" = "/proc/$$" ] && continue; '
-        'c=$(tr "\\0\\n" "  " <"$p/cmdline" 2>/dev/null) || continue; '
-        '[ -n "$c" ] && echo "$(stat -c %u "$p") $c"; done'
-    )
-    code, out = box.exec(["bash", "-c", script], user="0")
-    require(code == 0, out)
-    found: set[tuple[str, int]] = set()
-    for line in out.splitlines():
-        uid, _, command = line.partition(" ")
-        words = command.split()
-        if not uid.isdigit() or not words:
+@dataclass(frozen=True)
+class Process:
+    """One process in a container: its name, UID and resident memory."""
+
+    name: str
+    uid: int
+    rss_kib: int
+
+
+# One line per process: UID, VmRSS in KiB, then the command line with its NULs
+# and newlines made spaces (an argument may span lines: the agent's awk program
+# does). Bash builtins and coreutils only; the listing's own shells are skipped.
+PROCESS_LISTING = (
+    'for p in /proc/[0-9]*; do [ "$p" = "/proc/$$" ] && continue; '
+    'c=$(tr "\\0\\n" "  " <"$p/cmdline" 2>/dev/null) || continue; [ -n "$c" ] || continue; '
+    'r=0; while read -r k v _; do [ "$k" = VmRSS: ] && r=$v; done <"$p/status"; '
+    'echo "$(stat -c %u "$p") $r $c"; done'
+)
+LISTING_HELPERS = ("tr", "stat", "bash")
+
+
+def parse_processes(text: str) -> list[Process]:
+    """The processes of a PROCESS_LISTING output (lines that are not one are skipped)."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or not (fields[0].isdigit() and fields[1].isdigit()):
             continue
+        uid, rss, words = fields[0], fields[1], fields[2:]
         name = (
             "bootstrap" if "/usr/local/bin/bootstrap" in words[:2] else words[0].rsplit("/", 1)[-1]
         )
-        if name not in ("tr", "stat", "bash"):
-            found.add((name, int(uid)))
-    return sorted(found)
+        if name not in LISTING_HELPERS:
+            found.append(Process(name, int(uid), int(rss)))
+    return found
+
+
+def list_processes(run: Exec) -> list[Process]:
+    """Every process in a container, through `run` (an exec as root)."""
+    code, out = run(["bash", "-c", PROCESS_LISTING], "0")
+    require(code == 0, f"could not list the container's processes (exit {code}): {out[-300:]}")
+    return parse_processes(out)
+
+
+def processes(box: containers.MeshContainer) -> list[tuple[str, int]]:
+    """(name, UID) of every process in the container, once per distinct pair, sorted."""
+    return sorted({(process.name, process.uid) for process in list_processes(box.exec)})
 
 
 def process_uids(box: containers.MeshContainer) -> dict[str, int]:

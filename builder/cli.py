@@ -652,10 +652,17 @@ def run(
         keep_until_stopped(kubeconfig, targets_from_manifests(manifests_dir, (result.name,)))
 
 
-def keep_until_stopped(kubeconfig: Path, targets: list[Target]) -> None:
-    """Run the status keeper in the foreground until Ctrl-C or SIGTERM."""
+def stop_on_sigterm() -> threading.Event:
+    """An event that SIGTERM sets, for commands that run in the foreground until stopped
+    (Ctrl-C is a KeyboardInterrupt)."""
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+    return stop_requested
+
+
+def keep_until_stopped(kubeconfig: Path, targets: list[Target]) -> None:
+    """Run the status keeper in the foreground until Ctrl-C or SIGTERM."""
+    stop_requested = stop_on_sigterm()
 
     def say(target: Target, health: Health) -> None:
         state = "True" if health.ready else "False"
@@ -760,8 +767,7 @@ def apiserver(
         click.echo(f"kube-apiserver {binary}; etcd {etcd}")
         return
     crds = tuple(path.read_text() for path in crd_files) or linkerd_crds()
-    stop_requested = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+    stop_requested = stop_on_sigterm()
     with contextlib.ExitStack() as running:
         with display(progress_mode, verbose=verbose) as progress:
             server = running.enter_context(

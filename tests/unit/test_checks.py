@@ -9,6 +9,7 @@ from builder.checks import (
     InboundPolicy,
     count_connections,
     landed_on_proxy,
+    parse_processes,
     parse_sockets,
 )
 
@@ -92,3 +93,33 @@ def test_connections_count_client_connections_only() -> None:
     assert count_connections(REAL_METRICS, "outbound") == 0
     assert count_connections(STANDIN_METRICS, "inbound") == 3
     assert count_connections(STANDIN_METRICS, "outbound") == 2
+
+
+# PROCESS_LISTING inside a healthy smiley container (real proxy), shortened: the
+# agent's log helper is an awk whose program spans lines, made one line here.
+LISTING = """\
+0 3412 bash /usr/local/bin/bootstrap
+2103 91540 spire-server run -config /etc/meshexp/spire/server.conf
+2103 1890 awk -W interactive -v id=spiffe://root.linkerd.cluster.local/smiley { print > logfile }   !/level=info/ { print; fflush() }
+2103 53600 spire-agent run -config /etc/meshexp/spire/agent.conf -expandEnv
+2102 1480 tee -p /dev/fd/63
+2102 19180 /usr/lib/linkerd/linkerd2-proxy
+2200 5900 /opt/workload/bin/smiley -port 8000
+0 2100 bash -c for p in /proc/[0-9]*; do ...
+0 900 tr \\0\\n
+not a process line
+"""  # noqa: E501
+
+
+def test_the_process_listing_names_each_process_with_its_uid_and_memory() -> None:
+    found = parse_processes(LISTING)
+    assert [(p.name, p.uid) for p in found] == [
+        ("bootstrap", 0),
+        ("spire-server", 2103),
+        ("awk", 2103),
+        ("spire-agent", 2103),
+        ("tee", 2102),
+        ("linkerd2-proxy", 2102),
+        ("smiley", 2200),
+    ]  # the listing's own bash and tr are not the container's
+    assert found[-2].rss_kib == 19180
