@@ -39,3 +39,24 @@ def proxy_for_tests() -> tuple[Path, bool]:
     """(the proxy binary to build test images with, whether it is the real one)."""
     real = real_proxy()
     return (real, True) if real is not None else (standin_proxy(), False)
+
+
+# The upstream Faces v2.0.0 programs (smiley, color, face), built from source
+# (test equipment; always present in CI).
+REAL_FACES = SHARED_EQUIPMENT / "faces"
+FACES_WORKLOADS = ("smiley", "color", "face")
+COMPONENTS_MODULE = ROOT / "go"
+
+
+def real_faces() -> dict[str, Path] | None:
+    """The upstream binaries by workload name, or None where they are missing."""
+    found = {name: REAL_FACES / name for name in FACES_WORKLOADS}
+    return found if all(path.is_file() for path in found.values()) else None
+
+
+def our_faces() -> dict[str, Path]:
+    """Our Faces-compatible builds from go/, built and cached by content."""
+    return {
+        name: cached_go_binary(GoSource(package=f"./cmd/{name}", local=COMPONENTS_MODULE), "amd64")
+        for name in FACES_WORKLOADS
+    }
