@@ -31,6 +31,7 @@ from cryptography.x509 import verification
 from builder import containers, docker_engine
 from builder.certs import create_certs
 from builder.errors import CheckError, MeshexpError
+from builder.probes import PortProbe, ProbeResult
 
 KEY_MATERIAL = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=]{40,}")
 MAX_SCANNED_FILE = 64 * 1024 * 1024
@@ -370,63 +371,71 @@ def check_rules(box: containers.MeshContainer, facts: ImageFacts) -> str:
 
 def http_probe(port: int, host: str = "") -> str:
     """A bash line that sends GET / to HOST:PORT and prints the answer (no curl needed)."""
-    return (
-        f"exec 3<>/dev/tcp/{host or '127.0.0.1'}/{port} && "
-        'printf "GET / HTTP/1.0\\r\\nHost: check\\r\\n\\r\\n" >&3 && timeout 10 cat <&3'
-    )
+    return PortProbe(port).script(host or "127.0.0.1")
 
 
 def first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def port_probes(facts: ImageFacts) -> list[PortProbe]:
+    return PortProbe.from_label(
+        facts.labels.get("io.meshexp.port-protocols"), facts.ports("workload-ports")
+    )
+
+
 def check_inbound(
     box: containers.MeshContainer, facts: ImageFacts, image: str, policy: InboundPolicy
 ) -> str:
-    """A client container on the network reaches the workload's port through the proxy,
-    or is refused by it exactly as the default inbound policy says.
+    """A client container on the network reaches each workload port through the proxy,
+    speaking the port's protocol, or is refused exactly as the default policy says.
     """
-    port = facts.ports("workload-ports")[0]
     admitted = policy.admits(docker_engine.network_subnet(box.network))
-    before = tcp_open_total(box.ip, "inbound") if admitted else None
-    probe = ["-c", http_probe(port, box.ip)]
-    code, answer = docker_engine.run_once(
-        image, probe, network=box.network, entrypoint="bash", user="65534"
-    )
-    if admitted:
-        require(
-            code == 0 and answer,
-            f"a client container got no answer from port {port} (exit {code}): {answer!r}",
+    lines = []
+    for probe in port_probes(facts):
+        before = tcp_open_total(box.ip, "inbound") if admitted else None
+        code, output = docker_engine.run_once(
+            image,
+            ["-c", probe.script(box.ip)],
+            network=box.network,
+            entrypoint="bash",
+            user="65534",
         )
-        after = tcp_open_total(box.ip, "inbound")
-        require(
-            before is not None and after > before,
-            f"the workload answered but the proxy's inbound counter did not move ({before})",
-        )
-        got = first_line(answer)
-        return f"client container got {got!r} from port {port}; inbound {before} -> {after}"
-    # Refused: the workload itself still answers on lo (not captured), so the
-    # refusal is the proxy's.
-    local_code, local = box.exec(["bash", "-c", http_probe(port)], user=facts.get("workload-uid"))
+        result = probe.read(output)
+        if admitted:
+            require(result.answered, f"{probe.describe()}: {result.summary} (exit {code})")
+            after = tcp_open_total(box.ip, "inbound")
+            require(
+                before is not None and after > before,
+                f"{probe.describe()} answered but the proxy's inbound counter did not move",
+            )
+            lines.append(f"{probe.describe()}: {result.summary}; inbound {before} -> {after}")
+        else:
+            lines.append(refused_by_policy(box, facts, probe, result, policy))
+    return "; ".join(lines)
+
+
+def refused_by_policy(
+    box: containers.MeshContainer,
+    facts: ImageFacts,
+    probe: PortProbe,
+    result: ProbeResult,
+    policy: InboundPolicy,
+) -> str:
+    """The proxy refused a client as the policy says, while the workload itself
+    answers the same probe on lo (not captured): so the refusal is the proxy's.
+    """
+    _, local_output = box.exec(["bash", "-c", probe.script()], user=facts.get("workload-uid"))
+    local = probe.read(local_output)
+    require(local.answered, f"{probe.describe()} on 127.0.0.1: {local.summary}")
+    expected = "closed the connection" if policy.name == "deny" else "answered"
     require(
-        local_code == 0 and local.startswith("HTTP/"),
-        f"the workload does not answer on 127.0.0.1:{port} (exit {local_code}): {local[:200]!r}",
+        not result.answered and (result.refused or "").startswith(expected),
+        f"policy {policy.name}, yet a plaintext client on {probe.describe()} got: {result.summary}",
     )
-    if policy.name == "deny":
-        require(
-            not answer.startswith("HTTP/"),
-            f"policy deny, yet port {port} answered a client: {first_line(answer)!r}",
-        )
-        refused = "closed the connection"
-    else:
-        require(
-            first_line(answer).split(" ")[1:2] == ["403"],
-            f"policy {policy.name}, yet a plaintext client got {first_line(answer)!r}, not 403",
-        )
-        refused = "answered 403"
     return (
-        f"default policy {policy.name}: the proxy {refused} for a plaintext client on port "
-        f"{port}; the workload answers locally ({first_line(local)!r})"
+        f"default policy {policy.name}: the proxy {result.refused} for a plaintext client on "
+        f"{probe.describe()}; the workload answers locally ({local.summary})"
     )
 
 

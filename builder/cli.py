@@ -92,6 +92,13 @@ SETTING_OPTIONS = [
         "replace, the built-in ones.",
     ),
     click.option(
+        "--binary",
+        "binaries",
+        multiple=True,
+        help="NAME=FILE: use this file for the workload binary NAME (repeat), over the "
+        "catalog's sources (e.g. --binary smiley=./smiley for the upstream Faces program).",
+    ),
+    click.option(
         "--label",
         "labels",
         multiple=True,
@@ -116,6 +123,7 @@ SETTING_NAMES = (
     "proxy_file",
     "labels",
     "catalog",
+    "binaries",
 )
 
 

@@ -10,6 +10,7 @@ The proxy stand-in is refused: e2e runs only with the real Linkerd proxy.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import shutil
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import yaml
 
@@ -257,9 +258,56 @@ class Cleanup:
         return errors
 
 
-def split_ratio(answers: list[str], marker: str) -> float:
-    """Share of answers that contain `marker` (e.g. the external smiley's emoji)."""
-    return sum(marker in answer for answer in answers) / max(1, len(answers))
+# What upstream Faces v2.0.0 answers (HTML entities inside JSON strings, Paul
+# Tol's palette): our external smiley's default, and the face's fallbacks.
+GRINNING = "&#x1F603;"
+CURSING = "&#x1F92C;"
+PALETTE = frozenset(
+    (
+        "#BBBBBB",
+        "#000000",
+        "#FFFFFF",
+        "#4477AA",
+        "#66CCEE",
+        "#228833",
+        "#CCBB44",
+        "#EE6677",
+        "#AA3377",
+    )
+)
+
+
+def parse_answers(answers: list[str]) -> list[dict[str, Any]]:
+    """The JSON objects among curl's answer lines (a failed request prints none)."""
+    parsed = []
+    for line in answers:
+        with contextlib.suppress(ValueError):
+            value = json.loads(line)
+            if isinstance(value, dict):
+                parsed.append(value)
+    return parsed
+
+
+def smiley_share(answers: list[str], smiley: str) -> float:
+    """Share of all answers whose `smiley` field is `smiley` (an HTML entity)."""
+    hits = sum(answer.get("smiley") == smiley for answer in parse_answers(answers))
+    return hits / max(1, len(answers))
+
+
+def face_trouble(answers: list[str]) -> list[str]:
+    """Why face's answers are not healthy upstream answers: errors reported, a
+    fallback smiley, a color outside the palette, or no JSON at all.
+    """
+    problems = []
+    parsed = parse_answers(answers)
+    if len(parsed) < len(answers):
+        problems.append(f"{len(answers) - len(parsed)} of {len(answers)} answers were not JSON")
+    for answer in parsed:
+        if answer.get("errors"):
+            problems.append("face reported errors: " + "; ".join(map(str, answer["errors"])))
+        elif answer.get("smiley") == CURSING or answer.get("color") not in PALETTE:
+            problems.append(f"not a healthy answer: {answer.get('smiley')} {answer.get('color')}")
+    return problems
 
 
 def cluster_setup(config: E2EConfig, run: Runner, cleanup: Cleanup) -> dict[str, str]:
@@ -417,7 +465,10 @@ def run_e2e(
         answers = curl_many(config, run, "http://face/", requests)
         if not answers:
             raise CheckError("e2e: face answered nothing")
-        smileys = split_ratio(answers, "\U0001f600")
+        trouble = face_trouble(answers)
+        if trouble:
+            raise CheckError("e2e: " + "; ".join(sorted(set(trouble))[:5]))
+        smileys = smiley_share(answers, GRINNING)
         smiley_ip = docker_engine.container_ip(f"{config.cluster}-smiley", config.network)
         metrics = docker_engine.exec_in(
             f"{config.cluster}-smiley",
@@ -441,7 +492,7 @@ def run_e2e(
             )
         )
         apply_yaml(config, run, canary_route(50))
-        canary = split_ratio(curl_many(config, run, "http://smiley/", requests), "\U0001f600")
+        canary = smiley_share(curl_many(config, run, "http://smiley/", requests), GRINNING)
         if not 0.2 <= canary <= 0.8:
             raise CheckError(f"e2e: the 50/50 canary sent {canary:.0%} to the external smiley")
         return E2EResult(len(answers), smileys, tls, canary, config.keep)

@@ -18,6 +18,7 @@ from builder.validation import (
     ENV_NAME,
     GO_PACKAGE,
     GO_VERSION,
+    GRPC_METHOD,
     IMAGE_REF,
     PORT_NAME,
     SHA256,
@@ -75,8 +76,24 @@ BinarySource = ImageSource | FileSource | UrlSource | GoSource
 SOURCE_KINDS = ("image", "file", "url", "go")
 
 
-def describe_source(source: BinarySource) -> str:
+@dataclass(frozen=True)
+class FirstOf:
+    """Alternatives tried in order (a catalog list): the first that can be had is
+    used, and the image's labels name it. Lets an entry prefer the real program
+    (from the Go module proxy) and fall back to a compatible build.
+    """
+
+    sources: tuple[BinarySource, ...]
+    kind: str = "first-of"
+
+
+ComponentSource = BinarySource | FirstOf
+
+
+def describe_source(source: ComponentSource) -> str:
     """One line naming a source, for labels, errors and `doctor`."""
+    if isinstance(source, FirstOf):
+        return "first of: " + "; ".join(describe_source(one) for one in source.sources)
     if isinstance(source, ImageSource):
         return f"image {source.ref}:{source.path}"
     if isinstance(source, FileSource):
@@ -134,11 +151,29 @@ def read_source(
 # --------------------------------------------------------------------------- catalog
 
 
+APP_PROTOCOLS = ("http", "grpc", "opaque")
+
+
 @dataclass(frozen=True)
 class Port:
+    """A port the workload listens on, with what it speaks there.
+
+    `app_protocol` decides how `check` probes the port: an HTTP/1 request, a
+    gRPC call (`grpc_method`, or the standard health check), or a plain
+    connection for opaque TCP.
+    """
+
     name: str
     port: int
     protocol: str = "TCP"
+    app_protocol: str = "http"
+    grpc_method: str | None = None
+
+    @property
+    def probe_spec(self) -> str:
+        """`8000=grpc:/Service/Method`, `9090=http`: how the image's label records it."""
+        spec = f"{self.port}={self.app_protocol}"
+        return f"{spec}:{self.grpc_method}" if self.grpc_method else spec
 
 
 @dataclass(frozen=True)
@@ -147,9 +182,9 @@ class Binary:
 
     name: str
     source: BinarySource
-    offline: BinarySource | None = None
+    offline: ComponentSource | None = None
 
-    def source_for(self, offline: bool) -> BinarySource:
+    def source_for(self, offline: bool) -> ComponentSource:
         return self.offline if offline and self.offline is not None else self.source
 
 
@@ -204,7 +239,12 @@ RESERVED_UIDS = range(0, 1000)
 
 
 def read_port(data: object, where: str) -> Port:
-    f = Fields(data, where, ("name", "port", "protocol"), CatalogError)
+    f = Fields(
+        data, where, ("name", "port", "protocol", "app_protocol", "grpc_method"), CatalogError
+    )
+    app_protocol = f.choice("app_protocol", APP_PROTOCOLS, default="http")
+    if f.has("grpc_method") and app_protocol != "grpc":
+        raise f.bad("grpc_method", "only a port with app_protocol: grpc takes a grpc_method")
     return Port(
         name=f.text(
             "name",
@@ -213,6 +253,14 @@ def read_port(data: object, where: str) -> Port:
         ),
         port=f.integer("port", low=1, high=65535),
         protocol=f.choice("protocol", ("TCP", "UDP", "SCTP"), default="TCP"),
+        app_protocol=app_protocol,
+        grpc_method=f.text(
+            "grpc_method",
+            pattern=GRPC_METHOD,
+            hint="a full gRPC method name like /ColorService/Center",
+            default="",
+        )
+        or None,
     )
 
 
@@ -253,6 +301,21 @@ def _read_env(f: Fields) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _read_offline(b: Fields, base_dir: Path) -> ComponentSource:
+    """One source, or a list of alternatives tried in order."""
+    raw = b.raw("offline")
+    if not isinstance(raw, list):
+        return read_source(raw, b.path("offline"), base_dir, CatalogError)
+    if not raw:
+        raise b.bad("offline", "give one source, or a list of alternatives tried in order")
+    return FirstOf(
+        tuple(
+            read_source(item, f"{b.path('offline')}[{index}]", base_dir, CatalogError)
+            for index, item in enumerate(raw)
+        )
+    )
+
+
 def read_workload(data: object, where: str, base_dir: Path) -> Workload:
     """Validate one catalog document into a Workload."""
     f = Fields(data, where, WORKLOAD_FIELDS, CatalogError)
@@ -269,11 +332,7 @@ def read_workload(data: object, where: str, base_dir: Path) -> Workload:
         return Binary(
             name=b.text("name", pattern=DNS_LABEL, hint="lowercase letters, digits, '-'"),
             source=read_source(b.raw("source"), b.path("source"), base_dir, CatalogError),
-            offline=(
-                read_source(b.raw("offline"), b.path("offline"), base_dir, CatalogError)
-                if b.has("offline")
-                else None
-            ),
+            offline=_read_offline(b, base_dir) if b.has("offline") else None,
         )
 
     debian = Fields(f.raw("debian", {}), f.path("debian"), ("packages",), CatalogError)

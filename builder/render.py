@@ -17,7 +17,14 @@ from typing import Any
 
 from builder import __version__
 from builder.errors import RenderError
-from builder.models import BinarySource, GoSource, ImageSource, Workload, describe_source
+from builder.models import (
+    ComponentSource,
+    FileSource,
+    GoSource,
+    ImageSource,
+    Workload,
+    describe_source,
+)
 from builder.progress import Progress
 from builder.proxy_release import proxy_release
 from builder.resources import go_dir
@@ -39,7 +46,7 @@ class Component:
 
     role: str
     destination: str
-    source: BinarySource
+    source: ComponentSource
     workload_layer: bool = False
 
     @property
@@ -105,12 +112,18 @@ def multicall_source() -> GoSource:
     return GoSource(package="./cmd/multicall", local=go_dir(), cgo=True)
 
 
+def _binary_source(name: str, source: ComponentSource, settings: Settings) -> ComponentSource:
+    """A `--binary NAME=FILE` given for this binary wins over the catalog's sources."""
+    given = dict(settings.binaries).get(name)
+    return FileSource(path=given) if given is not None else source
+
+
 def workload_components(workload: Workload, settings: Settings) -> list[Component]:
     return [
         Component(
             f"workload/{binary.name}",
             f"/opt/workload/bin/{binary.name}",
-            binary.source_for(settings.offline),
+            _binary_source(binary.name, binary.source_for(settings.offline), settings),
             workload_layer=True,
         )
         for binary in workload.binaries
@@ -164,6 +177,7 @@ def _labels(
         ("io.meshexp.workload-uid", str(workload.uid)),
         ("io.meshexp.workload-namespace", workload.namespace),
         ("io.meshexp.workload-ports", ",".join(str(port.port) for port in workload.ports)),
+        ("io.meshexp.port-protocols", ",".join(port.probe_spec for port in workload.ports)),
         ("io.meshexp.inbound-policy", inbound_policy(workload, settings)),
         (
             "io.meshexp.inbound-ports-to-ignore",
@@ -180,7 +194,8 @@ def _labels(
     for component in components:
         described = describe_source(component.source)
         if component.role in fetched:
-            described += f" sha256:{fetched[component.role].sha256}"
+            got = fetched[component.role]
+            described = f"{describe_source(got.source or component.source)} sha256:{got.sha256}"
         labels.append((f"io.meshexp.source.{component.role.replace('/', '.')}", described))
     if any(item.standin for item in fetched.values()):
         labels.append(

@@ -17,7 +17,7 @@ import yaml
 from builder.contract import INBOUND_POLICIES, ContractFacts, facts_for
 from builder.errors import SettingsError
 from builder.models import BinarySource, FileSource, GoSource, ImageSource, read_source
-from builder.validation import DNS_NAME, IMAGE_REF, LABEL_KEY, Fields
+from builder.validation import DNS_LABEL, DNS_NAME, IMAGE_REF, LABEL_KEY, Fields
 
 SPIRE_MODULE = "github.com/spiffe/spire"
 # The SPIRE version go/go.mod requires for the multi-call binary (go/cmd/multicall).
@@ -58,6 +58,7 @@ class Settings:
     spire_agent_source: BinarySource | None = None
     labels: tuple[tuple[str, str], ...] = ()
     catalog: tuple[Path, ...] = ()
+    binaries: tuple[tuple[str, Path], ...] = ()
 
     @property
     def facts(self) -> ContractFacts:
@@ -219,6 +220,30 @@ def _labels(f: Fields, key: str) -> dict[str, str]:
     return labels
 
 
+def _binaries(f: Fields, key: str, base_dir: Path) -> dict[str, Path]:
+    """Workload binaries from files: a mapping (settings file) or NAME=PATH items
+    (--binary); each wins over the catalog's sources for the binary of that name.
+    """
+    raw = f.raw(key)
+    if isinstance(raw, list | tuple):
+        raw = dict(str(item).partition("=")[::2] for item in raw)
+    if not isinstance(raw, dict):
+        raise f.bad(key, "expected NAME=PATH items (or a mapping of binary names to files)")
+    files = {}
+    for name, path in raw.items():
+        if not DNS_LABEL.match(str(name)) or not path:
+            raise f.bad(
+                key,
+                f"{name}={path} is not NAME=PATH with NAME a catalog binary name "
+                "(lowercase letters, digits, '-')",
+            )
+        resolved = (base_dir / str(path)).resolve()
+        if not resolved.is_file():
+            raise f.bad(key, f"{name}: {resolved} is not a file; give the binary itself")
+        files[str(name)] = resolved
+    return files
+
+
 def settings_from_mapping(
     data: dict[str, Any], where: str, base_dir: Path, start: Settings | None = None
 ) -> Settings:
@@ -255,6 +280,9 @@ def settings_from_mapping(
         elif key == "catalog":
             # Added after what earlier layers gave; relative paths are the file's (or cwd's).
             changes[key] = (start or Settings()).catalog + _folders(f, key, base_dir)
+        elif key == "binaries":
+            given = dict((start or Settings()).binaries)
+            changes[key] = tuple((given | _binaries(f, key, base_dir)).items())
         elif key == "labels":
             # Added to what earlier layers (the settings file) gave.
             earlier = dict((start or Settings()).labels)

@@ -13,13 +13,22 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder.cache import cache_root, file_sha256
 from builder.errors import SourceError
 from builder.gobuild import cached_go_binary
-from builder.models import BinarySource, FileSource, GoSource, ImageSource, UrlSource
+from builder.models import (
+    BinarySource,
+    ComponentSource,
+    FileSource,
+    FirstOf,
+    GoSource,
+    ImageSource,
+    UrlSource,
+    describe_source,
+)
 from builder.progress import Progress
 
 STANDIN_BANNER = b"PROXY STAND-IN: not a Linkerd proxy"
@@ -31,11 +40,12 @@ ALTERNATIVES = (
 
 @dataclass(frozen=True)
 class Fetched:
-    """A source resolved to a local file."""
+    """A source resolved to a local file; `source` is the one used (of alternatives)."""
 
     path: Path
     sha256: str
     standin: bool
+    source: BinarySource | None = None
 
 
 @functools.lru_cache(maxsize=64)
@@ -101,8 +111,29 @@ def download(source: UrlSource, timeout: float = 60.0) -> Path:
     return target
 
 
-def fetch(source: BinarySource, what: str, arch: str, progress: Progress | None = None) -> Fetched:
-    """Resolve a non-image source to a local, checked file (a Go build reports its phase)."""
+def fetch(
+    source: ComponentSource, what: str, arch: str, progress: Progress | None = None
+) -> Fetched:
+    """Resolve a non-image source to a local, checked file (a Go build reports its phase).
+
+    Of alternatives, the first that can be had is used; progress says why the
+    ones before it were passed over, and only when none can be had is it an
+    error (naming every reason).
+    """
+    if isinstance(source, FirstOf):
+        reasons = []
+        for one in source.sources:
+            try:
+                return fetch(one, what, arch, progress)
+            except SourceError as exc:
+                reasons.append(str(exc.message).splitlines()[0])
+                if progress is not None:
+                    progress.line(f"{what}: passed over {describe_source(one)}: {reasons[-1]}")
+        raise SourceError(f"{what}: no alternative could be had: " + " | ".join(reasons))
+    return replace(_fetch_one(source, what, arch, progress), source=source)
+
+
+def _fetch_one(source: BinarySource, what: str, arch: str, progress: Progress | None) -> Fetched:
     if isinstance(source, ImageSource):
         raise ValueError("image sources are copied by a build stage, not fetched")
     if isinstance(source, FileSource):

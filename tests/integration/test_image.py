@@ -14,6 +14,7 @@ from cryptography import x509
 from builder.catalog import find_workload, load_workload_file
 from builder.checks import http_status, process_uids, tcp_open_total, wait_ready
 from builder.containers import MeshContainer, mesh_container
+from builder.e2e import GRINNING
 from builder.image import build_workload_image
 
 
@@ -98,7 +99,7 @@ def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(
         before = tcp_open_total(ip, "inbound")
         status, body = http_status(ip, 8000, "/", timeout=10)
         assert status == 200
-        assert json.loads(body)["smiley"] == "\U0001f600"
+        assert json.loads(body)["smiley"] == GRINNING  # upstream's HTML entity
         assert tcp_open_total(ip, "inbound") == before + 1  # it went through the proxy
         logs = box.logs()
         # A healthy start logs no error (the SVID wait does not poke the Workload API early).

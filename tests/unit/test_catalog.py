@@ -8,7 +8,7 @@ import pytest
 
 from builder.catalog import find_workload, load_catalog, load_workload_file, new_workload_file
 from builder.errors import CatalogError
-from builder.models import GoSource, ImageSource
+from builder.models import FirstOf, GoSource, ImageSource
 
 BASE = """\
 name: demo
@@ -36,14 +36,54 @@ def test_faces_workload_dispatches_on_faces_service() -> None:
     assert dict(faces.dispatch.commands)["color"][0] == "/opt/workload/bin/color"
 
 
-def test_smiley_sources_online_image_offline_go() -> None:
+def test_smiley_sources_online_image_offline_upstream_then_ours() -> None:
     smiley = find_workload("smiley")
     binary = smiley.binaries[0]
     assert isinstance(binary.source_for(offline=False), ImageSource)
     offline = binary.source_for(offline=True)
-    assert isinstance(offline, GoSource)
-    assert offline.local is not None
-    assert (offline.local / "go.mod").is_file()
+    assert isinstance(offline, FirstOf)
+    upstream, ours = offline.sources
+    assert isinstance(upstream, GoSource)
+    assert upstream.package == "github.com/BuoyantIO/faces-demo/v2/cmd/generic/smiley"
+    assert upstream.version == "v2.0.0"
+    assert isinstance(ours, GoSource)
+    assert ours.local is not None
+    assert (ours.local / "go.mod").is_file()
+
+
+def test_ports_state_their_protocol() -> None:
+    color = find_workload("color")
+    grpc, metrics = color.ports
+    assert (grpc.app_protocol, grpc.grpc_method) == ("grpc", "/ColorService/Center")
+    assert (metrics.port, metrics.app_protocol) == (9090, "http")
+    assert [p.probe_spec for p in color.ports] == ["8000=grpc:/ColorService/Center", "9090=http"]
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        (
+            {"app_protocol": "h2"},
+            r"ports\[0\]\.app_protocol: 'h2' is not one of: http, grpc, opaque",
+        ),
+        ({"grpc_method": "/S/M"}, r"only a port with app_protocol: grpc takes a grpc_method"),
+        (
+            {"app_protocol": "grpc", "grpc_method": "S.M"},
+            r"grpc_method.*a full gRPC method name like /ColorService/Center",
+        ),
+    ],
+)
+def test_bad_port_protocols_are_refused(write_workload, port, message) -> None:
+    extra = ", ".join(f"{key}: {value}" for key, value in port.items())
+    entry = BASE.replace("protocol: TCP}", f"protocol: TCP, {extra}}}")
+    with pytest.raises(CatalogError, match=message):
+        write_workload(entry)
+
+
+def test_offline_alternatives_must_not_be_empty(write_workload) -> None:
+    entry = BASE + "binaries:\n  - {name: x, source: {file: {path: x}}, offline: []}\n"
+    with pytest.raises(CatalogError, match=r"offline: give one source, or a list of alternatives"):
+        write_workload(entry)
 
 
 def test_unknown_workload_lists_known_ones() -> None:

@@ -130,4 +130,21 @@ def test_metrics_and_split_helpers() -> None:
         e2e.tls_inbound_from(metrics, "face.faces.serviceaccount.identity.linkerd.cluster.local")
         == 3
     )
-    assert e2e.split_ratio(["a😀", "b", "😀"], "😀") == pytest.approx(2 / 3)
+
+
+UPSTREAM_ANSWERS = (Path(__file__).parent / "data" / "upstream-faces-answers.txt").read_text()
+
+
+def test_answer_checks_read_real_upstream_answers() -> None:
+    """Answers recorded from the upstream v2.0.0 programs (tests/unit/data/README.md)."""
+    healthy_face, center_face, broken_face, smiley = UPSTREAM_ANSWERS.splitlines()
+    # The smiley is an HTML entity inside JSON, escaped by Go as \u0026.
+    assert "\\u0026#x1F603;" in smiley
+    assert e2e.smiley_share([healthy_face, center_face, smiley], e2e.GRINNING) == 1.0
+    assert e2e.smiley_share([healthy_face, "curl: (28) timeout"], e2e.GRINNING) == 0.5
+    assert e2e.smiley_share([healthy_face], "&#x1F60D;") == 0.0
+    assert e2e.face_trouble([healthy_face, center_face]) == []
+    [problem] = e2e.face_trouble([healthy_face, broken_face])
+    assert problem.startswith("face reported errors: ")
+    assert "color: couldn't get color from 172.23.0.3:9" in problem
+    assert e2e.face_trouble(["", healthy_face]) == ["1 of 2 answers were not JSON"]

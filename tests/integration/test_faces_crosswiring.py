@@ -1,0 +1,117 @@
+"""Our Faces images and upstream's programs, wired to each other.
+
+A real face (upstream's binary in a plain container) calls our smiley and
+color images through their inbound proxies (the real proxy in CI); our face
+image calls real smiley and color containers. Both answers must be healthy:
+no `errors`, the backends' own smiley and color. Through face's own proxy the
+calls need a control plane (the real proxy holds outbound connections until
+a policy controller answers), so here our face image's variant leaves port
+8000 out of its outbound capture; inside the mesh lab all hops are meshed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from builder.base_image import build_base
+from builder.catalog import find_workload
+from builder.checks import tcp_open_total
+from builder.e2e import GRINNING
+from builder.image import build_workload_image
+from builder.run import run_workload
+from builder.settings import OFFLINE_BASE_IMAGE
+from tests import equipment
+from tests.conftest import need
+from tests.integration import faces
+
+BLUE = "#66CCEE"
+
+
+@pytest.fixture(scope="module")
+def real() -> dict[str, Path]:
+    found = equipment.real_faces()
+    need(found is not None, f"the upstream Faces programs in {equipment.REAL_FACES}")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="module")
+def base(engine) -> str:
+    return build_base(reference=OFFLINE_BASE_IMAGE).reference
+
+
+def run_image(settings, image: str, name: str, network: str, certs: Path, tmp: Path, env=None):
+    return run_workload(
+        workload=find_workload(name),
+        settings=settings,
+        certs=certs,
+        network=network,
+        manifests_dir=tmp / "manifests",
+        image=image,
+        name=f"{network}-{name}",
+        env=env or {},
+        timeout=120,
+    )
+
+
+def assert_healthy(answer: dict, smiley: str, color: str) -> None:
+    assert answer["status"] == 200, answer
+    body = answer["body"]
+    assert "errors" not in body, body["errors"]
+    assert (body["smiley"], body["color"]) == (smiley, color)
+
+
+def test_real_face_reaches_our_images_through_their_proxies(
+    engine, base, build, real, network, certs, tmp_path: Path, offline_settings
+) -> None:
+    backends = {
+        name: run_image(offline_settings, build(name).reference, name, network, certs, tmp_path)
+        for name in ("smiley", "color")
+    }
+    before = {name: tcp_open_total(run.ip, "inbound") for name, run in backends.items()}
+    face = faces.start(
+        engine,
+        base,
+        network,
+        real["face"],
+        "face",
+        {
+            "SMILEY_SERVICE": f"{backends['smiley'].ip}:8000",
+            "COLOR_SERVICE": f"{backends['color'].ip}:8000",
+        },
+    )
+    try:
+        for path in ("/center/?row=1&col=1", "/edge/"):
+            answer = faces.http_call(face.ip, "GET", path, {"X-Faces-User": "crosswire"})
+            assert_healthy(answer, GRINNING, BLUE)
+    finally:
+        face.stop()
+    for name, run in backends.items():
+        # Each call crossed the backend's inbound proxy (gRPC reuses its connection).
+        assert tcp_open_total(run.ip, "inbound") > before[name], name
+
+
+def test_our_face_image_reaches_real_programs(
+    engine, base, real, network, certs, tmp_path: Path, offline_settings
+) -> None:
+    direct = replace(
+        offline_settings,
+        outbound_ports_to_ignore=(*offline_settings.outbound_ports_to_ignore, 8000),
+        image_name="meshexp-test-direct/{workload}",
+    ).check()
+    image = build_workload_image(workload=find_workload("face"), settings=direct)
+    smiley = faces.start(engine, base, network, real["smiley"], "smiley", {"SMILEY": "HeartEyes"})
+    color = faces.start(engine, base, network, real["color"], "color", {"COLOR": "green"})
+    try:
+        env = {"SMILEY_SERVICE": f"{smiley.ip}:8000", "COLOR_SERVICE": f"{color.ip}:8000"}
+        ours = run_image(direct, image.reference, "face", network, certs, tmp_path, env)
+        before = tcp_open_total(ours.ip, "inbound")
+        answer = faces.http_call(ours.ip, "GET", "/center/", {})
+        assert_healthy(answer, "&#x1F60D;", "#228833")  # HeartEyes, green
+        assert tcp_open_total(ours.ip, "inbound") == before + 1  # in through face's proxy
+    finally:
+        smiley.stop()
+        color.stop()
