@@ -98,7 +98,10 @@ namespace: default           # the Kubernetes namespace of its ExternalWorkload
 description: "{name}, brought into the mesh by meshexp-build"
 licenses: GPL-2.0-only       # SPDX expression of what runs (busybox here)
 ports:                       # the first port is the one the bootstrap waits for
-  - {{name: http, port: 8080, protocol: TCP}}
+  # app_protocol: what the port speaks, and how `check` probes it: http (a GET),
+  # grpc (a call to grpc_method: /pkg.Service/Method, else the health check)
+  # or opaque (a connection only)
+  - {{name: http, port: 8080, protocol: TCP, app_protocol: http}}
 user: {{name: {user}, uid: 2300}}  # its own non-root UID (1000-65533), not the proxy's 2102
                              # or SPIRE's 2103, so that the traffic capture applies to it
 

@@ -409,10 +409,29 @@ def check_inbound(
                 before is not None and after > before,
                 f"{probe.describe()} answered but the proxy's inbound counter did not move",
             )
-            lines.append(f"{probe.describe()}: {result.summary}; inbound {before} -> {after}")
+            local = local_answer(box, facts, probe)
+            require(
+                result.signature == local.signature,
+                f"{probe.describe()}: a client got {result.summary}, but the workload itself "
+                f"answers {local.summary}: the answer was not the workload's",
+            )
+            lines.append(
+                f"{probe.describe()}: a client {result.summary}, as the workload does locally; "
+                f"inbound {before} -> {after}"
+            )
         else:
             lines.append(refused_by_policy(box, facts, probe, result, policy))
     return "; ".join(lines)
+
+
+def local_answer(box: containers.MeshContainer, facts: ImageFacts, probe: PortProbe) -> ProbeResult:
+    """The same probe from inside, as the workload's UID to 127.0.0.1 (not captured):
+    the workload's own answer.
+    """
+    _, output = box.exec(["bash", "-c", probe.script()], user=facts.get("workload-uid"))
+    local = probe.read(output)
+    require(local.answered, f"{probe.describe()} on 127.0.0.1: {local.summary}")
+    return local
 
 
 def refused_by_policy(
@@ -425,12 +444,10 @@ def refused_by_policy(
     """The proxy refused a client as the policy says, while the workload itself
     answers the same probe on lo (not captured): so the refusal is the proxy's.
     """
-    _, local_output = box.exec(["bash", "-c", probe.script()], user=facts.get("workload-uid"))
-    local = probe.read(local_output)
-    require(local.answered, f"{probe.describe()} on 127.0.0.1: {local.summary}")
+    local = local_answer(box, facts, probe)
     expected = "closed the connection" if policy.name == "deny" else "answered"
     require(
-        not result.answered and (result.refused or "").startswith(expected),
+        (result.refused or "").startswith(expected) and result.signature != local.signature,
         f"policy {policy.name}, yet a plaintext client on {probe.describe()} got: {result.summary}",
     )
     return (

@@ -290,7 +290,7 @@ def parse_answers(answers: list[str]) -> list[dict[str, Any]]:
 
 def smiley_share(answers: list[str], smiley: str) -> float:
     """Share of all answers whose `smiley` field is `smiley` (an HTML entity)."""
-    hits = sum(answer.get("smiley") == smiley for answer in parse_answers(answers))
+    hits: int = sum(answer.get("smiley") == smiley for answer in parse_answers(answers))
     return hits / max(1, len(answers))
 
 

@@ -30,6 +30,7 @@ class ProbeResult:
     answered: bool
     summary: str
     refused: str | None = None  # "closed the connection", "answered 403", ...
+    signature: str = ""  # "HTTP 200", "grpc-status 0": compared with the local answer
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,15 @@ def read_http(output: str) -> ProbeResult:
         return ProbeResult(False, f"no HTTP answer ({output[:80]!r})", "closed the connection")
     head = output.split("\r\n\r\n", 1)[0].split("\r\n")
     status_line = head[0]
-    code = status_line.split(" ")[1:2]
+    code = "".join(status_line.split(" ")[1:2])
+    # The proxy refuses a plaintext client with a bare 403 (it marks its own
+    # answers with l5d-proxy-error for meshed clients only).
+    refused = "answered 403" if code == "403" else None
     proxy_error = [line for line in head[1:] if line.lower().startswith(PROXY_ERROR + ":")]
     if proxy_error:
-        refused = "answered 403" if code == ["403"] else None
-        return ProbeResult(
-            False, f"the proxy answered {status_line!r} ({proxy_error[0].strip()})", refused
-        )
-    return ProbeResult(True, f"the workload answered {status_line!r}")
+        summary = f"the proxy answered {status_line!r} ({proxy_error[0].strip()})"
+        return ProbeResult(False, summary, refused, f"HTTP {code}")
+    return ProbeResult(True, f"got {status_line!r}", refused, f"HTTP {code}")
 
 
 def read_grpc(answer: grpcwire.Answer) -> ProbeResult:
@@ -115,15 +117,14 @@ def read_grpc(answer: grpcwire.Answer) -> ProbeResult:
         return ProbeResult(
             False, f"{answer.summary()}: the port does not speak gRPC (app_protocol in the catalog)"
         )
+    denied = answer.grpc_status == PERMISSION_DENIED or answer.http_status == "403"
+    refused = f"answered grpc-status {answer.grpc_status}" if denied else None
+    signature = f"grpc-status {answer.grpc_status}"
     if PROXY_ERROR in answer.headers:
-        denied = answer.grpc_status == PERMISSION_DENIED or answer.http_status == "403"
-        return ProbeResult(
-            False,
-            f"the proxy answered {answer.summary()} ({answer.headers[PROXY_ERROR]})",
-            f"answered grpc-status {answer.grpc_status}" if denied else None,
-        )
+        summary = f"the proxy answered {answer.summary()} ({answer.headers[PROXY_ERROR]})"
+        return ProbeResult(False, summary, refused, signature)
     if answer.grpc_status is None:
-        return ProbeResult(False, f"{answer.summary()}: HTTP/2 but not a gRPC answer")
+        return ProbeResult(False, f"{answer.summary()}: HTTP/2 but not a gRPC answer", refused)
     strings = []
     for message in answer.messages:
         try:
@@ -134,4 +135,4 @@ def read_grpc(answer: grpcwire.Answer) -> ProbeResult:
             v.decode(errors="replace") for vs in fields.values() for v in vs if isinstance(v, bytes)
         ]
     shown = f", answer {strings}" if strings else ""
-    return ProbeResult(True, f"the workload answered {answer.summary()}{shown}")
+    return ProbeResult(True, f"got {answer.summary()}{shown}", refused, signature)

@@ -29,12 +29,21 @@ meshexp-build run --workload face --network "$network" --certs out/certs "${prof
 ip() { docker inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "meshexp-$1"; }
 python3 - "$(ip smiley)" "$(ip color)" <<'PY'
 import sys, urllib.request
+from builder import grpcwire
 from builder.checks import tcp_open_total
-for name, ip in zip(("smiley", "color"), sys.argv[1:]):
+
+def smiley(ip):  # HTTP/1 JSON
+    return urllib.request.urlopen(f"http://{ip}:8000/", timeout=20).read().decode().strip()
+
+def color(ip):  # gRPC, as upstream's color speaks
+    answer = grpcwire.call(ip, 8000, "/ColorService/Center", b"", timeout=20)
+    return f"{answer.summary()}, {[grpcwire.decode_message(m) for m in answer.messages]}"
+
+for ask, ip in zip((smiley, color), sys.argv[1:]):
     before = tcp_open_total(ip, "inbound")
-    body = urllib.request.urlopen(f"http://{ip}:8000/", timeout=20).read().decode().strip()
+    body = ask(ip)
     after = tcp_open_total(ip, "inbound")
-    print(f"{name:<6} answered through its proxy: {body} (inbound connections {before} -> {after})")
+    print(f"{ask.__name__:<6} answered through its proxy: {body} (inbound connections {before} -> {after})")
 PY
 # face's call to smiley, opened as face's workload UID: where did it land?
 smiley=$(ip smiley)

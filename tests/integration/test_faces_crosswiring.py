@@ -11,6 +11,7 @@ a policy controller answers), so here our face image's variant leaves port
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -115,3 +116,36 @@ def test_our_face_image_reaches_real_programs(
     finally:
         smiley.stop()
         color.stop()
+
+
+def test_faces_image_runs_the_real_programs_behind_the_walkthroughs_interface(
+    real, network, certs, tmp_path: Path, offline_settings
+) -> None:
+    """The drop-in `faces` image with upstream's v2 binaries (--binary NAME=FILE):
+    FACES_SERVICE picks the program, as in the walk-through.
+    """
+    upstream = replace(
+        offline_settings,
+        binaries=(("smiley", real["smiley"]), ("color", real["color"])),
+        image_name="meshexp-test-upstream/{workload}",
+    ).check()
+    image = build_workload_image(workload=find_workload("faces"), settings=upstream)
+    for name in ("smiley", "color"):
+        digest = hashlib.sha256(real[name].read_bytes()).hexdigest()
+        assert image.labels[f"io.meshexp.source.workload.{name}"] == f"file {name} sha256:{digest}"
+    smiley = run_image(upstream, image.reference, "faces", network, certs, tmp_path)
+    answer = faces.http_call(smiley.ip, "GET", "/", {})
+    assert answer["body"]["smiley"] == GRINNING
+    color = run_workload(
+        workload=find_workload("faces"),
+        settings=upstream,
+        certs=certs,
+        network=network,
+        manifests_dir=tmp_path / "manifests",
+        image=image.reference,
+        name=f"{network}-faces-color",
+        env={"FACES_SERVICE": "color"},
+        timeout=120,
+    )
+    called = faces.grpc_call(color.ip, "/ColorService/Center", 1, 1, {})
+    assert (called["grpc-status"], called["answers"][0]["color"]) == (0, [BLUE])

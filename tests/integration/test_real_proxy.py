@@ -180,8 +180,8 @@ def test_ready_and_enforced_under_every_default_policy(
     admitted = policy in ("all-unauthenticated", "audit", "cluster-unauthenticated")
     if admitted:
         assert "/ready answered 200" in ready
-        assert "port 8000 (HTTP/1): the workload answered 'HTTP/1.0 200 OK'" in detail
-        assert "port 9090 (HTTP/1): the workload answered 'HTTP/1.0 " in detail  # metrics
+        assert "port 8000 (HTTP/1): a client got 'HTTP/1.0 200 OK', as the workload" in detail
+        assert "port 9090 (HTTP/1): a client got 'HTTP/1.0 " in detail  # metrics
     else:
         assert "refused" in ready
         assert "certified its identity" in ready
