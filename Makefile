@@ -47,6 +47,7 @@ bench: setup
 
 golden: setup
 	$(VENV)/pytest tests/unit/test_render.py --update-golden
+	$(VENV)/python -c "from builder.catalog import catalog_schema_text as t; open('images/catalog.schema.json', 'w').write(t())"
 
 standin:
 	cd tests/standin-proxy && go build -trimpath -ldflags "-s -w" -o ../../build/standin-proxy .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import yaml
 from builder.errors import CatalogError
 from builder.models import Workload, read_workload
 from builder.resources import catalog_dir
+from builder.schema import json_schema
 from builder.validation import DNS_LABEL, USER_NAME
 
 
@@ -89,7 +91,19 @@ def find_workload(
     return catalog[name]
 
 
-STARTING_ENTRY = """\
+# The JSON Schema of an entry, written beside a user's entries by `workloads new`
+# (and shipped in images/), named by each entry's first line for YAML-aware editors.
+SCHEMA_FILE = "catalog.schema.json"
+SCHEMA_MODELINE = f"# yaml-language-server: $schema=./{SCHEMA_FILE}"
+
+
+def catalog_schema_text() -> str:
+    return json.dumps(json_schema("catalog"), indent=2) + "\n"
+
+
+STARTING_ENTRY = (
+    SCHEMA_MODELINE
+    + """
 # A meshexp-build catalog entry: one workload, in a file named after it.
 # It builds as it is (busybox's httpd from Debian's packages); change what
 # runs, then: meshexp-build render --catalog {folder} --workload {name} --output ctx
@@ -126,10 +140,13 @@ command: [/bin/busybox, httpd, -f, -v, -p, "8080", -h, /opt/workload]
 # The proxy's default inbound policy for this workload (else the settings'):
 # inbound_default_policy: all-unauthenticated
 """
+)
 
 
 def new_workload_file(*, name: str, folder: Path, force: bool = False) -> Path:
-    """Write a commented starting entry for `name` into `folder`, checked by loading it."""
+    """Write a commented starting entry for `name` into `folder`, checked by loading it,
+    and the entry schema beside it (refreshed), which the entry's first line names.
+    """
     if not DNS_LABEL.match(name):
         raise CatalogError(
             f"{name!r} is not a workload name (a DNS-1123 label: lowercase letters, "
@@ -139,6 +156,9 @@ def new_workload_file(*, name: str, folder: Path, force: bool = False) -> Path:
     if path.exists() and not force:
         raise CatalogError(f"{path} exists; edit it, or add --force to start it again")
     folder.mkdir(parents=True, exist_ok=True)
+    schema = folder / f".{SCHEMA_FILE}.new"
+    schema.write_text(catalog_schema_text())
+    schema.replace(folder / SCHEMA_FILE)
     user = name if USER_NAME.match(name) else "workload"
     scratch = folder / f".{name}.yaml.new"
     scratch.write_text(STARTING_ENTRY.format(name=name, folder=folder, user=user))

@@ -36,11 +36,9 @@ from builder.provenance import provenance_labels
 from builder.publish import push
 from builder.render import render_build_context
 from builder.run import container_name, parse_route, run_workload, stop_workload
+from builder.schema import IPTABLES_MODES, PLATFORMS, TOPOLOGIES, json_schema
 from builder.settings import (
-    IPTABLES_MODES,
     OFFLINE_BASE_IMAGE,
-    PLATFORMS,
-    TOPOLOGIES,
     Settings,
     default_settings_file,
     load_settings,
@@ -244,6 +242,18 @@ def workloads_new(name: str, folder: Path, force: bool) -> None:
         f"wrote {path}; edit it, then: meshexp-build render --catalog {folder} "
         f"--workload {name} --output ctx"
     )
+
+
+@main.command("schema")
+@click.argument("kind", type=click.Choice(["catalog", "settings"]))
+def schema_command(kind: str) -> None:
+    """Print the JSON Schema of a catalog entry or of the settings file.
+
+    YAML-aware editors validate and complete with it: `workloads new` writes
+    the catalog's beside your entries; for meshexp.yaml, save this output and
+    start the file with `# yaml-language-server: $schema=./settings.schema.json`.
+    """
+    click.echo(json.dumps(json_schema(kind), indent=2))
 
 
 @main.command()

@@ -8,26 +8,26 @@ a proxy file the user supplies).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from builder.contract import INBOUND_POLICIES, ContractFacts, facts_for
+from builder.contract import ContractFacts, facts_for
 from builder.errors import SettingsError
-from builder.models import BinarySource, FileSource, GoSource, ImageSource, read_source
-from builder.validation import DNS_LABEL, DNS_NAME, IMAGE_REF, LABEL_KEY, Fields
+from builder.models import BinarySource, FileSource, GoSource, ImageSource, source_from
+from builder.schema import (
+    SettingsEntry,
+    parse,
+)
+from builder.validation import IMAGE_REF
 
 SPIRE_MODULE = "github.com/spiffe/spire"
 # The SPIRE version go/go.mod requires for the multi-call binary (go/cmd/multicall).
 MULTICALL_SPIRE_VERSION = "1.13.3"
 OFFLINE_BASE_IMAGE = "meshexp/debian-base:bookworm"
 ONLINE_BASE_IMAGE = "debian:bookworm-slim"
-SPIRE_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
-PLATFORMS = ("linux/amd64", "linux/arm64")
-TOPOLOGIES = ("demo", "production")
-IPTABLES_MODES = ("legacy", "nft")
 TEMPLATE_FIELDS = re.compile(r"\{(\w+)\}")
 NAME_FIELDS = ("workload", "linkerd", "proxy", "spire", "topology", "arch")
 
@@ -160,136 +160,71 @@ class Settings:
         return self
 
 
-def _ports(f: Fields, key: str) -> tuple[int, ...]:
-    raw = f.raw(key)
-    if isinstance(raw, str):
-        raw = [part for part in raw.replace(" ", "").split(",") if part]
-    holder = Fields({key: raw}, f.where, (key,), SettingsError)
-
-    def read(item: object, where: str) -> int:
-        value = int(item) if isinstance(item, str) and item.isdigit() else item
-        return Fields({"p": value}, where, ("p",), SettingsError).integer("p", low=1, high=65535)
-
-    return tuple(holder.items(key, read))
-
-
-def _folders(f: Fields, key: str, base_dir: Path) -> tuple[Path, ...]:
-    """Catalog folders: one path or a list, each an existing folder."""
-    raw = f.raw(key)
-    items = [raw] if isinstance(raw, str | Path) else raw
-    if not isinstance(items, list | tuple):
-        raise f.bad(key, "expected a folder or a list of folders")
+def _folders(items: list[str], base_dir: Path, where: str) -> tuple[Path, ...]:
+    """Catalog folders, each an existing folder (relative to the settings file)."""
     folders = []
     for item in items:
-        folder = (base_dir / str(item)).resolve()
+        folder = (base_dir / item).resolve()
         if not folder.is_dir():
-            raise f.bad(
-                key,
-                f"{str(item)!r} is not a folder; make one with "
-                "`meshexp-build workloads new NAME --dir FOLDER`",
+            raise SettingsError(
+                f"{where} catalog: {item!r} is not a folder; make one with "
+                "`meshexp-build workloads new NAME --dir FOLDER`"
             )
         folders.append(folder)
     return tuple(folders)
 
 
-def _labels(f: Fields, key: str) -> dict[str, str]:
-    """Extra image labels: a mapping (settings file) or KEY=VALUE items (--label)."""
-    raw = f.raw(key)
-    if isinstance(raw, list | tuple):
-        pairs = {}
-        for item in raw:
-            name, sep, value = str(item).partition("=")
-            if not sep:
-                raise f.bad(key, f"{item!r} is not KEY=VALUE")
-            pairs[name] = value
-        raw = pairs
-    if not isinstance(raw, dict):
-        raise f.bad(key, "expected a mapping of label names to values")
-    holder = Fields(
-        {str(k): v for k, v in raw.items()}, f.path(key), tuple(map(str, raw)), SettingsError
-    )
-    labels = {}
-    for name in holder.data:
-        if not LABEL_KEY.match(name) or name.startswith("io.meshexp."):
-            raise f.bad(
-                key,
-                f"{name!r} is not a label name of ours to set (lowercase reverse-DNS like "
-                "org.example.team; io.meshexp.* is the tool's own)",
-            )
-        labels[name] = holder.text(name)
-    return labels
-
-
-def _binaries(f: Fields, key: str, base_dir: Path) -> dict[str, Path]:
-    """Workload binaries from files: a mapping (settings file) or NAME=PATH items
-    (--binary); each wins over the catalog's sources for the binary of that name.
-    """
-    raw = f.raw(key)
-    if isinstance(raw, list | tuple):
-        raw = dict(str(item).partition("=")[::2] for item in raw)
-    if not isinstance(raw, dict):
-        raise f.bad(key, "expected NAME=PATH items (or a mapping of binary names to files)")
+def _binary_files(given: dict[str, str], base_dir: Path, where: str) -> dict[str, Path]:
+    """Workload binaries from files; each wins over the catalog's sources for its name."""
     files = {}
-    for name, path in raw.items():
-        if not DNS_LABEL.match(str(name)) or not path:
-            raise f.bad(
-                key,
-                f"{name}={path} is not NAME=PATH with NAME a catalog binary name "
-                "(lowercase letters, digits, '-')",
-            )
-        resolved = (base_dir / str(path)).resolve()
+    for name, path in given.items():
+        resolved = (base_dir / path).resolve()
         if not resolved.is_file():
-            raise f.bad(key, f"{name}: {resolved} is not a file; give the binary itself")
-        files[str(name)] = resolved
+            raise SettingsError(
+                f"{where} binaries: {name}: {resolved} is not a file; give the binary itself"
+            )
+        files[name] = resolved
     return files
 
 
 def settings_from_mapping(
     data: dict[str, Any], where: str, base_dir: Path, start: Settings | None = None
 ) -> Settings:
-    """Apply a mapping (settings file or flags) over `start`, validating each value."""
-    names = tuple(item.name for item in fields(Settings))
-    f = Fields(data, where, names, SettingsError)
+    """Apply a mapping (settings file or flags) over `start`, validating each value.
+
+    `catalog`, `labels` and `binaries` add to what earlier layers (the settings
+    file) gave; every other value replaces it.
+    """
+    entry = parse(SettingsEntry, data, where, SettingsError)
+    earlier = start or Settings()
     changes: dict[str, Any] = {}
-    for key in f.data:
-        value = f.raw(key)
+    for key in entry.model_fields_set:
+        value = getattr(entry, key)
         if value is None:
             continue
-        if key in ("proxy_uid", "spire_uid"):
-            changes[key] = f.integer(key, low=1000, high=65533)
-        elif key in ("inbound_ports_to_ignore", "outbound_ports_to_ignore"):
-            changes[key] = _ports(f, key)
-        elif key in ("offline", "spire_multicall"):
-            changes[key] = f.boolean(key, False)
-        elif key == "topology":
-            changes[key] = f.choice(key, TOPOLOGIES)
-        elif key == "iptables_mode":
-            changes[key] = f.choice(key, IPTABLES_MODES)
-        elif key == "platform":
-            changes[key] = f.choice(key, PLATFORMS)
-        elif key == "inbound_default_policy":
-            changes[key] = f.choice(key, INBOUND_POLICIES)
-        elif key == "trust_domain":
-            changes[key] = f.text(key, pattern=DNS_NAME, hint="a DNS name, lowercase")
-        elif key == "spire_version":
-            changes[key] = f.text(key, pattern=SPIRE_VERSION, hint="like 1.13.3, no leading v")
-        elif key == "base_image":
-            changes[key] = f.text(key, pattern=IMAGE_REF, hint="an image reference")
+        if key.endswith("_ports_to_ignore"):
+            changes[key] = tuple(value)
         elif key.endswith("_source"):
-            changes[key] = read_source(value, f.path(key), base_dir, SettingsError)
+            changes[key] = source_from(value, base_dir)
         elif key == "catalog":
-            # Added after what earlier layers gave; relative paths are the file's (or cwd's).
-            changes[key] = (start or Settings()).catalog + _folders(f, key, base_dir)
-        elif key == "binaries":
-            given = dict((start or Settings()).binaries)
-            changes[key] = tuple((given | _binaries(f, key, base_dir)).items())
+            changes[key] = earlier.catalog + _folders(value, base_dir, where)
         elif key == "labels":
-            # Added to what earlier layers (the settings file) gave.
-            earlier = dict((start or Settings()).labels)
-            changes[key] = tuple((earlier | _labels(f, key)).items())
+            changes[key] = tuple((dict(earlier.labels) | value).items())
+        elif key == "binaries":
+            given = dict(earlier.binaries) | _binary_files(value, base_dir, where)
+            changes[key] = tuple(given.items())
         else:
-            changes[key] = f.text(key)
-    return replace(start or Settings(), **changes).check()
+            changes[key] = value
+    return replace(earlier, **changes).check()
+
+
+def _plain(value: Any) -> Any:
+    """Flags as a settings file would give them: paths as text, repeats as lists."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def load_settings(path: Path | None, overrides: dict[str, Any]) -> Settings:
@@ -303,7 +238,7 @@ def load_settings(path: Path | None, overrides: dict[str, Any]) -> Settings:
         except yaml.YAMLError as exc:
             raise SettingsError(f"{path}: not valid YAML ({exc})") from None
         settings = settings_from_mapping(document, f"{path}:", path.parent, settings)
-    flags = {key: value for key, value in overrides.items() if value not in (None, ())}
+    flags = {key: _plain(value) for key, value in overrides.items() if value not in (None, ())}
     if "proxy_file" in flags:
         flags["proxy_source"] = {"file": {"path": str(flags.pop("proxy_file"))}}
     return settings_from_mapping(flags, "flags:", Path.cwd(), settings).check()

@@ -101,4 +101,9 @@ def test_installed_wheel_renders_like_the_checkout(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
     dockerfile = (empty / "hello-ctx" / "Dockerfile").read_text()
     assert 'io.meshexp.workload="hello"' in dockerfile
+    # The schema the entry names came from the installed tool (pydantic in the wheel's deps).
+    assert (
+        '"title": "meshexp-build catalog entry"'
+        in (empty / "mycat/catalog.schema.json").read_text()
+    )
     assert "busybox" in dockerfile

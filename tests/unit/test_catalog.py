@@ -215,4 +215,7 @@ def test_the_starting_entry_is_valid_and_never_overwritten(tmp_path: Path) -> No
     assert path.read_text().endswith("# my edit\n")
     with pytest.raises(CatalogError, match="'x; rm -rf /' is not a workload name"):
         new_workload_file(name="x; rm -rf /", folder=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["edge-agent.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "catalog.schema.json",
+        "edge-agent.yaml",
+    ]  # nothing half-written
