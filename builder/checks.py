@@ -31,6 +31,7 @@ from cryptography.x509 import verification
 from builder import containers, docker_engine
 from builder.certs import create_certs
 from builder.errors import CheckError, MeshexpError
+from builder.identity import workload_identity
 from builder.probes import PortProbe, ProbeResult
 
 KEY_MATERIAL = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=]{40,}")
@@ -301,7 +302,7 @@ def tcp_open_total(ip: str, direction: str) -> int:
 
 
 def check_identity(
-    box: containers.MeshContainer, facts: ImageFacts, name: str, anchor_file: Path
+    box: containers.MeshContainer, facts: ImageFacts, name: str, namespace: str, anchor_file: Path
 ) -> str:
     proxy_uid = facts.get("proxy-uid")
     box.exec(["install", "-d", "-o", proxy_uid, "-m", "0700", "/tmp/meshexp-check"])
@@ -322,13 +323,18 @@ def check_identity(
     _, pem = box.exec(["cat", "/tmp/meshexp-check/svid.0.pem"], user=proxy_uid)
     box.exec(["rm", "-rf", "/tmp/meshexp-check"])
     chain = x509.load_pem_x509_certificates(pem.encode())
-    uris = (
-        chain[0]
-        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        .value.get_values_for_type(x509.UniformResourceIdentifier)
-    )
-    expected = f"spiffe://{facts.get('trust-domain')}/{name}"
+    names = chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
+    dns = names.get_values_for_type(x509.DNSName)
+    # Images from before the identity label carry the walk-through's names.
+    style = facts.labels.get("io.meshexp.identity", "walkthrough")
+    wanted = workload_identity(style, facts.get("trust-domain"), namespace, name)
+    expected = wanted.spiffe_id
     require(uris == [expected], f"SVID is {uris}, the ExternalWorkload declares {expected}")
+    require(
+        dns == [wanted.dns_name],
+        f"the SVID's DNS names are {dns}, the ExternalWorkload's serverName is {wanted.dns_name}",
+    )
     anchor = x509.load_pem_x509_certificate(anchor_file.read_bytes())
     verifier = (
         verification.PolicyBuilder().store(verification.Store([anchor])).build_client_verifier()
@@ -337,7 +343,10 @@ def check_identity(
         verifier.verify(chain[0], chain[1:])
     except verification.VerificationError as exc:
         raise CheckFailed(f"the SVID does not chain to the trust anchor alone: {exc}") from None
-    return f"{expected}, chain of {len(chain)} verifies against the trust anchor alone"
+    return (
+        f"{expected} (DNS {wanted.dns_name}), chain of {len(chain)} verifies against the "
+        "trust anchor alone"
+    )
 
 
 def check_rules(box: containers.MeshContainer, facts: ImageFacts) -> str:
@@ -746,6 +755,7 @@ def check_image(
     report.add("contents: no private key in any layer", lambda: check_no_key_material(image))
     env = dict(env or {})
     name = env.get("WORKLOAD_NAME") or facts.get("workload")
+    namespace = env.get("WORKLOAD_NAMESPACE") or facts.get("workload-namespace")
     policy = InboundPolicy.of(facts, env)
     with tempfile.TemporaryDirectory(prefix="meshexp-check-") as scratch:
         if certs is None:
@@ -756,7 +766,16 @@ def check_image(
                 with containers.mesh_container(
                     image=image, network=network, certs=certs, env=env, timeout=timeout
                 ) as box:
-                    _live_checks(report, box, facts, name, certs / "ca.crt", image, timeout, policy)
+                    _live_checks(
+                        report,
+                        box,
+                        facts,
+                        (name, namespace),
+                        certs / "ca.crt",
+                        image,
+                        timeout,
+                        policy,
+                    )
             except CheckError as exc:
                 report.results.append(CheckResult("start", False, str(exc.message)))
     return report
@@ -766,15 +785,16 @@ def _live_checks(
     report: CheckReport,
     box: containers.MeshContainer,
     facts: ImageFacts,
-    name: str,
+    workload: tuple[str, str],
     anchor: Path,
     image: str,
     timeout: float,
     policy: InboundPolicy,
 ) -> None:
+    name, namespace = workload
     report.add("readiness", lambda: wait_ready(box, timeout, policy))
     report.add("contents: binaries and their users", lambda: check_binaries(box, facts))
-    report.add("identity", lambda: check_identity(box, facts, name, anchor))
+    report.add("identity", lambda: check_identity(box, facts, name, namespace, anchor))
     report.add("capture: rules", lambda: check_rules(box, facts))
     report.add(
         "capture: inbound through the proxy", lambda: check_inbound(box, facts, image, policy)

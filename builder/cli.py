@@ -28,6 +28,7 @@ from builder.display import MODES, display
 from builder.doctor import Finding, diagnose
 from builder.e2e import E2EConfig, missing_prerequisites, run_e2e
 from builder.errors import CheckError, MeshexpError
+from builder.identity import IDENTITY_STYLES
 from builder.image import build_workload_image, prefetch_components
 from builder.keeper import Health, StatusKeeper, Target, targets_from_manifests
 from builder.manifests import build_manifests
@@ -75,6 +76,17 @@ SETTING_OPTIONS = [
     click.option("--inbound-ports-to-ignore", help="Comma-separated ports."),
     click.option("--outbound-ports-to-ignore", help="Comma-separated ports."),
     click.option("--inbound-default-policy", type=click.Choice(INBOUND_POLICIES)),
+    click.option(
+        "--identity",
+        type=click.Choice(IDENTITY_STYLES),
+        help="The names in the SVID: namespaced (default) or the walk-through's "
+        "(spiffe://TD/NAME, NAME.cluster.local).",
+    ),
+    click.option(
+        "--profile-networks",
+        help="Comma-separated CIDRs whose addresses the proxy resolves through the "
+        "destination controller (direct connections get mTLS); default: private ranges.",
+    ),
     click.option("--image-name", help="Image name pattern, e.g. registry/{workload}."),
     click.option("--platform", type=click.Choice(PLATFORMS), help="Target platform."),
     click.option(
@@ -116,6 +128,8 @@ SETTING_NAMES = (
     "inbound_ports_to_ignore",
     "outbound_ports_to_ignore",
     "inbound_default_policy",
+    "identity",
+    "profile_networks",
     "image_name",
     "platform",
     "proxy_file",
@@ -327,6 +341,12 @@ def certs(output_dir: Path, anchor_key: Path | None, force: bool, as_json: bool)
 @click.option("--name", help="ExternalWorkload name (default: the workload's).")
 @click.option("--namespace", help="Namespace (default: the workload's).")
 @output_option
+@click.option(
+    "--authentication",
+    is_flag=True,
+    help="Also a MeshTLSAuthentication NAME-identity listing the SVID's names, for an "
+    "AuthorizationPolicy that admits this workload.",
+)
 @setting_options
 def manifests(
     workload_name: str,
@@ -334,6 +354,7 @@ def manifests(
     name: str | None,
     namespace: str | None,
     output_format: str,
+    authentication: bool,
     **options: Any,
 ) -> None:
     """Print the ExternalWorkload, its Service, and the Ready status patch."""
@@ -344,6 +365,7 @@ def manifests(
         ips=list(ips),
         name=name,
         namespace=namespace,
+        authentication=authentication,
     )
     if output_format == "json":
         emit_json(dataclasses.asdict(result))

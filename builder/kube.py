@@ -143,7 +143,14 @@ def ready_condition(name: str, namespace: str, client: Client) -> dict[str, Any]
     return None
 
 
-KINDS: dict[str, Any] = {"ExternalWorkload": ExternalWorkload, "Service": Service}
+MeshTLSAuthentication = create_namespaced_resource(
+    "policy.linkerd.io", "v1alpha1", "MeshTLSAuthentication", "meshtlsauthentications"
+)
+KINDS: dict[str, Any] = {
+    "ExternalWorkload": ExternalWorkload,
+    "Service": Service,
+    "MeshTLSAuthentication": MeshTLSAuthentication,
+}
 
 
 def delete_managed(client: Client, refs: Iterable[ObjectRef]) -> list[ObjectRef]:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from builder.errors import MeshexpError
+from builder.identity import WorkloadIdentity
 from builder.models import Workload
 from builder.settings import Settings
 from builder.validation import check_ip
@@ -29,9 +30,32 @@ class Manifests:
     service: dict[str, Any]
     status_patch: dict[str, Any] | None
     patch_command: str | None
+    authentication: dict[str, Any] | None = None
 
     def yaml(self) -> str:
-        return yaml.safe_dump_all([self.external_workload, self.service], sort_keys=False)
+        documents = [self.external_workload, self.service]
+        if self.authentication is not None:
+            documents.append(self.authentication)
+        return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def mesh_tls_authentication(
+    identity: WorkloadIdentity, name: str, namespace: str
+) -> dict[str, Any]:
+    """A MeshTLSAuthentication that an AuthorizationPolicy can name to admit this
+    workload: it lists both names of the SVID, the DNS name first, since the
+    server-side proxy identifies clients by it (builder.identity).
+    """
+    return {
+        "apiVersion": "policy.linkerd.io/v1alpha1",
+        "kind": "MeshTLSAuthentication",
+        "metadata": {
+            "name": f"{name}-identity",
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "meshexp-build"},
+        },
+        "spec": {"identities": identity.policy_names},
+    }
 
 
 def check_workload_ips(ips: list[str], settings: Settings) -> list[str]:
@@ -116,8 +140,10 @@ def build_manifests(
     name: str | None = None,
     namespace: str | None = None,
     service_port: int | None = None,
+    authentication: bool = False,
 ) -> Manifests:
-    """The ExternalWorkload and Service for one running instance of `workload`.
+    """The ExternalWorkload and Service for one running instance of `workload`
+    (and with `authentication`, a MeshTLSAuthentication naming its identity).
 
     `service_port` changes the Service's first port (the Faces chart's Services
     listen on 80); its targetPort still names the workload's declared port.
@@ -126,15 +152,14 @@ def build_manifests(
     namespace = namespace or workload.namespace
     addresses = check_workload_ips(ips, settings)
     labels = {"app": name, "app.kubernetes.io/managed-by": "meshexp-build"}
+    identity = settings.identity_of(namespace, name)
+    auth = mesh_tls_authentication(identity, name, namespace) if authentication else None
     external: dict[str, Any] = {
         "apiVersion": "workload.linkerd.io/v1beta1",
         "kind": "ExternalWorkload",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
-            "meshTLS": {
-                "identity": f"spiffe://{settings.trust_domain}/{name}",
-                "serverName": f"{name}.cluster.local",
-            },
+            "meshTLS": {"identity": identity.spiffe_id, "serverName": identity.dns_name},
             "workloadIPs": [{"ip": address} for address in addresses],
             "ports": [
                 {"name": p.name, "port": p.port, "protocol": p.protocol} for p in workload.ports
@@ -161,9 +186,9 @@ def build_manifests(
     }
     if not settings.facts.status_subresource:
         external["status"] = ready_condition()
-        return Manifests(external, service, None, None)
+        return Manifests(external, service, None, None, auth)
     patch = {"status": ready_condition()}
     command = " ".join(
         shlex.quote(word) for word in ["kubectl", *status_patch_args(name, namespace, patch)]
     )
-    return Manifests(external, service, patch, command)
+    return Manifests(external, service, patch, command, auth)

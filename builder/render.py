@@ -172,6 +172,7 @@ def _labels(
         ("io.meshexp.iptables-mode", settings.resolved_iptables_mode),
         ("io.meshexp.proxy-uid", str(settings.proxy_uid)),
         ("io.meshexp.trust-domain", settings.trust_domain),
+        ("io.meshexp.identity", settings.identity),
         ("io.meshexp.spire-multicall", "true" if settings.uses_multicall else "false"),
         ("io.meshexp.spire-uid", str(settings.spire_uid)),
         ("io.meshexp.workload-uid", str(workload.uid)),
@@ -266,6 +267,7 @@ def _context(
         "inbound_ignore": ",".join(map(str, settings.inbound_ports_to_ignore)),
         "outbound_ignore": ",".join(map(str, settings.outbound_ports_to_ignore)),
         "inbound_ports": ",".join(str(port.port) for port in workload.ports),
+        "profile_networks": ",".join(settings.profile_networks),
         "inbound_policy": inbound_policy(workload, settings),
         "spire_server_port": SPIRE_SERVER_PORT,
         "stages": [

@@ -12,6 +12,7 @@ editors validate and complete entries as they are typed.
 
 # No `from __future__ import annotations`: pydantic reads these annotations,
 # which call the small type builders below, when each class is made.
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Self, TypeVar
@@ -29,6 +30,7 @@ from pydantic import (
 
 from builder.contract import INBOUND_POLICIES
 from builder.errors import MeshexpError
+from builder.identity import IDENTITY_STYLES
 from builder.validation import (
     ABS_PATH,
     ARG_TEXT,
@@ -374,6 +376,12 @@ def _comma_list(value: object) -> object:
     return value
 
 
+def _comma_text_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part for part in value.replace(" ", "").split(",") if part]
+    return value
+
+
 def _pairs(what: str) -> Callable[[object], object]:
     """A mapping, or NAME=VALUE items (as the repeatable flags give them)."""
 
@@ -397,6 +405,25 @@ def _folder_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
+PRIVATE_NETWORKS = ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8")
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a network in CIDR form (like 10.0.0.0/8 or fd00::/8, host bits zero)"
+        ) from None
+
+
+Network = Annotated[
+    str,
+    BeforeValidator(_as_text),
+    AfterValidator(_network),
+    WithJsonSchema({"type": "string", "description": "a network in CIDR form, like 10.0.0.0/8"}),
+]
+NetworkList = Annotated[list[Network], BeforeValidator(_comma_text_list)]
 PortNumber = Whole("a port", 1, 65535)
 PortList = Annotated[list[PortNumber], BeforeValidator(_comma_list)]
 
@@ -437,6 +464,18 @@ class SettingsEntry(Entry):
         None
     )
     inbound_default_policy: Choice("default inbound policy", INBOUND_POLICIES) | None = None
+    identity: (
+        Choice(
+            "the names in a workload's SVID: namespaced (the default) or the walk-through's",
+            IDENTITY_STYLES,
+        )
+        | None
+    ) = None
+    profile_networks: NetworkList | None = Field(
+        default=None,
+        description="networks whose addresses the proxy resolves through the destination "
+        "controller, so that direct connections to meshed workloads get mTLS",
+    )
     image_name: Text("image name pattern, e.g. registry/{workload}") | None = None
     tag: Text("tag pattern, e.g. linkerd-{linkerd}") | None = None
     platform: Choice("target platform", PLATFORMS) | None = None

@@ -16,8 +16,10 @@ import yaml
 
 from builder.contract import ContractFacts, facts_for
 from builder.errors import SettingsError
+from builder.identity import WorkloadIdentity, workload_identity
 from builder.models import BinarySource, FileSource, GoSource, ImageSource, source_from
 from builder.schema import (
+    PRIVATE_NETWORKS,
     SettingsEntry,
     parse,
 )
@@ -49,6 +51,11 @@ class Settings:
     inbound_ports_to_ignore: tuple[int, ...] = (4190, 4191, 4567, 4568)
     outbound_ports_to_ignore: tuple[int, ...] = (4567, 4568)
     inbound_default_policy: str = "all-unauthenticated"
+    identity: str = "namespaced"
+    # Where the proxy asks the destination controller for profiles, and so where
+    # a direct connection to a meshed workload's IP gets mTLS: the usual
+    # private ranges, as the Linkerd chart's cluster networks.
+    profile_networks: tuple[str, ...] = PRIVATE_NETWORKS
     image_name: str = "meshexp/{workload}"
     tag: str = "linkerd-{linkerd}"
     platform: str = "linux/amd64"
@@ -63,6 +70,10 @@ class Settings:
     @property
     def facts(self) -> ContractFacts:
         return facts_for(self.linkerd_version, self.proxy_version)
+
+    def identity_of(self, namespace: str, name: str) -> WorkloadIdentity:
+        """The SVID's names for workload `name` of `namespace` (builder.identity)."""
+        return workload_identity(self.identity, self.trust_domain, namespace, name)
 
     @property
     def arch(self) -> str:
@@ -202,7 +213,7 @@ def settings_from_mapping(
         value = getattr(entry, key)
         if value is None:
             continue
-        if key.endswith("_ports_to_ignore"):
+        if key.endswith("_ports_to_ignore") or key == "profile_networks":
             changes[key] = tuple(value)
         elif key.endswith("_source"):
             changes[key] = source_from(value, base_dir)

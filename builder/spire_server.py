@@ -47,19 +47,18 @@ def agent_id(settings: Settings, name: str) -> str:
     return f"spiffe://{settings.trust_domain}/meshexp/agent/{name}"
 
 
-def registration_commands(settings: Settings, name: str) -> dict[str, list[str]]:
+def token_command(settings: Settings, name: str) -> list[str]:
+    """A single-use join token for the agent of workload `name`."""
+    parent = agent_id(settings, name)
+    return ["spire-server", "token", "generate", "-spiffeID", parent, "-ttl", str(JOIN_TOKEN_TTL)]
+
+
+def registration_commands(settings: Settings, namespace: str, name: str) -> dict[str, list[str]]:
     """The server-side commands for one workload: its join token, its entry, its node alias."""
     parent = agent_id(settings, name)
+    identity = settings.identity_of(namespace, name)
     return {
-        "token": [
-            "spire-server",
-            "token",
-            "generate",
-            "-spiffeID",
-            parent,
-            "-ttl",
-            str(JOIN_TOKEN_TTL),
-        ],
+        "token": token_command(settings, name),
         "entry": [
             "spire-server",
             "entry",
@@ -67,11 +66,11 @@ def registration_commands(settings: Settings, name: str) -> dict[str, list[str]]
             "-parentID",
             parent,
             "-spiffeID",
-            f"spiffe://{settings.trust_domain}/{name}",
+            identity.spiffe_id,
             "-selector",
             f"unix:uid:{settings.proxy_uid}",
             "-dns",
-            f"{name}.cluster.local",
+            identity.dns_name,
         ],
         "node": [
             "spire-server",
@@ -88,7 +87,7 @@ def registration_commands(settings: Settings, name: str) -> dict[str, list[str]]
 
 def entry_commands(workload: Workload, settings: Settings, name: str | None = None) -> list[str]:
     """The server-side commands that register one workload (for operators to run)."""
-    commands = registration_commands(settings, name or workload.name)
+    commands = registration_commands(settings, workload.namespace, name or workload.name)
     return [
         " ".join(shlex.quote(word) for word in commands[key]) for key in ("token", "entry", "node")
     ]
@@ -197,8 +196,8 @@ def register(
         tokens_dir.chmod(0o700)
     for workload in workloads:
         parent = agent_id(settings, workload.name)
-        spiffe_id = f"spiffe://{settings.trust_domain}/{workload.name}"
-        commands = registration_commands(settings, workload.name)
+        spiffe_id = settings.identity_of(workload.namespace, workload.name).spiffe_id
+        commands = registration_commands(settings, workload.namespace, workload.name)
         _server_exec(server, settings, commands["entry"])
         _server_exec(server, settings, commands["node"])
         token_file = None
@@ -215,7 +214,7 @@ def register(
 
 def new_join_token(*, server: str, settings: Settings, name: str, target: Path) -> Path:
     """A fresh single-use join token for one workload's agent, written 0600, never printed."""
-    out = _server_exec(server, settings, registration_commands(settings, name)["token"])
+    out = _server_exec(server, settings, token_command(settings, name))
     token = out.strip().removeprefix("Token: ").strip()
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:

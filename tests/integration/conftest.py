@@ -20,10 +20,11 @@ from pathlib import Path
 import docker
 import pytest
 
+from builder.base_image import build_base
 from builder.catalog import find_workload
 from builder.certs import create_certs
 from builder.image import ImageResult, build_workload_image
-from builder.settings import Settings, load_settings
+from builder.settings import OFFLINE_BASE_IMAGE, Settings, load_settings
 from tests import equipment
 from tests.conftest import in_ci, need
 
@@ -218,3 +219,18 @@ def module_network(engine) -> Iterator[str]:
     """One network for a module's tests (for module-scoped fixtures that start containers)."""
     with fresh_network(engine) as name:
         yield name
+
+
+@pytest.fixture(scope="session")
+def real_faces() -> dict[str, Path]:
+    """The upstream Faces v2.0.0 programs (test equipment; always in CI)."""
+    found = equipment.real_faces()
+    need(found is not None, f"the upstream Faces programs in {equipment.REAL_FACES}")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
+def plain_base(engine) -> str:
+    """The offline base image, for plain containers that run one program."""
+    return build_base(reference=OFFLINE_BASE_IMAGE).reference

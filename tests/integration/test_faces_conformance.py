@@ -16,10 +16,7 @@ from typing import Any
 
 import pytest
 
-from builder.base_image import build_base
-from builder.settings import OFFLINE_BASE_IMAGE
 from tests import equipment
-from tests.conftest import need
 from tests.integration import faces
 from tests.integration.faces import Program
 
@@ -28,30 +25,17 @@ GET_ROOT = ("GET", "/", {})
 
 
 @pytest.fixture(scope="module")
-def real() -> dict[str, Path]:
-    found = equipment.real_faces()
-    need(found is not None, f"the upstream Faces programs in {equipment.REAL_FACES}")
-    assert found is not None
-    return found
-
-
-@pytest.fixture(scope="module")
 def ours() -> dict[str, Path]:
     return equipment.our_faces()
 
 
 @pytest.fixture(scope="module")
-def base(engine) -> str:
-    return build_base(reference=OFFLINE_BASE_IMAGE).reference
-
-
-@pytest.fixture(scope="module")
-def launch(engine, base, module_network) -> Iterator[Any]:
+def launch(engine, plain_base, module_network) -> Iterator[Any]:
     """start(binary, name, env) -> Program; every program is removed afterwards."""
     started: list[Program] = []
 
     def start(binary: Path, name: str, env: dict[str, str]) -> Program:
-        program = faces.start(engine, base, module_network, binary, name, env)
+        program = faces.start(engine, plain_base, module_network, binary, name, env)
         started.append(program)
         return program
 
@@ -60,8 +44,10 @@ def launch(engine, base, module_network) -> Iterator[Any]:
         program.stop()
 
 
-def side_by_side(launch, real, ours, name: str, env: dict[str, str]) -> tuple[Program, Program]:
-    return launch(real[name], name, env), launch(ours[name], name, env)
+def side_by_side(
+    launch, real_faces, ours, name: str, env: dict[str, str]
+) -> tuple[Program, Program]:
+    return launch(real_faces[name], name, env), launch(ours[name], name, env)
 
 
 def assert_same_start_and_counters(upstream: Program, own: Program) -> None:
@@ -102,9 +88,9 @@ SMILEY_CASES = {
 
 
 @pytest.mark.parametrize("case", SMILEY_CASES)
-def test_smiley_conforms(launch, real, ours, case: str) -> None:
+def test_smiley_conforms(launch, real_faces, ours, case: str) -> None:
     env, requests = SMILEY_CASES[case]
-    upstream, own = side_by_side(launch, real, ours, "smiley", env)
+    upstream, own = side_by_side(launch, real_faces, ours, "smiley", env)
     user_header = env.get("USER_HEADER_NAME", "X-Faces-User")
     for method, path, headers in requests:
         want = faces.http_call(upstream.ip, method, path, headers, user_header)
@@ -113,10 +99,10 @@ def test_smiley_conforms(launch, real, ours, case: str) -> None:
     assert_same_start_and_counters(upstream, own)
 
 
-def test_smiley_answers_as_the_readme_says(launch, real) -> None:
+def test_smiley_answers_as_the_readme_says(launch, real_faces) -> None:
     """The facts the README states about upstream, checked against upstream itself."""
-    grinning = launch(real["smiley"], "smiley", {"SMILEY": "Grinning"})
-    unknown = launch(real["smiley"], "smiley", {"SMILEY": "NoSuchFace"})
+    grinning = launch(real_faces["smiley"], "smiley", {"SMILEY": "Grinning"})
+    unknown = launch(real_faces["smiley"], "smiley", {"SMILEY": "NoSuchFace"})
     assert faces.http_call(grinning.ip, *GET_ROOT)["body"]["smiley"] == "&#x1F603;"
     assert faces.http_call(unknown.ip, *GET_ROOT)["body"]["smiley"] == "&#x1F92E;"
     assert faces.http_call(grinning.ip, "POST", "/", {})["status"] == 405
@@ -141,8 +127,8 @@ COLOR_CALLS = [
 
 
 @pytest.mark.parametrize("case", COLOR_CASES)
-def test_color_conforms(launch, real, ours, case: str) -> None:
-    upstream, own = side_by_side(launch, real, ours, "color", COLOR_CASES[case])
+def test_color_conforms(launch, real_faces, ours, case: str) -> None:
+    upstream, own = side_by_side(launch, real_faces, ours, "color", COLOR_CASES[case])
     for method, row, column, metadata in COLOR_CALLS:
         want = faces.grpc_call(upstream.ip, method, row, column, metadata)
         got = faces.grpc_call(own.ip, method, row, column, metadata)
@@ -151,22 +137,22 @@ def test_color_conforms(launch, real, ours, case: str) -> None:
     assert_same_start_and_counters(upstream, own)
 
 
-def test_color_speaks_grpc_only(launch, real, ours) -> None:
+def test_color_speaks_grpc_only(launch, real_faces, ours) -> None:
     """An HTTP/1 request gets HTTP/2 frames back from both, never an HTTP/1 answer."""
-    for program in side_by_side(launch, real, ours, "color", {}):
+    for program in side_by_side(launch, real_faces, ours, "color", {}):
         with pytest.raises(Exception) as refused:  # noqa: PT011 - http.client's error varies
             faces.http_call(program.ip, *GET_ROOT)
         assert "HTTP/1" not in str(refused.value)
 
 
 @pytest.fixture(scope="module")
-def backends(launch, real) -> dict[str, Program]:
+def backends(launch, real_faces) -> dict[str, Program]:
     """Upstream smiley and color, healthy and failing, for both faces to call."""
     return {
-        "smiley": launch(real["smiley"], "smiley", {"SMILEY": "Kaboom"}),
-        "color": launch(real["color"], "color", {"COLOR": "purple"}),
-        "bad-smiley": launch(real["smiley"], "smiley", {"ERROR_FRACTION": "100"}),
-        "bad-color": launch(real["color"], "color", {"ERROR_FRACTION": "100"}),
+        "smiley": launch(real_faces["smiley"], "smiley", {"SMILEY": "Kaboom"}),
+        "color": launch(real_faces["color"], "color", {"COLOR": "purple"}),
+        "bad-smiley": launch(real_faces["smiley"], "smiley", {"ERROR_FRACTION": "100"}),
+        "bad-color": launch(real_faces["color"], "color", {"ERROR_FRACTION": "100"}),
     }
 
 
@@ -199,10 +185,10 @@ FACE_CASES = {
 
 
 @pytest.mark.parametrize("case", FACE_CASES)
-def test_face_conforms(launch, real, ours, backends, case: str) -> None:
+def test_face_conforms(launch, real_faces, ours, backends, case: str) -> None:
     (smiley, color), extra, requests = FACE_CASES[case]
     env = {**face_env(backends, smiley, color), **extra}
-    upstream, own = side_by_side(launch, real, ours, "face", env)
+    upstream, own = side_by_side(launch, real_faces, ours, "face", env)
     for method, path, headers in requests:
         want = faces.http_call(upstream.ip, method, path, headers)
         got = faces.http_call(own.ip, method, path, headers)

@@ -15,33 +15,14 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
-from builder.base_image import build_base
 from builder.catalog import find_workload
 from builder.checks import tcp_open_total
 from builder.e2e import GRINNING
 from builder.image import build_workload_image
 from builder.run import run_workload
-from builder.settings import OFFLINE_BASE_IMAGE
-from tests import equipment
-from tests.conftest import need
 from tests.integration import faces
 
 BLUE = "#66CCEE"
-
-
-@pytest.fixture(scope="module")
-def real() -> dict[str, Path]:
-    found = equipment.real_faces()
-    need(found is not None, f"the upstream Faces programs in {equipment.REAL_FACES}")
-    assert found is not None
-    return found
-
-
-@pytest.fixture(scope="module")
-def base(engine) -> str:
-    return build_base(reference=OFFLINE_BASE_IMAGE).reference
 
 
 def run_image(settings, image: str, name: str, network: str, certs: Path, tmp: Path, env=None):
@@ -66,7 +47,7 @@ def assert_healthy(answer: dict, smiley: str, color: str) -> None:
 
 
 def test_real_face_reaches_our_images_through_their_proxies(
-    engine, base, build, real, network, certs, tmp_path: Path, offline_settings
+    engine, plain_base, build, real_faces, network, certs, tmp_path: Path, offline_settings
 ) -> None:
     backends = {
         name: run_image(offline_settings, build(name).reference, name, network, certs, tmp_path)
@@ -75,9 +56,9 @@ def test_real_face_reaches_our_images_through_their_proxies(
     before = {name: tcp_open_total(run.ip, "inbound") for name, run in backends.items()}
     face = faces.start(
         engine,
-        base,
+        plain_base,
         network,
-        real["face"],
+        real_faces["face"],
         "face",
         {
             "SMILEY_SERVICE": f"{backends['smiley'].ip}:8000",
@@ -96,7 +77,7 @@ def test_real_face_reaches_our_images_through_their_proxies(
 
 
 def test_our_face_image_reaches_real_programs(
-    engine, base, real, network, certs, tmp_path: Path, offline_settings
+    engine, plain_base, real_faces, network, certs, tmp_path: Path, offline_settings
 ) -> None:
     direct = replace(
         offline_settings,
@@ -104,8 +85,12 @@ def test_our_face_image_reaches_real_programs(
         image_name="meshexp-test-direct/{workload}",
     ).check()
     image = build_workload_image(workload=find_workload("face"), settings=direct)
-    smiley = faces.start(engine, base, network, real["smiley"], "smiley", {"SMILEY": "HeartEyes"})
-    color = faces.start(engine, base, network, real["color"], "color", {"COLOR": "green"})
+    smiley = faces.start(
+        engine, plain_base, network, real_faces["smiley"], "smiley", {"SMILEY": "HeartEyes"}
+    )
+    color = faces.start(
+        engine, plain_base, network, real_faces["color"], "color", {"COLOR": "green"}
+    )
     try:
         env = {"SMILEY_SERVICE": f"{smiley.ip}:8000", "COLOR_SERVICE": f"{color.ip}:8000"}
         ours = run_image(direct, image.reference, "face", network, certs, tmp_path, env)
@@ -119,19 +104,19 @@ def test_our_face_image_reaches_real_programs(
 
 
 def test_faces_image_runs_the_real_programs_behind_the_walkthroughs_interface(
-    real, network, certs, tmp_path: Path, offline_settings
+    real_faces, network, certs, tmp_path: Path, offline_settings
 ) -> None:
     """The drop-in `faces` image with upstream's v2 binaries (--binary NAME=FILE):
     FACES_SERVICE picks the program, as in the walk-through.
     """
     upstream = replace(
         offline_settings,
-        binaries=(("smiley", real["smiley"]), ("color", real["color"])),
+        binaries=(("smiley", real_faces["smiley"]), ("color", real_faces["color"])),
         image_name="meshexp-test-upstream/{workload}",
     ).check()
     image = build_workload_image(workload=find_workload("faces"), settings=upstream)
     for name in ("smiley", "color"):
-        digest = hashlib.sha256(real[name].read_bytes()).hexdigest()
+        digest = hashlib.sha256(real_faces[name].read_bytes()).hexdigest()
         assert image.labels[f"io.meshexp.source.workload.{name}"] == f"file {name} sha256:{digest}"
     smiley = run_image(upstream, image.reference, "faces", network, certs, tmp_path)
     answer = faces.http_call(smiley.ip, "GET", "/", {})

@@ -17,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from builder import containers
+from builder.catalog import load_workload_file
 from builder.certs import create_certs
 from builder.checks import wait_ready
+from builder.image import build_workload_image
 
 INPUT_LIMIT = 15.0
 DEATH_LIMIT = 15.0
@@ -182,17 +184,30 @@ def test_a_dead_child_stops_the_container(smiley_image, network, certs, command,
     assert f"bootstrap: ERROR: {name} exited with code" in logs
 
 
-def test_workload_that_fails_at_start(smiley_image, network, certs) -> None:
+CRASHER = """\
+name: crasher
+namespace: faults
+ports: [{name: http, port: 8080}]
+user: {name: workload, uid: 2300}
+debian: {packages: [busybox]}
+command: [/bin/busybox, sh, -c, "echo 'crasher: no config here' >&2; exit 3"]
+"""
+
+
+def test_workload_that_fails_at_start(
+    engine, offline_settings, network, certs, tmp_path: Path
+) -> None:
+    """Faces, like upstream, never fails on its settings; this workload exits at once."""
+    entry = tmp_path / "catalog" / "crasher.yaml"
+    entry.parent.mkdir()
+    entry.write_text(CRASHER)
+    image = build_workload_image(workload=load_workload_file(entry), settings=offline_settings)
     code, logs, seconds = containers.run_to_exit(
-        image=smiley_image.reference,
-        network=network,
-        certs=certs,
-        env={"DELAY_BUCKETS": "soon"},
-        timeout=90,
+        image=image.reference, network=network, certs=certs, env={}, timeout=90
     )
     assert code != 0
-    assert "DELAY_BUCKETS" in logs
-    assert "bootstrap: ERROR: workload smiley exited" in logs
+    assert "crasher: no config here" in logs
+    assert "bootstrap: ERROR: workload crasher exited" in logs
     assert seconds < 60
 
 

@@ -17,6 +17,8 @@ from builder.containers import MeshContainer, mesh_container
 from builder.e2e import GRINNING
 from builder.image import build_workload_image
 
+SMILEY_ID = "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/smiley"
+
 
 def proxy_environment(box: MeshContainer) -> dict[str, str]:
     """The environment of the running proxy, read as the proxy's own UID (root may not)."""
@@ -106,9 +108,8 @@ def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(
         assert "level=error" not in logs
         assert " ERROR " not in logs
         assert logs.count("ca.key is the trust anchor's private key") == 1
-        assert (
-            "bootstrap: starting smiley.faces as spiffe://root.linkerd.cluster.local/smiley" in logs
-        )
+        # Namespaced identity by default (builder.identity).
+        assert f"bootstrap: starting smiley.faces as {SMILEY_ID}" in logs
         if proxy_is_real:
             # The label says what the proxy itself says when it starts.
             version = smiley_image.labels["io.meshexp.proxy-version"]
@@ -123,9 +124,7 @@ def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(
             "ns": "faces",
             "external_workload": "smiley",
         }
-        assert environ["LINKERD2_PROXY_IDENTITY_SERVER_ID"] == (
-            "spiffe://root.linkerd.cluster.local/smiley"
-        )
+        assert environ["LINKERD2_PROXY_IDENTITY_SERVER_ID"] == SMILEY_ID
         assert "BEGIN CERTIFICATE" in environ["LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"]
 
 
@@ -176,7 +175,7 @@ def test_svid_for_the_proxy_chains_to_the_trust_anchor(smiley_image, network, ce
             .extensions.get_extension_for_class(x509.SubjectAlternativeName)
             .value.get_values_for_type(x509.UniformResourceIdentifier)
         )
-        assert uris == ["spiffe://root.linkerd.cluster.local/smiley"]
+        assert uris == [SMILEY_ID]
         anchor = x509.load_pem_x509_certificate((certs / "ca.crt").read_bytes())
         store = x509.verification.Store([anchor])
         verifier = x509.verification.PolicyBuilder().store(store).build_client_verifier()

@@ -88,7 +88,7 @@ def test_two_agent_only_workloads_get_their_own_svids(
         ) as box:
             assert "200" in wait_ready(box, 60)
             facts = ImageFacts(image.labels)
-            detail = check_identity(box, facts, item.workload, certs / "ca.crt")
+            detail = check_identity(box, facts, item.workload, "faces", certs / "ca.crt")
             assert detail.startswith(item.spiffe_id)
             assert "awk=2103" in check_least_privilege(box, facts)
             token = item.token_file.read_text().strip()
@@ -167,6 +167,9 @@ def test_x509pop_node_certificate_instead_of_a_token(
         image=image.reference, network=network, certs=folder, env={"SPIRE_SERVER_ADDRESS": server}
     ) as box:
         assert "200" in wait_ready(box, 60)
-        detail = check_identity(box, ImageFacts(image.labels), "color", certs / "ca.crt")
-        assert detail.startswith("spiffe://root.linkerd.cluster.local/color")
+        detail = check_identity(box, ImageFacts(image.labels), "color", "faces", certs / "ca.crt")
+        assert detail.startswith(
+            "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/color "
+            "(DNS color.faces.externalworkload.cluster.local)"
+        )
         assert "BEGIN" not in box.logs()

@@ -59,6 +59,23 @@ def test_every_workloads_manifests_are_accepted_and_marked_ready(client, linkerd
         assert kube.apply_documents(client, [copy.deepcopy(manifests.service)])
 
 
+@pytest.mark.parametrize("identity", ["namespaced", "walkthrough"])
+def test_mesh_tls_authentication_is_accepted_by_linkerds_crd(client, identity: str) -> None:
+    """What `manifests --authentication` emits passes the policy CRD's validation."""
+    namespace = f"auth-{identity}"
+    kube.ensure_namespace(client, namespace)
+    manifests = build_manifests(
+        workload=load_catalog()["face"],
+        settings=load_settings(None, {"identity": identity}),
+        ips=["172.18.0.7"],
+        namespace=namespace,
+        authentication=True,
+    )
+    assert manifests.authentication is not None
+    [applied] = kube.apply_documents(client, [copy.deepcopy(manifests.authentication)])
+    assert (applied.kind, applied.name) == ("MeshTLSAuthentication", "face-identity")
+
+
 def manifest(client, **changes):
     workload = load_catalog()["smiley"]
     built = build_manifests(

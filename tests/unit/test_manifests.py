@@ -27,8 +27,8 @@ def test_external_workload_and_service_fields() -> None:
     external, service = yaml.safe_load_all(result.yaml())
     assert external["apiVersion"] == "workload.linkerd.io/v1beta1"
     assert external["spec"]["meshTLS"] == {
-        "identity": "spiffe://root.linkerd.cluster.local/smiley",
-        "serverName": "smiley.cluster.local",
+        "identity": "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/smiley",
+        "serverName": "smiley.faces.externalworkload.cluster.local",
     }
     assert external["spec"]["workloadIPs"] == [{"ip": "172.18.0.5"}]
     selector = service["spec"]["selector"]
@@ -87,3 +87,50 @@ def test_dual_stack_from_217() -> None:
 def test_bad_ips_refused(ips: list[str], linkerd: str, message: str) -> None:
     with pytest.raises(MeshexpError, match=message):
         make(ips, linkerd)
+
+
+def test_walkthrough_identity_for_drop_in_use() -> None:
+    settings = load_settings(None, {"identity": "walkthrough"})
+    result = build_manifests(workload=find_workload("smiley"), settings=settings, ips=["10.0.0.5"])
+    assert result.external_workload["spec"]["meshTLS"] == {
+        "identity": "spiffe://root.linkerd.cluster.local/smiley",
+        "serverName": "smiley.cluster.local",
+    }
+
+
+def test_same_name_in_two_namespaces_gets_two_identities() -> None:
+    settings = load_settings(None, {})
+    one, other = (
+        build_manifests(
+            workload=find_workload("face"), settings=settings, ips=["10.0.0.5"], namespace=ns
+        ).external_workload["spec"]["meshTLS"]
+        for ns in ("faces", "shop")
+    )
+    assert one["identity"] != other["identity"]
+    assert one["serverName"] != other["serverName"]
+    walkthrough = load_settings(None, {"identity": "walkthrough"})
+    shared = {
+        build_manifests(
+            workload=find_workload("face"), settings=walkthrough, ips=["10.0.0.5"], namespace=ns
+        ).external_workload["spec"]["meshTLS"]["identity"]
+        for ns in ("faces", "shop")
+    }
+    assert len(shared) == 1  # why namespaced is the default
+
+
+def test_authentication_lists_the_dns_name_first() -> None:
+    result = build_manifests(
+        workload=find_workload("face"),
+        settings=load_settings(None, {}),
+        ips=["10.0.0.5"],
+        authentication=True,
+    )
+    *_, auth = yaml.safe_load_all(result.yaml())
+    assert auth["kind"] == "MeshTLSAuthentication"
+    assert auth["metadata"] == {
+        "name": "face-identity",
+        "namespace": "faces",
+        "labels": {"app.kubernetes.io/managed-by": "meshexp-build"},
+    }
+    tls = result.external_workload["spec"]["meshTLS"]
+    assert auth["spec"]["identities"] == [tls["serverName"], tls["identity"]]

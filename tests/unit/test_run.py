@@ -45,5 +45,9 @@ def test_entry_commands_select_the_proxy_uid() -> None:
         "spiffe://root.linkerd.cluster.local/meshexp/agent/smiley"
     )
     assert "-selector unix:uid:2102" in commands[1]
-    assert "-spiffeID spiffe://root.linkerd.cluster.local/smiley" in commands[1]
+    assert (
+        "-spiffeID spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/smiley"
+        in commands[1]
+    )
+    assert "-dns smiley.faces.externalworkload.cluster.local" in commands[1]
     assert "x509pop:subject:cn:smiley" in commands[2]

@@ -151,3 +151,25 @@ def test_catalog_folders_from_the_file_and_from_flags(tmp_path: Path, monkeypatc
     assert settings.catalog == ((tmp_path / "team").resolve(), (tmp_path / "mine").resolve())
     with pytest.raises(SettingsError, match="'nope' is not a folder; make one with"):
         load_settings(None, {"catalog": (Path("nope"),)})
+
+
+def test_profile_networks_default_to_private_ranges_and_are_checked() -> None:
+    assert load_settings(None, {}).profile_networks == (
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fd00::/8",
+    )
+    given = load_settings(None, {"profile_networks": "172.18.0.0/16, fd00:1::/64"})
+    assert given.profile_networks == ("172.18.0.0/16", "fd00:1::/64")
+    with pytest.raises(
+        SettingsError, match=r"profile_networks\[0\]: '10.0.0.1/8' is not a network"
+    ):
+        load_settings(None, {"profile_networks": "10.0.0.1/8"})
+
+
+def test_identity_style_is_a_choice() -> None:
+    assert load_settings(None, {}).identity == "namespaced"
+    with pytest.raises(SettingsError, match="'short' is not one of: namespaced, walkthrough"):
+        load_settings(None, {"identity": "short"})
