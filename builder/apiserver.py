@@ -291,9 +291,11 @@ def _start(
     return APIServer(url, kubeconfig, folder, tuple(applied), (etcd_process.pid, api_process.pid))
 
 
-def linkerd_crds() -> tuple[str, ...]:
-    """Linkerd's CRDs as `linkerd install --crds` renders them, when linkerd is on PATH."""
-    linkerd = shutil.which("linkerd")
+def linkerd_crds(cli: Path | None = None) -> tuple[str, ...]:
+    """Linkerd's CRDs as `linkerd install --crds` renders them: with `cli`, or the
+    linkerd on PATH (none when there is none).
+    """
+    linkerd = str(cli) if cli is not None else shutil.which("linkerd")
     if linkerd is None:
         return ()
     done = subprocess.run(

@@ -31,6 +31,7 @@ from builder.errors import CheckError, MeshexpError
 from builder.identity import IDENTITY_STYLES
 from builder.image import build_workload_image, prefetch_components
 from builder.keeper import Health, StatusKeeper, Target, targets_from_manifests
+from builder.lab_cli import lab
 from builder.manifests import build_manifests
 from builder.models import Workload
 from builder.provenance import provenance_labels
@@ -210,6 +211,9 @@ def emit_json(value: Any) -> None:
 @click.version_option(__version__, prog_name="meshexp-build")
 def main() -> None:
     """Build and check images that bring outside workloads into a Linkerd mesh."""
+
+
+main.add_command(lab)
 
 
 @main.group(invoke_without_command=True)

@@ -9,6 +9,7 @@ in the server's own words, with the fix where we know it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -214,3 +215,56 @@ def apply_crds(client: Client, text: str, timeout: float = 60) -> list[str]:
 def _established(crd: CustomResourceDefinition) -> bool:
     conditions = crd.status.conditions if crd.status and crd.status.conditions else []
     return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
+def service_account_token(
+    client: Client, account: str, namespace: str, audience: str | None = None, seconds: int = 86400
+) -> str:
+    """A bound token for a service account (TokenRequest), as a projected volume holds it."""
+    from lightkube.models.authentication_v1 import TokenRequestSpec
+    from lightkube.resources.core_v1 import ServiceAccount
+
+    spec = TokenRequestSpec(audiences=[audience] if audience else [], expirationSeconds=seconds)
+    request = ServiceAccount.Token(spec=spec)
+    try:
+        answer = client.create(request, account, namespace=namespace)
+    except (ApiError, httpx.HTTPError) as exc:
+        raise_for(exc, f"ServiceAccount {namespace}/{account} token")
+    if answer.status is None or not answer.status.token:
+        raise KubeError(f"ServiceAccount {namespace}/{account}: the server issued no token")
+    return str(answer.status.token)
+
+
+def running_pod(client: Client, pod: dict[str, Any], ip: str) -> None:
+    """Create (or replace) a Pod object no kubelet runs, and mark it Running at `ip`:
+    the controllers look their own pods up, and EndpointSlices name them.
+    """
+    from lightkube.resources.core_v1 import Pod
+
+    meta = pod["metadata"]
+    ref = ObjectRef("Pod", meta["name"], meta["namespace"])
+    try:
+        with contextlib.suppress(ApiError):
+            client.delete(Pod, meta["name"], namespace=meta["namespace"], grace_period=0)
+        client.create(codecs.from_dict(pod))
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        status = {
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "hostIP": ip,
+            "startTime": now,
+            "conditions": [
+                {"type": kind, "status": "True", "lastTransitionTime": now}
+                for kind in ("Initialized", "ContainersReady", "Ready", "PodScheduled")
+            ],
+        }
+        client.patch(
+            Pod.Status,
+            meta["name"],
+            {"status": status},
+            namespace=meta["namespace"],
+            patch_type=PatchType.MERGE,
+        )
+    except (ApiError, httpx.HTTPError) as exc:
+        raise_for(exc, ref)
