@@ -31,6 +31,7 @@ from builder.errors import CheckError, MeshexpError
 from builder.identity import IDENTITY_STYLES
 from builder.image import build_workload_image, prefetch_components
 from builder.keeper import Health, StatusKeeper, Target, targets_from_manifests
+from builder.lab import Lab, run_in_lab
 from builder.lab_cli import lab
 from builder.manifests import build_manifests
 from builder.models import Workload
@@ -614,7 +615,9 @@ def spire_server_entries(workload_names: tuple[str, ...], **options: Any) -> Non
 @click.option("--network", default="meshexp", show_default=True)
 @click.option("--dns", "dns", multiple=True, help="DNS server for the container (repeat).")
 @click.option(
-    "--certs", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path)
+    "--certs",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Trust anchor and issuer (meshexp-build certs); with --lab, the lab's.",
 )
 @click.option("--node-name", help="Free text for the proxy's destination context.")
 @click.option("--route", "routes", multiple=True, help="CIDR:VIA, added inside the container.")
@@ -637,6 +640,13 @@ def spire_server_entries(workload_names: tuple[str, ...], **options: Any) -> Non
     is_flag=True,
     help="With --apply: then keep its Ready condition true to the container until Ctrl-C.",
 )
+@click.option(
+    "--lab",
+    "lab_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Into the lab `meshexp-build lab up` started in this folder: its network, DNS, "
+    "certificates and API server (applied and Ready; its Service's name in DNS).",
+)
 @click.option("--timeout", type=float, default=120, show_default=True)
 @output_option
 @setting_options
@@ -646,7 +656,7 @@ def run(
     name: str | None,
     network: str,
     dns: tuple[str, ...],
-    certs: Path,
+    certs: Path | None,
     node_name: str | None,
     routes: tuple[str, ...],
     env_pairs: tuple[str, ...],
@@ -654,30 +664,41 @@ def run(
     kubeconfig: Path | None,
     apply: bool,
     watch: bool,
+    lab_dir: Path | None,
     timeout: float,
     output_format: str,
     **options: Any,
 ) -> None:
     """Start a built image as the walk-through does, wait for ready, write its manifests."""
-    if watch and not (apply and kubeconfig):
-        raise click.UsageError("--watch keeps the applied status: give --kubeconfig F --apply")
     settings = settings_from(options)
-    result = run_workload(
-        workload=workload_of(workload_name, settings),
-        settings=settings,
-        certs=certs,
-        network=network,
-        manifests_dir=manifests_dir,
-        image=image_ref,
-        name=name,
-        dns=list(dns),
-        node_name=node_name,
-        routes=[parse_route(item) for item in routes],
-        env=parse_env(env_pairs),
-        kubeconfig=kubeconfig,
-        apply=apply,
-        timeout=timeout,
-    )
+    common: dict[str, Any] = {
+        "workload": workload_of(workload_name, settings),
+        "settings": settings,
+        "manifests_dir": manifests_dir,
+        "image": image_ref,
+        "name": name,
+        "node_name": node_name,
+        "env": parse_env(env_pairs),
+        "timeout": timeout,
+    }
+    if lab_dir is not None:
+        lab_here = Lab.load(lab_dir)
+        kubeconfig, apply = lab_here.kubeconfig, True
+        result = run_in_lab(lab=lab_here, **common, **({"certs": certs} if certs else {}))
+    else:
+        if certs is None:
+            raise click.UsageError("give --certs DIR (meshexp-build certs), or --lab DIR")
+        if watch and not (apply and kubeconfig):
+            raise click.UsageError("--watch keeps the applied status: give --kubeconfig F --apply")
+        result = run_workload(
+            **common,
+            certs=certs,
+            network=network,
+            dns=list(dns),
+            routes=[parse_route(item) for item in routes],
+            kubeconfig=kubeconfig,
+            apply=apply,
+        )
     if output_format == "json":
         emit_json(dataclasses.asdict(result))
         return

@@ -147,10 +147,17 @@ def ready_condition(name: str, namespace: str, client: Client) -> dict[str, Any]
 MeshTLSAuthentication = create_namespaced_resource(
     "policy.linkerd.io", "v1alpha1", "MeshTLSAuthentication", "meshtlsauthentications"
 )
+# Linkerd's policy kinds, so that documents of them can be applied and deleted.
+Server = create_namespaced_resource("policy.linkerd.io", "v1beta3", "Server", "servers")
+AuthorizationPolicy = create_namespaced_resource(
+    "policy.linkerd.io", "v1alpha1", "AuthorizationPolicy", "authorizationpolicies"
+)
 KINDS: dict[str, Any] = {
     "ExternalWorkload": ExternalWorkload,
     "Service": Service,
     "MeshTLSAuthentication": MeshTLSAuthentication,
+    "Server": Server,
+    "AuthorizationPolicy": AuthorizationPolicy,
 }
 
 
@@ -225,7 +232,9 @@ def service_account_token(
     from lightkube.resources.core_v1 import ServiceAccount
 
     spec = TokenRequestSpec(audiences=[audience] if audience else [], expirationSeconds=seconds)
-    request = ServiceAccount.Token(spec=spec)
+    request = ServiceAccount.Token(
+        metadata=ObjectMeta(name=account, namespace=namespace), spec=spec
+    )
     try:
         answer = client.create(request, account, namespace=namespace)
     except (ApiError, httpx.HTTPError) as exc:

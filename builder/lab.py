@@ -685,7 +685,10 @@ def lab_status(*, folder: Path) -> tuple[Lab, list[ComponentState]]:
 
 def lab_down(*, name: str = "meshexp-lab", folder: Path | None = None) -> list[str]:
     """Remove every container and network of the lab, and its server's data."""
-    removed = docker_engine.remove_labelled(LABEL, name)
+    # Workloads `run` put on the lab's network go with it.
+    attached = [f"container {c}" for c in docker_engine.network_containers(name)]
+    docker_engine.remove_network(name)
+    removed = attached + docker_engine.remove_labelled(LABEL, name)
     if folder is not None:
         for state in ("apiserver", "pods", "dns", "lab.json", "kubeconfig"):
             path = folder / state
@@ -704,3 +707,35 @@ def running_lab(**kwargs: Any) -> Iterator[Lab]:
         yield lab
     finally:
         lab_down(name=lab.name, folder=lab.folder)
+
+
+def service_address(lab: Lab, name: str, namespace: str) -> str:
+    """The ClusterIP the API server gave Service `name` (no kube-proxy routes it: a
+    meshed client's proxy resolves it through the destination controller).
+    """
+    from lightkube.resources.core_v1 import Service
+
+    client = kube.connect(lab.kubeconfig)
+    found = client.get(Service, name, namespace=namespace)
+    if found.spec is None or not found.spec.clusterIP:
+        raise LabError(f"lab: Service {namespace}/{name} has no ClusterIP")
+    return str(found.spec.clusterIP)
+
+
+def run_in_lab(*, lab: Lab, **run: Any) -> Any:
+    """`run` a workload into the lab: on its network, with its DNS and certificates,
+    its ExternalWorkload and Service applied and Ready, and its Service's name in DNS.
+    """
+    from builder.run import run_workload
+
+    run.setdefault("certs", lab.folder / "certs")
+    result = run_workload(
+        network=lab.network, dns=[lab.dns], kubeconfig=lab.kubeconfig, apply=True, **run
+    )
+    env = run.get("env") or {}
+    workload = run["workload"]
+    name = env.get("WORKLOAD_NAME", workload.name)
+    namespace = env.get("WORKLOAD_NAMESPACE", workload.namespace)
+    address = service_address(lab, name, namespace)
+    add_dns_records(lab, {f"{name}.{namespace}.svc.cluster.local": address})
+    return result

@@ -175,6 +175,7 @@ def apply_to_cluster(kubeconfig: Path, manifests: Manifests) -> list[kube.Object
     run changes nothing), then mark the workload Ready (status subresource, 2.16+).
     """
     client = kube.connect(kubeconfig)
+    kube.ensure_namespace(client, manifests.external_workload["metadata"]["namespace"])
     documents = [
         json.loads(json.dumps(doc)) for doc in (manifests.external_workload, manifests.service)
     ]

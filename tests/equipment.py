@@ -60,3 +60,7 @@ def our_faces() -> dict[str, Path]:
         name: cached_go_binary(GoSource(package=f"./cmd/{name}", local=COMPONENTS_MODULE), "amd64")
         for name in FACES_WORKLOADS
     }
+
+
+# Linkerd's control plane built from source (test equipment; always in CI).
+CONTROL_PLANE = SHARED_EQUIPMENT / "linkerd-control-plane"

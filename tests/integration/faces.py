@@ -86,7 +86,12 @@ def scrub(value: Any) -> Any:
 
 
 def http_call(
-    ip: str, method: str, path: str, headers: dict[str, str], user_header: str = "X-Faces-User"
+    ip: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    user_header: str = "X-Faces-User",
+    expect_json: bool = True,
 ) -> dict[str, Any]:
     """One HTTP/1 request; the status, the headers Faces sets, and the JSON body."""
     conn = http.client.HTTPConnection(ip, PORT, timeout=30)
@@ -100,7 +105,7 @@ def http_call(
         }
     finally:
         conn.close()
-    body = scrub(json.loads(raw)) if raw else None
+    body = scrub(json.loads(raw)) if raw and expect_json else raw.decode(errors="replace")
     return {"status": resp.status, "headers": echoed, "body": body}
 
 
@@ -152,3 +157,13 @@ CONFIG_LINE = re.compile(
 def config_lines(logs: str) -> list[str]:
     """The start-up lines that report how the environment was read."""
     return CONFIG_LINE.findall(logs)
+
+
+def wait_for(condition: Any, timeout: float, every: float = 0.5) -> bool:
+    """Poll `condition()` until it holds or `timeout` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return bool(condition())

@@ -1,0 +1,275 @@
+"""The walk-through end to end in the mesh lab: a real Linkerd control plane (built from
+source, test equipment), the real proxy, and the real Faces programs in our images.
+
+smiley and color run as external workloads, face as a workload of the mesh
+(an ExternalWorkload too, with its own proxy). Everything is asserted from the
+proxies' own metrics, the API server's objects and Faces' own answers.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube.resources.discovery_v1 import EndpointSlice
+
+from builder import docker_engine, kube
+from builder.catalog import find_workload
+from builder.e2e import CURSING, GRINNING
+from builder.image import build_workload_image
+from builder.keeper import StatusKeeper, targets_from_manifests
+from builder.lab import Lab, LabSources, lab_status, run_in_lab, running_lab
+from builder.manifests import build_manifests
+from builder.settings import Settings
+from tests import equipment
+from tests.conftest import need
+from tests.integration import faces
+
+pytestmark = pytest.mark.mesh
+BLUE = "#66CCEE"
+SLEEPING = "&#x1F634;"
+
+
+@pytest.fixture(scope="module")
+def lab(engine, real_proxy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    folder = equipment.CONTROL_PLANE
+    need(folder.is_dir(), f"Linkerd's control plane built from source in {folder}")
+    sources = LabSources(
+        controller=folder / "controller",
+        policy_controller=folder / "linkerd-policy-controller",
+        proxy_identity=folder / "proxy-identity",
+        proxy=real_proxy,
+        linkerd=folder / "linkerd",
+    )
+    with running_lab(
+        folder=tmp_path_factory.mktemp("lab"),
+        sources=sources,
+        crds=(equipment.LINKERD_CRDS.read_text(),),
+        name="meshexp-test-lab",
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def mesh_settings(offline_settings: Settings, real_faces: dict[str, Path]) -> Settings:
+    """Images with the real proxy and the upstream Faces programs."""
+    return replace(
+        offline_settings,
+        binaries=tuple(real_faces.items()),
+        image_name="meshexp-test-mesh/{workload}",
+    ).check()
+
+
+@pytest.fixture(scope="module")
+def trio(lab: Lab, mesh_settings: Settings) -> dict[str, Any]:
+    """smiley, color and face running in the lab, applied and Ready."""
+    started = {}
+    for name in ("smiley", "color", "face"):
+        image = build_workload_image(workload=find_workload(name), settings=mesh_settings)
+        env = {}
+        if name == "face":
+            env = {
+                "SMILEY_SERVICE": "smiley.faces.svc.cluster.local:8000",
+                "COLOR_SERVICE": "color.faces.svc.cluster.local:8000",
+            }
+        started[name] = run_in_lab(
+            lab=lab,
+            workload=find_workload(name),
+            settings=mesh_settings,
+            manifests_dir=lab.folder / "manifests",
+            image=image.reference,
+            name=f"{lab.name}-w-{name}",
+            env=env,
+            timeout=120,
+        )
+    return started
+
+
+def metrics(ip: str) -> str:
+    with urllib.request.urlopen(f"http://{ip}:4191/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def outbound_tls(text: str, target: str) -> list[dict[str, str]]:
+    """The outbound tcp_open_total series to `target` (ip:port), as label dicts."""
+    series = []
+    for line in text.splitlines():
+        if line.startswith("tcp_open_total{") and f'target_addr="{target}"' in line:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            if labels.get("direction") == "outbound" and labels.get("peer") == "dst":
+                series.append(labels)
+    return series
+
+
+def ask_face(ip: str, path: str = "/center/") -> dict[str, Any]:
+    answer = faces.http_call(ip, "GET", path, {"X-Faces-User": "mesh"})
+    assert answer["status"] == 200, answer
+    return dict(answer["body"])
+
+
+def test_lab_up_runs_the_control_plane(lab: Lab) -> None:
+    _, states = lab_status(folder=lab.folder)
+    assert {s.role: s.status for s in states} == {
+        "apiserver": "running",
+        "dns": "running",
+        "identity": "running",
+        "destination": "running",
+    }
+    for role in ("identity", "destination"):
+        state = next(s for s in states if s.role == role)
+        assert state.detail.startswith("proxy ready"), state
+        logs = docker_engine.container_logs(f"{lab.name}-{role}")
+        assert "Certified identity id=linkerd-" in logs
+    assert kube.connect(lab.kubeconfig)  # the kubeconfig it printed works
+
+
+def test_face_gets_smileys_and_colors_over_mtls(trio: dict[str, Any]) -> None:
+    body = ask_face(trio["face"].ip)
+    assert "errors" not in body, body["errors"]
+    assert (body["smiley"], body["color"]) == (GRINNING, BLUE)  # upstream's own answers
+    seen = metrics(trio["face"].ip)
+    for backend in ("smiley", "color"):
+        [series] = outbound_tls(seen, f"{trio[backend].ip}:8000")
+        identity = Settings().identity_of("faces", backend).spiffe_id
+        assert series["tls"] == "true", series
+        assert series["server_id"] == identity
+        assert series["dst_external_workload"] == backend
+
+
+def test_destination_made_endpoint_slices_of_the_external_workloads(
+    lab: Lab, trio: dict[str, Any]
+) -> None:
+    client = kube.connect(lab.kubeconfig)
+    slices = list(
+        client.list(
+            EndpointSlice, namespace="faces", labels={"kubernetes.io/service-name": "smiley"}
+        )
+    )
+    targets = [
+        (endpoint.targetRef.kind, endpoint.targetRef.name, endpoint.addresses)
+        for piece in slices
+        for endpoint in piece.endpoints or []
+        if endpoint.targetRef is not None
+    ]
+    assert ("ExternalWorkload", "smiley", [trio["smiley"].ip]) in targets
+
+
+def test_a_direct_connection_to_a_workload_ip_gets_mtls(trio: dict[str, Any]) -> None:
+    """The profile networks: a call to smiley's address, not its Service's name."""
+    target = f"{trio['smiley'].ip}:8000"
+    uid = "2200"
+    code, out = docker_engine.exec_in(
+        trio["face"].name,
+        [
+            "bash",
+            "-c",
+            f"exec 3<>/dev/tcp/{trio['smiley'].ip}/8000 && "
+            'printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3 && timeout 10 cat <&3',
+        ],
+        user=uid,
+    )
+    assert code == 0, out[:300]
+    assert out.startswith("HTTP/1.0 200"), out[:300]
+    direct = [s for s in outbound_tls(metrics(trio["face"].ip), target) if "authority" not in s]
+    assert direct, "no outbound series for the direct connection"
+    assert all(series["tls"] == "true" for series in direct), direct
+
+
+def test_policy_admits_face_and_refuses_others(
+    lab: Lab, trio: dict[str, Any], mesh_settings: Settings
+) -> None:
+    """deny by default on smiley, an AuthorizationPolicy naming faces/face's identity:
+    face is admitted; a face of another namespace and a plaintext client are not.
+    """
+    client = kube.connect(lab.kubeconfig)
+    auth = build_manifests(
+        workload=find_workload("face"),
+        settings=mesh_settings,
+        ips=["10.0.0.1"],
+        authentication=True,
+    ).authentication
+    assert auth is not None
+    server = {
+        "apiVersion": "policy.linkerd.io/v1beta3",
+        "kind": "Server",
+        "metadata": {"name": "smiley-http", "namespace": "faces"},
+        "spec": {
+            "externalWorkloadSelector": {"matchLabels": {"app": "smiley"}},
+            "port": "http",
+            "accessPolicy": "deny",
+        },
+    }
+    policy = {
+        "apiVersion": "policy.linkerd.io/v1alpha1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": "smiley-from-face", "namespace": "faces"},
+        "spec": {
+            "targetRef": {"group": "policy.linkerd.io", "kind": "Server", "name": "smiley-http"},
+            "requiredAuthenticationRefs": [
+                {
+                    "group": "policy.linkerd.io",
+                    "kind": "MeshTLSAuthentication",
+                    "name": auth["metadata"]["name"],
+                }
+            ],
+        },
+    }
+    applied = kube.apply_documents(client, [auth, server, policy])
+    other = run_in_lab(
+        lab=lab,
+        workload=find_workload("face"),
+        settings=mesh_settings,
+        manifests_dir=lab.folder / "manifests",
+        image=trio["face"].image,
+        name=f"{lab.name}-w-face-shop",
+        env={
+            "WORKLOAD_NAMESPACE": "shop",
+            "SMILEY_SERVICE": "smiley.faces.svc.cluster.local:8000",
+            "COLOR_SERVICE": "color.faces.svc.cluster.local:8000",
+        },
+        timeout=120,
+    )
+    try:
+        refused = faces.wait_for(lambda: "errors" in ask_face(other.ip, "/"), timeout=30)
+        assert refused, "the policy did not reach smiley's proxy in 30s"
+        body = ask_face(other.ip, "/")
+        assert body["smiley"] == CURSING
+        assert any("403" in error for error in body["errors"]), body["errors"]
+        admitted = ask_face(trio["face"].ip, "/")
+        assert "errors" not in admitted, admitted
+        assert admitted["smiley"] == GRINNING
+        plain = faces.http_call(trio["smiley"].ip, "GET", "/", {}, expect_json=False)
+        assert plain["status"] == 403
+    finally:
+        kube.delete_managed(client, applied)
+        docker_engine.remove_container(other.name)
+
+
+def test_killing_smiley_shows_in_face_and_in_its_ready_status(
+    lab: Lab, trio: dict[str, Any]
+) -> None:
+    smiley = trio["smiley"]
+    keeper = StatusKeeper(
+        lab.kubeconfig, targets_from_manifests(lab.folder / "manifests", (smiley.name,))
+    )
+    keeper.step()
+    assert kube.ready_condition("smiley", "faces", kube.connect(lab.kubeconfig))["status"] == "True"
+    docker_engine.remove_container(smiley.name)
+    keeper.step()
+    condition = kube.ready_condition("smiley", "faces", kube.connect(lab.kubeconfig))
+    assert (condition["status"], condition["reason"]) == ("False", "ContainerStopped")
+    body = ask_face(trio["face"].ip, "/")
+    # face's own fallback: Sleeping when face's proxy answers 504 (it gave up on the
+    # dead endpoint), Cursing for any other failure; never the smiley itself.
+    [error] = body["errors"]
+    fallback = (
+        SLEEPING if "error from smiley.faces.svc.cluster.local:8000: 504" in error else CURSING
+    )
+    assert body["smiley"] == fallback, error
+    assert error.startswith("smiley: ")
+    assert body["color"] == BLUE  # color still answers
