@@ -152,7 +152,9 @@ Server = create_namespaced_resource("policy.linkerd.io", "v1beta3", "Server", "s
 AuthorizationPolicy = create_namespaced_resource(
     "policy.linkerd.io", "v1alpha1", "AuthorizationPolicy", "authorizationpolicies"
 )
+HTTPRoute = create_namespaced_resource("policy.linkerd.io", "v1beta3", "HTTPRoute", "httproutes")
 KINDS: dict[str, Any] = {
+    "HTTPRoute": HTTPRoute,
     "ExternalWorkload": ExternalWorkload,
     "Service": Service,
     "MeshTLSAuthentication": MeshTLSAuthentication,

@@ -33,6 +33,7 @@ from tests.integration import faces
 pytestmark = pytest.mark.mesh
 BLUE = "#66CCEE"
 SLEEPING = "&#x1F634;"
+HEART_EYES = "&#x1F60D;"
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +98,14 @@ def metrics(ip: str) -> str:
 
 def outbound_tls(text: str, target: str) -> list[dict[str, str]]:
     """The outbound tcp_open_total series to `target` (ip:port), as label dicts."""
+    return [s for s in outbound_series(text) if s.get("target_addr") == target]
+
+
+def outbound_series(text: str) -> list[dict[str, str]]:
+    """Every outbound tcp_open_total series to a destination, as label dicts."""
     series = []
     for line in text.splitlines():
-        if line.startswith("tcp_open_total{") and f'target_addr="{target}"' in line:
+        if line.startswith("tcp_open_total{"):
             labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
             if labels.get("direction") == "outbound" and labels.get("peer") == "dst":
                 series.append(labels)
@@ -157,6 +163,65 @@ def test_destination_made_endpoint_slices_of_the_external_workloads(
         if endpoint.targetRef is not None
     ]
     assert ("ExternalWorkload", "smiley", [trio["smiley"].ip]) in targets
+
+
+def test_our_programs_and_upstreams_mix_through_every_proxy(
+    lab: Lab, trio: dict[str, Any], build, offline_settings: Settings
+) -> None:
+    """Cross-wiring in the mesh: our face (go/) calls upstream's smiley and color, and
+    upstream's face calls our smiley and color, every hop through two proxies, mTLS.
+    """
+    started = []
+
+    def run(name: str, as_name: str, env: dict[str, str], image: str) -> Any:
+        result = run_in_lab(
+            lab=lab,
+            workload=find_workload(name),
+            settings=offline_settings,
+            manifests_dir=lab.folder / "manifests",
+            image=image,
+            name=f"{lab.name}-w-{as_name}",
+            env={"WORKLOAD_NAME": as_name, **env},
+            timeout=120,
+        )
+        started.append(result.name)
+        return result
+
+    try:
+        ours = {name: build(name).reference for name in ("smiley", "color", "face")}
+        run("smiley", "smiley-ours", {}, ours["smiley"])
+        run("color", "color-ours", {}, ours["color"])
+        services = "{}.faces.svc.cluster.local:8000"
+        our_face = run(
+            "face",
+            "face-ours",
+            {
+                "SMILEY_SERVICE": services.format("smiley"),
+                "COLOR_SERVICE": services.format("color"),
+            },
+            ours["face"],
+        )
+        their_face = run(
+            "face",
+            "face-upstream",
+            {
+                "SMILEY_SERVICE": services.format("smiley-ours"),
+                "COLOR_SERVICE": services.format("color-ours"),
+            },
+            trio["face"].image,
+        )
+        for face in (our_face, their_face):
+            body = ask_face(face.ip)
+            assert "errors" not in body, body["errors"]
+            assert (body["smiley"], body["color"]) == (GRINNING, BLUE)
+        seen = metrics(their_face.ip)
+        assert any(
+            s["tls"] == "true" and s["dst_external_workload"] == "smiley-ours"
+            for s in outbound_series(seen)
+        )
+    finally:
+        for name in started:
+            docker_engine.remove_container(name)
 
 
 def test_a_direct_connection_to_a_workload_ip_gets_mtls(trio: dict[str, Any]) -> None:
@@ -248,6 +313,55 @@ def test_policy_admits_face_and_refuses_others(
     finally:
         kube.delete_managed(client, applied)
         docker_engine.remove_container(other.name)
+
+
+def test_a_canary_route_splits_between_two_external_smileys(
+    lab: Lab, trio: dict[str, Any], mesh_settings: Settings
+) -> None:
+    """Linkerd's HTTPRoute (policy.linkerd.io, from Linkerd's own CRDs) on smiley's
+    Service sends half of face's smiley calls to smiley2, another external workload.
+    """
+    canary = run_in_lab(
+        lab=lab,
+        workload=find_workload("smiley"),
+        settings=mesh_settings,
+        manifests_dir=lab.folder / "manifests",
+        image=trio["smiley"].image,
+        name=f"{lab.name}-w-smiley2",
+        env={"WORKLOAD_NAME": "smiley2", "SMILEY": "HeartEyes"},
+        timeout=120,
+    )
+    route = {
+        "apiVersion": "policy.linkerd.io/v1beta3",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "smiley-canary", "namespace": "faces"},
+        "spec": {
+            "parentRefs": [{"name": "smiley", "kind": "Service", "group": "core", "port": 8000}],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": "smiley", "port": 8000, "weight": 50},
+                        {"name": "smiley2", "port": 8000, "weight": 50},
+                    ]
+                }
+            ],
+        },
+    }
+    client = kube.connect(lab.kubeconfig)
+    applied = kube.apply_documents(client, [route])
+    try:
+        assert faces.wait_for(
+            lambda: ask_face(trio["face"].ip, "/")["smiley"] == HEART_EYES, timeout=30
+        ), "face's proxy never routed to smiley2"
+        answers = [ask_face(trio["face"].ip, "/") for _ in range(40)]
+        assert not [a["errors"] for a in answers if "errors" in a]
+        share = sum(a["smiley"] == HEART_EYES for a in answers) / len(answers)
+        # 40 draws at 50/50: outside 20-80 % has odds below 1 in 10,000.
+        assert 0.2 <= share <= 0.8, f"smiley2 got {share:.0%} of the answers"
+        assert {a["smiley"] for a in answers} == {GRINNING, HEART_EYES}
+    finally:
+        kube.delete_managed(client, applied)
+        docker_engine.remove_container(canary.name)
 
 
 def test_killing_smiley_shows_in_face_and_in_its_ready_status(
