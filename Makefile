@@ -1,5 +1,5 @@
 # The few verbs people type. Each target does its own set-up.
-.PHONY: setup demo demo-trio bench test lint unit integration go-test golden standin clean apiserver-prepare
+.PHONY: setup demo demo-trio lab lab-down bench test lint unit integration go-test golden standin clean apiserver-prepare
 
 VENV := .venv/bin
 
@@ -11,6 +11,13 @@ demo:
 
 demo-trio:
 	scripts/demo-trio.sh
+
+# The mesh lab in out/lab (a real Linkerd control plane; see the README).
+lab:
+	scripts/lab-up.sh
+
+lab-down:
+	.venv/bin/meshexp-build lab down --dir out/lab
 
 test: setup lint go-test apiserver-prepare
 	$(VENV)/pytest

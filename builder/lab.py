@@ -88,6 +88,7 @@ class LabSources:
     linkerd: Path
 
     def check(self) -> LabSources:
+        """Each program exists; the same, with absolute paths (for the engine's binds)."""
         for name, path in vars(self).items():
             if not Path(path).is_file():
                 raise LabError(
@@ -95,7 +96,7 @@ class LabSources:
                     f"with --{name.replace('_', '-')} FILE (Linkerd's own, built from source "
                     "or copied out of its image)"
                 )
-        return self
+        return LabSources(**{name: Path(path).resolve() for name, path in vars(self).items()})
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def lab_up(
 ) -> Lab:
     """Start the lab; on any failure, remove what was started and raise."""
     progress = progress or Progress()
-    sources.check()
+    sources = sources.check()
     lab_down(name=name, folder=folder)
     folder.mkdir(parents=True, exist_ok=True)
     addresses = Addresses(pick_subnet(docker_engine.used_subnets()))
