@@ -6,7 +6,7 @@ import json
 
 from bench import common
 
-ORDER = ("time_to_ready", "rebuild", "image_size", "catalog", "memory", "keeper")
+ORDER = ("time_to_ready", "rebuild", "image_size", "catalog", "memory", "keeper", "lab")
 TITLES = {
     "time_to_ready": "1. Time to ready",
     "rebuild": "2. Rebuild after a workload change",
@@ -14,6 +14,7 @@ TITLES = {
     "catalog": "4. The catalog (smiley, color, face)",
     "memory": "5. Memory",
     "keeper": "6. The status keeper (Ready true to the container)",
+    "lab": "7. The mesh lab (a real Linkerd control plane, no nodes)",
 }
 NOTES_FILE = common.BENCH / "NOTES.md"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from bench import catalog, image_size, keeper, memory, rebuild, report, time_to_ready
+from bench import catalog, image_size, keeper, lab, memory, rebuild, report, time_to_ready
 
 
 def main() -> None:
     start = time.monotonic()
-    for module in (time_to_ready, rebuild, image_size, catalog, memory, keeper):
+    for module in (time_to_ready, rebuild, image_size, catalog, memory, keeper, lab):
         print(f"== {module.__name__.split('.')[-1]}", flush=True)
         module.main()
     report.main()
