@@ -20,6 +20,16 @@ PROGRAMS = {
 }
 
 
+dir_option = click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default=True,
+    help="The lab's state: kubeconfig, certificates, logs.",
+)
+
+
 @click.group()
 def lab() -> None:
     """A real Linkerd control plane on a Docker network, without Kubernetes nodes."""
@@ -43,14 +53,7 @@ def sources_from(programs: Path | None, proxy_file: Path, linkerd: Path | None) 
 
 
 @lab.command("up")
-@click.option(
-    "--dir",
-    "folder",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DIR,
-    show_default=True,
-    help="The lab's state: kubeconfig, certificates, logs.",
-)
+@dir_option
 @click.option(
     "--programs",
     type=click.Path(file_okay=False, path_type=Path),
@@ -97,13 +100,7 @@ def lab_up_command(
 
 
 @lab.command("status")
-@click.option(
-    "--dir",
-    "folder",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DIR,
-    show_default=True,
-)
+@dir_option
 def lab_status_command(folder: Path) -> None:
     """What of the lab runs, and whether the control-plane proxies are ready."""
     found, states = lab_status(folder=folder)
@@ -115,13 +112,7 @@ def lab_status_command(folder: Path) -> None:
 
 
 @lab.command("down")
-@click.option(
-    "--dir",
-    "folder",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DIR,
-    show_default=True,
-)
+@dir_option
 @click.option("--name", default="meshexp-lab", show_default=True)
 def lab_down_command(folder: Path, name: str) -> None:
     """Remove every container and network of the lab, and its API server's data."""

@@ -34,6 +34,10 @@ pytestmark = pytest.mark.mesh
 BLUE = "#66CCEE"
 SLEEPING = "&#x1F634;"
 HEART_EYES = "&#x1F60D;"
+FACE_ENV = {
+    "SMILEY_SERVICE": "smiley.faces.svc.cluster.local:8000",
+    "COLOR_SERVICE": "color.faces.svc.cluster.local:8000",
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,23 +76,25 @@ def trio(lab: Lab, mesh_settings: Settings) -> dict[str, Any]:
     started = {}
     for name in ("smiley", "color", "face"):
         image = build_workload_image(workload=find_workload(name), settings=mesh_settings)
-        env = {}
-        if name == "face":
-            env = {
-                "SMILEY_SERVICE": "smiley.faces.svc.cluster.local:8000",
-                "COLOR_SERVICE": "color.faces.svc.cluster.local:8000",
-            }
-        started[name] = run_in_lab(
-            lab=lab,
-            workload=find_workload(name),
-            settings=mesh_settings,
-            manifests_dir=lab.folder / "manifests",
-            image=image.reference,
-            name=f"{lab.name}-w-{name}",
-            env=env,
-            timeout=120,
-        )
+        env = FACE_ENV if name == "face" else {}
+        started[name] = start(lab, mesh_settings, name, name, image.reference, env)
     return started
+
+
+def start(
+    lab: Lab, settings: Settings, workload: str, name: str, image: str, env: dict[str, str]
+) -> Any:
+    """Run `image` (catalog entry `workload`) into the lab as ExternalWorkload `name`."""
+    return run_in_lab(
+        lab=lab,
+        workload=find_workload(workload),
+        settings=settings,
+        manifests_dir=lab.folder / "manifests",
+        image=image,
+        name=f"{lab.name}-w-{name}",
+        env={"WORKLOAD_NAME": name, **env},
+        timeout=120,
+    )
 
 
 def metrics(ip: str) -> str:
@@ -174,16 +180,7 @@ def test_our_programs_and_upstreams_mix_through_every_proxy(
     started = []
 
     def run(name: str, as_name: str, env: dict[str, str], image: str) -> Any:
-        result = run_in_lab(
-            lab=lab,
-            workload=find_workload(name),
-            settings=offline_settings,
-            manifests_dir=lab.folder / "manifests",
-            image=image,
-            name=f"{lab.name}-w-{as_name}",
-            env={"WORKLOAD_NAME": as_name, **env},
-            timeout=120,
-        )
+        result = start(lab, offline_settings, name, as_name, image, env)
         started.append(result.name)
         return result
 
@@ -192,15 +189,7 @@ def test_our_programs_and_upstreams_mix_through_every_proxy(
         run("smiley", "smiley-ours", {}, ours["smiley"])
         run("color", "color-ours", {}, ours["color"])
         services = "{}.faces.svc.cluster.local:8000"
-        our_face = run(
-            "face",
-            "face-ours",
-            {
-                "SMILEY_SERVICE": services.format("smiley"),
-                "COLOR_SERVICE": services.format("color"),
-            },
-            ours["face"],
-        )
+        our_face = run("face", "face-ours", FACE_ENV, ours["face"])
         their_face = run(
             "face",
             "face-upstream",
@@ -285,19 +274,13 @@ def test_policy_admits_face_and_refuses_others(
         },
     }
     applied = kube.apply_documents(client, [auth, server, policy])
-    other = run_in_lab(
-        lab=lab,
-        workload=find_workload("face"),
-        settings=mesh_settings,
-        manifests_dir=lab.folder / "manifests",
-        image=trio["face"].image,
-        name=f"{lab.name}-w-face-shop",
-        env={
-            "WORKLOAD_NAMESPACE": "shop",
-            "SMILEY_SERVICE": "smiley.faces.svc.cluster.local:8000",
-            "COLOR_SERVICE": "color.faces.svc.cluster.local:8000",
-        },
-        timeout=120,
+    other = start(
+        lab,
+        mesh_settings,
+        "face",
+        "face-shop",
+        trio["face"].image,
+        {"WORKLOAD_NAMESPACE": "shop", "WORKLOAD_NAME": "face", **FACE_ENV},
     )
     try:
         refused = faces.wait_for(lambda: "errors" in ask_face(other.ip, "/"), timeout=30)
@@ -321,15 +304,8 @@ def test_a_canary_route_splits_between_two_external_smileys(
     """Linkerd's HTTPRoute (policy.linkerd.io, from Linkerd's own CRDs) on smiley's
     Service sends half of face's smiley calls to smiley2, another external workload.
     """
-    canary = run_in_lab(
-        lab=lab,
-        workload=find_workload("smiley"),
-        settings=mesh_settings,
-        manifests_dir=lab.folder / "manifests",
-        image=trio["smiley"].image,
-        name=f"{lab.name}-w-smiley2",
-        env={"WORKLOAD_NAME": "smiley2", "SMILEY": "HeartEyes"},
-        timeout=120,
+    canary = start(
+        lab, mesh_settings, "smiley", "smiley2", trio["smiley"].image, {"SMILEY": "HeartEyes"}
     )
     route = {
         "apiVersion": "policy.linkerd.io/v1beta3",
