@@ -1,0 +1,119 @@
+"""The lab's pure parts: addresses, the proxy's environment, EndpointSlices, DNS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder.lab import (
+    Addresses,
+    Lab,
+    LabError,
+    PodPlan,
+    _slice,
+    dns_records,
+    pick_subnet,
+    proxy_environment,
+)
+
+
+def test_subnet_avoids_every_network_the_engine_holds() -> None:
+    assert pick_subnet(["172.17.0.0/16"]) == "10.213.0.0/24"
+    assert pick_subnet(["10.213.0.0/24", "10.213.1.0/25"]) == "10.213.2.0/24"
+    with pytest.raises(LabError, match="no free /24"):
+        pick_subnet(["10.213.0.0/16"])
+
+
+def test_fixed_addresses_sit_below_the_engines_own_range() -> None:
+    addresses = Addresses("10.213.4.0/24")
+    assert (addresses.gateway, addresses.apiserver, addresses.dns) == (
+        "10.213.4.1",
+        "10.213.4.2",
+        "10.213.4.3",
+    )
+    assert set(addresses.pods.values()) == {"10.213.4.10", "10.213.4.11"}
+    assert addresses.dynamic == "10.213.4.128/25"
+
+
+def test_proxy_environment_is_what_a_kubelet_would_give() -> None:
+    spec = {
+        "containers": [],
+        "initContainers": [
+            {
+                "name": "linkerd-proxy",
+                "env": [
+                    {
+                        "name": "_pod_ns",
+                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                    },
+                    {
+                        "name": "_pod_name",
+                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                    },
+                    {
+                        "name": "_pod_sa",
+                        "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}},
+                    },
+                    {"name": "IPS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}},
+                    {"name": "WORKLOAD", "value": '{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}'},
+                    {"name": "LOCAL", "value": "$(_pod_sa).$(_pod_ns).serviceaccount.identity"},
+                    {"name": "LATER", "value": "$(NOT_YET)"},
+                    {"name": "NOT_YET", "value": "x"},
+                    {
+                        "name": "ANCHORS",
+                        "valueFrom": {"configMapKeyRef": {"name": "roots", "key": "ca-bundle.crt"}},
+                    },
+                ],
+            }
+        ],
+    }
+    plan = PodPlan(
+        "destination", "linkerd-destination-lab", "linkerd-destination", "10.0.0.11", spec
+    )
+    roots = {"kind": "ConfigMap", "metadata": {"name": "roots"}, "data": {"ca-bundle.crt": "PEM"}}
+    env = proxy_environment(plan, [roots])
+    assert env["WORKLOAD"] == '{"ns":"linkerd", "pod":"linkerd-destination-lab"}'
+    assert env["LOCAL"] == "linkerd-destination.linkerd.serviceaccount.identity"
+    assert env["IPS"] == "10.0.0.11"
+    assert env["LATER"] == "$(NOT_YET)"  # as a kubelet: only variables defined before
+    assert env["ANCHORS"] == "PEM"
+
+
+def test_endpoint_slice_resolves_named_target_ports() -> None:
+    service = {
+        "metadata": {"name": "linkerd-policy-validator"},
+        "spec": {"ports": [{"name": "policy-https", "port": 443, "targetPort": "policy-https"}]},
+    }
+    deployment = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "policy",
+                            "ports": [{"name": "policy-https", "containerPort": 9443}],
+                        }
+                    ]
+                }
+            }
+        }
+    }
+    piece = _slice(service, "destination", "linkerd-destination-lab", deployment, "10.0.0.11")
+    assert piece["ports"] == [{"name": "policy-https", "port": 9443, "protocol": "TCP"}]
+    assert piece["metadata"]["labels"] == {"kubernetes.io/service-name": "linkerd-policy-validator"}
+    [endpoint] = piece["endpoints"]
+    assert endpoint["targetRef"] == {
+        "kind": "Pod",
+        "name": "linkerd-destination-lab",
+        "namespace": "linkerd",
+    }
+
+
+def test_dns_answers_linkerds_names_with_the_pods_and_keeps_extra_names() -> None:
+    lab = Lab("l", Path("/tmp/x"), "l", Addresses("10.213.9.0/24"), Path("/tmp/x/kubeconfig"))
+    records = dns_records(lab, {"smiley.faces.svc.cluster.local": "10.96.0.7"})
+    assert records["linkerd-dst-headless.linkerd.svc.cluster.local"] == "10.213.9.11"
+    assert records["linkerd-identity-headless.linkerd.svc.cluster.local"] == "10.213.9.10"
+    assert records["linkerd-policy.linkerd.svc.cluster.local"] == "10.213.9.11"
+    assert records["smiley.faces.svc.cluster.local"] == "10.96.0.7"
