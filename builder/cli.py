@@ -32,6 +32,7 @@ from builder.identity import IDENTITY_STYLES
 from builder.image import build_workload_image, prefetch_components
 from builder.keeper import Health, StatusKeeper, Target, targets_from_manifests
 from builder.lab import Lab, run_in_lab
+from builder.lab_check import check_outbound_in_lab
 from builder.lab_cli import lab
 from builder.manifests import build_manifests
 from builder.models import Workload
@@ -893,6 +894,19 @@ def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the results as JUnit XML.",
 )
+@click.option(
+    "--lab",
+    "lab_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Also check outbound through the control plane of the lab in this folder: a "
+    "call to a second instance completes over mTLS.",
+)
+@click.option(
+    "--catalog",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --lab: a folder of your own entries, where the image's workload is.",
+)
 @output_option
 def check(
     image_ref: str | None,
@@ -902,6 +916,8 @@ def check(
     env_pairs: tuple[str, ...],
     timeout: float,
     junit_file: Path | None,
+    lab_dir: Path | None,
+    catalog: tuple[Path, ...],
     output_format: str,
 ) -> None:
     """Start IMAGE as the field does and check it against the mesh contract."""
@@ -919,6 +935,12 @@ def check(
     if image_ref is None:
         raise click.UsageError("give IMAGE (or --e2e)")
     report = check_image(image=image_ref, certs=certs, env=parse_env(env_pairs), timeout=timeout)
+    if lab_dir is not None:
+        in_lab = Lab.load(lab_dir)
+        report.add(
+            "capture: outbound through the mesh (lab)",
+            lambda: check_outbound_in_lab(image=image_ref, lab=in_lab, catalog=catalog),
+        )
     if junit_file is not None:
         junit_file.write_text(report.junit() + "\n", encoding="utf-8")
     if output_format == "json":

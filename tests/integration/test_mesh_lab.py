@@ -24,6 +24,7 @@ from builder.e2e import CURSING, GRINNING
 from builder.image import build_workload_image
 from builder.keeper import StatusKeeper, targets_from_manifests
 from builder.lab import Lab, LabSources, lab_status, run_in_lab, running_lab
+from builder.lab_check import check_outbound_in_lab
 from builder.manifests import build_manifests
 from builder.settings import Settings
 from tests import equipment
@@ -338,6 +339,20 @@ def test_a_canary_route_splits_between_two_external_smileys(
     finally:
         kube.delete_managed(client, applied)
         docker_engine.remove_container(canary.name)
+
+
+@pytest.mark.parametrize("name", ["smiley", "color"])
+def test_check_in_the_lab_completes_outbound_over_mtls(
+    lab: Lab, trio: dict[str, Any], name: str
+) -> None:
+    """`check --lab`: HTTP (smiley) and gRPC (color) calls to a second instance."""
+    detail = check_outbound_in_lab(image=trio[name].image, lab=lab)
+    identity = Settings().identity_of("faces", f"{name}-check-peer").spiffe_id
+    assert f"over mTLS to {identity} through the control plane" in detail
+    expected = "grpc-status 0" if name == "color" else "'HTTP/1.0 200 OK'"
+    assert expected in detail
+    client = kube.connect(lab.kubeconfig)
+    assert kube.ready_condition(f"{name}-check", "faces", client) is None  # cleaned up
 
 
 def test_killing_smiley_shows_in_face_and_in_its_ready_status(
