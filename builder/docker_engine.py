@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tarfile
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -437,3 +439,37 @@ def network_containers(name: str) -> list[str]:
 
 def signal_container(name: str, signal: str) -> None:
     client().containers.get(name).kill(signal=signal)
+
+
+def image_entrypoint(reference: str) -> list[str]:
+    """The image's entrypoint (pulled first where it is missing)."""
+    if not image_exists(reference):
+        pull_image(reference)
+    config = image_attrs(reference).get("Config") or {}
+    return [str(word) for word in config.get("Entrypoint") or []]
+
+
+def copy_from_image(reference: str, path: str, target: Path) -> Path:
+    """Copy one file out of an image (pulled first where it is missing) to `target`."""
+    if not image_exists(reference):
+        pull_image(reference)
+    container = client().containers.create(reference)
+    try:
+        stream, _ = container.get_archive(path)
+        with tempfile.TemporaryFile() as archive:
+            for chunk in stream:
+                archive.write(chunk)
+            archive.seek(0)
+            with tarfile.open(fileobj=archive) as tar:
+                member = next((m for m in tar.getmembers() if m.isfile()), None)
+                extracted = tar.extractfile(member) if member is not None else None
+                if extracted is None:
+                    raise BuildError(f"{reference} has no file at {path}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(extracted.read())
+    except docker.errors.NotFound:
+        raise BuildError(f"{reference} has no file at {path}") from None
+    finally:
+        container.remove(force=True)
+    target.chmod(0o755)
+    return target

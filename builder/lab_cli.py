@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from builder.apiserver import linkerd_crds
+from builder.cache import cache_root
 from builder.display import MODES, display
-from builder.lab import LabSources, lab_down, lab_status, lab_up
+from builder.lab import LabSources, lab_down, lab_status, lab_up, sources_from_images
 
 DEFAULT_DIR = Path("out/lab")
 PROGRAMS = {
@@ -35,20 +37,29 @@ def lab() -> None:
     """A real Linkerd control plane on a Docker network, without Kubernetes nodes."""
 
 
-def sources_from(programs: Path | None, proxy_file: Path, linkerd: Path | None) -> LabSources:
-    """The programs from one folder (Linkerd's, built from source); linkerd from PATH."""
+def sources_from(
+    programs: Path | None, proxy_file: Path | None, linkerd: Path | None
+) -> LabSources:
+    """Linkerd's programs from one folder (built from source), else copied out of
+    Linkerd's images for the linkerd CLI's release; the CLI from the folder or PATH.
+    """
+    on_path = shutil.which("linkerd")
     if programs is None:
-        raise click.UsageError(
-            "give --programs DIR: a folder with Linkerd's controller, "
-            "linkerd-policy-controller and proxy-identity (built from linkerd2's source, "
-            "or copied out of the cr.l5d.io controller, policy-controller and proxy images); "
-            "copying them out of the images by the lab itself is not built yet"
-        )
+        cli = linkerd or (Path(on_path) if on_path else None)
+        if cli is None:
+            raise click.UsageError(
+                "the lab renders Linkerd's objects with the linkerd CLI: install it "
+                "(https://linkerd.io/2/getting-started/) or give --linkerd FILE"
+            )
+        sources = sources_from_images(cli, cache_root() / "lab")
+        return replace(sources, proxy=proxy_file).check() if proxy_file else sources
+    if proxy_file is None:
+        raise click.UsageError("with --programs, give the proxy too: --proxy-file FILE")
     found = {key: programs / name for key, name in PROGRAMS.items()}
     if linkerd is not None:
         found["linkerd"] = linkerd
-    elif not found["linkerd"].is_file() and shutil.which("linkerd"):
-        found["linkerd"] = Path(str(shutil.which("linkerd")))
+    elif not found["linkerd"].is_file() and on_path:
+        found["linkerd"] = Path(on_path)
     return LabSources(proxy=proxy_file, **found).check()
 
 
@@ -57,13 +68,13 @@ def sources_from(programs: Path | None, proxy_file: Path, linkerd: Path | None) 
 @click.option(
     "--programs",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder with controller, linkerd-policy-controller, proxy-identity (and linkerd).",
+    help="Folder with controller, linkerd-policy-controller, proxy-identity (and linkerd). "
+    "Default: copied out of Linkerd's images (cr.l5d.io) for the linkerd CLI's release.",
 )
 @click.option(
     "--proxy-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The linkerd2-proxy binary.",
+    help="The linkerd2-proxy binary (default: the proxy image's, with --programs required).",
 )
 @click.option(
     "--linkerd",
@@ -81,7 +92,7 @@ def sources_from(programs: Path | None, proxy_file: Path, linkerd: Path | None) 
 def lab_up_command(
     folder: Path,
     programs: Path | None,
-    proxy_file: Path,
+    proxy_file: Path | None,
     linkerd: Path | None,
     crd_files: tuple[Path, ...],
     progress_mode: str,

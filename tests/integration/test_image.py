@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -11,10 +12,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from builder import docker_engine
 from builder.catalog import find_workload, load_workload_file
 from builder.checks import http_status, process_uids, tcp_open_total, wait_ready
 from builder.containers import MeshContainer, mesh_container
 from builder.e2e import GRINNING
+from builder.errors import BuildError
 from builder.image import build_workload_image
 
 SMILEY_ID = "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/smiley"
@@ -263,3 +266,18 @@ def test_a_build_outside_git_with_extra_labels(
     assert "org.opencontainers.image.source" not in image.labels
     assert image.labels["org.opencontainers.image.created"].endswith("Z")
     assert image.labels["org.example.team"] == "mesh"
+
+
+def test_a_program_comes_out_of_an_image_as_the_lab_takes_linkerds(
+    smiley_image, tmp_path: Path
+) -> None:
+    """What the lab does with Linkerd's images: read the entrypoint, copy a file out."""
+    assert docker_engine.image_entrypoint(smiley_image.reference) == ["/usr/local/bin/bootstrap"]
+    copied = docker_engine.copy_from_image(
+        smiley_image.reference, "/opt/workload/bin/smiley", tmp_path / "smiley"
+    )
+    digest = hashlib.sha256(copied.read_bytes()).hexdigest()
+    assert smiley_image.labels["io.meshexp.source.workload.smiley"].endswith(f"sha256:{digest}")
+    assert copied.stat().st_mode & 0o111
+    with pytest.raises(BuildError, match="has no file at /no/such/file"):
+        docker_engine.copy_from_image(smiley_image.reference, "/no/such/file", tmp_path / "x")

@@ -11,11 +11,15 @@ from builder.lab import (
     Lab,
     LabError,
     PodPlan,
+    _program,
     _slice,
     dns_records,
+    linkerd_version,
     pick_subnet,
     proxy_environment,
 )
+from tests import equipment
+from tests.conftest import need
 
 
 def test_subnet_avoids_every_network_the_engine_holds() -> None:
@@ -117,3 +121,18 @@ def test_dns_answers_linkerds_names_with_the_pods_and_keeps_extra_names() -> Non
     assert records["linkerd-identity-headless.linkerd.svc.cluster.local"] == "10.213.9.10"
     assert records["linkerd-policy.linkerd.svc.cluster.local"] == "10.213.9.11"
     assert records["smiley.faces.svc.cluster.local"] == "10.96.0.7"
+
+
+def test_the_program_an_entrypoint_runs_is_past_its_init() -> None:
+    assert _program(["/usr/bin/tini", "--", "/usr/lib/linkerd/proxy-identity"]) == (
+        "/usr/lib/linkerd/proxy-identity"
+    )
+    assert _program(["/controller"]) == "/controller"
+
+
+def test_the_cli_release_names_the_images() -> None:
+    cli = equipment.CONTROL_PLANE / "linkerd"
+    need(cli.is_file(), f"the linkerd CLI in {cli}")
+    assert linkerd_version(cli) == "edge-26.8.3"  # its README: stamped edge-26.8.3
+    with pytest.raises(LabError, match="version --client --short"):
+        linkerd_version(Path("/bin/false"))
