@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner
 
-from builder.catalog import load_catalog
+from builder.catalog import find_workload, load_catalog
 from builder.checks import check_image
 from builder.cli import main
+from builder.image import build_workload_image
 
 EXPECTED_CHECKS = {
     "metadata",
@@ -34,6 +36,35 @@ def test_every_catalog_workload_passes_check(build, workload: str) -> None:
     failures = [f"{r.name}: {r.detail}" for r in report.results if not r.passed]
     assert not failures, "\n".join(failures)
     assert {result.name for result in report.results} == EXPECTED_CHECKS
+
+
+INVENTORY = """\
+name: inventory
+namespace: shop
+ports:
+  - {name: http, port: 8080, app_protocol: http}
+user: {name: inventory, uid: 2400}
+debian: {packages: [busybox]}
+command: [/bin/busybox, httpd, -f, -p, "8080", -h, /etc]
+"""
+
+
+def test_a_workload_of_ones_own_catalog_builds_runs_and_passes_check(
+    offline_settings, tmp_path: Path
+) -> None:
+    """Not in the built-in catalog: an entry in a folder of one's own (--catalog)."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "inventory.yaml").write_text(INVENTORY)
+    assert "inventory" not in load_catalog()
+    settings = replace(offline_settings, catalog=(folder,)).check()
+    workload = find_workload("inventory", settings.catalog)
+    image = build_workload_image(workload=workload, settings=settings)
+    report = check_image(image=image.reference)
+    failures = [f"{r.name}: {r.detail}" for r in report.results if not r.passed]
+    assert not failures, "\n".join(failures)
+    identity = next(r for r in report.results if r.name == "identity")
+    assert "/ns/shop/externalworkload/inventory" in identity.detail
 
 
 def test_check_cli_json_and_junit(smiley_image, tmp_path: Path) -> None:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 
 from builder import docker_engine
-from builder.catalog import find_workload, load_workload_file
+from builder.catalog import load_workload_file
 from builder.checks import http_status, process_uids, tcp_open_total, wait_ready
 from builder.containers import MeshContainer, mesh_container
 from builder.e2e import GRINNING
-from builder.errors import BuildError
 from builder.image import build_workload_image
 
 SMILEY_ID = "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/smiley"
@@ -190,8 +186,9 @@ def test_rebuild_after_a_workload_change_reuses_lower_layers(
     engine, offline_settings, smiley_image, tmp_path: Path
 ) -> None:
     """Only the workload layer differs between two builds that differ only in the workload."""
-    binary = tmp_path / "smiley-bin"
-    shutil.copyfile(engine_binary(engine, smiley_image.reference), binary)
+    binary = docker_engine.copy_from_image(
+        smiley_image.reference, "/opt/workload/bin/smiley", tmp_path / "smiley-bin"
+    )
     catalog = tmp_path / "images"
     catalog.mkdir()
     yaml_text = (
@@ -216,68 +213,3 @@ def test_rebuild_after_a_workload_change_reuses_lower_layers(
     differing = [i for i, (a, b) in enumerate(zip(layers_a, layers_b, strict=True)) if a != b]
     assert differing == [len(layers_a) - 1], "only the last (workload) layer may differ"
     assert sum("Using cache" in line for line in lines) >= 5
-
-
-def engine_binary(engine, reference: str) -> Path:
-    """Copy /opt/workload/bin/smiley out of an image into a temporary file."""
-    import io
-    import tarfile
-    import tempfile
-
-    container = engine.containers.create(reference)
-    try:
-        stream, _ = container.get_archive("/opt/workload/bin/smiley")
-        data = io.BytesIO(b"".join(stream))
-    finally:
-        container.remove(force=True)
-    with tarfile.open(fileobj=data) as archive:
-        member = archive.extractfile("smiley")
-        assert member is not None
-        target = Path(tempfile.mkdtemp()) / "smiley"
-        target.write_bytes(member.read())
-    return target
-
-
-def test_non_faces_workload_from_debian_packages(build, network, certs) -> None:
-    image = build("static-web")
-    with mesh_container(
-        image=image.reference, network=network, certs=certs, env={}, name=f"{network}-web"
-    ) as box:
-        ip = box.ip
-        wait_ready(box, 60)
-        status, body = http_status(ip, 8080, "/launch", timeout=10)  # a file of the workload layer
-        assert status == 200
-        assert 'exec "${command[@]}"' in body
-        assert tcp_open_total(ip, "inbound") >= 1
-
-
-def test_a_build_outside_git_with_extra_labels(
-    offline_settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """No git checkout: no revision or source, the build still works; --label adds labels."""
-    monkeypatch.chdir(tmp_path)
-    settings = replace(
-        offline_settings,
-        image_name="meshexp-test/nogit-{workload}",
-        labels=(("org.example.team", "mesh"),),
-    ).check()
-    image = build_workload_image(workload=find_workload("smiley"), settings=settings)
-    assert "org.opencontainers.image.revision" not in image.labels
-    assert "org.opencontainers.image.source" not in image.labels
-    assert image.labels["org.opencontainers.image.created"].endswith("Z")
-    assert image.labels["org.example.team"] == "mesh"
-
-
-def test_a_program_comes_out_of_an_image_as_the_lab_takes_linkerds(
-    smiley_image, tmp_path: Path
-) -> None:
-    """What the lab does with Linkerd's images: read the entrypoint, copy a file out."""
-    assert docker_engine.image_entrypoint(smiley_image.reference) == ["/usr/local/bin/bootstrap"]
-    copied = docker_engine.copy_from_image(
-        smiley_image.reference, "/opt/workload/bin/smiley", tmp_path / "smiley"
-    )
-    digest = hashlib.sha256(copied.read_bytes()).hexdigest()
-    assert smiley_image.labels["io.meshexp.source.workload.smiley"].endswith(f"sha256:{digest}")
-    assert copied.stat().st_mode & 0o111
-    with pytest.raises(BuildError, match="has no file at /no/such/file"):
-        docker_engine.copy_from_image(smiley_image.reference, "/no/such/file", tmp_path / "x")
