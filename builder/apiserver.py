@@ -82,15 +82,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def _secret_file(path: Path, data: bytes) -> None:
+def secret_file(path: Path, data: bytes) -> None:
     path.write_bytes(b"")
     path.chmod(0o600)
     path.write_bytes(data)
 
 
-def _service_account_keys(folder: Path) -> None:
+def service_account_keys(folder: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    _secret_file(
+    secret_file(
         folder / "sa.key",
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -173,10 +173,10 @@ def write_kubeconfig(path: Path, url: str, ca_pem: bytes, token: str) -> None:
         ],
         "current-context": "meshexp",
     }
-    _secret_file(path, yaml.safe_dump(config, sort_keys=False).encode())
+    secret_file(path, yaml.safe_dump(config, sort_keys=False).encode())
 
 
-def _etcd_command(etcd: Path, folder: Path, client_url: str, peer_port: int) -> list[str]:
+def etcd_command(etcd: Path, folder: Path, client_url: str, peer_port: int) -> list[str]:
     peer_url = f"http://127.0.0.1:{peer_port}"
     return [
         str(etcd),
@@ -192,7 +192,7 @@ def _etcd_command(etcd: Path, folder: Path, client_url: str, peer_port: int) -> 
     ]
 
 
-def _apiserver_command(
+def apiserver_command(
     binary: Path, folder: Path, etcd_url: str, bind: str, port: int, advertise: str
 ) -> list[str]:
     return [
@@ -231,9 +231,9 @@ def local_apiserver(
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("etcd-data", "certs"):
         shutil.rmtree(folder / stale, ignore_errors=True)
-    _service_account_keys(folder)
+    service_account_keys(folder)
     token = secrets.token_hex(24)
-    _secret_file(folder / "tokens.csv", f'{token},admin,admin-uid,"system:masters"\n'.encode())
+    secret_file(folder / "tokens.csv", f'{token},admin,admin-uid,"system:masters"\n'.encode())
     etcd_url = f"http://127.0.0.1:{free_port()}"
     port = free_port(bind)
     host = "127.0.0.1" if bind in ("127.0.0.1", "0.0.0.0") else bind
@@ -260,13 +260,13 @@ def _start(
     url = f"https://{host}:{port}"
     etcd_log = folder / "etcd.log"
     etcd_process = stack.enter_context(
-        _process(_etcd_command(etcd, folder, etcd_url, free_port()), etcd_log, "etcd")
+        _process(etcd_command(etcd, folder, etcd_url, free_port()), etcd_log, "etcd")
     )
     _wait(f"{etcd_url}/health", etcd_process, etcd_log, "etcd")
     api_log = folder / "kube-apiserver.log"
     api_process = stack.enter_context(
         _process(
-            _apiserver_command(binary, folder, etcd_url, bind, port, host),
+            apiserver_command(binary, folder, etcd_url, bind, port, host),
             api_log,
             "kube-apiserver",
         )

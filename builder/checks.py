@@ -275,6 +275,16 @@ METRIC_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 ADMIN_PORT = "4191"
 
 
+def metric_series(metrics: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Each sample of metric `name` in Prometheus text: its labels and its value."""
+    samples = []
+    for line in metrics.splitlines():
+        if line.startswith(name + "{"):
+            labels = dict(METRIC_LABEL.findall(line.split("}", 1)[0]))
+            samples.append((labels, float(line.rsplit(" ", 1)[1])))
+    return samples
+
+
 def count_connections(metrics: str, direction: str) -> int:
     """Connections the proxy accepted from clients (`peer="src"`) in one direction.
 
@@ -282,18 +292,13 @@ def count_connections(metrics: str, direction: str) -> int:
     connections to its admin port (our metrics scrapes among them, labelled
     `target_port="4191"`): those are not traffic through the proxy.
     """
-    total = 0
-    for line in metrics.splitlines():
-        if not line.startswith("tcp_open_total{"):
-            continue
-        labels = dict(METRIC_LABEL.findall(line.split("}", 1)[0]))
-        if (
-            labels.get("direction") == direction
-            and labels.get("peer", "src") == "src"
-            and labels.get("target_port") != ADMIN_PORT
-        ):
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
+    return sum(
+        int(value)
+        for labels, value in metric_series(metrics, "tcp_open_total")
+        if labels.get("direction") == direction
+        and labels.get("peer", "src") == "src"
+        and labels.get("target_port") != ADMIN_PORT
+    )
 
 
 def tcp_open_total(ip: str, direction: str) -> int:

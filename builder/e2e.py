@@ -197,19 +197,19 @@ def corefile(node_ip: str, dns_port: int) -> str:
     )
 
 
-def canary_route(weight_external: int = 50) -> dict[str, object]:
-    """An HTTPRoute splitting smiley traffic between the external and in-cluster smiley2."""
+def canary_route(weight_external: int = 50, port: int = 80) -> dict[str, object]:
+    """An HTTPRoute (Linkerd's) splitting smiley's Service between smiley and smiley2."""
     return {
         "apiVersion": "policy.linkerd.io/v1beta3",
         "kind": "HTTPRoute",
         "metadata": {"name": "smiley-canary", "namespace": "faces"},
         "spec": {
-            "parentRefs": [{"name": "smiley", "kind": "Service", "group": "core", "port": 80}],
+            "parentRefs": [{"name": "smiley", "kind": "Service", "group": "core", "port": port}],
             "rules": [
                 {
                     "backendRefs": [
-                        {"name": "smiley", "port": 80, "weight": weight_external},
-                        {"name": "smiley2", "port": 80, "weight": 100 - weight_external},
+                        {"name": "smiley", "port": port, "weight": weight_external},
+                        {"name": "smiley2", "port": port, "weight": 100 - weight_external},
                     ]
                 }
             ],

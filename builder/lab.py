@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import ssl
 import subprocess
@@ -45,11 +46,11 @@ import yaml
 
 from builder import docker_engine, kube
 from builder.apiserver import (
-    _apiserver_command,
-    _etcd_command,
-    _secret_file,
-    _service_account_keys,
+    apiserver_command,
+    etcd_command,
     prepare_apiserver,
+    secret_file,
+    service_account_keys,
     write_kubeconfig,
 )
 from builder.certs import create_certs
@@ -253,16 +254,14 @@ def start_apiserver(lab: Lab, crds: tuple[str, ...]) -> Any:
     folder = lab.folder / "apiserver"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    _service_account_keys(folder)
+    service_account_keys(folder)
     token = secrets.token_hex(24)
-    _secret_file(folder / "tokens.csv", f'{token},admin,admin-uid,"system:masters"\n'.encode())
+    secret_file(folder / "tokens.csv", f'{token},admin,admin-uid,"system:masters"\n'.encode())
     etcd_url = "http://127.0.0.1:2379"
     ip = lab.addresses.apiserver
-    etcd_command = " ".join(_etcd_command(etcd, folder, etcd_url, 2380))
-    api_command = " ".join(
-        _apiserver_command(binary, folder, etcd_url, "0.0.0.0", APISERVER_PORT, ip)
-    )
-    script = f"{etcd_command} >{folder}/etcd.log 2>&1 & exec {api_command}"
+    etcd_line = " ".join(etcd_command(etcd, folder, etcd_url, 2380))
+    api_line = " ".join(apiserver_command(binary, folder, etcd_url, "0.0.0.0", APISERVER_PORT, ip))
+    script = f"{etcd_line} >{folder}/etcd.log 2>&1 & exec {api_line}"
     binds = {str(p): f"{p}:ro" for p in (binary, etcd)} | {str(folder): f"{folder}:rw"}
     _container(lab, "apiserver", ip, ["bash", "-c", script], binds=binds)
     url = f"https://{ip}:{APISERVER_PORT}"
@@ -460,7 +459,7 @@ def entry_script(plan: PodPlan, kubeconfig: Path) -> str:
     UID 2103, the proxy as UID 2102 through proxy-identity; one ending ends the pod.
     """
     starts = "\n".join(
-        f"start {CONTROLLER_UID} {' '.join(_shell_word(word) for word in command)}"
+        f"start {CONTROLLER_UID} {' '.join(shlex.quote(word) for word in command)}"
         for command in controller_commands(plan, kubeconfig)
     )
     return f"""#!/bin/bash
@@ -486,12 +485,6 @@ wait -n
 echo "lab: a process of the {plan.role} pod ended; stopping it" >&2
 exit 1
 """
-
-
-def _shell_word(word: str) -> str:
-    import shlex
-
-    return shlex.quote(word)
 
 
 FIELD_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")

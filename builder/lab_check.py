@@ -10,14 +10,13 @@ as mTLS to the peer's own identity.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from builder import docker_engine
 from builder.catalog import find_workload
-from builder.checks import ImageFacts, http_status, port_probes, require
+from builder.checks import ImageFacts, http_status, metric_series, port_probes, require
 from builder.lab import Lab, run_in_lab
 from builder.run import stop_workload
 from builder.settings import Settings, load_settings
@@ -25,17 +24,11 @@ from builder.settings import Settings, load_settings
 
 def outbound_to(metrics: str, workload: str) -> list[dict[str, str]]:
     """The proxy's outbound tcp_open_total series to the ExternalWorkload `workload`."""
-    series = []
-    for line in metrics.splitlines():
-        if not line.startswith("tcp_open_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-        if (
-            labels.get("direction") == "outbound"
-            and labels.get("dst_external_workload") == workload
-        ):
-            series.append(labels)
-    return series
+    return [
+        labels
+        for labels, _ in metric_series(metrics, "tcp_open_total")
+        if labels.get("direction") == "outbound" and labels.get("dst_external_workload") == workload
+    ]
 
 
 def check_outbound_in_lab(*, image: str, lab: Lab, catalog: Sequence[Path] = ()) -> str:

@@ -11,7 +11,15 @@ import click
 from builder.apiserver import linkerd_crds
 from builder.cache import cache_root
 from builder.display import MODES, display
-from builder.lab import LabSources, lab_down, lab_status, lab_up, sources_from_images
+from builder.lab import (
+    ComponentState,
+    Lab,
+    LabSources,
+    lab_down,
+    lab_status,
+    lab_up,
+    sources_from_images,
+)
 
 DEFAULT_DIR = Path("out/lab")
 PROGRAMS = {
@@ -63,6 +71,12 @@ def sources_from(
     return LabSources(proxy=proxy_file, **found).check()
 
 
+def show(running: Lab, states: list[ComponentState]) -> None:
+    click.echo(f"lab {running.name}: network {running.network} ({running.addresses.subnet})")
+    for state in states:
+        click.echo(f"  {state.name:<28} {state.status:<8} {state.detail}")
+
+
 @lab.command("up")
 @dir_option
 @click.option(
@@ -103,9 +117,7 @@ def lab_up_command(
     with display(progress_mode) as progress:
         started = lab_up(folder=folder, sources=sources, crds=crds, progress=progress)
     _, states = lab_status(folder=folder)
-    click.echo(f"lab {started.name}: network {started.network} ({started.addresses.subnet})")
-    for state in states:
-        click.echo(f"  {state.name:<28} {state.status:<8} {state.detail}")
+    show(started, states)
     click.echo(f"  DNS for workloads: --dns {started.dns}")
     click.echo(f"export KUBECONFIG={started.kubeconfig}")
 
@@ -115,9 +127,7 @@ def lab_up_command(
 def lab_status_command(folder: Path) -> None:
     """What of the lab runs, and whether the control-plane proxies are ready."""
     found, states = lab_status(folder=folder)
-    click.echo(f"lab {found.name}: network {found.network} ({found.addresses.subnet})")
-    for state in states:
-        click.echo(f"  {state.name:<28} {state.status:<8} {state.detail}")
+    show(found, states)
     if not states:
         raise click.ClickException("nothing of the lab runs; `meshexp-build lab up` starts it")
 

@@ -121,13 +121,11 @@ def Flag(description: str) -> Any:
     ]
 
 
-def _listed(item: Callable[[object], Any]) -> Callable[[object], list[Any]]:
-    def check(value: object) -> list[Any]:
-        if not isinstance(value, list):
-            raise ValueError(f"expected a list, got {type(value).__name__}")
-        return [item(one) for one in value]
-
-    return check
+def _a_list(value: object) -> list[Any]:
+    """Our message for a non-list, before pydantic reads the items."""
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, got {type(value).__name__}")
+    return value
 
 
 class Entry(BaseModel):
@@ -283,12 +281,12 @@ DebianPackage = Text("a Debian package", DEBIAN_PACKAGE, "a Debian package name"
 class DebianEntry(Entry):
     packages: Annotated[
         list[DebianPackage],
-        BeforeValidator(_listed(lambda item: item)),
+        BeforeValidator(_a_list),
     ] = []
 
 
 Argument = Text("one argument")
-Command = Annotated[list[Argument], BeforeValidator(_listed(lambda item: item))]
+Command = Annotated[list[Argument], BeforeValidator(_a_list)]
 
 
 class DispatchEntry(Entry):
@@ -338,11 +336,11 @@ class WorkloadEntry(Entry):
         SPDX_EXPRESSION,
         "an SPDX license expression, e.g. Apache-2.0 or MIT OR Apache-2.0",
     ) = ""
-    ports: Annotated[list[PortEntry], BeforeValidator(_listed(lambda item: item))] = Field(
+    ports: Annotated[list[PortEntry], BeforeValidator(_a_list)] = Field(
         description="the ports it listens on; the first is the one the bootstrap waits for"
     )
     user: UserEntry
-    binaries: Annotated[list[BinaryEntry], BeforeValidator(_listed(lambda item: item))] = []
+    binaries: Annotated[list[BinaryEntry], BeforeValidator(_a_list)] = []
     debian: DebianEntry = DebianEntry()
     command: Command = []
     dispatch: DispatchEntry | None = None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import grpcwire
+from builder.checks import metric_series
 
 PORT = 8000
 METRICS_PORT = 9090
@@ -140,12 +141,10 @@ def requests_total(ip: str) -> dict[tuple[str, str, str], float]:
         text = conn.getresponse().read().decode()
     finally:
         conn.close()
-    counts = {}
-    for line in text.splitlines():
-        if line.startswith("requests_total{"):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-            counts[(labels["provider"], labels["key"], labels["status"])] = float(line.split()[-1])
-    return counts
+    return {
+        (labels["provider"], labels["key"], labels["status"]): value
+        for labels, value in metric_series(text, "requests_total")
+    }
 
 
 CONFIG_LINE = re.compile(

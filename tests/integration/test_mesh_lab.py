@@ -9,7 +9,6 @@ proxies' own metrics, the API server's objects and Faces' own answers.
 from __future__ import annotations
 
 import json
-import re
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,7 +20,8 @@ from lightkube.resources.discovery_v1 import EndpointSlice
 
 from builder import docker_engine, kube
 from builder.catalog import find_workload
-from builder.e2e import CURSING, GRINNING, face_trouble, smiley_share
+from builder.checks import metric_series
+from builder.e2e import CURSING, GRINNING, canary_route, face_trouble, smiley_share
 from builder.image import build_workload_image
 from builder.keeper import StatusKeeper, targets_from_manifests
 from builder.lab import Lab, LabSources, lab_status, run_in_lab, running_lab
@@ -111,13 +111,11 @@ def outbound_tls(text: str, target: str) -> list[dict[str, str]]:
 
 def outbound_series(text: str) -> list[dict[str, str]]:
     """Every outbound tcp_open_total series to a destination, as label dicts."""
-    series = []
-    for line in text.splitlines():
-        if line.startswith("tcp_open_total{"):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-            if labels.get("direction") == "outbound" and labels.get("peer") == "dst":
-                series.append(labels)
-    return series
+    return [
+        labels
+        for labels, _ in metric_series(text, "tcp_open_total")
+        if labels.get("direction") == "outbound" and labels.get("peer") == "dst"
+    ]
 
 
 def ask_face(ip: str, path: str = "/center/") -> dict[str, Any]:
@@ -309,22 +307,7 @@ def test_a_canary_route_splits_between_two_external_smileys(
     canary = start(
         lab, mesh_settings, "smiley", "smiley2", trio["smiley"].image, {"SMILEY": "HeartEyes"}
     )
-    route = {
-        "apiVersion": "policy.linkerd.io/v1beta3",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "smiley-canary", "namespace": "faces"},
-        "spec": {
-            "parentRefs": [{"name": "smiley", "kind": "Service", "group": "core", "port": 8000}],
-            "rules": [
-                {
-                    "backendRefs": [
-                        {"name": "smiley", "port": 8000, "weight": 50},
-                        {"name": "smiley2", "port": 8000, "weight": 50},
-                    ]
-                }
-            ],
-        },
-    }
+    route = canary_route(50, port=8000)  # the k3d e2e's route, on our workloads' port
     client = kube.connect(lab.kubeconfig)
     applied = kube.apply_documents(client, [route])
     try:
