@@ -75,7 +75,13 @@ PODS = {
 
 
 class LabError(MeshexpError):
-    """The lab could not be started, read or removed."""
+    """The lab's inputs are wrong (programs, state folder, linkerd install)."""
+
+
+class LabNotUp(LabError):
+    """A part of the lab started but did not come up (exit code 5, as `run`'s)."""
+
+    exit_code = 5
 
 
 @dataclass(frozen=True)
@@ -287,7 +293,7 @@ def _wait_readyz(url: str, token: str, lab: Lab, timeout: float = 90) -> None:
                 return
         time.sleep(0.5)
     logs = docker_engine.container_logs(f"{lab.name}-apiserver")[-1500:]
-    raise LabError(f"lab: the API server at {url} was not ready in {timeout:.0f}s:\n{logs}")
+    raise LabNotUp(f"lab: the API server at {url} was not ready in {timeout:.0f}s:\n{logs}")
 
 
 def linkerd_objects(linkerd: Path, lab: Lab) -> list[dict[str, Any]]:
@@ -646,14 +652,14 @@ def wait_until_ready(lab: Lab, timeout: float = READY_TIMEOUT) -> None:
             state = docker_engine.container_state(f"{lab.name}-{role}")
             if not state.get("Running"):
                 logs = docker_engine.container_logs(f"{lab.name}-{role}")[-2000:]
-                raise LabError(f"lab: the {role} pod stopped:\n{logs}")
+                raise LabNotUp(f"lab: the {role} pod stopped:\n{logs}")
             if proxy_ready(ip):
                 del waiting[role]
         time.sleep(0.5)
     if waiting:
         role = next(iter(waiting))
         logs = docker_engine.container_logs(f"{lab.name}-{role}")[-2000:]
-        raise LabError(f"lab: the {role} pod's proxy was not ready in {timeout:.0f}s:\n{logs}")
+        raise LabNotUp(f"lab: the {role} pod's proxy was not ready in {timeout:.0f}s:\n{logs}")
 
 
 @dataclass(frozen=True)
