@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import docker_engine
+from builder.cache import cache_key, cache_root
 from builder.errors import BuildError
+from builder.gobuild import HOST_ARCH
 from builder.progress import Progress
 
 SUITE = "bookworm"
@@ -116,44 +118,79 @@ def run_debootstrap(command: list[str], progress: Progress) -> tuple[int, list[s
     return process.returncode, list(tail)
 
 
-def build_base(
-    *, reference: str, rebuild: bool = False, progress: Progress | None = None
-) -> BaseResult:
-    """Make (or reuse) the slim base image `reference`."""
-    progress = progress or Progress()
-    mirror = apt_mirror()
-    if not rebuild and docker_engine.image_exists(reference):
-        image_id = str(docker_engine.image_attrs(reference)["Id"])
-        return BaseResult(reference, image_id, mirror, True)
+def _debootstrap_command(arch: str, root: Path, mirror: str) -> list[str]:
     debootstrap = shutil.which("debootstrap")
     if not debootstrap:
         raise BuildError(
             "`meshexp-build base` needs debootstrap: apt-get install debootstrap "
             "(as root), or build with a base image from a registry (drop --offline)"
         )
-    with tempfile.TemporaryDirectory(prefix="meshexp-base-") as scratch:
-        root = Path(scratch) / "root"
-        code, tail = run_debootstrap(
-            [debootstrap, "--variant=minbase", SUITE, str(root), mirror], progress
+    command = [debootstrap, "--variant=minbase", f"--arch={arch}"]
+    if arch != HOST_ARCH:
+        command.append("--foreign")  # the second stage runs in the root, under qemu
+    return [*command, SUITE, str(root), mirror]
+
+
+def _second_stage(root: Path, arch: str, progress: Progress) -> None:
+    """debootstrap's second stage inside the foreign root; binfmt_misc runs it under qemu."""
+    code, tail = run_debootstrap(
+        ["chroot", str(root), "/debootstrap/debootstrap", "--second-stage"], progress
+    )
+    if code != 0:
+        lines = "\n".join(tail)
+        raise BuildError(
+            f"debootstrap's second stage for {arch} failed (it runs under qemu: "
+            f"qemu-user-static and binfmt_misc are needed):\n{lines}"
         )
+
+
+def rootfs_tarball(arch: str, progress: Progress | None = None, rebuild: bool = False) -> Path:
+    """The slim Debian root of `arch` as a tarball, made once and cached by suite,
+    mirror and architecture (another architecture's second stage runs under qemu).
+    """
+    progress = progress or Progress()
+    mirror = apt_mirror()
+    key = cache_key(suite=SUITE, mirror=mirror, arch=arch, slim=DPKG_EXCLUDES + APT_CLEAN)
+    target = cache_root() / "base" / key / "rootfs.tar"
+    if target.is_file() and not rebuild:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="meshexp-base-", dir=target.parent) as scratch:
+        root = Path(scratch) / "root"
+        code, tail = run_debootstrap(_debootstrap_command(arch, root, mirror), progress)
         if code != 0:
             lines = "\n".join(tail)
             raise BuildError(
-                f"debootstrap of {SUITE} from {mirror} failed (needs root and the "
+                f"debootstrap of {SUITE} ({arch}) from {mirror} failed (needs root and the "
                 f"mirror reachable):\n{lines}"
             )
+        if arch != HOST_ARCH:
+            _second_stage(root, arch, progress)
         _slim(root, mirror)
         tarball = Path(scratch) / "rootfs.tar"
         subprocess.run(
             ["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."], check=True
         )
-        image_id = docker_engine.import_rootfs(
-            tarball,
-            reference,
-            [
-                'CMD ["bash"]',
-                f'LABEL org.opencontainers.image.description="Debian {SUITE} minbase, slimmed, '
-                'made by meshexp-build base"',
-            ],
-        )
+        tarball.replace(target)
+    return target
+
+
+def build_base(
+    *, reference: str, rebuild: bool = False, progress: Progress | None = None
+) -> BaseResult:
+    """Make (or reuse) the slim base image `reference` in the Docker engine."""
+    progress = progress or Progress()
+    mirror = apt_mirror()
+    if not rebuild and docker_engine.image_exists(reference):
+        image_id = str(docker_engine.image_attrs(reference)["Id"])
+        return BaseResult(reference, image_id, mirror, True)
+    image_id = docker_engine.import_rootfs(
+        rootfs_tarball(HOST_ARCH, progress, rebuild),
+        reference,
+        [
+            'CMD ["bash"]',
+            f'LABEL org.opencontainers.image.description="Debian {SUITE} minbase, slimmed, '
+            'made by meshexp-build base"',
+        ],
+    )
     return BaseResult(reference, image_id, mirror, False)

@@ -27,7 +27,8 @@ from builder.contract import INBOUND_POLICIES
 from builder.display import MODES, display
 from builder.doctor import Finding, diagnose
 from builder.e2e import E2EConfig, missing_prerequisites, run_e2e
-from builder.errors import CheckError, MeshexpError
+from builder.errors import CheckError, MeshexpError, SettingsError
+from builder.gobuild import HOST_ARCH
 from builder.identity import IDENTITY_STYLES
 from builder.image import build_workload_image, prefetch_components
 from builder.keeper import Health, StatusKeeper, Target, targets_from_manifests
@@ -36,6 +37,7 @@ from builder.lab_check import check_outbound_in_lab
 from builder.lab_cli import lab
 from builder.manifests import build_manifests
 from builder.models import Workload
+from builder.multiplatform import PublishedIndex, publish_platforms
 from builder.provenance import provenance_labels
 from builder.publish import push
 from builder.render import render_build_context
@@ -91,11 +93,16 @@ SETTING_OPTIONS = [
         "destination controller (direct connections get mTLS); default: private ranges.",
     ),
     click.option("--image-name", help="Image name pattern, e.g. registry/{workload}."),
-    click.option("--platform", type=click.Choice(PLATFORMS), help="Target platform."),
+    click.option(
+        "--platform",
+        help=f"Target platform ({', '.join(PLATFORMS)}); several, comma-separated, make one "
+        "multi-platform image through BuildKit (publish, image --push).",
+    ),
     click.option(
         "--proxy-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="The proxy binary (a linkerd2-proxy, or the test stand-in).",
+        multiple=True,
+        help="The proxy binary (a linkerd2-proxy, or the test stand-in); PLATFORM=FILE "
+        "gives one platform's (repeat).",
     ),
     click.option(
         "--catalog",
@@ -422,12 +429,44 @@ def node_cert(workload_name: str, certs: Path, output_dir: Path, **options: Any)
     click.echo(f"wrote {folder}/ca.crt, node.crt, node.key (CN={workload.name})")
 
 
+PUBLISH_OPTIONS = [
+    click.option(
+        "--builder",
+        "builder_address",
+        help="ADDRESS of a running buildkitd (unix://..., tcp://...) for several platforms; "
+        "default: meshexp-build starts its own (as root).",
+    ),
+    click.option(
+        "--allow-standin",
+        is_flag=True,
+        help="Push an image whose proxy is the stand-in (test registries only).",
+    ),
+    click.option(
+        "--sbom/--no-sbom",
+        default=True,
+        help="Attach an SPDX SBOM per platform (BuildKit; default on).",
+    ),
+    click.option(
+        "--provenance/--no-provenance",
+        default=True,
+        help="Attach SLSA provenance, mode=max, naming the source revision (BuildKit; default on).",
+    ),
+]
+
+
+def publish_options(command: F) -> F:
+    for option in reversed(PUBLISH_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.option("--workload", "workload_names", multiple=True, help="Catalog workload (repeat).")
 @click.option("--all", "all_workloads", is_flag=True, help="Every catalog workload.")
 @click.option("--tag", help="Image tag (default from settings' tag pattern).")
 @click.option("--push", "do_push", is_flag=True, help="Push each image after building it.")
 @click.option("--registry", help="Push under this registry (HOST[:PORT][/PATH]).")
+@publish_options
 @output_option
 @setting_options
 @progress_options
@@ -437,24 +476,95 @@ def image(
     tag: str | None,
     do_push: bool,
     registry: str | None,
+    builder_address: str | None,
+    allow_standin: bool,
+    sbom: bool,
+    provenance: bool,
     output_format: str,
     progress_mode: str,
     verbose: bool,
     **options: Any,
 ) -> None:
-    """Render and build images through the Docker engine (and push them with --push)."""
+    """Render and build images through the Docker engine (and push them with --push).
+
+    Several platforms (--platform linux/amd64,linux/arm64) make one
+    multi-platform image through BuildKit, pushed to the registry.
+    """
     settings = settings_from(options)
+    if tag is not None:
+        settings = dataclasses.replace(settings, tag=tag).check()
     if all_workloads == bool(workload_names):
         raise click.UsageError("give --workload NAME (repeatable) or --all")
     names = list(catalog_of(settings)) if all_workloads else list(workload_names)
     workloads = [workload_of(name, settings) for name in names]
+    if needs_buildkit(settings, builder_address):
+        if not do_push or registry is None:
+            raise click.UsageError(
+                f"{', '.join(settings.target_platforms)} are built through BuildKit into a "
+                "registry: add --push --registry HOST[:PORT][/PATH] (or use publish)"
+            )
+        with display(progress_mode, verbose=verbose) as progress:
+            published = publish_platforms(
+                workloads=workloads,
+                settings=settings,
+                registry=registry,
+                builder_address=builder_address,
+                allow_standin=allow_standin,
+                sbom=sbom,
+                provenance=provenance,
+                progress=progress,
+            )
+        show_published(published, output_format)
+        return
+    build_classic(
+        workloads, settings, do_push, registry, allow_standin, output_format, progress_mode, verbose
+    )
+
+
+def needs_buildkit(settings: Settings, builder_address: str | None) -> bool:
+    """Several platforms, another architecture's, or a builder given: BuildKit builds."""
+    return (
+        len(settings.target_platforms) > 1
+        or settings.target_platforms[0].split("/")[1] != HOST_ARCH
+        or builder_address is not None
+    )
+
+
+def show_published(published: list[PublishedIndex], output_format: str) -> None:
+    if output_format == "json":
+        emit_json([dataclasses.asdict(item) for item in published])
+        return
+    for item in published:
+        attached = [
+            name for name, on in (("SBOM", item.sbom), ("provenance", item.provenance)) if on
+        ]
+        click.echo(
+            f"published {item.reference}@{item.digest} "
+            f"({len(item.platforms)} platforms; {', '.join(attached) or 'no attestations'})"
+        )
+        for one in item.platforms:
+            note = "  [PROXY STAND-IN: test equipment]" if one.standin else ""
+            click.echo(f"  {one.platform} {one.digest}{note}")
+
+
+def build_classic(
+    workloads: list[Workload],
+    settings: Settings,
+    do_push: bool,
+    registry: str | None,
+    allow_standin: bool,
+    output_format: str,
+    progress_mode: str,
+    verbose: bool,
+) -> None:
+    """One platform through the Docker engine's classic builder (and push with do_push)."""
     results = []
     with display(progress_mode, verbose=verbose) as progress:
         if len(workloads) > 1:
             with progress.phase(f"components for {len(workloads)} images, in parallel"):
                 prefetch_components(workloads, settings, progress=progress)
         built = [
-            build_workload_image(workload=workload, settings=settings, tag=tag, on_line=progress)
+            build_workload_image(workload=workload, settings=settings, on_line=progress)
             for workload in workloads
         ]
     for result in built:
@@ -466,6 +576,12 @@ def image(
                 f"{result.size_bytes / 1e6:.1f} MB{note}"
             )
         if do_push:
+            if result.standin and not allow_standin:
+                raise SettingsError(
+                    f"{result.reference}: push refused: its proxy is the stand-in (test "
+                    "equipment, not a Linkerd proxy); give a real linkerd2-proxy with "
+                    "--proxy-file, or add --allow-standin (test registries only)"
+                )
             pushed = push(reference=result.reference, registry=registry)
             entry["pushed"] = dataclasses.asdict(pushed)
             if output_format == "text":
@@ -480,32 +596,18 @@ def image(
 @click.option("--all", "all_workloads", is_flag=True, help="Every catalog workload.")
 @click.option("--registry", required=True, help="HOST[:PORT][/PATH], e.g. ghcr.io/org.")
 @click.option("--tag", help="Image tag (default from settings' tag pattern).")
+@publish_options
 @output_option
 @setting_options
 @progress_options
-def publish(
-    workload_names: tuple[str, ...],
-    all_workloads: bool,
-    registry: str,
-    tag: str | None,
-    output_format: str,
-    progress_mode: str,
-    verbose: bool,
-    **options: Any,
-) -> None:
-    """Build and push images to a registry; prints the pushed digests."""
-    click.get_current_context().invoke(
-        image,
-        workload_names=workload_names,
-        all_workloads=all_workloads,
-        tag=tag,
-        do_push=True,
-        registry=registry,
-        output_format=output_format,
-        progress_mode=progress_mode,
-        verbose=verbose,
-        **options,
-    )
+def publish(**arguments: Any) -> None:
+    """Build and push images to a registry; prints the pushed digests.
+
+    --platform linux/amd64,linux/arm64 pushes ONE multi-platform image through
+    BuildKit, with an SBOM and provenance per platform, and prints the index's
+    digest and each platform's.
+    """
+    click.get_current_context().invoke(image, do_push=True, **arguments)
 
 
 @main.command()

@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -227,5 +228,108 @@ def cached_kube_apiserver(version: str, progress: Progress | None = None) -> Pat
             out = Path(scratch) / "kube-apiserver"
             command = [_go(), "build", "-ldflags", ldflags, "-o", str(out), source.package]
             _run(command, module_dir, env, "go build", source)
+            out.replace(target)
+    return target
+
+
+BUILDKIT = "github.com/moby/buildkit"
+BUILDKIT_PROGRAMS = ("buildkitd", "buildctl")
+
+
+def exclude_block(go_mod: str) -> str:
+    """A module's `exclude ( ... )` block (comments dropped): a module of ours that
+    requires it must carry the same, or `go get` refuses it.
+    """
+    match = re.search(r"^exclude \((.*?)^\)", go_mod, re.S | re.M)
+    if match is None:
+        return ""
+    lines = [line for line in match.group(0).splitlines() if not line.strip().startswith("//")]
+    return "\n".join(lines) + "\n"
+
+
+def cached_buildkit(version: str, progress: Progress | None = None) -> dict[str, Path]:
+    """buildkitd and buildctl `version`, built from the Go module proxy, cached.
+
+    `go install` refuses buildkit ("contains one or more exclude directives"):
+    they are built in a module of ours that carries buildkit's exclude block.
+    """
+    key = cache_key(package=BUILDKIT, version=version, go=go_version(), ldflags=LDFLAGS)
+    folder = cache_root() / "go" / key
+    targets = {name: folder / name for name in BUILDKIT_PROGRAMS}
+    if all(path.is_file() for path in targets.values()):
+        return targets
+    env = build_environment(HOST_ARCH, cgo=False)
+    host_env = dict(env, GOOS="", GOARCH="", GOFLAGS="")
+    source = GoSource(package=f"{BUILDKIT}/cmd/buildkitd", version=version)
+    phase = (progress or Progress()).phase(
+        f"go build buildkitd and buildctl {version} (about 2 minutes cold; cached afterwards)"
+    )
+    with phase:
+        module_dir = cache_root() / "gomod" / key
+        module_dir.mkdir(parents=True, exist_ok=True)
+        download = subprocess.run(
+            [_go(), "mod", "download", "-json", f"{BUILDKIT}@{version}"],
+            cwd=module_dir,
+            env=host_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if download.returncode != 0:
+            raise SourceError(f"{BUILDKIT}@{version}: go mod download failed: {download.stderr}")
+        go_mod = Path(json.loads(download.stdout)["GoMod"]).read_text()
+        (module_dir / "go.mod").write_text(
+            f"module meshexp.local/buildkit\n\ngo 1.25\n\n{exclude_block(go_mod)}"
+        )
+        packages = [f"{BUILDKIT}/cmd/{name}@{version}" for name in BUILDKIT_PROGRAMS]
+        _run([_go(), "get", "-tool", *packages], module_dir, host_env, "go get -tool", source)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            for name, target in targets.items():
+                out = Path(scratch) / name
+                command = [
+                    _go(),
+                    "build",
+                    "-ldflags",
+                    LDFLAGS,
+                    "-o",
+                    str(out),
+                    f"{BUILDKIT}/cmd/{name}",
+                ]
+                _run(command, module_dir, env, "go build", source)
+                out.replace(target)
+    return targets
+
+
+SYFT = "github.com/anchore/syft/cmd/syft"
+
+
+def cached_syft(version: str, progress: Progress | None = None) -> Path:
+    """syft `version` (the SBOM scanner) for the host, stamped with its version, cached.
+
+    Pure Go (its SQLite is modernc's), so no C compiler is needed.
+    """
+    source = GoSource(package=SYFT, version=version)
+    ldflags = f"{LDFLAGS} -X main.version={version.removeprefix('v')}"
+    key = cache_key(package=SYFT, version=version, go=go_version(), ldflags=ldflags)
+    target = cache_root() / "go" / key / "syft"
+    if target.is_file():
+        return target
+    env = build_environment(HOST_ARCH, cgo=False)
+    phase = (progress or Progress()).phase(
+        f"go build syft {version} (the SBOM scanner; minutes cold, cached afterwards)"
+    )
+    with phase:
+        module_dir = _tool_module(source, env)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            out = Path(scratch) / "syft"
+            _run(
+                [_go(), "build", "-ldflags", ldflags, "-o", str(out), SYFT],
+                module_dir,
+                env,
+                "go build",
+                source,
+            )
             out.replace(target)
     return target

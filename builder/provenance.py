@@ -63,13 +63,20 @@ def created_at(environ: dict[str, str] | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def revision_and_source(folder: Path) -> tuple[str, str]:
+    """The checkout's HEAD commit and its origin as an https URL ("" where unknown)."""
+    revision = _git(folder, "rev-parse", "HEAD")
+    if not revision:
+        return "", ""
+    return revision, https_source(_git(folder, "config", "--get", "remote.origin.url"))
+
+
 def provenance_labels(folder: Path) -> tuple[tuple[str, str], ...]:
     """created, and revision and source where `folder` is inside a git checkout."""
     labels = [("org.opencontainers.image.created", created_at())]
-    revision = _git(folder, "rev-parse", "HEAD")
+    revision, source = revision_and_source(folder)
     if revision:
         labels.append(("org.opencontainers.image.revision", revision))
-        source = https_source(_git(folder, "config", "--get", "remote.origin.url"))
-        if source:
-            labels.append(("org.opencontainers.image.source", source))
+    if source:
+        labels.append(("org.opencontainers.image.source", source))
     return tuple(labels)

@@ -477,6 +477,14 @@ class SettingsEntry(Entry):
     image_name: Text("image name pattern, e.g. registry/{workload}") | None = None
     tag: Text("tag pattern, e.g. linkerd-{linkerd}") | None = None
     platform: Choice("target platform", PLATFORMS) | None = None
+    platforms: Annotated[
+        list[Choice("a platform of a multi-platform image", PLATFORMS)] | None,
+        BeforeValidator(_comma_text_list),
+    ] = Field(default=None, description="the platforms `publish` makes one image for")
+    proxy_files: Annotated[
+        dict[Choice("a platform", PLATFORMS), Text("a file")] | None,
+        BeforeValidator(_pairs("PLATFORM=FILE")),
+    ] = Field(default=None, description="PLATFORM: FILE, the proxy binary for that platform")
     spire_multicall: Flag("SPIRE server, agent and certcheck in one binary") | None = None
     proxy_source: SourceEntry | None = None
     spire_server_source: SourceEntry | None = None

@@ -59,6 +59,11 @@ class Settings:
     image_name: str = "meshexp/{workload}"
     tag: str = "linkerd-{linkerd}"
     platform: str = "linux/amd64"
+    # The platforms of one multi-platform image (publish through BuildKit);
+    # empty: the one `platform`.
+    platforms: tuple[str, ...] = ()
+    # The proxy binary per platform (--proxy-file PLATFORM=FILE), over proxy_source.
+    proxy_files: tuple[tuple[str, Path], ...] = ()
     spire_multicall: bool = False
     proxy_source: BinarySource | None = None
     spire_server_source: BinarySource | None = None
@@ -78,6 +83,17 @@ class Settings:
     @property
     def arch(self) -> str:
         return self.platform.split("/")[1]
+
+    @property
+    def target_platforms(self) -> tuple[str, ...]:
+        """The platforms to build: several for one multi-platform image, else `platform`."""
+        return self.platforms or (self.platform,)
+
+    def for_platform(self, platform: str) -> Settings:
+        """These settings narrowed to one platform, with that platform's proxy file."""
+        proxy_file = dict(self.proxy_files).get(platform)
+        proxy_source = FileSource(path=proxy_file) if proxy_file else self.proxy_source
+        return replace(self, platform=platform, platforms=(), proxy_source=proxy_source)
 
     @property
     def resolved_iptables_mode(self) -> str:
@@ -224,6 +240,11 @@ def settings_from_mapping(
         elif key == "binaries":
             given = dict(earlier.binaries) | _binary_files(value, base_dir, where)
             changes[key] = tuple(given.items())
+        elif key == "proxy_files":
+            given = dict(earlier.proxy_files) | _binary_files(value, base_dir, where)
+            changes[key] = tuple(given.items())
+        elif key == "platforms":
+            changes[key] = tuple(dict.fromkeys(value))
         else:
             changes[key] = value
     return replace(earlier, **changes).check()
@@ -250,9 +271,23 @@ def load_settings(path: Path | None, overrides: dict[str, Any]) -> Settings:
             raise SettingsError(f"{path}: not valid YAML ({exc})") from None
         settings = settings_from_mapping(document, f"{path}:", path.parent, settings)
     flags = {key: _plain(value) for key, value in overrides.items() if value not in (None, ())}
-    if "proxy_file" in flags:
-        flags["proxy_source"] = {"file": {"path": str(flags.pop("proxy_file"))}}
+    _platform_flags(flags)
     return settings_from_mapping(flags, "flags:", Path.cwd(), settings).check()
+
+
+def _platform_flags(flags: dict[str, Any]) -> None:
+    """--platform A,B means one image for several platforms; --proxy-file FILE is the
+    proxy, --proxy-file PLATFORM=FILE that platform's (both may repeat)."""
+    platform = flags.get("platform")
+    if isinstance(platform, str) and "," in platform:
+        flags["platforms"] = flags.pop("platform")
+    given = flags.pop("proxy_file", None)
+    for item in [given] if isinstance(given, str) else given or []:
+        name, sep, path = str(item).partition("=")
+        if sep and name.startswith("linux/"):
+            flags.setdefault("proxy_files", []).append(f"{name}={path}")
+        else:
+            flags["proxy_source"] = {"file": {"path": str(item)}}
 
 
 def default_settings_file() -> Path | None:

@@ -48,9 +48,20 @@ class Fetched:
     source: BinarySource | None = None
 
 
+# ELF e_machine values of the architectures we build for.
+ELF_MACHINES = {62: "amd64", 183: "arm64"}
+
+
+def elf_arch(head: bytes) -> str | None:
+    """The architecture an ELF header (its first 20 bytes) is for, when it is one we know."""
+    if len(head) < 20 or head[:4] != b"\x7fELF" or head[5] != 1:  # little-endian only
+        return None
+    return ELF_MACHINES.get(int.from_bytes(head[18:20], "little"))
+
+
 @functools.lru_cache(maxsize=64)
-def _inspect(path: str, size: int, mtime_ns: int) -> tuple[bool, str, bool]:
-    """(is ELF, sha256, carries the stand-in banner), in one streaming pass.
+def _inspect(path: str, size: int, mtime_ns: int) -> tuple[bytes, str, bool]:
+    """(the ELF header's first bytes, sha256, carries the stand-in banner), in one pass.
 
     Memoized by path, size and modification time: a build reads each large
     binary (SPIRE's are 60-170 MB) once, not once per use.
@@ -61,22 +72,29 @@ def _inspect(path: str, size: int, mtime_ns: int) -> tuple[bool, str, bool]:
     with Path(path).open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             if not head:
-                head = chunk[:4]
+                head = chunk[:20]
             digest.update(chunk)
             standin = standin or STANDIN_BANNER in tail + chunk
             tail = chunk[-len(STANDIN_BANNER) :]
-    return head == b"\x7fELF", digest.hexdigest(), standin
+    return head, digest.hexdigest(), standin
 
 
-def _check_binary(path: Path, what: str) -> Fetched:
+def _check_binary(path: Path, what: str, arch: str) -> Fetched:
+    """A binary file for `arch`: an ELF executable of that architecture."""
     if not path.is_file():
         raise SourceError(f"{what}: {path} does not exist or is not a file; {ALTERNATIVES}")
     stat = path.stat()
-    is_elf, sha256, standin = _inspect(str(path), stat.st_size, stat.st_mtime_ns)
-    if not is_elf:
+    head, sha256, standin = _inspect(str(path), stat.st_size, stat.st_mtime_ns)
+    if head[:4] != b"\x7fELF":
         raise SourceError(
             f"{what}: {path} is not a Linux executable (ELF); give the binary "
             "itself, not an archive or a script"
+        )
+    found = elf_arch(head)
+    if found is not None and found != arch:
+        raise SourceError(
+            f"{what}: {path} is a linux/{found} binary, and this build is for linux/{arch}: "
+            f"give a linux/{arch} build of it (for the proxy: --proxy-file linux/{arch}=FILE)"
         )
     return Fetched(path=path, sha256=sha256, standin=standin)
 
@@ -137,8 +155,8 @@ def _fetch_one(source: BinarySource, what: str, arch: str, progress: Progress | 
     if isinstance(source, ImageSource):
         raise ValueError("image sources are copied by a build stage, not fetched")
     if isinstance(source, FileSource):
-        return _check_binary(source.path, f"{what} (file source)")
+        return _check_binary(source.path, f"{what} (file source)", arch)
     if isinstance(source, UrlSource):
-        return _check_binary(download(source), f"{what} (url source)")
+        return _check_binary(download(source), f"{what} (url source)", arch)
     assert isinstance(source, GoSource)
-    return _check_binary(cached_go_binary(source, arch, progress), f"{what} (go source)")
+    return _check_binary(cached_go_binary(source, arch, progress), f"{what} (go source)", arch)

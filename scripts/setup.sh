@@ -37,6 +37,13 @@ command -v dockerd >/dev/null || need_packages+=(docker.io)
 [ -x /usr/bin/docker ] || need_packages+=(docker.io)
 command -v file >/dev/null || need_packages+=(file)
 command -v docker-registry >/dev/null || need_packages+=(docker-registry)
+# Multi-platform images: qemu runs arm64 build steps; the cross compiler builds
+# SPIRE (cgo) for arm64.
+if [ "$(uname -m)" = x86_64 ]; then
+  [ -x /usr/bin/qemu-aarch64-static ] || need_packages+=(qemu-user-static)
+  command -v update-binfmts >/dev/null || need_packages+=(binfmt-support)
+  command -v aarch64-linux-gnu-gcc >/dev/null || need_packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+fi
 python3 -m venv --help >/dev/null 2>&1 || need_packages+=(python3-venv)
 if [ "${#need_packages[@]}" -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need_packages[*]}: run as root, or install them yourself"
@@ -48,6 +55,12 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
 fi
 
 scripts/ensure-docker.sh
+# arm64 emulation, for multi-platform images; as another user, only a warning.
+if [ "$(id -u)" = 0 ]; then
+  scripts/ensure-emulation.sh
+else
+  scripts/ensure-emulation.sh || echo "setup: no arm64 emulation: multi-platform publish will need it (run scripts/ensure-emulation.sh as root)"
+fi
 
 # etcd for the local Kubernetes API server (tests marked `kube`, `meshexp-build
 # apiserver`): Debian's etcd-server, unpacked into meshexp-build's cache

@@ -30,9 +30,9 @@ def real_proxy() -> Path | None:
     return REAL_PROXY if REAL_PROXY.is_file() else None
 
 
-def standin_proxy() -> Path:
-    """The stand-in (test equipment, not a Linkerd proxy), built and cached by content."""
-    return cached_go_binary(GoSource(package=".", local=STANDIN_MODULE), "amd64")
+def standin_proxy(arch: str = "amd64") -> Path:
+    """The stand-in (test equipment, not a Linkerd proxy) for `arch`, built and cached."""
+    return cached_go_binary(GoSource(package=".", local=STANDIN_MODULE), arch)
 
 
 def proxy_for_tests() -> tuple[Path, bool]:

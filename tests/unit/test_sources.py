@@ -142,3 +142,18 @@ def test_apt_mirror_from_deb822_and_one_line_sources(tmp_path: Path) -> None:
     assert apt_mirror((one_line,)) == "http://other.example/debian"
     with pytest.raises(BuildError, match="no Debian mirror found"):
         apt_mirror((tmp_path / "none",))
+
+
+def test_exclude_block_is_carried_without_its_comments() -> None:
+    from builder.gobuild import exclude_block
+
+    go_mod = (
+        "module github.com/moby/buildkit\n\ngo 1.24\n\nexclude (\n"
+        "\t// why they are excluded\n"
+        "\tgithub.com/a/b v1.0.1-0.2018\n\tgithub.com/c/d v1.1.2-0.2018\n)\n"
+        "\ntool (\n\tx/y\n)\n"
+    )
+    assert exclude_block(go_mod) == (
+        "exclude (\n\tgithub.com/a/b v1.0.1-0.2018\n\tgithub.com/c/d v1.1.2-0.2018\n)\n"
+    )
+    assert exclude_block("module x\n") == ""

@@ -1,0 +1,274 @@
+"""One multi-platform image through BuildKit, pushed to a real registry and read back.
+
+`meshexp-build publish --platform linux/amd64,linux/arm64` runs as a user (and
+.github/workflows/publish.yml) runs it: our own buildkitd, Debian's registry
+on 127.0.0.1, the arm64 base from debootstrap under qemu, SPIRE
+cross-compiled, our syft scanner. amd64 carries the real proxy; arm64 the
+stand-in (no real arm64 proxy exists here), which publish allows only with
+--allow-standin. The arm64 image is then pulled and started under emulation
+as far as emulation allows (no iptables under qemu here).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.registry import LocalRegistry, RegistryClient
+from tests import equipment
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORMS = ("linux/amd64", "linux/arm64")
+SPDX = "https://spdx.dev/Document"
+IMAGE_NAME = "meshexp-test-mp/{workload}"
+
+
+def publish_command(registry: str, real_proxy: Path, *extra: str) -> list[str]:
+    """The command publish.yml runs, with this machine's proxies (arm64: the stand-in)."""
+    return [
+        str(Path(sys.executable).parent / "meshexp-build"),
+        "publish",
+        "--workload",
+        "smiley",
+        "--platform",
+        ",".join(PLATFORMS),
+        "--registry",
+        registry,
+        "--offline",
+        "--proxy-file",
+        f"linux/amd64={real_proxy}",
+        "--proxy-file",
+        f"linux/arm64={equipment.standin_proxy('arm64')}",
+        "--image-name",
+        IMAGE_NAME,
+        *extra,
+    ]
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+@dataclass(frozen=True)
+class Published:
+    registry: str
+    client: RegistryClient
+    name: str
+    tag: str
+    answer: dict[str, Any]
+
+    def blob_json(self, digest: str) -> Any:
+        return json.loads(self.client.blob(self.name, digest))
+
+    def attestation_for(self, image_digest: str) -> dict[str, Any]:
+        index, _ = self.client.manifest(self.name, self.tag)
+        for entry in index["manifests"]:
+            annotations = entry.get("annotations") or {}
+            if annotations.get("vnd.docker.reference.digest") == image_digest:
+                return self.client.manifest(self.name, entry["digest"])[0]
+        raise AssertionError(f"no attestation manifest refers to {image_digest}")
+
+    def statements(self, platform: str, predicate: str) -> list[dict[str, Any]]:
+        """The in-toto statements of one platform's attestation of one predicate type."""
+        digest = self.digest_of(platform)
+        layers = self.attestation_for(digest)["layers"]
+        return [
+            self.blob_json(layer["digest"])
+            for layer in layers
+            if (layer.get("annotations") or {}).get("in-toto.io/predicate-type") == predicate
+        ]
+
+    def digest_of(self, platform: str) -> str:
+        return next(p["digest"] for p in self.answer["platforms"] if p["platform"] == platform)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with LocalRegistry(tmp_path_factory.mktemp("registry")) as running:
+        yield running.address
+
+
+@pytest.fixture(scope="module")
+def published(engine, registry: str, real_proxy: Path) -> Published:
+    done = run(
+        publish_command(
+            registry, real_proxy, "--allow-standin", "--output", "json", "--progress", "quiet"
+        )
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    answer = json.loads(done.stdout)[0]
+    repository, _, tag = answer["reference"].rpartition(":")
+    return Published(registry, RegistryClient(registry), repository.split("/", 1)[1], tag, answer)
+
+
+def test_the_index_lists_both_platforms_with_their_attestations(published: Published) -> None:
+    index, digest = published.client.manifest(published.name, published.tag)
+    assert digest == published.answer["digest"]
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    images = {
+        f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+        for m in index["manifests"]
+        if m["platform"]["os"] != "unknown"
+    }
+    assert images == {p: published.digest_of(p) for p in PLATFORMS}
+    attested = {
+        (m.get("annotations") or {}).get("vnd.docker.reference.digest")
+        for m in index["manifests"]
+        if m["platform"]["os"] == "unknown"
+    }
+    assert attested == set(images.values())
+
+
+def test_each_platform_config_says_its_own_architecture(published: Published) -> None:
+    labels = {}
+    for platform in PLATFORMS:
+        manifest, _ = published.client.manifest(published.name, published.digest_of(platform))
+        config = published.blob_json(manifest["config"]["digest"])
+        assert f"{config['os']}/{config['architecture']}" == platform
+        labels[platform] = config["config"]["Labels"]
+    # Each platform carries its own binaries: the labels name different files.
+    assert (
+        labels["linux/amd64"]["io.meshexp.source.proxy"]
+        != (labels["linux/arm64"]["io.meshexp.source.proxy"])
+    )
+    assert "io.meshexp.proxy-standin" in labels["linux/arm64"]
+    assert "io.meshexp.proxy-standin" not in labels["linux/amd64"]
+    standins = {p["platform"]: p["standin"] for p in published.answer["platforms"]}
+    assert standins == {"linux/amd64": False, "linux/arm64": True}
+
+
+def test_the_sbom_lists_debian_packages_and_go_modules_per_platform(
+    published: Published,
+) -> None:
+    for platform in PLATFORMS:
+        arch = platform.split("/")[1]
+        statements = published.statements(platform, SPDX)
+        assert statements, f"{platform} has no SPDX attestation"
+        packages = [p for s in statements for p in s["predicate"].get("packages", [])]
+        purls = [
+            ref["referenceLocator"]
+            for package in packages
+            for ref in package.get("externalRefs", [])
+            if ref.get("referenceType") == "purl"
+        ]
+        debian = [purl for purl in purls if purl.startswith("pkg:deb/debian/iptables@")]
+        assert debian, f"{platform}: iptables is not in the SBOM"
+        assert all(f"arch={arch}" in purl for purl in debian), debian
+        assert any(purl.startswith("pkg:golang/github.com/spiffe/spire@v1.13.3") for purl in purls)
+        subjects = {s["digest"]["sha256"] for st in statements for s in st["subject"]}
+        assert published.digest_of(platform).removeprefix("sha256:") in subjects
+
+
+def test_the_provenance_names_the_source_revision(published: Published) -> None:
+    revision = run(["git", "rev-parse", "HEAD"]).stdout.strip()
+    assert revision
+    for platform in PLATFORMS:
+        statements = [
+            statement
+            for index_entry in published.attestation_for(published.digest_of(platform))["layers"]
+            for statement in [published.blob_json(index_entry["digest"])]
+            if "slsa.dev/provenance" in statement["predicateType"]
+        ]
+        assert statements, f"{platform} has no provenance"
+        text = json.dumps(statements[0]["predicate"])
+        assert revision in text
+        assert "mode=max" in text or '"mode": "max"' in text or "max" in text
+
+
+@pytest.fixture(scope="module")
+def arm64_image(engine, published: Published) -> Iterator[str]:
+    reference = published.answer["reference"]
+    image = engine.images.pull(reference, platform="linux/arm64")
+    assert image.attrs["Architecture"] == "arm64"
+    yield reference
+    engine.images.remove(image.id, force=True)
+
+
+def run_arm64(engine, reference: str, command: list[str], entrypoint: str) -> tuple[int, str]:
+    container = engine.containers.run(
+        reference, command, entrypoint=entrypoint, platform="linux/arm64", detach=True
+    )
+    try:
+        status = container.wait(timeout=300)
+        return int(status["StatusCode"]), container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+
+
+def test_the_arm64_image_runs_its_binaries_under_emulation(engine, arm64_image: str) -> None:
+    code, machine = run_arm64(engine, arm64_image, ["-c", "uname -m"], "/bin/bash")
+    assert (code, machine.strip()) == (0, "aarch64")
+    code, version = run_arm64(engine, arm64_image, ["--version"], "/usr/local/bin/spire-agent")
+    assert code == 0, version
+    assert "1.13.3" in version
+    code, output = run_arm64(engine, arm64_image, [], "/usr/lib/linkerd/linkerd2-proxy")
+    assert "PROXY STAND-IN: not a Linkerd proxy" in output, output
+    code, output = run_arm64(engine, arm64_image, ["--help"], "/opt/workload/bin/smiley")
+    assert "exec format error" not in output
+
+
+def test_the_arm64_bootstrap_checks_its_input_under_emulation(engine, arm64_image: str) -> None:
+    container = engine.containers.run(
+        arm64_image,
+        platform="linux/arm64",
+        environment={"WORKLOAD_NAME": "Bad_Name"},
+        detach=True,
+    )
+    try:
+        status = container.wait(timeout=300)
+        logs = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert status["StatusCode"] == 64, logs
+    assert "WORKLOAD_NAME=Bad_Name is not a DNS-1123 label" in logs
+    assert "nothing was started or changed" in logs
+
+
+def test_a_push_the_registry_refuses_fails_in_one_line(
+    engine, real_proxy: Path, tmp_path: Path
+) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("someone:$2y$05$abcdefghijklmnopqrstuuDUmmyhashDUmmyhashDUmmyhashDU\n")
+    with LocalRegistry(
+        tmp_path / "locked", f"auth: {{htpasswd: {{realm: test, path: {htpasswd}}}}}\n"
+    ) as locked:
+        done = run(
+            publish_command(locked.address, real_proxy, "--allow-standin", "--progress", "quiet")
+        )
+    assert done.returncode == 4, done.stdout + done.stderr
+    first = done.stderr.strip().splitlines()[0]
+    assert first.startswith("Error: ")
+    assert locked.address in first
+    assert "401" in first or "unauthorized" in first.lower() or "authorization" in first
+
+
+def test_a_platform_without_its_proxy_fails_before_any_build(real_proxy: Path) -> None:
+    command = publish_command("127.0.0.1:9", real_proxy, "--allow-standin")
+    given = command.index(f"linux/arm64={equipment.standin_proxy('arm64')}")
+    command[given] = f"linux/arm64={real_proxy}"
+    done = run(command)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "is a linux/amd64 binary, and this build is for linux/arm64" in done.stderr
+    assert "--proxy-file linux/arm64=FILE" in done.stderr
+
+
+def test_the_stand_in_is_refused_without_allow_standin(real_proxy: Path) -> None:
+    done = run(publish_command("127.0.0.1:9", real_proxy))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "publish refuses the proxy stand-in for linux/arm64" in done.stderr
+
+
+def test_an_unreachable_builder_fails_in_one_line(real_proxy: Path, tmp_path: Path) -> None:
+    address = f"unix://{tmp_path}/no-buildkitd.sock"
+    done = run(publish_command("127.0.0.1:9", real_proxy, "--allow-standin", "--builder", address))
+    assert done.returncode == 4, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1
+    assert f"the builder at {address} does not answer" in lines[0]
