@@ -6,7 +6,16 @@ import json
 
 from bench import common
 
-ORDER = ("time_to_ready", "rebuild", "image_size", "catalog", "memory", "keeper", "lab")
+ORDER = (
+    "time_to_ready",
+    "rebuild",
+    "image_size",
+    "catalog",
+    "memory",
+    "keeper",
+    "lab",
+    "publish",
+)
 TITLES = {
     "time_to_ready": "1. Time to ready",
     "rebuild": "2. Rebuild after a workload change",
@@ -15,6 +24,7 @@ TITLES = {
     "memory": "5. Memory",
     "keeper": "6. The status keeper (Ready true to the container)",
     "lab": "7. The mesh lab (a real Linkerd control plane, no nodes)",
+    "publish": "8. Multi-platform publishing through BuildKit (linux/amd64 + linux/arm64)",
 }
 NOTES_FILE = common.BENCH / "NOTES.md"
 

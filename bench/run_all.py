@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import time
 
-from bench import catalog, image_size, keeper, lab, memory, rebuild, report, time_to_ready
+from bench import (
+    catalog,
+    image_size,
+    keeper,
+    lab,
+    memory,
+    publish,
+    rebuild,
+    report,
+    time_to_ready,
+)
 
 
 def main() -> None:
     start = time.monotonic()
-    for module in (time_to_ready, rebuild, image_size, catalog, memory, keeper, lab):
+    for module in (
+        time_to_ready,
+        rebuild,
+        image_size,
+        catalog,
+        memory,
+        keeper,
+        lab,
+        publish,
+    ):
         print(f"== {module.__name__.split('.')[-1]}", flush=True)
         module.main()
     report.main()

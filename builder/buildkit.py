@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -75,6 +76,23 @@ def last_error(stderr: str) -> str:
         if line.startswith(("error:", "ERROR:")) or "error:" in line:
             return line.split("error:", 1)[1].strip() if "error:" in line else line
     return lines[-1] if lines else "no output"
+
+
+PUSH_FAILED = re.compile(r"failed to push (?P<target>\S+?):? .*?(?P<status>\b(401|403)\b[^:]*)")
+
+
+def push_refusal(error: str) -> str | None:
+    """One line for a push the registry refused (401/403), naming the fix; else None."""
+    match = PUSH_FAILED.search(error)
+    if match is None:
+        return None
+    target = match["target"]
+    host = target.split("/", 1)[0]
+    return (
+        f"the registry refused the push of {target} ({match['status'].strip()}): log in with "
+        f"`docker login {host}` (meshexp-build and buildctl read DOCKER_CONFIG, else "
+        "~/.docker/config.json), or push where you may"
+    )
 
 
 def emulation_missing(platform: str) -> str | None:
@@ -232,9 +250,10 @@ def build(
                 tail = [*tail[-40:], line]
                 on_line(line)
         if process.returncode != 0:
-            raise BuildError(
-                f"the {platform} build failed: {last_error(chr(10).join(tail))}\n"
-                + "\n".join(tail[-8:])
-            )
+            error = last_error("\n".join(tail))
+            refusal = push_refusal(error)
+            if refusal:
+                raise BuildError(refusal)
+            raise BuildError(f"the {platform} build failed: {error}\n" + "\n".join(tail[-8:]))
         data = json.loads(metadata.read_text()) if metadata.is_file() else {}
     return {key: value for key, value in data.items() if isinstance(value, str)}

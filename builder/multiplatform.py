@@ -96,20 +96,22 @@ def refuse_standins(rendered: dict[str, RenderResult], allow_standin: bool) -> N
 
 @contextlib.contextmanager
 def session(
-    *, builder_address: str | None, registry_host: str, progress: Progress
+    *, builder_address: str | None, registry_host: str, need_helper: bool, progress: Progress
 ) -> Iterator[Session]:
-    """The helper registry (kept in the cache) and a builder: ours, or the given one."""
-    with LocalRegistry(cache_root() / "registry") as helper:
-        insecure = [helper.address] + ([registry_host] if is_local(registry_host) else [])
+    """A builder (ours, or the given one) and, where offline parts are needed, the
+    helper registry (its storage kept in the cache)."""
+    with contextlib.ExitStack() as stack:
+        helper = ""
+        if need_helper:
+            helper = stack.enter_context(LocalRegistry(cache_root() / "registry")).address
+        insecure = [helper] if helper else []
+        if is_local(registry_host):
+            insecure.append(registry_host)
         if builder_address is None:
-            with buildkit.own_builder(insecure, progress) as builder:
-                yield Session(builder, helper.address, RegistryClient(helper.address))
+            builder = stack.enter_context(buildkit.own_builder(insecure, progress))
         else:
-            yield Session(
-                buildkit.given_builder(builder_address, progress),
-                helper.address,
-                RegistryClient(helper.address),
-            )
+            builder = buildkit.given_builder(builder_address, progress)
+        yield Session(builder, helper, RegistryClient(helper))
 
 
 def _has(client: RegistryClient, name: str, tag: str) -> bool:
@@ -318,7 +320,13 @@ def publish_platforms(
                     progress=progress,
                 )
             refuse_standins(contexts[workload.name], allow_standin)
-        with session(builder_address=builder_address, registry_host=host, progress=progress) as run:
+        need_helper = settings.offline or settings.resolved_base_image == OFFLINE_BASE_IMAGE
+        with session(
+            builder_address=builder_address,
+            registry_host=host,
+            need_helper=need_helper,
+            progress=progress,
+        ) as run:
             offered = run.builder.platforms()
             for platform in platforms:
                 if platform not in offered:

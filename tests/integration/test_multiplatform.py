@@ -166,20 +166,27 @@ def test_the_sbom_lists_debian_packages_and_go_modules_per_platform(
         assert published.digest_of(platform).removeprefix("sha256:") in subjects
 
 
+def values_of(document: Any, key: str) -> list[Any]:
+    """Every value of `key` anywhere in a JSON document."""
+    if isinstance(document, dict):
+        found = [document[key]] if key in document else []
+        return found + [v for value in document.values() for v in values_of(value, key)]
+    if isinstance(document, list):
+        return [v for item in document for v in values_of(item, key)]
+    return []
+
+
 def test_the_provenance_names_the_source_revision(published: Published) -> None:
     revision = run(["git", "rev-parse", "HEAD"]).stdout.strip()
     assert revision
     for platform in PLATFORMS:
-        statements = [
-            statement
-            for index_entry in published.attestation_for(published.digest_of(platform))["layers"]
-            for statement in [published.blob_json(index_entry["digest"])]
-            if "slsa.dev/provenance" in statement["predicateType"]
-        ]
-        assert statements, f"{platform} has no provenance"
-        text = json.dumps(statements[0]["predicate"])
-        assert revision in text
-        assert "mode=max" in text or '"mode": "max"' in text or "max" in text
+        [statement] = published.statements(platform, "https://slsa.dev/provenance/v1")
+        predicate = statement["predicate"]
+        assert revision in values_of(predicate, "vcs:revision")
+        # mode=max: the build's full definition is recorded, not only its request.
+        assert "buildConfig" in predicate["buildDefinition"]["internalParameters"]
+        subjects = {s["digest"]["sha256"] for s in statement["subject"]}
+        assert published.digest_of(platform).removeprefix("sha256:") in subjects
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +217,6 @@ def test_the_arm64_image_runs_its_binaries_under_emulation(engine, arm64_image: 
     assert "1.13.3" in version
     code, output = run_arm64(engine, arm64_image, [], "/usr/lib/linkerd/linkerd2-proxy")
     assert "PROXY STAND-IN: not a Linkerd proxy" in output, output
-    code, output = run_arm64(engine, arm64_image, ["--help"], "/opt/workload/bin/smiley")
-    assert "exec format error" not in output
 
 
 def test_the_arm64_bootstrap_checks_its_input_under_emulation(engine, arm64_image: str) -> None:
@@ -243,10 +248,10 @@ def test_a_push_the_registry_refuses_fails_in_one_line(
             publish_command(locked.address, real_proxy, "--allow-standin", "--progress", "quiet")
         )
     assert done.returncode == 4, done.stdout + done.stderr
-    first = done.stderr.strip().splitlines()[0]
-    assert first.startswith("Error: ")
-    assert locked.address in first
-    assert "401" in first or "unauthorized" in first.lower() or "authorization" in first
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"Error: the registry refused the push of {locked.address}/")
+    assert "401 Unauthorized" in line
+    assert f"docker login {locked.address}" in line
 
 
 def test_a_platform_without_its_proxy_fails_before_any_build(real_proxy: Path) -> None:

@@ -111,6 +111,15 @@ def test_buildctl_errors_come_down_to_their_line() -> None:
     )
     assert buildkit.last_error(output) == "failed to push x: 401 Unauthorized"
     assert buildkit.last_error("") == "no output"
+    refused = buildkit.push_refusal(
+        "failed to solve: failed to push 127.0.0.1:5000/meshexp/smiley: unexpected status "
+        "from HEAD request to http://127.0.0.1:5000/v2/...: 401 Unauthorized"
+    )
+    assert refused is not None
+    assert refused.startswith("the registry refused the push of 127.0.0.1:5000/meshexp/smiley")
+    assert "401 Unauthorized" in refused
+    assert "docker login 127.0.0.1:5000" in refused
+    assert buildkit.push_refusal("process apt-get did not complete: exit code 100") is None
 
 
 def test_emulation_is_asked_of_binfmt_misc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
