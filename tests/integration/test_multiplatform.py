@@ -11,6 +11,7 @@ as far as emulation allows (no iptables under qemu here).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -234,6 +235,28 @@ def test_the_arm64_bootstrap_checks_its_input_under_emulation(engine, arm64_imag
     assert status["StatusCode"] == 64, logs
     assert "WORKLOAD_NAME=Bad_Name is not a DNS-1123 label" in logs
     assert "nothing was started or changed" in logs
+
+
+def test_the_arm64_bootstrap_passes_its_checks_and_reaches_the_capture(
+    engine, arm64_image: str, certs: Path
+) -> None:
+    """With good input it gets as far as emulation allows: the capture (see the README)."""
+    container = engine.containers.run(
+        arm64_image,
+        platform="linux/arm64",
+        cap_add=["NET_ADMIN", "NET_RAW"],
+        volumes={str(certs): {"bind": "/opt/spire/certs", "mode": "ro"}},
+        environment={"WORKLOAD_NAME": "smiley", "WORKLOAD_NAMESPACE": "faces", "NODE_NAME": "e"},
+        detach=True,
+    )
+    try:
+        with contextlib.suppress(Exception):
+            container.wait(timeout=120)
+        logs = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert "bootstrap: starting smiley.faces as spiffe://" in logs, logs
+    assert "problem(s) above" not in logs
 
 
 def test_a_push_the_registry_refuses_fails_in_one_line(
