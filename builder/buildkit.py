@@ -137,9 +137,7 @@ def daemon_config(state: Path, socket: Path, insecure: list[str]) -> str:
 
 
 @contextlib.contextmanager
-def own_builder(
-    insecure: list[str], progress: Progress, on_line: Callable[[str], None] | None = None
-) -> Iterator[Builder]:
+def own_builder(insecure: list[str], progress: Progress) -> Iterator[Builder]:
     """buildkitd of our own for the length of the block (root only; one at a time)."""
     if os.geteuid() != 0:
         raise BuildError(

@@ -6,7 +6,9 @@ import shutil
 from dataclasses import dataclass
 
 from builder import docker_engine
+from builder.buildkit import emulation_missing
 from builder.errors import MeshexpError
+from builder.gobuild import CROSS_CC, HOST_ARCH
 from builder.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
 from builder.render import helper_source
 from builder.settings import OFFLINE_BASE_IMAGE, Settings
@@ -110,4 +112,50 @@ def diagnose(*, settings: Settings) -> list[Finding]:
         findings.append(_source("spire-server", settings.spire("spire-server"), engine_ok))
     findings.append(_source("spire-agent", settings.spire("spire-agent"), engine_ok))
     findings.append(_source("certcheck", helper_source(), engine_ok))
+    return findings + _platform_findings(settings)
+
+
+def _platform_findings(settings: Settings) -> list[Finding]:
+    """What BuildKit needs for the platforms asked for (--platform A,B)."""
+    others = [p for p in settings.target_platforms if p.split("/")[1] != HOST_ARCH]
+    if len(settings.target_platforms) < 2 and not others:
+        return []
+    runc = shutil.which("runc", path="/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin")
+    findings = [
+        Finding(
+            "buildkit",
+            bool(runc),
+            "buildkitd and buildctl built from the Go module proxy, started as root "
+            f"(runc: {runc or 'missing'}); or --builder ADDRESS",
+            "" if runc else "apt-get install runc",
+        )
+    ]
+    for platform in others:
+        missing = emulation_missing(platform)
+        findings.append(
+            Finding(f"emulation {platform}", missing is None, missing or "qemu registered")
+        )
+        if settings.offline:
+            arch = platform.split("/")[1]
+            compiler = CROSS_CC[arch]
+            found = shutil.which(compiler)
+            findings.append(
+                Finding(
+                    f"C cross compiler {platform}",
+                    bool(found),
+                    f"{compiler} for SPIRE (cgo): {found or 'missing'}",
+                    "" if found else "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+                )
+            )
+    if settings.offline:
+        registry = shutil.which("docker-registry")
+        findings.append(
+            Finding(
+                "helper registry",
+                bool(registry),
+                f"Debian's docker-registry for the offline base and SBOM scanner: "
+                f"{registry or 'missing'}",
+                "" if registry else "apt-get install docker-registry",
+            )
+        )
     return findings

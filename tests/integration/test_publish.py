@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from builder import docker_engine
 from builder.cli import main
@@ -29,8 +29,8 @@ def test_push_pull_back_and_compare_digests(engine, smiley_image, registry) -> N
     assert docker_engine.pull_image(pushed.reference) == pushed.digest
 
 
-def test_publish_command_prints_digests(smiley_image, offline_settings, registry) -> None:
-    result = CliRunner().invoke(
+def publish_one(registry: str, proxy: Path, image_name: str, *extra: str) -> Result:
+    return CliRunner().invoke(
         main,
         [
             "publish",
@@ -40,14 +40,30 @@ def test_publish_command_prints_digests(smiley_image, offline_settings, registry
             registry,
             "--offline",
             "--proxy-file",
-            str(offline_settings.proxy().path),  # type: ignore[union-attr]
+            str(proxy),
             "--image-name",
-            "meshexp-test/{workload}",
+            image_name,
+            *extra,
         ],
-        catch_exceptions=False,
     )
+
+
+def test_publish_command_prints_digests(
+    smiley_image, offline_settings, proxy_is_real: bool, registry
+) -> None:
+    proxy = offline_settings.proxy().path
+    extra = () if proxy_is_real else ("--allow-standin",)  # outside CI: the stand-in
+    result = publish_one(registry, proxy, "meshexp-test/{workload}", *extra)
     assert result.exit_code == 0, result.output
     assert f"pushed {registry}/meshexp-test/smiley:linkerd-2.20@sha256:" in result.output
+
+
+def test_publish_refuses_an_image_with_the_stand_in(standin_settings, registry) -> None:
+    proxy = standin_settings.proxy().path
+    result = publish_one(registry, proxy, "meshexp-test-standin/{workload}")
+    assert result.exit_code == 1, result.output
+    assert "push refused: its proxy is the stand-in" in result.output
+    assert "--allow-standin" in result.output
 
 
 def test_unreachable_registry_fails_clearly(smiley_image) -> None:

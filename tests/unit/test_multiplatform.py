@@ -150,3 +150,20 @@ def test_registry_references_and_credentials(tmp_path: Path) -> None:
     )
     assert docker_credentials("ghcr.io", tmp_path) == ("me", "secret")
     assert docker_credentials("quay.io", tmp_path) is None
+
+
+def test_doctor_names_what_several_platforms_need(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from builder import doctor
+
+    monkeypatch.setattr(buildkit, "BINFMT", tmp_path)
+    monkeypatch.setattr(doctor, "HOST_ARCH", "amd64")
+    monkeypatch.setattr(buildkit, "HOST_ARCH", "amd64")
+    single = load_settings(None, {"offline": True})
+    assert doctor._platform_findings(single) == []
+    several = load_settings(None, {"offline": True, "platform": "linux/amd64,linux/arm64"})
+    found = {finding.what: finding for finding in doctor._platform_findings(several)}
+    assert not found["emulation linux/arm64"].ok
+    assert "update-binfmts" in found["emulation linux/arm64"].detail
+    assert {"buildkit", "C cross compiler linux/arm64", "helper registry"} <= set(found)
