@@ -37,7 +37,7 @@ from builder.lab_check import check_outbound_in_lab
 from builder.lab_cli import lab
 from builder.manifests import build_manifests
 from builder.models import Workload
-from builder.multiplatform import PublishedIndex, publish_platforms
+from builder.multiplatform import PublishedIndex, prepare_platforms, publish_platforms
 from builder.provenance import provenance_labels
 from builder.publish import push
 from builder.render import render_build_context
@@ -594,20 +594,46 @@ def build_classic(
 @main.command()
 @click.option("--workload", "workload_names", multiple=True, help="Catalog workload (repeat).")
 @click.option("--all", "all_workloads", is_flag=True, help="Every catalog workload.")
-@click.option("--registry", required=True, help="HOST[:PORT][/PATH], e.g. ghcr.io/org.")
+@click.option(
+    "--registry", help="HOST[:PORT][/PATH], e.g. ghcr.io/org (required but with --prepare)."
+)
 @click.option("--tag", help="Image tag (default from settings' tag pattern).")
+@click.option(
+    "--prepare",
+    is_flag=True,
+    help="Only build and cache what publishing needs for each --platform (Go components, "
+    "Debian roots, BuildKit, the SBOM scanner); push nothing.",
+)
 @publish_options
 @output_option
 @setting_options
 @progress_options
-def publish(**arguments: Any) -> None:
+def publish(prepare: bool, **arguments: Any) -> None:
     """Build and push images to a registry; prints the pushed digests.
 
     --platform linux/amd64,linux/arm64 pushes ONE multi-platform image through
     BuildKit, with an SBOM and provenance per platform, and prints the index's
     digest and each platform's.
     """
+    if prepare:
+        prepare_publishing(arguments)
+        return
+    if arguments["registry"] is None:
+        raise click.UsageError("give --registry HOST[:PORT][/PATH] (or --prepare)")
     click.get_current_context().invoke(image, do_push=True, **arguments)
+
+
+def prepare_publishing(arguments: dict[str, Any]) -> None:
+    """publish --prepare: the one-time builds of a multi-platform publish, cached."""
+    settings = settings_from(arguments)
+    names = arguments["workload_names"]
+    if arguments["all_workloads"] == bool(names):
+        raise click.UsageError("give --workload NAME (repeatable) or --all")
+    workloads = [workload_of(name, settings) for name in names or catalog_of(settings)]
+    with display(arguments["progress_mode"], verbose=arguments["verbose"]) as progress:
+        done = prepare_platforms(workloads=workloads, settings=settings, progress=progress)
+    for line in done:
+        click.echo(f"prepared {line}")
 
 
 @main.command()

@@ -101,6 +101,7 @@ def prefetch_components(
     settings: Settings,
     workers: int = 2,
     progress: Progress | None = None,
+    with_proxy: bool = True,
 ) -> int:
     """Fetch (build) every distinct non-image component of several workloads in parallel.
 
@@ -109,7 +110,7 @@ def prefetch_components(
     """
     distinct = {}
     for workload in workloads:
-        for component in plan_components(workload, settings):
+        for component in plan_components(workload, settings, with_proxy):
             if not isinstance(component.source, ImageSource):
                 distinct[component.source] = component.role
     with ThreadPoolExecutor(max_workers=workers) as pool:

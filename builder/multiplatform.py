@@ -22,7 +22,8 @@ from builder import buildkit
 from builder.base_image import rootfs_tarball
 from builder.cache import cache_key, cache_root
 from builder.errors import BuildError, SettingsError
-from builder.gobuild import HOST_ARCH, cached_go_binary, cached_syft
+from builder.gobuild import HOST_ARCH, cached_buildkit, cached_go_binary, cached_syft
+from builder.image import prefetch_components
 from builder.models import GoSource, Workload
 from builder.progress import Progress
 from builder.provenance import provenance_labels, revision_and_source
@@ -41,7 +42,7 @@ from builder.resources import go_dir
 from builder.settings import OFFLINE_BASE_IMAGE, Settings
 
 SYFT_VERSION = "v1.57.1"
-ATTESTATION = "attestation-manifest"
+SCANNER_WRAPPER = GoSource("./cmd/sbom-scanner", local=go_dir())
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def sbom_scanner(run: Session, progress: Progress) -> str:
     """Our SBOM generator (syft from the Go module proxy, wrapped for BuildKit's
     scanning protocol by go/cmd/sbom-scanner) in the helper registry."""
     syft = cached_syft(SYFT_VERSION, progress)
-    wrapper = cached_go_binary(GoSource("./cmd/sbom-scanner", local=go_dir()), HOST_ARCH, progress)
+    wrapper = cached_go_binary(SCANNER_WRAPPER, HOST_ARCH, progress)
     tag = cache_key(syft=str(syft), wrapper=str(wrapper))[:16]
     return _push_helper_image(
         run,
@@ -284,6 +285,31 @@ def _as_index(client: RegistryClient, name: str, digest: str, platform: str) -> 
     return {"manifests": [{**entry, "platform": {"os": os_name, "architecture": arch}}]}
 
 
+def prepare_platforms(
+    *, workloads: list[Workload], settings: Settings, progress: Progress | None = None
+) -> list[str]:
+    """Build (and cache) what publishing these workloads for these platforms needs, and
+    push nothing: each platform's Go components, the offline Debian roots, BuildKit and
+    the SBOM scanner. What was prepared, a line each.
+    """
+    progress = progress or Progress()
+    done = []
+    for platform in check_platforms(settings):
+        narrowed = settings.for_platform(platform)
+        count = prefetch_components(workloads, narrowed, progress=progress, with_proxy=False)
+        done.append(f"{platform}: {count} components (the proxy is given, not built)")
+        if narrowed.resolved_base_image == OFFLINE_BASE_IMAGE:
+            done.append(f"{platform}: Debian root {rootfs_tarball(narrowed.arch, progress)}")
+    programs = cached_buildkit(buildkit.BUILDKIT_VERSION, progress)
+    done.append(
+        f"buildkitd and buildctl {buildkit.BUILDKIT_VERSION}: {programs['buildkitd'].parent}"
+    )
+    if settings.offline:
+        done.append(f"SBOM scanner: syft {SYFT_VERSION} at {cached_syft(SYFT_VERSION, progress)}")
+        cached_go_binary(SCANNER_WRAPPER, HOST_ARCH, progress)
+    return done
+
+
 def publish_platforms(
     *,
     workloads: list[Workload],
@@ -350,4 +376,4 @@ def publish_platforms(
             ]
 
 
-__all__ = ["PublishedIndex", "publish_platforms"]
+__all__ = ["PublishedIndex", "prepare_platforms", "publish_platforms"]

@@ -82,13 +82,23 @@ def helper_source() -> GoSource:
     return GoSource(package="./cmd/certcheck", local=go_dir())
 
 
-def plan_components(workload: Workload, settings: Settings) -> list[Component]:
-    """Every binary the image carries, in Dockerfile order (shared first, workload last)."""
+def plan_components(
+    workload: Workload, settings: Settings, with_proxy: bool = True
+) -> list[Component]:
+    """Every binary the image carries, in Dockerfile order (shared first, workload last).
+
+    Without `with_proxy`: all but the proxy (which is given, never built).
+    """
     components = []
+    proxy = (
+        [Component("proxy", "/usr/lib/linkerd/linkerd2-proxy", settings.proxy())]
+        if with_proxy
+        else []
+    )
     if settings.uses_multicall:
         components += [
             Component("spire", "/usr/local/bin/spire-server", multicall_source()),
-            Component("proxy", "/usr/lib/linkerd/linkerd2-proxy", settings.proxy()),
+            *proxy,
         ]
         return components + workload_components(workload, settings)
     if settings.topology == "demo":
@@ -98,7 +108,7 @@ def plan_components(workload: Workload, settings: Settings) -> list[Component]:
     components += [
         Component("spire-agent", "/usr/local/bin/spire-agent", settings.spire("spire-agent")),
         Component("certcheck", "/usr/local/bin/meshexp-certcheck", helper_source()),
-        Component("proxy", "/usr/lib/linkerd/linkerd2-proxy", settings.proxy()),
+        *proxy,
     ]
     return components + workload_components(workload, settings)
 

@@ -167,3 +167,19 @@ def test_doctor_names_what_several_platforms_need(
     assert not found["emulation linux/arm64"].ok
     assert "update-binfmts" in found["emulation linux/arm64"].detail
     assert {"buildkit", "C cross compiler linux/arm64", "helper registry"} <= set(found)
+
+
+def test_the_commands_say_what_several_platforms_need() -> None:
+    from click.testing import CliRunner
+
+    from builder.cli import main
+
+    runner = CliRunner()
+    done = runner.invoke(main, ["publish", "--workload", "smiley"])
+    assert done.exit_code == 2
+    assert "give --registry HOST[:PORT][/PATH] (or --prepare)" in done.output
+    done = runner.invoke(
+        main, ["image", "--workload", "smiley", "--platform", "linux/amd64,linux/arm64"]
+    )
+    assert done.exit_code == 2
+    assert "built through BuildKit into a registry: add --push --registry" in done.output
