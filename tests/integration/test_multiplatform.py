@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from builder.buildkit import BUILDKIT_VERSION
+from builder.gobuild import cached_buildkit
 from builder.registry import LocalRegistry, RegistryClient
 from tests import equipment
 
@@ -300,3 +304,69 @@ def test_an_unreachable_builder_fails_in_one_line(real_proxy: Path, tmp_path: Pa
     lines = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1
     assert f"the builder at {address} does not answer" in lines[0]
+
+
+@pytest.fixture
+def users_buildkitd(tmp_path: Path) -> Iterator[str]:
+    """A buildkitd the user runs (ours from the cache, with a config of its own that
+    names no registry): publish --builder speaks to it instead of starting one."""
+    programs = cached_buildkit(BUILDKIT_VERSION)
+    socket = tmp_path / "buildkitd.sock"
+    config = tmp_path / "buildkitd.toml"
+    config.write_text(
+        f'root = "{tmp_path / "state"}"\n[grpc]\n  address = ["unix://{socket}"]\n'
+        '[worker.oci]\n  enabled = true\n  platforms = ["linux/amd64", "linux/arm64"]\n'
+        "[worker.containerd]\n  enabled = false\n"
+    )
+    env = {**os.environ, "PATH": f"/usr/sbin:/sbin:{os.environ['PATH']}"}
+    daemon = subprocess.Popen(
+        [str(programs["buildkitd"]), "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not socket.exists() and daemon.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert socket.exists(), "the user's buildkitd did not start within 60 s"
+        yield f"unix://{socket}"
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+
+
+def test_a_given_builder_without_attestations_makes_one_index(
+    engine, registry: str, real_proxy: Path, users_buildkitd: str
+) -> None:
+    done = run(
+        publish_command(
+            registry,
+            real_proxy,
+            "--allow-standin",
+            "--builder",
+            users_buildkitd,
+            "--no-sbom",
+            "--no-provenance",
+            "--tag",
+            "bare",
+            "--output",
+            "json",
+            "--progress",
+            "quiet",
+        )
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [answer] = json.loads(done.stdout)
+    client = RegistryClient(registry)
+    index, digest = client.manifest("meshexp-test-mp/smiley", "bare")
+    assert digest == answer["digest"]
+    # No attestations: BuildKit pushed bare image manifests, described here in one index.
+    platforms = [
+        f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]
+    ]
+    assert platforms == list(PLATFORMS)
+    for entry in index["manifests"]:
+        manifest, found = client.manifest("meshexp-test-mp/smiley", entry["digest"])
+        assert found == entry["digest"]
+        assert manifest["mediaType"] == entry["mediaType"]
