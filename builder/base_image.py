@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from builder import docker_engine
 from builder.cache import cache_key, cache_root
 from builder.errors import BuildError
 from builder.gobuild import HOST_ARCH
-from builder.progress import Progress
+from builder.progress import Progress, stream_command
 
 SUITE = "bookworm"
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
@@ -106,16 +105,7 @@ def run_debootstrap(command: list[str], progress: Progress) -> tuple[int, list[s
     """Run debootstrap, handing each of its lines (its stages: retrieving, validating,
     extracting, installing) to `progress`; its exit code and last lines.
     """
-    tail: deque[str] = deque(maxlen=20)
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-    ) as process:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            line = raw.rstrip()
-            tail.append(line)
-            progress.line(f"debootstrap: {line}")
-    return process.returncode, list(tail)
+    return stream_command(command, lambda line: progress.line(f"debootstrap: {line}"), keep=20)
 
 
 def _debootstrap_command(arch: str, root: Path, mirror: str) -> list[str]:

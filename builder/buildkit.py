@@ -25,7 +25,7 @@ from pathlib import Path
 from builder.cache import cache_root
 from builder.errors import BuildError
 from builder.gobuild import HOST_ARCH, cached_buildkit
-from builder.progress import Progress
+from builder.progress import Progress, stream_command
 
 BUILDKIT_VERSION = "v0.34.2"
 QEMU_NAMES = {"arm64": "aarch64", "amd64": "x86_64"}
@@ -238,16 +238,8 @@ def build(
         ]
         for key, value in opts.items():
             command += ["--opt", f"{key}={value}"]
-        tail: list[str] = []
-        with subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-        ) as process:
-            assert process.stdout is not None
-            for raw in process.stdout:
-                line = raw.rstrip()
-                tail = [*tail[-40:], line]
-                on_line(line)
-        if process.returncode != 0:
+        code, tail = stream_command(command, on_line)
+        if code != 0:
             error = last_error("\n".join(tail))
             refusal = push_refusal(error)
             if refusal:

@@ -174,23 +174,28 @@ def staging_replacements(kubernetes_go_mod: str, version: str) -> list[str]:
     return [f"replace {module} => {module} {staged}" for module in sorted(set(modules))]
 
 
-def _kubernetes_module(version: str, env: dict[str, str], source: GoSource) -> Path:
-    """A module of ours that requires k8s.io/kubernetes `version` and can build it."""
-    module_dir = cache_root() / "gomod" / cache_key(package=KUBERNETES, version=version)
-    if (module_dir / "go.sum").is_file():
-        return module_dir
-    module_dir.mkdir(parents=True, exist_ok=True)
+def published_go_mod(module: str, version: str, cwd: Path, env: dict[str, str]) -> str:
+    """The go.mod that `module@version` was published with, from the module proxy."""
     download = subprocess.run(
-        [_go(), "mod", "download", "-json", f"{KUBERNETES}@{version}"],
-        cwd=module_dir,
+        [_go(), "mod", "download", "-json", f"{module}@{version}"],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
     if download.returncode != 0:
-        raise SourceError(f"{KUBERNETES}@{version}: go mod download failed: {download.stderr}")
-    go_mod = Path(json.loads(download.stdout)["GoMod"]).read_text()
+        raise SourceError(f"{module}@{version}: go mod download failed: {download.stderr}")
+    return Path(json.loads(download.stdout)["GoMod"]).read_text()
+
+
+def _kubernetes_module(version: str, env: dict[str, str], source: GoSource) -> Path:
+    """A module of ours that requires k8s.io/kubernetes `version` and can build it."""
+    module_dir = cache_root() / "gomod" / cache_key(package=KUBERNETES, version=version)
+    if (module_dir / "go.sum").is_file():
+        return module_dir
+    module_dir.mkdir(parents=True, exist_ok=True)
+    go_mod = published_go_mod(KUBERNETES, version, module_dir, env)
     head = ["module meshexp.local/kube", "", "go 1.25", "", f"require {KUBERNETES} {version}", ""]
     (module_dir / "go.mod").write_text(
         "\n".join(head + staging_replacements(go_mod, version)) + "\n"
@@ -267,17 +272,7 @@ def cached_buildkit(version: str, progress: Progress | None = None) -> dict[str,
     with phase:
         module_dir = cache_root() / "gomod" / key
         module_dir.mkdir(parents=True, exist_ok=True)
-        download = subprocess.run(
-            [_go(), "mod", "download", "-json", f"{BUILDKIT}@{version}"],
-            cwd=module_dir,
-            env=host_env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if download.returncode != 0:
-            raise SourceError(f"{BUILDKIT}@{version}: go mod download failed: {download.stderr}")
-        go_mod = Path(json.loads(download.stdout)["GoMod"]).read_text()
+        go_mod = published_go_mod(BUILDKIT, version, module_dir, host_env)
         (module_dir / "go.mod").write_text(
             f"module meshexp.local/buildkit\n\ngo 1.25\n\n{exclude_block(go_mod)}"
         )

@@ -11,7 +11,9 @@ to one callable (what the tests and the benchmarks read).
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
 
@@ -40,3 +42,20 @@ def as_progress(progress: Progress | Callable[[str], None] | None) -> Progress:
     if isinstance(progress, Progress):
         return progress
     return Progress(progress)
+
+
+def stream_command(
+    command: list[str], on_line: Callable[[str], None], keep: int = 40
+) -> tuple[int, list[str]]:
+    """Run `command`, handing each line of its output (stdout and stderr) to `on_line`
+    as it comes; its exit code and its last `keep` lines (for an error message)."""
+    tail: deque[str] = deque(maxlen=keep)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as process:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.rstrip()
+            tail.append(line)
+            on_line(line)
+    return process.returncode, list(tail)
