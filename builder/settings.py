@@ -90,10 +90,8 @@ class Settings:
         return self.platforms or (self.platform,)
 
     def for_platform(self, platform: str) -> Settings:
-        """These settings narrowed to one platform, with that platform's proxy file."""
-        proxy_file = dict(self.proxy_files).get(platform)
-        proxy_source = FileSource(path=proxy_file) if proxy_file else self.proxy_source
-        return replace(self, platform=platform, platforms=(), proxy_source=proxy_source)
+        """These settings narrowed to one platform (whose proxy file `proxy()` picks)."""
+        return replace(self, platform=platform, platforms=())
 
     @property
     def resolved_iptables_mode(self) -> str:
@@ -116,7 +114,11 @@ class Settings:
         return f"{self.image_name.format(**values)}:{self.tag.format(**values)}"
 
     def proxy(self) -> BinarySource:
-        """The proxy's source; offline it must be a file the user names."""
+        """The proxy's source: this platform's file (--proxy-file PLATFORM=FILE), the
+        given source, or the upstream image; offline it must be a file the user names."""
+        platform_file = dict(self.proxy_files).get(self.platform)
+        if platform_file is not None:
+            return FileSource(path=platform_file)
         if self.proxy_source is not None:
             return self.proxy_source
         if self.offline:

@@ -48,10 +48,14 @@ def test_several_platforms_and_a_proxy_file_per_platform(tmp_path: Path) -> None
 
 
 def test_a_single_platform_stays_the_classic_setting(tmp_path: Path) -> None:
-    proxy = elf(tmp_path / "proxy", X86_64)
+    proxy, arm = elf(tmp_path / "proxy", X86_64), elf(tmp_path / "arm", AARCH64)
     settings = load_settings(None, {"platform": "linux/arm64", "proxy_file": (str(proxy),)})
     assert settings.target_platforms == ("linux/arm64",)
     assert settings.proxy() == FileSource(path=proxy)
+    # render --platform linux/arm64 --proxy-file linux/arm64=FILE picks that file.
+    given = (str(proxy), f"linux/arm64={arm}")
+    settings = load_settings(None, {"platform": "linux/arm64", "proxy_file": given})
+    assert settings.proxy() == FileSource(path=arm)
 
 
 def test_an_unknown_platform_in_a_list_is_refused() -> None:
