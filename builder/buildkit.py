@@ -73,8 +73,10 @@ def last_error(stderr: str) -> str:
     """The line of buildctl's output that says what failed (its last `error:` line)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     for line in reversed(lines):
-        if line.startswith(("error:", "ERROR:")) or "error:" in line:
-            return line.split("error:", 1)[1].strip() if "error:" in line else line
+        if "error:" in line:
+            return line.split("error:", 1)[1].strip()
+        if line.startswith("ERROR:"):
+            return line
     return lines[-1] if lines else "no output"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 
@@ -21,6 +22,14 @@ def cache_key(**parts: object) -> str:
     """A stable key for a set of inputs: same inputs, same key."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Put `source` at `target` without copying its bytes where one file system allows."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def file_sha256(path: Path) -> str:

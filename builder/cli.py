@@ -27,7 +27,7 @@ from builder.contract import INBOUND_POLICIES
 from builder.display import MODES, display
 from builder.doctor import Finding, diagnose
 from builder.e2e import E2EConfig, missing_prerequisites, run_e2e
-from builder.errors import CheckError, MeshexpError, SettingsError
+from builder.errors import CheckError, MeshexpError
 from builder.gobuild import HOST_ARCH
 from builder.identity import IDENTITY_STYLES
 from builder.image import build_workload_image, prefetch_components
@@ -576,13 +576,12 @@ def build_classic(
                 f"{result.size_bytes / 1e6:.1f} MB{note}"
             )
         if do_push:
-            if result.standin and not allow_standin:
-                raise SettingsError(
-                    f"{result.reference}: push refused: its proxy is the stand-in (test "
-                    "equipment, not a Linkerd proxy); give a real linkerd2-proxy with "
-                    "--proxy-file, or add --allow-standin (test registries only)"
-                )
-            pushed = push(reference=result.reference, registry=registry)
+            pushed = push(
+                reference=result.reference,
+                registry=registry,
+                standin=result.standin,
+                allow_standin=allow_standin,
+            )
             entry["pushed"] = dataclasses.asdict(pushed)
             if output_format == "text":
                 click.echo(f"pushed {pushed.reference}@{pushed.digest}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from builder import docker_engine
 from builder.base_image import build_base
-from builder.cache import cache_key, cache_root
+from builder.cache import cache_key, cache_root, link_or_copy
 from builder.models import ImageSource, Workload
 from builder.progress import Progress, as_progress
 from builder.provenance import provenance_labels
@@ -155,10 +154,7 @@ def ensure_components_image(
         lines = ["FROM scratch"]
         for role, got in fetched.items():
             target = root / role
-            try:
-                os.link(got.path, target)
-            except OSError:
-                shutil.copyfile(got.path, target)
+            link_or_copy(got.path, target)
             target.chmod(0o755)
             lines.append(f"COPY {role} /{role}")
         (root / "Dockerfile").write_text("\n".join(lines) + "\n")

@@ -11,8 +11,6 @@ scanner come from the builder's helper registry on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,14 +18,14 @@ from pathlib import Path
 
 from builder import buildkit
 from builder.base_image import rootfs_tarball
-from builder.cache import cache_key, cache_root
+from builder.cache import cache_key, cache_root, link_or_copy
 from builder.errors import BuildError, SettingsError
 from builder.gobuild import HOST_ARCH, cached_buildkit, cached_go_binary, cached_syft
 from builder.image import prefetch_components
 from builder.models import GoSource, Workload
 from builder.progress import Progress
 from builder.provenance import provenance_labels, revision_and_source
-from builder.publish import registry_reference
+from builder.publish import registry_host, registry_reference
 from builder.registry import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -66,11 +64,14 @@ class PublishedIndex:
 
 @dataclass(frozen=True)
 class Session:
-    """A builder, the helper registry beside it, and where the images go."""
+    """A builder, and the helper registry beside it ("" where none is needed)."""
 
     builder: buildkit.Builder
     helper: str
-    helper_client: RegistryClient
+
+    @property
+    def helper_client(self) -> RegistryClient:
+        return RegistryClient(self.helper)
 
 
 def check_platforms(settings: Settings) -> tuple[str, ...]:
@@ -112,7 +113,7 @@ def session(
             builder = stack.enter_context(buildkit.own_builder(insecure, progress))
         else:
             builder = buildkit.given_builder(builder_address, progress)
-        yield Session(builder, helper, RegistryClient(helper))
+        yield Session(builder, helper)
 
 
 def _has(client: RegistryClient, name: str, tag: str) -> bool:
@@ -140,10 +141,7 @@ def _push_helper_image(
     with tempfile.TemporaryDirectory(prefix="meshexp-helper-", dir=cache_root()) as scratch:
         root = Path(scratch)
         for relative, source in files.items():
-            try:
-                os.link(source, root / relative)
-            except OSError:
-                shutil.copyfile(source, root / relative)
+            link_or_copy(source, root / relative)
         (root / "Dockerfile").write_text(dockerfile)
         with progress.phase(f"helper image {name}:{tag} ({platform})"):
             buildkit.build(
@@ -328,7 +326,7 @@ def publish_platforms(
     """
     progress = progress or Progress()
     platforms = check_platforms(settings)
-    host = split_reference(registry_reference("x:y", registry))[0]
+    host = registry_host(registry)
     scratch_root = cache_root() / "contexts"
     scratch_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="publish-", dir=scratch_root) as scratch:

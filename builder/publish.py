@@ -37,10 +37,29 @@ def registry_reference(reference: str, registry: str | None) -> str:
     return f"{registry.rstrip('/')}/{reference}"
 
 
+def registry_host(registry: str) -> str:
+    """The host[:port] of `--registry HOST[:PORT][/PATH]` (checked as registry_reference does)."""
+    return registry_reference("x", registry).split("/", 1)[0]
+
+
 def push(
-    *, reference: str, registry: str | None, on_line: Callable[[str], None] = lambda line: None
+    *,
+    reference: str,
+    registry: str | None,
+    standin: bool = False,
+    allow_standin: bool = False,
+    on_line: Callable[[str], None] = lambda line: None,
 ) -> Pushed:
-    """Tag for the registry (if given) and push; the digest comes from the registry."""
+    """Tag for the registry (if given) and push; the digest comes from the registry.
+
+    An image whose proxy is the stand-in is refused unless `allow_standin`.
+    """
+    if standin and not allow_standin:
+        raise SettingsError(
+            f"{reference}: push refused: its proxy is the stand-in (test equipment, not a "
+            "Linkerd proxy); give a real linkerd2-proxy with --proxy-file, or add "
+            "--allow-standin (test registries only)"
+        )
     target = registry_reference(reference, registry)
     if target != reference:
         docker_engine.tag_image(reference, target)
