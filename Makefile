@@ -35,7 +35,7 @@ lint: setup
 	$(VENV)/shellcheck scripts/*.sh .ci/run
 	scripts/actionlint.sh
 
-# -trimpath as in the image builds (builder/gobuild.py), so that vetting
+# -trimpath as in the image builds (builder/build/gobuild.py), so that vetting
 # go/cmd/multicall reuses the compiled SPIRE packages instead of compiling
 # them again.
 go-test: export GOFLAGS = -trimpath
@@ -60,7 +60,7 @@ bench: setup
 
 golden: setup
 	$(VENV)/pytest tests/unit/test_render.py --update-golden
-	$(VENV)/python -c "from builder.catalog import catalog_schema_text as t; open('images/catalog.schema.json', 'w').write(t())"
+	$(VENV)/python -c "from builder.config.catalog import catalog_schema_text as t; open('images/catalog.schema.json', 'w').write(t())"
 
 standin:
 	cd tests/standin-proxy && go build -trimpath -ldflags "-s -w" -o ../../build/standin-proxy .

@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from builder import __version__, docker_engine
-from builder.certs import create_certs
-from builder.gobuild import go_version
-from builder.settings import Settings, load_settings
+from builder import __version__
+
+from builder.engine import docker_engine
+from builder.cluster.certs import create_certs
+from builder.build.gobuild import go_version
+from builder.config.settings import Settings, load_settings
 from tests import equipment
 
 BENCH = Path(__file__).resolve().parent
@@ -116,9 +118,9 @@ PRODUCTION_ENV = {
 
 def production_setup(network: str, certs: Path) -> tuple[str, Settings]:
     """Build the agent-only smiley and start an external SPIRE server with its entries."""
-    from builder.catalog import find_workload
-    from builder.image import build_workload_image
-    from builder.spire_server import build_server_image, register, start_server
+    from builder.config.catalog import find_workload
+    from builder.build.image import build_workload_image
+    from builder.cluster.spire_server import build_server_image, register, start_server
 
     prod = settings(topology="production", image_name="meshexp-bench/prod-{workload}")
     image = build_workload_image(workload=find_workload("smiley"), settings=prod)
@@ -137,7 +139,7 @@ def production_certs(certs: Path, folder: Path, prod: Settings) -> Path:
     """A copy of `certs` with a fresh single-use join token, for one production start."""
     import shutil
 
-    from builder.spire_server import new_join_token
+    from builder.cluster.spire_server import new_join_token
 
     shutil.copytree(certs, folder)
     new_join_token(

@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 from bench import common
-from builder import docker_engine
-from builder.catalog import find_workload
-from builder.image import build_workload_image
-from builder.render import SYSTEM_PACKAGES, render_build_context
+from builder.engine import docker_engine
+from builder.config.catalog import find_workload
+from builder.build.image import build_workload_image
+from builder.build.render import SYSTEM_PACKAGES, render_build_context
 
 DEMO_PACKAGES = (
     "iptables",

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from bench import common
-from builder.catalog import load_workload_file
-from builder.image import build_workload_image
-from builder.render import plan_components
-from builder.settings import Settings
-from builder.sources import fetch
+from builder.config.catalog import load_workload_file
+from builder.build.image import build_workload_image
+from builder.build.render import plan_components
+from builder.config.settings import Settings
+from builder.build.sources import fetch
 
 TARGET_SHARE = 0.10
 LAYER_STEPS = ("COPY", "RUN", "ADD")

@@ -59,8 +59,8 @@ meshexp-build run --workload face --network "$network" --certs out/certs "${prof
 ip() { docker inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "meshexp-$1"; }
 python3 - "$(ip smiley)" "$(ip color)" <<'PY'
 import sys, urllib.request
-from builder import grpcwire
-from builder.checks import tcp_open_total
+from builder.check import grpcwire
+from builder.check.checks import tcp_open_total
 
 def smiley(ip):  # HTTP/1 JSON
     return urllib.request.urlopen(f"http://{ip}:8000/", timeout=20).read().decode().strip()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.apiserver import APIServer, APIServerError, find_etcd, local_apiserver
+from builder.cluster.apiserver import APIServer, APIServerError, find_etcd, local_apiserver
 from tests import equipment
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from builder.gobuild import cached_go_binary
-from builder.models import GoSource
+from builder.build.gobuild import cached_go_binary
+from builder.config.models import GoSource
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_EQUIPMENT = ROOT.parent / "shared" / "test-equipment"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.e2e import E2EConfig, missing_prerequisites, run_e2e
-from builder.settings import load_settings
+from builder.check.e2e import E2EConfig, missing_prerequisites, run_e2e
+from builder.config.settings import load_settings
 
 pytestmark = pytest.mark.e2e
 

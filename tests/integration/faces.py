@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import grpcwire
-from builder.checks import metric_series
+from builder.check import grpcwire
+from builder.check.checks import metric_series
 
 PORT = 8000
 METRICS_PORT = 9090

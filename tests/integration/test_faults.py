@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from builder import containers
-from builder.catalog import load_workload_file
-from builder.certs import create_certs
-from builder.checks import wait_ready
-from builder.image import build_workload_image
+from builder.engine import containers
+from builder.config.catalog import load_workload_file
+from builder.cluster.certs import create_certs
+from builder.check.checks import wait_ready
+from builder.build.image import build_workload_image
 
 INPUT_LIMIT = 15.0
 DEATH_LIMIT = 15.0

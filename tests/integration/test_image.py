@@ -9,12 +9,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from builder import docker_engine
-from builder.catalog import load_workload_file
-from builder.checks import http_status, process_uids, tcp_open_total, wait_ready
-from builder.containers import MeshContainer, mesh_container
-from builder.e2e import GRINNING
-from builder.image import build_workload_image
+from builder.engine import docker_engine
+from builder.config.catalog import load_workload_file
+from builder.check.checks import http_status, process_uids, tcp_open_total, wait_ready
+from builder.engine.containers import MeshContainer, mesh_container
+from builder.check.e2e import GRINNING
+from builder.build.image import build_workload_image
 
 SMILEY_ID = "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/smiley"
 
@@ -107,7 +107,7 @@ def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(
         assert "level=error" not in logs
         assert " ERROR " not in logs
         assert logs.count("ca.key is the trust anchor's private key") == 1
-        # Namespaced identity by default (builder.identity).
+        # Namespaced identity by default (builder.config.identity).
         assert f"bootstrap: starting smiley.faces as {SMILEY_ID}" in logs
         if proxy_is_real:
             # The label says what the proxy itself says when it starts.

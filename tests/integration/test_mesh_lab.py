@@ -18,16 +18,18 @@ from typing import Any
 import pytest
 from lightkube.resources.discovery_v1 import EndpointSlice
 
-from builder import docker_engine, kube
-from builder.catalog import find_workload
-from builder.checks import metric_series
-from builder.e2e import CURSING, GRINNING, canary_route, face_trouble, smiley_share
-from builder.image import build_workload_image
-from builder.keeper import StatusKeeper, targets_from_manifests
+from builder.engine import docker_engine
+
+from builder.cluster import kube
+from builder.config.catalog import find_workload
+from builder.check.checks import metric_series
+from builder.check.e2e import CURSING, GRINNING, canary_route, face_trouble, smiley_share
+from builder.build.image import build_workload_image
+from builder.cluster.keeper import StatusKeeper, targets_from_manifests
 from builder.lab import Lab, LabSources, lab_status, run_in_lab, running_lab
-from builder.lab_check import check_outbound_in_lab
-from builder.manifests import build_manifests
-from builder.settings import Settings
+from builder.lab.check import check_outbound_in_lab
+from builder.cluster.manifests import build_manifests
+from builder.config.settings import Settings
 from tests import equipment
 from tests.conftest import need
 from tests.integration import faces
@@ -315,7 +317,7 @@ def test_a_canary_route_splits_between_two_external_smileys(
             lambda: ask_face(trio["face"].ip, "/")["smiley"] == HEART_EYES, timeout=30
         ), "face's proxy never routed to smiley2"
         answers = [json.dumps(ask_face(trio["face"].ip, "/")) for _ in range(40)]
-        # The k3d e2e's own checks of face's answers (builder.e2e), shared.
+        # The k3d e2e's own checks of face's answers (builder.check.e2e), shared.
         assert face_trouble(answers) == []
         share = smiley_share(answers, HEART_EYES)
         # 40 draws at 50/50: outside 20-80 % has odds below 1 in 10,000.

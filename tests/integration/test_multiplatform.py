@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from builder.buildkit import BUILDKIT_VERSION
-from builder.gobuild import cached_buildkit
-from builder.registry import LocalRegistry, RegistryClient
+from builder.oci.buildkit import BUILDKIT_VERSION
+from builder.build.gobuild import cached_buildkit
+from builder.oci.registry import LocalRegistry, RegistryClient
 from tests import equipment
 
 ROOT = Path(__file__).resolve().parents[2]

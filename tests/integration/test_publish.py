@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from builder import docker_engine
+from builder.engine import docker_engine
 from builder.cli import main
-from builder.errors import BuildError, SettingsError
-from builder.publish import push
-from builder.registry import LocalRegistry, free_port
+from builder.core.errors import BuildError, SettingsError
+from builder.oci.publish import push
+from builder.oci.registry import LocalRegistry, free_port
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from lightkube import codecs
 
-from builder import kube
-from builder.apiserver import local_apiserver
-from builder.catalog import load_catalog
-from builder.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
-from builder.errors import MeshexpError
-from builder.manifests import build_manifests, ready_condition
-from builder.settings import load_settings
+from builder.cluster import kube
+from builder.cluster.apiserver import local_apiserver
+from builder.config.catalog import load_catalog
+from builder.config.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
+from builder.core.errors import MeshexpError
+from builder.cluster.manifests import build_manifests, ready_condition
+from builder.config.settings import load_settings
 
 VERSIONS = sorted(PROXY_BY_LINKERD) + sorted(PROXY_BY_EDGE)
 

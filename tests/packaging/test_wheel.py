@@ -81,7 +81,7 @@ def test_installed_wheel_renders_like_the_checkout(tmp_path: Path) -> None:
         [
             str(env_dir / "bin" / "python"),
             "-c",
-            "import builder.resources as r; print(r.data_root())",
+            "import builder.core.resources as r; print(r.data_root())",
         ],
         cwd=empty,
         capture_output=True,

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.catalog import load_workload_file
-from builder.models import Workload
+from builder.config.catalog import load_workload_file
+from builder.config.models import Workload
 
 SMILEY_LIKE = """\
 name: {name}

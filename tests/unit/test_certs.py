@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from builder.certs import create_certs
-from builder.errors import CertsError
+from builder.cluster.certs import create_certs
+from builder.core.errors import CertsError
 
 
 def _load(path: Path) -> x509.Certificate:
@@ -66,7 +66,7 @@ def test_anchor_key_inside_the_mounted_folder_is_refused(tmp_path: Path) -> None
 
 
 def test_node_certificate_for_x509pop(tmp_path: Path) -> None:
-    from builder.certs import create_node_cert
+    from builder.cluster.certs import create_node_cert
 
     create_certs(folder=tmp_path / "certs")
     folder = create_node_cert(certs=tmp_path / "certs", name="smiley", output=tmp_path / "node")
@@ -81,7 +81,7 @@ def test_node_certificate_for_x509pop(tmp_path: Path) -> None:
 
 
 def test_node_certificate_needs_the_issuer(tmp_path: Path) -> None:
-    from builder.certs import create_node_cert
+    from builder.cluster.certs import create_node_cert
 
     with pytest.raises(CertsError, match="create them with `meshexp-build certs`"):
         create_node_cert(certs=tmp_path, name="smiley", output=tmp_path / "node")

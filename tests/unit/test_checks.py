@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.checks import (
+from builder.check.checks import (
     CheckFailed,
     InboundPolicy,
     count_connections,

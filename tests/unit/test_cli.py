@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from builder import docker_engine
+from builder.engine import docker_engine
 from builder.cli import main
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder.contract import facts_for
-from builder.errors import SettingsError
+from builder.config.contract import facts_for
+from builder.core.errors import SettingsError
 
 
 @pytest.mark.parametrize(

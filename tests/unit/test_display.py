@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from builder.display import PlainDisplay
-from builder.progress import Progress, as_progress
+from builder.cli.display import PlainDisplay
+from builder.core.progress import Progress, as_progress
 
 
 class Clock:

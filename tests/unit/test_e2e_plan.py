@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import e2e
-from builder.errors import CheckError
+from builder.check import e2e
+from builder.core.errors import CheckError
 
 
 def test_prerequisites_are_named_with_how_to_get_them() -> None:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from builder import buildkit
-from builder.errors import BuildError, SettingsError, SourceError
-from builder.models import FileSource
-from builder.multiplatform import image_digest, merge_indexes, refuse_standins
-from builder.registry import docker_credentials, is_local, split_reference
-from builder.render import RenderResult
-from builder.settings import load_settings
-from builder.sources import elf_arch, fetch
+from builder.oci import buildkit
+from builder.core.errors import BuildError, SettingsError, SourceError
+from builder.config.models import FileSource
+from builder.oci.multiplatform import image_digest, merge_indexes, refuse_standins
+from builder.oci.registry import docker_credentials, is_local, split_reference
+from builder.build.render import RenderResult
+from builder.config.settings import load_settings
+from builder.build.sources import elf_arch, fetch
 
 X86_64, AARCH64 = 62, 183
 
@@ -159,7 +159,7 @@ def test_registry_references_and_credentials(tmp_path: Path) -> None:
 def test_doctor_names_what_several_platforms_need(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from builder import doctor
+    from builder.check import doctor
 
     monkeypatch.setattr(buildkit, "BINFMT", tmp_path)
     monkeypatch.setattr(doctor, "HOST_ARCH", "amd64")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import grpcwire
-from builder.probes import PortProbe
+from builder.check import grpcwire
+from builder.check.probes import PortProbe
 
 DATA = Path(__file__).parent / "data"
 CENTER, HEALTH = (DATA / "upstream-color-answers.hex").read_text().split()

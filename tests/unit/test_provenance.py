@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.provenance import created_at, https_source, provenance_labels
+from builder.build.provenance import created_at, https_source, provenance_labels
 
 
 @pytest.mark.parametrize(

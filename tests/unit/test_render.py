@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.catalog import load_catalog
-from builder.errors import RenderError, SourceError
-from builder.models import FileSource
-from builder.render import render_build_context, render_files
-from builder.settings import Settings, load_settings
+from builder.config.catalog import load_catalog
+from builder.core.errors import RenderError, SourceError
+from builder.config.models import FileSource
+from builder.build.render import render_build_context, render_files
+from builder.config.settings import Settings, load_settings
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 

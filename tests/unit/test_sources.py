@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from builder import gobuild
-from builder.base_image import apt_mirror
-from builder.errors import BuildError, SourceError
-from builder.models import FileSource, GoSource, UrlSource
-from builder.resources import go_dir
-from builder.sources import download, fetch
+from builder.build import gobuild
+from builder.build.base_image import apt_mirror
+from builder.core.errors import BuildError, SourceError
+from builder.config.models import FileSource, GoSource, UrlSource
+from builder.core.resources import go_dir
+from builder.build.sources import download, fetch
 
 ELF = b"\x7fELF" + b"\0" * 60
 
@@ -145,7 +145,7 @@ def test_apt_mirror_from_deb822_and_one_line_sources(tmp_path: Path) -> None:
 
 
 def test_exclude_block_is_carried_without_its_comments() -> None:
-    from builder.gobuild import exclude_block
+    from builder.build.gobuild import exclude_block
 
     go_mod = (
         "module github.com/moby/buildkit\n\ngo 1.24\n\nexclude (\n"

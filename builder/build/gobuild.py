@@ -1,0 +1,330 @@
+"""The one module that runs `go`: builds Go sources for the image, cached by content.
+
+A remote package is built as a tool dependency of a throwaway module of our
+own (`go get -tool pkg@version`), the way this workplace's module proxy serves
+SPIRE. The cache key holds the package, version (or the local tree's digest),
+architecture, cgo and the Go version, so a second build does not compile again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from builder.core.cache import cache_key, cache_root, tree_sha256
+from builder.core.errors import SourceError
+from builder.config.models import GoSource
+from builder.core.progress import Progress
+
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "")
+CROSS_CC = {"arm64": "aarch64-linux-gnu-gcc", "amd64": "x86_64-linux-gnu-gcc"}
+LDFLAGS = "-s -w"
+
+
+def _go() -> str:
+    found = shutil.which("go")
+    if not found:
+        raise SourceError(
+            "a go source needs the Go toolchain, and `go` is not on PATH: install "
+            "Go 1.22 or later, or use an image or file source instead"
+        )
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def go_version() -> str:
+    result = subprocess.run(
+        [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str], what: str, source: GoSource) -> None:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode == 0:
+        return
+    tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+    refused = "not available" in tail or "403" in tail or "410 Gone" in tail
+    hint = (
+        "the Go module proxy refused this module or version; check the version, or use an "
+        "image source (registry access) or a file source (a binary you have)"
+        if refused
+        else "see the Go output above"
+    )
+    raise SourceError(f"go source {source.describe()}: {what} failed:\n{tail}\n{hint}")
+
+
+def build_environment(arch: str, cgo: bool) -> dict[str, str]:
+    """The environment for `go build`: target OS/arch, cgo, cross compiler where needed."""
+    env = dict(
+        os.environ, GOOS="linux", GOARCH=arch, CGO_ENABLED="1" if cgo else "0", GOFLAGS="-trimpath"
+    )
+    if cgo and arch != HOST_ARCH:
+        compiler = CROSS_CC[arch]
+        if not shutil.which(compiler):
+            raise SourceError(
+                f"building for {arch} with cgo needs {compiler}: install "
+                f"gcc-{'aarch64' if arch == 'arm64' else 'x86-64'}-linux-gnu"
+            )
+        env["CC"] = compiler
+    return env
+
+
+def cached_go_binary(source: GoSource, arch: str, progress: Progress | None = None) -> Path:
+    """Build (or reuse) the binary for `source` and return its path in the cache.
+
+    A build (not a cache hit) is one phase of `progress`, named by the package.
+    """
+    tree = tree_sha256(source.local) if source.local else None
+    if source.local and not (source.local / "go.mod").is_file():
+        raise SourceError(f"go source {source.describe()}: {source.local} holds no go.mod")
+    key = cache_key(
+        package=source.package,
+        version=source.version,
+        tree=tree,
+        arch=arch,
+        cgo=source.cgo,
+        go=go_version(),
+        ldflags=LDFLAGS,
+    )
+    name = source.package.rstrip("/").rsplit("/", 1)[-1]
+    if name in (".", "") and source.local is not None:
+        name = source.local.name
+    target = cache_root() / "go" / key / name
+    if target.is_file():
+        return target
+    env = build_environment(arch, source.cgo)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    phase = (progress or Progress()).phase(
+        f"go build {source.describe()} for linux/{arch} (cached afterwards)"
+    )
+    with phase, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        out = Path(scratch) / name
+        if source.version:
+            module_dir = _tool_module(source, env)
+            _run(
+                [_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
+                module_dir,
+                env,
+                "go build",
+                source,
+            )
+        else:
+            assert source.local is not None
+            _run(
+                [_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
+                source.local,
+                env,
+                "go build",
+                source,
+            )
+        out.chmod(0o755)
+        out.replace(target)
+    return target
+
+
+def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
+    """A module of our own that has `source` as a tool dependency (kept for reuse)."""
+    module_dir = cache_root() / "gomod" / cache_key(package=source.package, version=source.version)
+    if (module_dir / "go.sum").is_file():
+        return module_dir
+    module_dir.mkdir(parents=True, exist_ok=True)
+    host_env = dict(env, GOOS="", GOARCH="")
+    if not (module_dir / "go.mod").is_file():
+        _run(
+            [_go(), "mod", "init", "meshexp.local/tools"],
+            module_dir,
+            host_env,
+            "go mod init",
+            source,
+        )
+    _run(
+        [_go(), "get", "-tool", f"{source.package}@{source.version}"],
+        module_dir,
+        host_env,
+        "go get -tool",
+        source,
+    )
+    return module_dir
+
+
+KUBERNETES = "k8s.io/kubernetes"
+STAGING_PIN = "v0.0.0"
+
+
+def staging_replacements(kubernetes_go_mod: str, version: str) -> list[str]:
+    """`replace` lines for the staging modules k8s.io/kubernetes requires at v0.0.0.
+
+    Its go.mod points them at ./staging, which a module of ours cannot use; the
+    module proxy serves each at v0.MINOR.PATCH of the release.
+    """
+    staged = f"v0.{version.removeprefix('v').split('.', 1)[1]}"
+    modules = []
+    for line in kubernetes_go_mod.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0].startswith("k8s.io/") and words[1] == STAGING_PIN:
+            modules.append(words[0])
+    return [f"replace {module} => {module} {staged}" for module in sorted(set(modules))]
+
+
+def published_go_mod(module: str, version: str, cwd: Path, env: dict[str, str]) -> str:
+    """The go.mod that `module@version` was published with, from the module proxy."""
+    download = subprocess.run(
+        [_go(), "mod", "download", "-json", f"{module}@{version}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if download.returncode != 0:
+        raise SourceError(f"{module}@{version}: go mod download failed: {download.stderr}")
+    return Path(json.loads(download.stdout)["GoMod"]).read_text()
+
+
+def _kubernetes_module(version: str, env: dict[str, str], source: GoSource) -> Path:
+    """A module of ours that requires k8s.io/kubernetes `version` and can build it."""
+    module_dir = cache_root() / "gomod" / cache_key(package=KUBERNETES, version=version)
+    if (module_dir / "go.sum").is_file():
+        return module_dir
+    module_dir.mkdir(parents=True, exist_ok=True)
+    go_mod = published_go_mod(KUBERNETES, version, module_dir, env)
+    head = ["module meshexp.local/kube", "", "go 1.25", "", f"require {KUBERNETES} {version}", ""]
+    (module_dir / "go.mod").write_text(
+        "\n".join(head + staging_replacements(go_mod, version)) + "\n"
+    )
+    _run([_go(), "get", f"{source.package}@{version}"], module_dir, env, "go get", source)
+    return module_dir
+
+
+def cached_kube_apiserver(version: str, progress: Progress | None = None) -> Path:
+    """kube-apiserver `version` built from the Go module proxy, cached by version and Go.
+
+    k8s.io/kubernetes cannot be `go install`ed (its staging modules are
+    replaced by local paths), so it is built in a module of our own that
+    requires it and replaces each staging module by its published version.
+    """
+    source = GoSource(package=f"{KUBERNETES}/cmd/kube-apiserver", version=version)
+    key = cache_key(package=source.package, version=version, go=go_version(), ldflags=LDFLAGS)
+    target = cache_root() / "go" / key / "kube-apiserver"
+    if target.is_file():
+        return target
+    env = build_environment(HOST_ARCH, cgo=False)
+    major, minor = version.removeprefix("v").split(".")[:2]
+    ldflags = (
+        f"{LDFLAGS} -X k8s.io/component-base/version.gitVersion={version}"
+        f" -X k8s.io/component-base/version.gitMajor={major}"
+        f" -X k8s.io/component-base/version.gitMinor={minor}"
+    )
+    phase = (progress or Progress()).phase(
+        f"go build kube-apiserver {version} (about 11 minutes cold on 2 cores; cached afterwards)"
+    )
+    with phase:
+        module_dir = _kubernetes_module(version, dict(env, GOOS="", GOARCH="", GOFLAGS=""), source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            out = Path(scratch) / "kube-apiserver"
+            command = [_go(), "build", "-ldflags", ldflags, "-o", str(out), source.package]
+            _run(command, module_dir, env, "go build", source)
+            out.replace(target)
+    return target
+
+
+BUILDKIT = "github.com/moby/buildkit"
+BUILDKIT_PROGRAMS = ("buildkitd", "buildctl")
+
+
+def exclude_block(go_mod: str) -> str:
+    """A module's `exclude ( ... )` block (comments dropped): a module of ours that
+    requires it must carry the same, or `go get` refuses it.
+    """
+    match = re.search(r"^exclude \((.*?)^\)", go_mod, re.S | re.M)
+    if match is None:
+        return ""
+    lines = [line for line in match.group(0).splitlines() if not line.strip().startswith("//")]
+    return "\n".join(lines) + "\n"
+
+
+def cached_buildkit(version: str, progress: Progress | None = None) -> dict[str, Path]:
+    """buildkitd and buildctl `version`, built from the Go module proxy, cached.
+
+    `go install` refuses buildkit ("contains one or more exclude directives"):
+    they are built in a module of ours that carries buildkit's exclude block.
+    """
+    key = cache_key(package=BUILDKIT, version=version, go=go_version(), ldflags=LDFLAGS)
+    folder = cache_root() / "go" / key
+    targets = {name: folder / name for name in BUILDKIT_PROGRAMS}
+    if all(path.is_file() for path in targets.values()):
+        return targets
+    env = build_environment(HOST_ARCH, cgo=False)
+    host_env = dict(env, GOOS="", GOARCH="", GOFLAGS="")
+    source = GoSource(package=f"{BUILDKIT}/cmd/buildkitd", version=version)
+    phase = (progress or Progress()).phase(
+        f"go build buildkitd and buildctl {version} (about 2 minutes cold; cached afterwards)"
+    )
+    with phase:
+        module_dir = cache_root() / "gomod" / key
+        module_dir.mkdir(parents=True, exist_ok=True)
+        go_mod = published_go_mod(BUILDKIT, version, module_dir, host_env)
+        (module_dir / "go.mod").write_text(
+            f"module meshexp.local/buildkit\n\ngo 1.25\n\n{exclude_block(go_mod)}"
+        )
+        packages = [f"{BUILDKIT}/cmd/{name}@{version}" for name in BUILDKIT_PROGRAMS]
+        _run([_go(), "get", "-tool", *packages], module_dir, host_env, "go get -tool", source)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            for name, target in targets.items():
+                out = Path(scratch) / name
+                command = [
+                    _go(),
+                    "build",
+                    "-ldflags",
+                    LDFLAGS,
+                    "-o",
+                    str(out),
+                    f"{BUILDKIT}/cmd/{name}",
+                ]
+                _run(command, module_dir, env, "go build", source)
+                out.replace(target)
+    return targets
+
+
+SYFT = "github.com/anchore/syft/cmd/syft"
+
+
+def cached_syft(version: str, progress: Progress | None = None) -> Path:
+    """syft `version` (the SBOM scanner) for the host, stamped with its version, cached.
+
+    Pure Go (its SQLite is modernc's), so no C compiler is needed.
+    """
+    source = GoSource(package=SYFT, version=version)
+    ldflags = f"{LDFLAGS} -X main.version={version.removeprefix('v')}"
+    key = cache_key(package=SYFT, version=version, go=go_version(), ldflags=ldflags)
+    target = cache_root() / "go" / key / "syft"
+    if target.is_file():
+        return target
+    env = build_environment(HOST_ARCH, cgo=False)
+    phase = (progress or Progress()).phase(
+        f"go build syft {version} (the SBOM scanner; minutes cold, cached afterwards)"
+    )
+    with phase:
+        module_dir = _tool_module(source, env)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            out = Path(scratch) / "syft"
+            _run(
+                [_go(), "build", "-ldflags", ldflags, "-o", str(out), SYFT],
+                module_dir,
+                env,
+                "go build",
+                source,
+            )
+            out.replace(target)
+    return target

@@ -1,0 +1,161 @@
+"""`meshexp-build doctor`: what a build needs, what is present, and the fix for each gap."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from builder.engine import docker_engine
+from builder.oci.buildkit import emulation_missing
+from builder.core.errors import MeshexpError
+from builder.build.gobuild import CROSS_CC, HOST_ARCH
+from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
+from builder.build.render import helper_source
+from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.build.sources import STANDIN_BANNER
+
+
+@dataclass(frozen=True)
+class Finding:
+    what: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _engine() -> tuple[list[Finding], bool]:
+    try:
+        info = docker_engine.engine_info()
+    except MeshexpError as exc:
+        return [
+            Finding(
+                "engine",
+                False,
+                str(exc.message),
+                "sudo scripts/ensure-docker.sh (installs and starts Debian's docker.io)",
+            )
+        ], False
+    return [
+        Finding(
+            "engine",
+            True,
+            f"Docker {info.version} (API {info.api_version}), "
+            f"{info.storage_driver}, {info.architecture}",
+        ),
+        Finding("builder", True, "classic builder through docker-py (no BuildKit features used)"),
+    ], True
+
+
+def _image_source(what: str, ref: str, engine_ok: bool) -> Finding:
+    if engine_ok and docker_engine.image_exists(ref):
+        return Finding(what, True, f"image {ref} is present locally")
+    return Finding(
+        what,
+        True,
+        f"image {ref} will be pulled (needs registry access)",
+        "without registry access use --offline",
+    )
+
+
+def _source(what: str, source: object, engine_ok: bool) -> Finding:
+    if isinstance(source, ImageSource):
+        return _image_source(what, source.ref, engine_ok)
+    if isinstance(source, FileSource):
+        if not source.path.is_file():
+            return Finding(
+                what,
+                False,
+                f"file {source.path} is missing",
+                "give an existing binary (e.g. --proxy-file PATH)",
+            )
+        standin = STANDIN_BANNER in source.path.read_bytes()
+        note = " (PROXY STAND-IN: test equipment, not a Linkerd proxy)" if standin else ""
+        return Finding(what, True, f"file {source.path}{note}")
+    if isinstance(source, GoSource):
+        go = shutil.which("go")
+        return Finding(
+            what,
+            bool(go),
+            f"{describe_source(source)} with {go or 'no Go toolchain'}",
+            "" if go else "install Go 1.22 or later (apt-get install golang-go)",
+        )
+    assert isinstance(source, UrlSource)
+    return Finding(what, True, f"url {source.url} (sha256 checked on download)")
+
+
+def diagnose(*, settings: Settings) -> list[Finding]:
+    """Every check, in the order a build meets them."""
+    findings, engine_ok = _engine()
+    base = settings.resolved_base_image
+    if base == OFFLINE_BASE_IMAGE:
+        present = engine_ok and docker_engine.image_exists(base)
+        debootstrap = shutil.which("debootstrap")
+        findings.append(
+            Finding(
+                "base image",
+                present or bool(debootstrap),
+                f"{base} {'is present' if present else 'is missing; `image` will build it'}",
+                ""
+                if present or debootstrap
+                else "apt-get install debootstrap, then meshexp-build base",
+            )
+        )
+    else:
+        findings.append(_image_source("base image", base, engine_ok))
+    try:
+        proxy: object = settings.proxy()
+    except MeshexpError as exc:
+        findings.append(Finding("proxy", False, str(exc.message), "--proxy-file PATH"))
+    else:
+        findings.append(_source("proxy", proxy, engine_ok))
+    if settings.topology == "demo":
+        findings.append(_source("spire-server", settings.spire("spire-server"), engine_ok))
+    findings.append(_source("spire-agent", settings.spire("spire-agent"), engine_ok))
+    findings.append(_source("certcheck", helper_source(), engine_ok))
+    return findings + _platform_findings(settings)
+
+
+def _platform_findings(settings: Settings) -> list[Finding]:
+    """What BuildKit needs for the platforms asked for (--platform A,B)."""
+    others = [p for p in settings.target_platforms if p.split("/")[1] != HOST_ARCH]
+    if len(settings.target_platforms) < 2 and not others:
+        return []
+    runc = shutil.which("runc", path="/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin")
+    findings = [
+        Finding(
+            "buildkit",
+            bool(runc),
+            "buildkitd and buildctl built from the Go module proxy, started as root "
+            f"(runc: {runc or 'missing'}); or --builder ADDRESS",
+            "" if runc else "apt-get install runc",
+        )
+    ]
+    for platform in others:
+        missing = emulation_missing(platform)
+        findings.append(
+            Finding(f"emulation {platform}", missing is None, missing or "qemu registered")
+        )
+        if settings.offline:
+            arch = platform.split("/")[1]
+            compiler = CROSS_CC[arch]
+            found = shutil.which(compiler)
+            findings.append(
+                Finding(
+                    f"C cross compiler {platform}",
+                    bool(found),
+                    f"{compiler} for SPIRE (cgo): {found or 'missing'}",
+                    "" if found else "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+                )
+            )
+    if settings.offline:
+        registry = shutil.which("docker-registry")
+        findings.append(
+            Finding(
+                "helper registry",
+                bool(registry),
+                f"Debian's docker-registry for the offline base and SBOM scanner: "
+                f"{registry or 'missing'}",
+                "" if registry else "apt-get install docker-registry",
+            )
+        )
+    return findings

@@ -1,0 +1,141 @@
+"""`meshexp-build lab up|status|down`: the click layer over builder.lab."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from builder.cluster.apiserver import linkerd_crds
+from builder.core.cache import cache_root
+from builder.cli.display import MODES, display
+from builder.lab import (
+    ComponentState,
+    Lab,
+    LabSources,
+    lab_down,
+    lab_status,
+    lab_up,
+    sources_from_images,
+)
+
+DEFAULT_DIR = Path("out/lab")
+PROGRAMS = {
+    "controller": "controller",
+    "policy_controller": "linkerd-policy-controller",
+    "proxy_identity": "proxy-identity",
+    "linkerd": "linkerd",
+}
+
+
+dir_option = click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default=True,
+    help="The lab's state: kubeconfig, certificates, logs.",
+)
+
+
+@click.group()
+def lab() -> None:
+    """A real Linkerd control plane on a Docker network, without Kubernetes nodes."""
+
+
+def sources_from(
+    programs: Path | None, proxy_file: Path | None, linkerd: Path | None
+) -> LabSources:
+    """Linkerd's programs from one folder (built from source), else copied out of
+    Linkerd's images for the linkerd CLI's release; the CLI from the folder or PATH.
+    """
+    on_path = shutil.which("linkerd")
+    if programs is None:
+        cli = linkerd or (Path(on_path) if on_path else None)
+        if cli is None:
+            raise click.UsageError(
+                "the lab renders Linkerd's objects with the linkerd CLI: install it "
+                "(https://linkerd.io/2/getting-started/) or give --linkerd FILE"
+            )
+        sources = sources_from_images(cli, cache_root() / "lab")
+        return replace(sources, proxy=proxy_file).check() if proxy_file else sources
+    if proxy_file is None:
+        raise click.UsageError("with --programs, give the proxy too: --proxy-file FILE")
+    found = {key: programs / name for key, name in PROGRAMS.items()}
+    if linkerd is not None:
+        found["linkerd"] = linkerd
+    elif not found["linkerd"].is_file() and on_path:
+        found["linkerd"] = Path(on_path)
+    return LabSources(proxy=proxy_file, **found).check()
+
+
+def show(running: Lab, states: list[ComponentState]) -> None:
+    click.echo(f"lab {running.name}: network {running.network} ({running.addresses.subnet})")
+    for state in states:
+        click.echo(f"  {state.name:<28} {state.status:<8} {state.detail}")
+
+
+@lab.command("up")
+@dir_option
+@click.option(
+    "--programs",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with controller, linkerd-policy-controller, proxy-identity (and linkerd). "
+    "Default: copied out of Linkerd's images (cr.l5d.io) for the linkerd CLI's release.",
+)
+@click.option(
+    "--proxy-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The linkerd2-proxy binary (default: the proxy image's, with --programs required).",
+)
+@click.option(
+    "--linkerd",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The linkerd CLI (default: in --programs, else on PATH).",
+)
+@click.option(
+    "--crds",
+    "crd_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Linkerd's CRDs (default: `linkerd install --crds`).",
+)
+@click.option("--progress", "progress_mode", type=click.Choice(MODES), default="auto")
+def lab_up_command(
+    folder: Path,
+    programs: Path | None,
+    proxy_file: Path | None,
+    linkerd: Path | None,
+    crd_files: tuple[Path, ...],
+    progress_mode: str,
+) -> None:
+    """Start the lab; print what runs where and the kubeconfig."""
+    sources = sources_from(programs, proxy_file, linkerd)
+    crds = tuple(path.read_text() for path in crd_files) or linkerd_crds(sources.linkerd)
+    with display(progress_mode) as progress:
+        started = lab_up(folder=folder, sources=sources, crds=crds, progress=progress)
+    _, states = lab_status(folder=folder)
+    show(started, states)
+    click.echo(f"  DNS for workloads: --dns {started.dns}")
+    click.echo(f"export KUBECONFIG={started.kubeconfig}")
+
+
+@lab.command("status")
+@dir_option
+def lab_status_command(folder: Path) -> None:
+    """What of the lab runs, and whether the control-plane proxies are ready."""
+    found, states = lab_status(folder=folder)
+    show(found, states)
+    if not states:
+        raise click.ClickException("nothing of the lab runs; `meshexp-build lab up` starts it")
+
+
+@lab.command("down")
+@dir_option
+@click.option("--name", default="meshexp-lab", show_default=True)
+def lab_down_command(folder: Path, name: str) -> None:
+    """Remove every container and network of the lab, and its API server's data."""
+    removed = lab_down(name=name, folder=folder)
+    click.echo("\n".join(f"removed {item}" for item in removed) or "nothing of the lab was running")

@@ -1,0 +1,213 @@
+"""`meshexp-build certs`: a trust anchor and an identity issuer for Linkerd and SPIRE.
+
+ECDSA P-256, with the extensions `linkerd install --identity-trust-anchors-file
+... --identity-issuer-certificate-file ... --identity-issuer-key-file ...`
+accepts. The issuer allows one more CA below it (pathlen 1) because SPIRE's
+own signing CA sits there. The trust anchor's key is written apart from the
+folder that containers mount, so mounting that folder never hands it out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from builder.core.errors import CertsError
+
+ANCHOR_CN = "root.linkerd.cluster.local"
+ISSUER_CN = "identity.linkerd.cluster.local"
+
+
+@dataclass(frozen=True)
+class CertsResult:
+    folder: Path
+    anchor_key: Path
+    written: tuple[Path, ...]
+    anchor_not_after: dt.datetime
+    issuer_not_after: dt.datetime
+
+
+def _ca(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
+    days: int,
+    path_length: int | None,
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    signer_cert, signer_key = issuer if issuer else (None, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(signer_cert.subject if signer_cert else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if signer_cert is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                signer_cert.public_key()  # type: ignore[arg-type]
+            ),
+            critical=False,
+        )
+    return builder.sign(signer_key, hashes.SHA256())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+def _pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _write_all(files: dict[Path, tuple[bytes, int]]) -> None:
+    """Write each file to a temporary sibling with its mode, then rename: no half-written key."""
+    staged = []
+    try:
+        for path, (data, mode) in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=".meshexp-")
+            os.fchmod(descriptor, mode)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+            staged.append((Path(name), path))
+        for temporary, path in staged:
+            temporary.replace(path)
+    finally:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+
+
+def create_certs(
+    *,
+    folder: Path,
+    anchor_key: Path | None = None,
+    force: bool = False,
+    anchor_days: int = 3650,
+    issuer_days: int = 365,
+) -> CertsResult:
+    """Create ca.crt, issuer.crt and issuer.key in `folder`, and the anchor key apart."""
+    anchor_key = anchor_key or folder.with_name(folder.name + "-anchor") / "ca.key"
+    if anchor_key.resolve().parent == folder.resolve():
+        raise CertsError(
+            f"{anchor_key}: keep the trust anchor's key out of {folder}, the folder "
+            "containers mount; choose another --anchor-key path"
+        )
+    targets = {
+        folder / "ca.crt": 0o644,
+        folder / "issuer.crt": 0o644,
+        folder / "issuer.key": 0o600,
+        anchor_key: 0o600,
+    }
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not force:
+        raise CertsError(
+            f"{', '.join(existing)} already exist; add --force to replace them "
+            "(a new trust anchor means reinstalling Linkerd's identity)"
+        )
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = _ca(ANCHOR_CN, root_key, None, anchor_days, None)
+    issuer_key = ec.generate_private_key(ec.SECP256R1())
+    issuer = _ca(ISSUER_CN, issuer_key, (root, root_key), issuer_days, 1)
+    _write_all(
+        {
+            folder / "ca.crt": (_pem_cert(root), 0o644),
+            folder / "issuer.crt": (_pem_cert(issuer), 0o644),
+            folder / "issuer.key": (_pem_key(issuer_key), 0o600),
+            anchor_key: (_pem_key(root_key), 0o600),
+        }
+    )
+    return CertsResult(
+        folder=folder,
+        anchor_key=anchor_key,
+        written=tuple(targets),
+        anchor_not_after=root.not_valid_after_utc,
+        issuer_not_after=issuer.not_valid_after_utc,
+    )
+
+
+def create_node_cert(*, certs: Path, name: str, output: Path, days: int = 30) -> Path:
+    """An x509pop node certificate for one workload host, signed by the issuer in `certs`.
+
+    `output` gets ca.crt, node.crt and node.key (0600): the folder to mount into
+    an agent-only image instead of a join token. The SPIRE server's x509pop
+    attestor trusts the issuer; the certificate's CN is the workload's name.
+    """
+    try:
+        issuer = x509.load_pem_x509_certificate((certs / "issuer.crt").read_bytes())
+        issuer_key = serialization.load_pem_private_key((certs / "issuer.key").read_bytes(), None)
+        anchor = (certs / "ca.crt").read_bytes()
+    except (OSError, ValueError) as exc:
+        raise CertsError(
+            f"{certs}: cannot read ca.crt, issuer.crt and issuer.key ({exc}); "
+            "create them with `meshexp-build certs`"
+        ) from None
+    if not isinstance(issuer_key, ec.EllipticCurvePrivateKey):
+        raise CertsError(f"{certs}/issuer.key: expected an ECDSA key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(issuer_key, hashes.SHA256())
+    )
+    _write_all(
+        {
+            output / "ca.crt": (anchor, 0o644),
+            output / "node.crt": (_pem_cert(cert) + _pem_cert(issuer), 0o644),
+            output / "node.key": (_pem_key(key), 0o600),
+        }
+    )
+    return output

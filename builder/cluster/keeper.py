@@ -1,0 +1,196 @@
+"""Keep each ExternalWorkload's Ready condition true to the container behind it.
+
+Since Linkerd 2.16 Ready is only a status subresource, and Linkerd does no
+health checking of external workloads: a dead workload stays Ready and keeps
+getting traffic. The keeper probes every container `run` started and writes
+Ready True, or False with a reason, whenever (and only when) that changes:
+
+- ContainerStopped / ContainerPaused: the engine's state;
+- ProxyNotReady: the proxy's /ready does not answer (a refusal by the default
+  inbound policy counts as an answer: the proxy is up);
+- WorkloadNotListening: no listening socket on the workload's port in the
+  container's own network namespace (read from /proc, no exec).
+
+An API server that goes away is retried with backoff, and the current truth
+is written when it is back; a restarted container is followed by its name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builder.engine import docker_engine
+
+from builder.cluster import kube
+from builder.core.errors import MeshexpError
+
+POLL_SECONDS = 1.0  # 20 % of a core for 10 workloads at 0.5 s; half at 1 s (bench/keeper.py)
+BACKOFF_MAX = 10.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One container and the ExternalWorkload that stands for it."""
+
+    container: str
+    name: str
+    namespace: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Health:
+    ready: bool
+    reason: str
+    message: str
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(health: Health) -> dict[str, Any]:
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True" if health.ready else "False",
+                "lastTransitionTime": now_rfc3339(),
+                "reason": health.reason,
+                "message": health.message,
+            }
+        ]
+    }
+
+
+def listening(pid: int, port: int) -> bool | None:
+    """Whether a socket listens on `port` in the network namespace of process `pid`
+    (None when that cannot be read here)."""
+    found = False
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            return None
+        for line in lines:
+            fields = line.split()
+            if (
+                len(fields) > 3
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                found = True
+    return found
+
+
+def proxy_answers(ip: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{ip}:4191/ready", timeout=1) as answer:
+            return bool(answer.status == 200)
+    except urllib.error.HTTPError as exc:
+        return exc.code in (403, 404)  # refused by the default policy: the proxy is up
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def probe(target: Target) -> Health:
+    """The container's truth now."""
+    attrs = docker_engine.inspect_if_exists(target.container)  # one engine call a round
+    state = attrs.get("State") or {}
+    if state.get("Paused"):
+        return Health(False, "ContainerPaused", f"container {target.container} is paused")
+    if not state.get("Running"):
+        return Health(False, "ContainerStopped", f"container {target.container} is not running")
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    ip = next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), "")
+    if not ip or not proxy_answers(ip):
+        return Health(False, "ProxyNotReady", f"the proxy of {target.container} is not ready")
+    if listening(int(state.get("Pid") or 0), target.port) is False:
+        return Health(False, "WorkloadNotListening", f"nothing listens on port {target.port}")
+    return Health(True, "Ready", f"proxy ready and port {target.port} listening")
+
+
+@dataclass
+class StatusKeeper:
+    """Probes targets and writes each change of their Ready condition, and only changes."""
+
+    kubeconfig: Path
+    targets: list[Target]
+    on_change: Callable[[Target, Health], None] = lambda target, health: None
+    on_error: Callable[[str], None] = lambda message: None
+    written: dict[str, Health] = field(default_factory=dict)
+    backoff: float = 0.0
+    retry_at: float = 0.0
+    writes: int = 0
+    client: kube.KubeClient | None = None
+
+    def step(self) -> None:
+        """One round: probe every target, write what changed (or all, after an outage)."""
+        if time.monotonic() < self.retry_at:
+            return
+        try:
+            if self.client is None:  # one client (and its connections) for every round
+                self.client = kube.connect(self.kubeconfig)
+            for target in self.targets:
+                self._keep(self.client, target)
+            self.backoff = 0.0
+        except kube.KubeUnreachable as exc:
+            self.client = None
+            # The API server is away: retry with backoff; write the truth when back.
+            self.backoff = min(BACKOFF_MAX, max(0.5, self.backoff * 2))
+            self.retry_at = time.monotonic() + self.backoff
+            self.written.clear()
+            self.on_error(str(exc.message))
+
+    def _keep(self, client: kube.KubeClient, target: Target) -> None:
+        health = probe(target)
+        if self.written.get(target.container) == health:
+            return
+        try:
+            kube.set_status(client, target.name, target.namespace, condition(health))
+        except kube.KubeUnreachable:
+            raise
+        except kube.KubeError as exc:  # e.g. the ExternalWorkload was deleted: say, go on
+            self.on_error(str(exc.message))
+            return
+        self.written[target.container] = health
+        self.writes += 1
+        self.on_change(target, health)
+
+    def run(self, stop: Callable[[], bool]) -> None:
+        while not stop():
+            started = time.monotonic()
+            self.step()
+            with contextlib.suppress(ValueError):
+                time.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - started)))
+
+
+def targets_from_manifests(manifests_dir: Path, containers: tuple[str, ...] = ()) -> list[Target]:
+    """What `run` wrote manifests for (`CONTAINER.yaml`): each container's workload."""
+    targets = []
+    for manifest in sorted(manifests_dir.glob("*.yaml")):
+        if containers and manifest.stem not in containers:
+            continue
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "ExternalWorkload":
+                meta, ports = doc["metadata"], doc["spec"]["ports"]
+                targets.append(
+                    Target(manifest.stem, meta["name"], meta["namespace"], int(ports[0]["port"]))
+                )
+    missing = set(containers) - {target.container for target in targets}
+    if missing or not targets:
+        raise MeshexpError(
+            f"no manifests in {manifests_dir} for {sorted(missing) or 'any container'}: "
+            "start workloads with `meshexp-build run` first"
+        )
+    return targets

@@ -1,0 +1,194 @@
+"""`meshexp-build manifests`: the ExternalWorkload, its Service and the Ready status patch.
+
+Since Linkerd 2.16 the ExternalWorkload's status is a subresource that
+`kubectl apply` ignores, so Ready goes out as a separate patch; for 2.15 it is
+inline. Workload IPs are checked here because the CRD checks nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builder.core.errors import MeshexpError
+from builder.config.identity import WorkloadIdentity
+from builder.config.models import Workload
+from builder.config.settings import Settings
+from builder.config.validation import check_ip
+
+
+@dataclass(frozen=True)
+class Manifests:
+    external_workload: dict[str, Any]
+    service: dict[str, Any]
+    status_patch: dict[str, Any] | None
+    patch_command: str | None
+    authentication: dict[str, Any] | None = None
+
+    def yaml(self) -> str:
+        documents = [self.external_workload, self.service]
+        if self.authentication is not None:
+            documents.append(self.authentication)
+        return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def mesh_tls_authentication(
+    identity: WorkloadIdentity, name: str, namespace: str
+) -> dict[str, Any]:
+    """A MeshTLSAuthentication that an AuthorizationPolicy can name to admit this
+    workload: it lists both names of the SVID, the DNS name first, since the
+    server-side proxy identifies clients by it (builder.config.identity).
+    """
+    return {
+        "apiVersion": "policy.linkerd.io/v1alpha1",
+        "kind": "MeshTLSAuthentication",
+        "metadata": {
+            "name": f"{name}-identity",
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "meshexp-build"},
+        },
+        "spec": {"identities": identity.policy_names},
+    }
+
+
+def check_workload_ips(ips: list[str], settings: Settings) -> list[str]:
+    """Parse the IPs: at most the version's maximum, one per address family."""
+    if not ips:
+        raise MeshexpError("give the workload's address with --ip (e.g. --ip 172.18.0.5)")
+    parsed = [check_ip(text, "--ip") for text in ips]
+    limit = settings.facts.max_workload_ips
+    if len(parsed) > limit:
+        raise MeshexpError(
+            f"--ip: Linkerd {settings.linkerd_version} allows at most {limit} "
+            f"workload IP(s), got {len(parsed)}"
+        )
+    families = [address.version for address in parsed]
+    if len(set(families)) != len(families):
+        raise MeshexpError("--ip: give at most one IPv4 and one IPv6 address")
+    for address in parsed:
+        if address.is_unspecified or address.is_multicast or address.is_loopback:
+            raise MeshexpError(
+                f"--ip: {address} cannot be a workload address (it is "
+                "unspecified, multicast or loopback)"
+            )
+    return [str(ipaddress.ip_address(address)) for address in parsed]
+
+
+def status_patch_args(
+    name: str, namespace: str, patch: dict[str, Any] | None = None, patch_file: Path | None = None
+) -> list[str]:
+    """kubectl arguments that set the status subresource (Linkerd 2.16+), inline or from a file."""
+    source = (
+        ["--patch-file", str(patch_file)]
+        if patch_file is not None
+        else ["-p", json.dumps(patch, separators=(",", ":"))]
+    )
+    return [
+        "patch",
+        "externalworkload",
+        name,
+        "-n",
+        namespace,
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        *source,
+    ]
+
+
+def ready_condition() -> dict[str, Any]:
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Started",
+                "message": "started by meshexp-build",
+            }
+        ]
+    }
+
+
+def not_ready_condition(reason: str, message: str = "") -> dict[str, Any]:
+    """A status whose Ready condition is False, for `reason` (ContainerStopped, ...)."""
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "lastTransitionTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "reason": reason,
+                "message": message or f"marked not ready by meshexp-build: {reason}",
+            }
+        ]
+    }
+
+
+def build_manifests(
+    *,
+    workload: Workload,
+    settings: Settings,
+    ips: list[str],
+    name: str | None = None,
+    namespace: str | None = None,
+    service_port: int | None = None,
+    authentication: bool = False,
+) -> Manifests:
+    """The ExternalWorkload and Service for one running instance of `workload`
+    (and with `authentication`, a MeshTLSAuthentication naming its identity).
+
+    `service_port` changes the Service's first port (the Faces chart's Services
+    listen on 80); its targetPort still names the workload's declared port.
+    """
+    name = name or workload.name
+    namespace = namespace or workload.namespace
+    addresses = check_workload_ips(ips, settings)
+    labels = {"app": name, "app.kubernetes.io/managed-by": "meshexp-build"}
+    identity = settings.identity_of(namespace, name)
+    auth = mesh_tls_authentication(identity, name, namespace) if authentication else None
+    external: dict[str, Any] = {
+        "apiVersion": "workload.linkerd.io/v1beta1",
+        "kind": "ExternalWorkload",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "meshTLS": {"identity": identity.spiffe_id, "serverName": identity.dns_name},
+            "workloadIPs": [{"ip": address} for address in addresses],
+            "ports": [
+                {"name": p.name, "port": p.port, "protocol": p.protocol} for p in workload.ports
+            ],
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": name},
+            "ports": [
+                {
+                    "name": p.name,
+                    "port": service_port if service_port and index == 0 else p.port,
+                    "targetPort": p.name,
+                    "protocol": p.protocol,
+                }
+                for index, p in enumerate(workload.ports)
+            ],
+        },
+    }
+    if not settings.facts.status_subresource:
+        external["status"] = ready_condition()
+        return Manifests(external, service, None, None, auth)
+    patch = {"status": ready_condition()}
+    command = " ".join(
+        shlex.quote(word) for word in ["kubectl", *status_patch_args(name, namespace, patch)]
+    )
+    return Manifests(external, service, patch, command, auth)

@@ -1,0 +1,222 @@
+"""`meshexp-build run` / `stop`: start a built image for local iteration, as the walk-through does.
+
+Replaces the walk-through's long `docker run` line and hand-edited manifest:
+start with the right capabilities, mounts, environment and routes, wait until
+the proxy is ready, then write the ExternalWorkload, Service and status patch
+for the container's address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shlex
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from builder.engine import docker_engine
+
+from builder.cluster import kube
+from builder.core.errors import CheckError, MeshexpError
+from builder.cluster.manifests import Manifests, build_manifests, not_ready_condition, status_patch_args
+from builder.config.models import Workload
+from builder.config.settings import Settings
+
+
+@dataclass(frozen=True)
+class Route:
+    cidr: str
+    via: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    name: str
+    image: str
+    network: str
+    ip: str
+    ready_seconds: float
+    manifest: Path
+    status_patch: Path | None
+    applied: bool
+    apply_commands: tuple[str, ...] = ()
+
+
+def parse_route(text: str) -> Route:
+    """`10.42.0.0/16:172.18.0.2` -> Route, both parts checked."""
+    cidr, sep, via = text.rpartition(":")
+    try:
+        if not sep:
+            raise ValueError
+        network = ipaddress.ip_network(cidr, strict=False)
+        gateway = ipaddress.ip_address(via)
+    except ValueError:
+        raise MeshexpError(
+            f"--route {text!r}: expected CIDR:VIA, e.g. 10.42.0.0/16:172.18.0.2"
+        ) from None
+    return Route(str(network), str(gateway))
+
+
+def container_name(workload: str) -> str:
+    return f"meshexp-{workload}"
+
+
+PROXY_READY_LINE = "bootstrap: proxy ready"
+WORKLOAD_STARTED_LINE = "bootstrap: workload started"
+
+
+def wait_proxy_ready(name: str, timeout: float) -> float:
+    """Seconds until the bootstrap says the proxy is ready.
+
+    The bootstrap knows under every default inbound policy (with deny or
+    all-authenticated the proxy refuses a probe of /ready from outside until
+    a policy controller answers), so its word is waited for, not /ready's.
+    """
+    start = time.monotonic()
+    wait_for_log(name, PROXY_READY_LINE, timeout)
+    return time.monotonic() - start
+
+
+def wait_for_log(name: str, line: str, timeout: float) -> None:
+    """Wait until the container logs `line` (the bootstrap's 'workload started')."""
+    deadline = time.monotonic() + timeout
+    while line not in docker_engine.container_logs(name):
+        state = docker_engine.container_state(name)
+        if not state.get("Running") or time.monotonic() > deadline:
+            raise CheckError(
+                f"{name}: no {line!r} (exit code {state.get('ExitCode')}):\n"
+                f"{docker_engine.container_logs(name)[-3000:]}"
+            )
+        time.sleep(0.2)
+
+
+def run_workload(
+    *,
+    workload: Workload,
+    settings: Settings,
+    certs: Path,
+    network: str,
+    manifests_dir: Path,
+    image: str | None = None,
+    name: str | None = None,
+    dns: list[str] | None = None,
+    node_name: str | None = None,
+    routes: list[Route] | None = None,
+    env: dict[str, str] | None = None,
+    kubeconfig: Path | None = None,
+    apply: bool = False,
+    timeout: float = 120,
+    service_port: int | None = None,
+) -> RunResult:
+    """Start (or replace) a workload container, wait for ready, write its manifests."""
+    if apply and kubeconfig is None:
+        raise MeshexpError("--apply needs --kubeconfig FILE")
+    image = image or settings.image_reference(workload.name)
+    name = name or container_name(workload.name)
+    if not docker_engine.network_exists(network):
+        docker_engine.create_network(network)
+    docker_engine.remove_container(name)
+    environment = {
+        "WORKLOAD_NAME": workload.name,
+        "WORKLOAD_NAMESPACE": workload.namespace,
+        "NODE_NAME": node_name or socket.gethostname(),
+        **(env or {}),
+    }
+    docker_engine.run_detached(
+        image,
+        name=name,
+        network=network,
+        env=environment,
+        volumes={str(certs.resolve()): "/opt/spire/certs"},
+        cap_add=["NET_ADMIN", "NET_RAW"],
+        dns=dns,
+    )
+    ip = docker_engine.container_ip(name, network)
+    for route in routes or []:
+        code, out = docker_engine.exec_in(
+            name, ["ip", "route", "replace", route.cidr, "via", route.via]
+        )
+        if code != 0:
+            raise MeshexpError(f"ip route {route.cidr} via {route.via} in {name}: {out.strip()}")
+    ready = wait_proxy_ready(name, timeout)
+    wait_for_log(name, WORKLOAD_STARTED_LINE, timeout)
+    manifests = build_manifests(
+        workload=workload,
+        settings=settings,
+        ips=[ip],
+        name=environment["WORKLOAD_NAME"],
+        namespace=environment["WORKLOAD_NAMESPACE"],
+        service_port=service_port,
+    )
+    manifests_dir.mkdir(parents=True, exist_ok=True)
+    manifest = manifests_dir / f"{name}.yaml"
+    manifest.write_text(manifests.yaml())
+    patch_file = None
+    if manifests.status_patch is not None:
+        patch_file = manifests_dir / f"{name}-status-patch.json"
+        patch_file.write_text(json.dumps(manifests.status_patch) + "\n")
+    if apply and kubeconfig is not None:
+        # Only now: the bootstrap said the proxy is ready and the workload listens.
+        apply_to_cluster(kubeconfig, manifests)
+    commands = [shlex.join(["kubectl", "apply", "-f", str(manifest)])]
+    if patch_file is not None:
+        # Without the status step the ExternalWorkload is never Ready (2.16+).
+        args = status_patch_args(
+            environment["WORKLOAD_NAME"], environment["WORKLOAD_NAMESPACE"], patch_file=patch_file
+        )
+        commands.append(shlex.join(["kubectl", *args]))
+    return RunResult(name, image, network, ip, ready, manifest, patch_file, apply, tuple(commands))
+
+
+def apply_to_cluster(kubeconfig: Path, manifests: Manifests) -> list[kube.ObjectRef]:
+    """Create or update the ExternalWorkload and Service (server-side apply, so a second
+    run changes nothing), then mark the workload Ready (status subresource, 2.16+).
+    """
+    client = kube.connect(kubeconfig)
+    kube.ensure_namespace(client, manifests.external_workload["metadata"]["namespace"])
+    documents = [
+        json.loads(json.dumps(doc)) for doc in (manifests.external_workload, manifests.service)
+    ]
+    applied = kube.apply_documents(client, documents)
+    if manifests.status_patch is not None:
+        meta = manifests.external_workload["metadata"]
+        kube.set_status(client, meta["name"], meta["namespace"], manifests.status_patch["status"])
+    return applied
+
+
+def manifest_refs(manifest: Path) -> list[kube.ObjectRef]:
+    """The objects a manifest file that `run` wrote describes."""
+    refs = []
+    for doc in yaml.safe_load_all(manifest.read_text()):
+        if isinstance(doc, dict) and doc.get("kind") in kube.KINDS:
+            meta = doc.get("metadata") or {}
+            refs.append(kube.ObjectRef(doc["kind"], meta["name"], meta["namespace"]))
+    return refs
+
+
+def stop_workload(
+    *, name: str, manifests_dir: Path, kubeconfig: Path | None = None
+) -> tuple[bool, list[Path]]:
+    """Remove the container; with `kubeconfig`, first mark its ExternalWorkload not ready,
+    then delete what `run` applied (only objects that carry our managed-by label).
+    Returns whether a container was removed and the manifest files that belong to it.
+    """
+    files = [path for path in (manifests_dir / f"{name}.yaml",) if path.is_file()]
+    if kubeconfig is not None:
+        client = kube.connect(kubeconfig)
+        for manifest in files:
+            refs = manifest_refs(manifest)
+            for ref in refs:
+                if ref.kind == "ExternalWorkload" and kube.ready_condition(
+                    ref.name, ref.namespace, client
+                ):
+                    kube.set_status(
+                        client, ref.name, ref.namespace, not_ready_condition("ContainerStopped")
+                    )
+            kube.delete_managed(client, refs)
+    removed = docker_engine.remove_container(name)
+    return removed, files

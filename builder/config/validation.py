@@ -1,0 +1,45 @@
+"""The strict patterns every value that can reach a shell script, a Dockerfile or
+a manifest passes first (the catalog and settings models in `schema.py` use them).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import TypeVar
+
+from builder.core.errors import MeshexpError
+
+T = TypeVar("T")
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+PORT_NAME = re.compile(r"^(?=.{1,15}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+GO_MODULE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.~/]*$")
+GO_VERSION = re.compile(r"^v\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+GO_PACKAGE = re.compile(r"^(\./)?[A-Za-z0-9][-A-Za-z0-9_./]*$")
+GRPC_METHOD = re.compile(r"^/[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*$")
+DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+IMAGE_REF = re.compile(
+    r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+ABS_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
+SHA256 = re.compile(r"^[a-f0-9]{64}$")
+SPIFFE_ID = re.compile(r"^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$")
+ARG_TEXT = re.compile(r"^[^\x00-\x1f\x7f]*$")
+SPDX_EXPRESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+:() -]{0,199}$")
+LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._/-]{0,126}[a-z0-9])?$")
+
+
+def check_ip(text: str, where: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Parse one IP address (v4 or v6) or fail naming it."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise MeshexpError(
+            f"{where}: {text!r} is not an IP address (e.g. 172.18.0.5 or fd00::5)"
+        ) from None

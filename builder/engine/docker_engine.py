@@ -1,0 +1,475 @@
+"""The one module that imports docker (docker-py): every engine call goes through here.
+
+Other modules get plain values back (ids, dicts, lines), never docker objects,
+and every failure becomes an EngineError or BuildError that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tarfile
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from builder.core.errors import BuildError, EngineError
+
+BUILD_LOG_TAIL = 25
+
+
+def socket_hint() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    version: str
+    api_version: str
+    storage_driver: str
+    architecture: str
+
+
+_CLIENT: list[Any] = []
+
+
+def client() -> Any:
+    """A docker-py client that answers, or an EngineError naming the socket tried."""
+    if _CLIENT:
+        return _CLIENT[0]
+    try:
+        engine = docker.from_env(timeout=600)
+        engine.ping()
+    except docker.errors.DockerException as exc:
+        raise EngineError(
+            f"no Docker engine answers at {socket_hint()} ({exc.__class__.__name__}). Start one: "
+            "`sudo scripts/ensure-docker.sh` (installs Debian's docker.io and starts dockerd), "
+            "or `sudo systemctl start docker`, or set DOCKER_HOST"
+        ) from None
+    _CLIENT.append(engine)
+    return engine
+
+
+def engine_info() -> EngineInfo:
+    info = client().info()
+    version = client().version()
+    return EngineInfo(
+        version=version.get("Version", "?"),
+        api_version=version.get("ApiVersion", "?"),
+        storage_driver=info.get("Driver", "?"),
+        architecture=info.get("Architecture", "?"),
+    )
+
+
+def image_exists(reference: str) -> bool:
+    try:
+        client().images.get(reference)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def image_attrs(reference: str) -> dict[str, Any]:
+    """The engine's `inspect` of an image."""
+    try:
+        attrs: dict[str, Any] = client().images.get(reference).attrs
+    except docker.errors.ImageNotFound:
+        raise BuildError(
+            f"image {reference} does not exist; build it first "
+            "(meshexp-build image --workload NAME)"
+        ) from None
+    return attrs
+
+
+def image_history(reference: str) -> list[dict[str, Any]]:
+    history: list[dict[str, Any]] = client().images.get(reference).history()
+    return history
+
+
+def remove_image(reference: str) -> None:
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client().images.remove(reference, force=True)
+
+
+def import_rootfs(tarball: Path, reference: str, changes: list[str]) -> str:
+    """`docker import` a root filesystem tarball and tag it."""
+    repository, tag = reference.rsplit(":", 1)
+    try:
+        result = client().api.import_image_from_file(
+            str(tarball), repository=repository, tag=tag, changes=changes
+        )
+    except docker.errors.APIError as exc:
+        raise BuildError(f"docker import of {tarball} failed: {exc.explanation or exc}") from None
+    if "error" in str(result).lower():
+        raise BuildError(f"docker import of {tarball} failed: {result}")
+    return str(client().images.get(reference).id)
+
+
+def _stream_lines(chunks: Iterator[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for chunk in chunks:
+        text = chunk.get("stream") or chunk.get("status") or ""
+        for line in str(text).splitlines():
+            if line.strip():
+                yield line.rstrip(), chunk
+        if "error" in chunk or "errorDetail" in chunk:
+            yield "", chunk
+
+
+def build_image(
+    *,
+    context: Path,
+    tag: str,
+    platform: str,
+    pull: bool = False,
+    nocache: bool = False,
+    on_line: Callable[[str], None] = lambda line: None,
+) -> str:
+    """Build `context` with the classic builder, streaming lines to `on_line`.
+
+    On failure the BuildError carries the last build-log lines.
+    """
+    api = client().api
+    tail: deque[str] = deque(maxlen=BUILD_LOG_TAIL)
+    image_id = ""
+    try:
+        chunks = api.build(
+            path=str(context),
+            tag=tag,
+            platform=platform,
+            rm=True,
+            forcerm=True,
+            pull=pull,
+            nocache=nocache,
+            decode=True,
+        )
+        for line, chunk in _stream_lines(chunks):
+            if line:
+                tail.append(line)
+                on_line(line)
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")
+                raise BuildError(_build_failure(tag, message, tail))
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+    except docker.errors.APIError as exc:
+        raise BuildError(_build_failure(tag, str(exc.explanation or exc), tail)) from None
+    return image_id or str(client().images.get(tag).id)
+
+
+def _build_failure(tag: str, message: str, tail: deque[str]) -> str:
+    lines = "\n".join(f"  | {line}" for line in tail)
+    hint = ""
+    if "pull access denied" in message or "no such host" in message or "dial tcp" in message:
+        hint = (
+            "\nan image source could not be pulled: without registry access, build with "
+            "--offline (Debian base, Go sources, and --proxy-file)"
+        )
+    return f"building {tag} failed: {message.strip()}\nlast build-log lines:\n{lines}{hint}"
+
+
+def create_network(name: str) -> None:
+    client().networks.create(name, driver="bridge")
+
+
+def remove_network(name: str) -> None:
+    """Remove a network and every container still attached to it."""
+    for container in client().containers.list(all=True, filters={"network": name}):
+        container.remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound):
+        client().networks.get(name).remove()
+
+
+def network_gateway(name: str) -> str:
+    """The host's address on a bridge network (where a host-side peer listens)."""
+    return str(client().networks.get(name).attrs["IPAM"]["Config"][0]["Gateway"])
+
+
+def network_subnet(name: str) -> str:
+    """The bridge network's subnet (CIDR), where its containers get their addresses."""
+    return str(client().networks.get(name).attrs["IPAM"]["Config"][0]["Subnet"])
+
+
+def save_image(reference: str, target: Path) -> None:
+    """`docker save` an image to a tar file (its layers, for scanning)."""
+    with target.open("wb") as handle:
+        for chunk in client().images.get(reference).save(named=True):
+            handle.write(chunk)
+
+
+def run_once(
+    reference: str,
+    command: list[str],
+    *,
+    network: str | None = None,
+    entrypoint: str | list[str] | None = None,
+    user: str | None = None,
+) -> tuple[int, str]:
+    """Run a short-lived container to completion; exit code and output."""
+    container = client().containers.run(
+        reference, command, entrypoint=entrypoint, network=network, user=user, detach=True
+    )
+    try:
+        status = container.wait(timeout=120)
+        return int(status["StatusCode"]), container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+
+
+def run_detached(
+    reference: str,
+    *,
+    name: str,
+    network: str | None = None,
+    volumes: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    cap_add: list[str] | None = None,
+    dns: list[str] | None = None,
+) -> str:
+    """Start a long-running container (read-only volumes) and return its id."""
+    mounts = {source: {"bind": target, "mode": "ro"} for source, target in (volumes or {}).items()}
+    try:
+        container = client().containers.run(
+            reference,
+            name=name,
+            network=network,
+            detach=True,
+            volumes=mounts,
+            environment=env or {},
+            cap_add=cap_add or [],
+            dns=dns or None,
+        )
+    except docker.errors.ImageNotFound:
+        raise BuildError(f"image {reference} does not exist; build it first") from None
+    except docker.errors.APIError as exc:
+        raise BuildError(f"could not start {name} from {reference}: {exc.explanation}") from None
+    return str(container.id)
+
+
+def remove_container(name: str) -> bool:
+    """Remove a container by name if it exists; whether it existed."""
+    try:
+        client().containers.get(name).remove(force=True)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def container_state(name: str) -> dict[str, Any]:
+    container = client().containers.get(name)
+    state: dict[str, Any] = container.attrs["State"]
+    return state
+
+
+def inspect_if_exists(name: str) -> dict[str, Any]:
+    """The container's `docker inspect` attributes, or {} when there is no such container."""
+    try:
+        return dict(client().api.inspect_container(name))
+    except docker.errors.NotFound:
+        return {}
+
+
+def container_logs(name: str) -> str:
+    return str(client().containers.get(name).logs().decode(errors="replace"))
+
+
+def container_ip(name: str, network: str) -> str:
+    container = client().containers.get(name)
+    container.reload()
+    return str(container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def exec_in(name: str, command: list[str], user: str = "0") -> tuple[int, str]:
+    result = client().containers.get(name).exec_run(command, user=user)
+    return int(result.exit_code), result.output.decode(errors="replace")
+
+
+def network_exists(name: str) -> bool:
+    try:
+        client().networks.get(name)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def tag_image(source: str, target: str) -> None:
+    repository, tag = target.rsplit(":", 1)
+    client().images.get(source).tag(repository, tag)
+
+
+def push_image(reference: str, on_line: Callable[[str], None] = lambda line: None) -> str:
+    """Push one tag; the pushed manifest's digest, or a BuildError saying why not."""
+    repository, tag = reference.rsplit(":", 1)
+    digest = ""
+    try:
+        for chunk in client().images.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")
+                raise BuildError(f"push of {reference} was refused: {message}")
+            if "status" in chunk and chunk.get("progressDetail") is None:
+                on_line(str(chunk["status"]))
+            digest = chunk.get("aux", {}).get("Digest", digest)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"push of {reference} failed: {exc.explanation or exc}") from None
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"push of {reference} failed: {exc}") from None
+    if not digest:
+        raise BuildError(f"push of {reference} reported no digest; is the registry reachable?")
+    return str(digest)
+
+
+def pull_image(reference: str) -> str:
+    """Pull by reference; the repo digest the registry answered with."""
+    try:
+        image = client().images.pull(reference)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"pull of {reference} failed: {exc.explanation or exc}") from None
+    digests = image.attrs.get("RepoDigests") or []
+    repository = reference.rsplit(":", 1)[0]
+    return next((d.split("@", 1)[1] for d in digests if d.startswith(repository + "@")), "")
+
+
+# ------------------------------------------------------------------ the lab
+
+
+def create_lab_network(name: str, subnet: str, dynamic: str, labels: dict[str, str]) -> None:
+    """A bridge network with a fixed subnet; the engine hands out only `dynamic`
+    (a part of it), leaving the rest for addresses the caller assigns.
+    """
+    pool = docker.types.IPAMPool(subnet=subnet, iprange=dynamic)
+    client().networks.create(
+        name, driver="bridge", ipam=docker.types.IPAMConfig(pool_configs=[pool]), labels=labels
+    )
+
+
+def used_subnets() -> list[str]:
+    """Every subnet the engine's networks hold."""
+    subnets = []
+    for network in client().networks.list():
+        for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
+            if config.get("Subnet"):
+                subnets.append(str(config["Subnet"]))
+    return subnets
+
+
+@dataclass(frozen=True)
+class LabContainer:
+    """A long-running container at a fixed address on a lab network."""
+
+    name: str
+    image: str
+    network: str
+    ip: str
+    command: list[str]
+    labels: dict[str, str]
+    binds: dict[str, str] = field(default_factory=dict)  # host path -> "target:ro|rw"
+    env: dict[str, str] = field(default_factory=dict)
+    cap_add: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    tmpfs: dict[str, str] = field(default_factory=dict)
+
+
+def start_lab_container(spec: LabContainer) -> str:
+    """Create and start `spec` (replacing a container of that name); its id."""
+    api = client().api
+    remove_container(spec.name)
+    binds = [f"{source}:{target}" for source, target in spec.binds.items()]
+    host_config = api.create_host_config(
+        network_mode=spec.network,
+        binds=binds,
+        cap_add=list(spec.cap_add),
+        dns=list(spec.dns) or None,
+        tmpfs=spec.tmpfs or None,
+    )
+    networking = api.create_networking_config(
+        {spec.network: api.create_endpoint_config(ipv4_address=spec.ip)}
+    )
+    try:
+        created = api.create_container(
+            spec.image,
+            command=spec.command,
+            name=spec.name,
+            hostname=spec.name,
+            environment=spec.env,
+            labels=spec.labels,
+            host_config=host_config,
+            networking_config=networking,
+        )
+        api.start(created["Id"])
+    except docker.errors.APIError as exc:
+        raise BuildError(
+            f"could not start {spec.name} from {spec.image}: {exc.explanation}"
+        ) from None
+    return str(created["Id"])
+
+
+def labelled_containers(label: str, value: str) -> list[dict[str, Any]]:
+    """Name, state and labels of every container carrying label=value."""
+    found = client().containers.list(all=True, filters={"label": f"{label}={value}"})
+    return [{"name": c.name, "status": c.status, "labels": c.labels} for c in found]
+
+
+def remove_labelled(label: str, value: str) -> list[str]:
+    """Remove every container, then every network, carrying label=value; their names."""
+    removed = []
+    for container in client().containers.list(all=True, filters={"label": f"{label}={value}"}):
+        container.remove(force=True)
+        removed.append(f"container {container.name}")
+    for network in client().networks.list(filters={"label": f"{label}={value}"}):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            network.remove()
+            removed.append(f"network {network.name}")
+    return removed
+
+
+def network_containers(name: str) -> list[str]:
+    """The names of the containers attached to network `name` (none if it is gone)."""
+    try:
+        network = client().networks.get(name)
+    except docker.errors.NotFound:
+        return []
+    network.reload()
+    return sorted(str(c.name) for c in network.containers)
+
+
+def signal_container(name: str, signal: str) -> None:
+    client().containers.get(name).kill(signal=signal)
+
+
+def image_entrypoint(reference: str) -> list[str]:
+    """The image's entrypoint (pulled first where it is missing)."""
+    if not image_exists(reference):
+        pull_image(reference)
+    config = image_attrs(reference).get("Config") or {}
+    return [str(word) for word in config.get("Entrypoint") or []]
+
+
+def copy_from_image(reference: str, path: str, target: Path) -> Path:
+    """Copy one file out of an image (pulled first where it is missing) to `target`."""
+    if not image_exists(reference):
+        pull_image(reference)
+    container = client().containers.create(reference)
+    try:
+        stream, _ = container.get_archive(path)
+        with tempfile.TemporaryFile() as archive:
+            for chunk in stream:
+                archive.write(chunk)
+            archive.seek(0)
+            with tarfile.open(fileobj=archive) as tar:
+                member = next((m for m in tar.getmembers() if m.isfile()), None)
+                extracted = tar.extractfile(member) if member is not None else None
+                if extracted is None:
+                    raise BuildError(f"{reference} has no file at {path}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(extracted.read())
+    except docker.errors.NotFound:
+        raise BuildError(f"{reference} has no file at {path}") from None
+    finally:
+        container.remove(force=True)
+    target.chmod(0o755)
+    return target
