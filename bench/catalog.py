@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 
 from bench import common
-from builder.engine import docker_engine
-from builder.config.catalog import find_workload
 from builder.build.image import build_workload_image, prefetch_components
+from builder.config.catalog import find_workload
+from builder.engine import docker_engine
 
 TRIO = ("smiley", "color", "face")
 TARGET_UNIQUE = 1.2

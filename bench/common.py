@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from builder import __version__
-
-from builder.engine import docker_engine
-from builder.cluster.certs import create_certs
 from builder.build.gobuild import go_version
+from builder.cluster.certs import create_certs
 from builder.config.settings import Settings, load_settings
+from builder.engine import docker_engine
 from tests import equipment
 
 BENCH = Path(__file__).resolve().parent
@@ -118,9 +117,9 @@ PRODUCTION_ENV = {
 
 def production_setup(network: str, certs: Path) -> tuple[str, Settings]:
     """Build the agent-only smiley and start an external SPIRE server with its entries."""
-    from builder.config.catalog import find_workload
     from builder.build.image import build_workload_image
     from builder.cluster.spire_server import build_server_image, register, start_server
+    from builder.config.catalog import find_workload
 
     prod = settings(topology="production", image_name="meshexp-bench/prod-{workload}")
     image = build_workload_image(workload=find_workload("smiley"), settings=prod)

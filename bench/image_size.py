@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 from bench import common
-from builder.engine import docker_engine
-from builder.config.catalog import find_workload
 from builder.build.image import build_workload_image
 from builder.build.render import SYSTEM_PACKAGES, render_build_context
+from builder.config.catalog import find_workload
+from builder.engine import docker_engine
 
 DEMO_PACKAGES = (
     "iptables",

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 from bench import common
-from builder.engine import docker_engine
+from builder.build.image import build_workload_image
 from builder.cluster import kube
 from builder.cluster.apiserver import local_apiserver
-from builder.config.catalog import find_workload
-from builder.build.image import build_workload_image
 from builder.cluster.run import run_workload
+from builder.config.catalog import find_workload
+from builder.engine import docker_engine
 from tests import equipment
 
 NETWORK = "meshexp-bench-keeper"

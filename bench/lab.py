@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 
 from bench import common
-from builder.engine import docker_engine
-from builder.config.catalog import find_workload
 from builder.build.image import build_workload_image
+from builder.config.catalog import find_workload
+from builder.engine import docker_engine
 from builder.lab import LABEL, RUNTIME_IMAGE, LabSources, lab_down, lab_up, run_in_lab
 from tests import equipment
 

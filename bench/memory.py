@@ -8,10 +8,10 @@ from pathlib import Path
 
 from bench import common
 from bench.time_to_ready import NETWORK, create, ready_after_start
-from builder.engine import docker_engine
-from builder.config.catalog import find_workload
-from builder.check.checks import list_processes
 from builder.build.image import build_workload_image
+from builder.check.checks import list_processes
+from builder.config.catalog import find_workload
+from builder.engine import docker_engine
 
 TARGETS_MB = {"demo": 200.0, "production": 100.0}
 SETTLE_S = 5.0  # after ready, let start-up allocations settle before reading

@@ -17,11 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import common
-from builder.core.cache import cache_root
 from builder.config.catalog import find_workload
+from builder.config.settings import Settings
+from builder.core.cache import cache_root
 from builder.oci.multiplatform import PublishedIndex, publish_platforms
 from builder.oci.registry import LocalRegistry, RegistryClient, split_reference
-from builder.config.settings import Settings
 from tests import equipment
 
 PLATFORMS = ("linux/amd64", "linux/arm64")

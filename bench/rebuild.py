@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from bench import common
-from builder.config.catalog import load_workload_file
 from builder.build.image import build_workload_image
 from builder.build.render import plan_components
-from builder.config.settings import Settings
 from builder.build.sources import fetch
+from builder.config.catalog import load_workload_file
+from builder.config.settings import Settings
 
 TARGET_SHARE = 0.10
 LAYER_STEPS = ("COPY", "RUN", "ADD")

@@ -14,9 +14,9 @@ import urllib.request
 from pathlib import Path
 
 from bench import common
-from builder.engine import docker_engine
-from builder.config.catalog import find_workload
 from builder.build.image import build_workload_image
+from builder.config.catalog import find_workload
+from builder.engine import docker_engine
 
 STARTS = 10
 DEMO_FLOOR = 30.0

@@ -15,11 +15,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.engine import docker_engine
+from builder.build.gobuild import HOST_ARCH
 from builder.core.cache import cache_key, cache_root
 from builder.core.errors import BuildError
-from builder.build.gobuild import HOST_ARCH
 from builder.core.progress import Progress, stream_command
+from builder.engine import docker_engine
 
 SUITE = "bookworm"
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))

@@ -18,9 +18,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from builder.config.models import GoSource
 from builder.core.cache import cache_key, cache_root, tree_sha256
 from builder.core.errors import SourceError
-from builder.config.models import GoSource
 from builder.core.progress import Progress
 
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "")

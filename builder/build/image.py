@@ -9,15 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from builder.engine import docker_engine
 from builder.build.base_image import build_base
-from builder.core.cache import cache_key, cache_root, link_or_copy
-from builder.config.models import ImageSource, Workload
-from builder.core.progress import Progress, as_progress
 from builder.build.provenance import provenance_labels
 from builder.build.render import plan_components, render_build_context
-from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.build.sources import fetch
+from builder.config.models import ImageSource, Workload
+from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.core.cache import cache_key, cache_root, link_or_copy
+from builder.core.progress import Progress, as_progress
+from builder.engine import docker_engine
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from builder import __version__
-from builder.core.errors import RenderError
+from builder.build.proxy_release import proxy_release
+from builder.build.sources import Fetched, fetch
+from builder.build.templates import render_template
 from builder.config.models import (
     ComponentSource,
     FileSource,
@@ -25,12 +27,10 @@ from builder.config.models import (
     Workload,
     describe_source,
 )
-from builder.core.progress import Progress
-from builder.build.proxy_release import proxy_release
-from builder.core.resources import go_dir
 from builder.config.settings import Settings
-from builder.build.sources import Fetched, fetch
-from builder.build.templates import render_template
+from builder.core.errors import RenderError
+from builder.core.progress import Progress
+from builder.core.resources import go_dir
 
 SPIRE_SERVER_PORT = 18081
 PROXY_PORTS = (4140, 4143, 4190, 4191)

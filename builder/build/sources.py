@@ -16,8 +16,6 @@ import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from builder.core.cache import cache_root, file_sha256
-from builder.core.errors import SourceError
 from builder.build.gobuild import cached_go_binary
 from builder.config.models import (
     BinarySource,
@@ -29,6 +27,8 @@ from builder.config.models import (
     UrlSource,
     describe_source,
 )
+from builder.core.cache import cache_root, file_sha256
+from builder.core.errors import SourceError
 from builder.core.progress import Progress
 
 STANDIN_BANNER = b"PROXY STAND-IN: not a Linkerd proxy"

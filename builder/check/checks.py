@@ -28,11 +28,11 @@ from xml.etree import ElementTree
 from cryptography import x509
 from cryptography.x509 import verification
 
-from builder.engine import containers, docker_engine
-from builder.cluster.certs import create_certs
-from builder.core.errors import CheckError, MeshexpError
-from builder.config.identity import workload_identity
 from builder.check.probes import PortProbe, ProbeResult
+from builder.cluster.certs import create_certs
+from builder.config.identity import workload_identity
+from builder.core.errors import CheckError, MeshexpError
+from builder.engine import containers, docker_engine
 
 KEY_MATERIAL = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=]{40,}")
 MAX_SCANNED_FILE = 64 * 1024 * 1024

@@ -5,14 +5,15 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
+from builder.build.gobuild import CROSS_CC, HOST_ARCH
+from builder.build.render import helper_source
+from builder.build.sources import STANDIN_BANNER
+from builder.check.e2e import missing_prerequisites
+from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
+from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.core.errors import MeshexpError
 from builder.engine import docker_engine
 from builder.oci.buildkit import emulation_missing
-from builder.core.errors import MeshexpError
-from builder.build.gobuild import CROSS_CC, HOST_ARCH
-from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
-from builder.build.render import helper_source
-from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
-from builder.build.sources import STANDIN_BANNER
 
 
 @dataclass(frozen=True)
@@ -159,3 +160,12 @@ def _platform_findings(settings: Settings) -> list[Finding]:
             )
         )
     return findings
+
+
+def e2e_findings(findings: list[Finding]) -> list[Finding]:
+    """What the k3d end-to-end test needs, given the build findings (the proxy's among them)."""
+    standin = any(f.what == "proxy" and "STAND-IN" in f.detail for f in findings)
+    missing = missing_prerequisites(proxy_is_standin=standin)
+    if not missing:
+        return [Finding("e2e", True, "k3d, kubectl, helm, linkerd, registry access, real proxy")]
+    return [Finding("e2e", False, item.split(":", 1)[0], item) for item in missing]

@@ -24,12 +24,12 @@ from typing import Any, Protocol
 
 import yaml
 
-from builder.engine import docker_engine
-from builder.config.catalog import find_workload
-from builder.core.errors import CheckError, MeshexpError
 from builder.build.image import build_workload_image
 from builder.cluster.run import Route, run_workload
+from builder.config.catalog import find_workload
 from builder.config.settings import Settings
+from builder.core.errors import CheckError, MeshexpError
+from builder.engine import docker_engine
 
 TOOLS = {
     "k3d": "k3d (https://k3d.io: `curl -s https://raw.githubusercontent.com/k3d-io/k3d/main/"

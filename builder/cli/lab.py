@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from builder.cli.display import MODES, display
 from builder.cluster.apiserver import linkerd_crds
 from builder.core.cache import cache_root
-from builder.cli.display import MODES, display
 from builder.lab import (
     ComponentState,
     Lab,

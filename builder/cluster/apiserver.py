@@ -32,10 +32,10 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from builder.build.gobuild import cached_kube_apiserver
 from builder.cluster import kube
 from builder.core.cache import cache_root
 from builder.core.errors import MeshexpError
-from builder.build.gobuild import cached_kube_apiserver
 from builder.core.progress import Progress
 
 KUBERNETES_VERSION = "v1.34.4"

@@ -29,10 +29,9 @@ from typing import Any
 
 import yaml
 
-from builder.engine import docker_engine
-
 from builder.cluster import kube
 from builder.core.errors import MeshexpError
+from builder.engine import docker_engine
 
 POLL_SECONDS = 1.0  # 20 % of a core for 10 workloads at 0.5 s; half at 1 s (bench/keeper.py)
 BACKOFF_MAX = 10.0

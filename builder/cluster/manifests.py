@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
-from builder.core.errors import MeshexpError
 from builder.config.identity import WorkloadIdentity
 from builder.config.models import Workload
 from builder.config.settings import Settings
 from builder.config.validation import check_ip
+from builder.core.errors import MeshexpError
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,17 @@ from pathlib import Path
 
 import yaml
 
-from builder.engine import docker_engine
-
 from builder.cluster import kube
-from builder.core.errors import CheckError, MeshexpError
-from builder.cluster.manifests import Manifests, build_manifests, not_ready_condition, status_patch_args
+from builder.cluster.manifests import (
+    Manifests,
+    build_manifests,
+    not_ready_condition,
+    status_patch_args,
+)
 from builder.config.models import Workload
 from builder.config.settings import Settings
+from builder.core.errors import CheckError, MeshexpError
+from builder.engine import docker_engine
 
 
 @dataclass(frozen=True)

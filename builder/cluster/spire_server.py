@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
-
-from builder.engine import docker_engine
-from builder.core.errors import CheckError, MeshexpError
-from builder.config.models import ImageSource, Workload
-from builder.core.progress import Progress, as_progress
 from builder.build.render import EXECUTABLE, READABLE, Component, helper_source
-from builder.config.settings import Settings
 from builder.build.sources import fetch
 from builder.build.templates import render_template
+from builder.config.models import ImageSource, Workload
+from builder.config.settings import Settings
+from builder.core.errors import CheckError, MeshexpError
+from builder.core.progress import Progress, as_progress
+from builder.engine import docker_engine
 
 SERVER_PORT = 8081
 SERVER_SOCKET = "/run/spire/server/private/api.sock"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from builder.core.errors import CatalogError
 from builder.config.models import Workload, read_workload
-from builder.core.resources import catalog_dir
 from builder.config.schema import json_schema
 from builder.config.validation import DNS_LABEL, USER_NAME
+from builder.core.errors import CatalogError
+from builder.core.resources import catalog_dir
 
 
 def load_workload_file(path: Path) -> Workload:

@@ -29,7 +29,6 @@ from pydantic import (
 )
 
 from builder.config.contract import INBOUND_POLICIES
-from builder.core.errors import MeshexpError
 from builder.config.identity import IDENTITY_STYLES
 from builder.config.validation import (
     ABS_PATH,
@@ -48,6 +47,7 @@ from builder.config.validation import (
     SPDX_EXPRESSION,
     USER_NAME,
 )
+from builder.core.errors import MeshexpError
 
 M = TypeVar("M", bound=BaseModel)
 SCHEMA_ID = "https://meshexp.dev/schema/{kind}.json"

@@ -15,7 +15,6 @@ from typing import Any
 import yaml
 
 from builder.config.contract import ContractFacts, facts_for
-from builder.core.errors import SettingsError
 from builder.config.identity import WorkloadIdentity, workload_identity
 from builder.config.models import BinarySource, FileSource, GoSource, ImageSource, source_from
 from builder.config.schema import (
@@ -24,6 +23,7 @@ from builder.config.schema import (
     parse,
 )
 from builder.config.validation import IMAGE_REF
+from builder.core.errors import SettingsError
 
 SPIRE_MODULE = "github.com/spiffe/spire"
 # The SPIRE version go/go.mod requires for the multi-call binary (go/cmd/multicall).

@@ -1,19 +1,26 @@
 """The one error hierarchy of meshexp-build; each error carries its exit code.
 
-Exit codes (documented in the README): 1 user error (catalog, settings,
-render, certificates), 2 usage (click), 3 engine unavailable, 4 build failed,
-5 check failed.
+Plain exceptions, with no dependency on the command-line library: the CLI
+package alone turns a MeshexpError into its one-line "Error: ..." and the exit
+code below (documented in the README): 1 user error (catalog, settings,
+render, certificates), 2 usage, 3 engine unavailable, 4 build failed, 5 check
+failed.
 """
 
 from __future__ import annotations
 
-import click
 
-
-class MeshexpError(click.ClickException):
+class MeshexpError(Exception):
     """Base class: a message that says what went wrong and how to fix it."""
 
     exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class CatalogError(MeshexpError):

@@ -24,8 +24,8 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-from builder.engine import docker_engine
 from builder.core.errors import CheckError
+from builder.engine import docker_engine
 
 READY_LINE = "bootstrap: workload started"
 CERTS_PATH = "/opt/spire/certs"

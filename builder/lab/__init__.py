@@ -44,8 +44,6 @@ from typing import Any
 
 import yaml
 
-from builder.engine import docker_engine
-
 from builder.cluster import kube
 from builder.cluster.apiserver import (
     apiserver_command,
@@ -56,9 +54,10 @@ from builder.cluster.apiserver import (
     write_kubeconfig,
 )
 from builder.cluster.certs import create_certs
+from builder.config.settings import OFFLINE_BASE_IMAGE
 from builder.core.errors import MeshexpError
 from builder.core.progress import Progress
-from builder.config.settings import OFFLINE_BASE_IMAGE
+from builder.engine import docker_engine
 
 LABEL = "io.meshexp.lab"
 RUNTIME_IMAGE = "meshexp/lab-runtime:bookworm"

@@ -14,12 +14,20 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.engine import docker_engine
-from builder.config.catalog import find_workload
-from builder.check.checks import ImageFacts, http_status, metric_series, port_probes, require
-from builder.lab import Lab, run_in_lab
+from builder.check.checks import (
+    CheckReport,
+    ImageFacts,
+    check_image,
+    http_status,
+    metric_series,
+    port_probes,
+    require,
+)
 from builder.cluster.run import stop_workload
+from builder.config.catalog import find_workload
 from builder.config.settings import Settings, load_settings
+from builder.engine import docker_engine
+from builder.lab import Lab, run_in_lab
 
 
 def outbound_to(metrics: str, workload: str) -> list[dict[str, str]]:
@@ -91,3 +99,23 @@ def _call_peer(
         f"{probe.describe()} of {host}: {result.summary}; over mTLS to {wanted} through the "
         "control plane"
     )
+
+
+def check_image_in_lab(
+    *,
+    image: str,
+    certs: Path | None,
+    env: dict[str, str],
+    timeout: float,
+    lab_dir: Path | None,
+    catalog: Sequence[Path] = (),
+) -> CheckReport:
+    """Every check of `check IMAGE`; with `lab_dir`, also outbound through that lab's mesh."""
+    report = check_image(image=image, certs=certs, env=env, timeout=timeout)
+    if lab_dir is not None:
+        in_lab = Lab.load(lab_dir)
+        report.add(
+            "capture: outbound through the mesh (lab)",
+            lambda: check_outbound_in_lab(image=image, lab=in_lab, catalog=catalog),
+        )
+    return report

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.build.gobuild import HOST_ARCH, cached_buildkit
 from builder.core.cache import cache_root
 from builder.core.errors import BuildError
-from builder.build.gobuild import HOST_ARCH, cached_buildkit
 from builder.core.progress import Progress, stream_command
 
 BUILDKIT_VERSION = "v0.34.2"
@@ -190,7 +190,7 @@ def _wait_until_answers(builder: Builder, daemon: subprocess.Popen[bytes], log: 
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
             break
-        if builder.cluster.run("debug", "workers", timeout=10).returncode == 0:
+        if builder.run("debug", "workers", timeout=10).returncode == 0:
             return
         time.sleep(0.3)
     tail = log.read_text(errors="replace")[-800:]

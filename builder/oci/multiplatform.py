@@ -16,15 +16,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci import buildkit
 from builder.build.base_image import rootfs_tarball
-from builder.core.cache import cache_key, cache_root, link_or_copy
-from builder.core.errors import BuildError, SettingsError
 from builder.build.gobuild import HOST_ARCH, cached_buildkit, cached_go_binary, cached_syft
 from builder.build.image import prefetch_components
-from builder.config.models import GoSource, Workload
-from builder.core.progress import Progress
 from builder.build.provenance import provenance_labels, revision_and_source
+from builder.build.render import RenderResult, render_build_context
+from builder.config.models import GoSource, Workload
+from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.core.cache import cache_key, cache_root, link_or_copy
+from builder.core.errors import BuildError, SettingsError
+from builder.core.progress import Progress
+from builder.core.resources import go_dir
+from builder.oci import buildkit
 from builder.oci.publish import registry_host, registry_reference
 from builder.oci.registry import (
     OCI_INDEX,
@@ -35,9 +38,6 @@ from builder.oci.registry import (
     is_local,
     split_reference,
 )
-from builder.build.render import RenderResult, render_build_context
-from builder.core.resources import go_dir
-from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 
 SYFT_VERSION = "v1.57.1"
 SCANNER_WRAPPER = GoSource("./cmd/sbom-scanner", local=go_dir())

@@ -1,9 +1,8 @@
 """`meshexp-build publish` / `image --push`: push built images to a registry.
 
 The classic builder makes single-platform images, so this pushes the tag for
-the configured platform; `.github/workflows/publish.yml` builds linux/amd64
-and linux/arm64 as one multi-arch image with buildx from the same rendered
-contexts.
+the configured platform; several platforms go through BuildKit
+(builder.oci.multiplatform), and `needs_buildkit` says which path a build takes.
 """
 
 from __future__ import annotations
@@ -12,8 +11,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from builder.engine import docker_engine
+from builder.build.gobuild import HOST_ARCH
+from builder.build.image import ImageResult, build_workload_image, prefetch_components
+from builder.config.models import Workload
+from builder.config.settings import Settings
 from builder.core.errors import SettingsError
+from builder.core.progress import Progress
+from builder.engine import docker_engine
 
 REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._/-]+)?$")
 
@@ -65,3 +69,56 @@ def push(
         docker_engine.tag_image(reference, target)
     digest = docker_engine.push_image(target, on_line=on_line)
     return Pushed(reference, target, digest)
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """One image from the classic builder, and where it was pushed (if it was)."""
+
+    image: ImageResult
+    pushed: Pushed | None
+
+
+def build_and_push(
+    *,
+    workloads: list[Workload],
+    settings: Settings,
+    do_push: bool,
+    registry: str | None,
+    allow_standin: bool,
+    progress: Progress,
+) -> list[BuiltImage]:
+    """One platform through the engine's classic builder, each image pushed with `do_push`.
+
+    Several workloads fetch their shared components once, in parallel, first.
+    """
+    if len(workloads) > 1:
+        with progress.phase(f"components for {len(workloads)} images, in parallel"):
+            prefetch_components(workloads, settings, progress=progress)
+    built = [
+        build_workload_image(workload=workload, settings=settings, on_line=progress)
+        for workload in workloads
+    ]
+    return [
+        BuiltImage(
+            result,
+            push(
+                reference=result.reference,
+                registry=registry,
+                standin=result.standin,
+                allow_standin=allow_standin,
+            )
+            if do_push
+            else None,
+        )
+        for result in built
+    ]
+
+
+def needs_buildkit(settings: Settings, builder_address: str | None) -> bool:
+    """Several platforms, another architecture's, or a builder given: BuildKit builds."""
+    return (
+        len(settings.target_platforms) > 1
+        or settings.target_platforms[0].split("/")[1] != HOST_ARCH
+        or builder_address is not None
+    )

@@ -21,9 +21,9 @@ import docker
 import pytest
 
 from builder.build.base_image import build_base
-from builder.config.catalog import find_workload
-from builder.cluster.certs import create_certs
 from builder.build.image import ImageResult, build_workload_image
+from builder.cluster.certs import create_certs
+from builder.config.catalog import find_workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings, load_settings
 from tests import equipment
 from tests.conftest import in_ci, need

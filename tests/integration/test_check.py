@@ -10,10 +10,10 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import CliRunner
 
-from builder.config.catalog import find_workload, load_catalog
+from builder.build.image import build_workload_image
 from builder.check.checks import check_image
 from builder.cli import main
-from builder.build.image import build_workload_image
+from builder.config.catalog import find_workload, load_catalog
 
 EXPECTED_CHECKS = {
     "metadata",
@@ -122,8 +122,8 @@ def test_multicall_spire_image_passes_check(engine, offline_settings) -> None:
     """The opt-in single SPIRE binary (server, agent, certcheck) meets the contract too."""
     from dataclasses import replace
 
-    from builder.config.catalog import find_workload
     from builder.build.image import build_workload_image
+    from builder.config.catalog import find_workload
 
     settings = replace(
         offline_settings, spire_multicall=True, image_name="meshexp-test/multicall-{workload}"

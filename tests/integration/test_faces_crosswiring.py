@@ -15,11 +15,11 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
-from builder.config.catalog import find_workload
+from builder.build.image import build_workload_image
 from builder.check.checks import tcp_open_total
 from builder.check.e2e import GRINNING
-from builder.build.image import build_workload_image
 from builder.cluster.run import run_workload
+from builder.config.catalog import find_workload
 from tests.integration import faces
 
 BLUE = "#66CCEE"

@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from builder.engine import containers
-from builder.config.catalog import load_workload_file
-from builder.cluster.certs import create_certs
-from builder.check.checks import wait_ready
 from builder.build.image import build_workload_image
+from builder.check.checks import wait_ready
+from builder.cluster.certs import create_certs
+from builder.config.catalog import load_workload_file
+from builder.engine import containers
 
 INPUT_LIMIT = 15.0
 DEATH_LIMIT = 15.0

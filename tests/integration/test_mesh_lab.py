@@ -18,18 +18,17 @@ from typing import Any
 import pytest
 from lightkube.resources.discovery_v1 import EndpointSlice
 
-from builder.engine import docker_engine
-
-from builder.cluster import kube
-from builder.config.catalog import find_workload
+from builder.build.image import build_workload_image
 from builder.check.checks import metric_series
 from builder.check.e2e import CURSING, GRINNING, canary_route, face_trouble, smiley_share
-from builder.build.image import build_workload_image
+from builder.cluster import kube
 from builder.cluster.keeper import StatusKeeper, targets_from_manifests
+from builder.cluster.manifests import build_manifests
+from builder.config.catalog import find_workload
+from builder.config.settings import Settings
+from builder.engine import docker_engine
 from builder.lab import Lab, LabSources, lab_status, run_in_lab, running_lab
 from builder.lab.check import check_outbound_in_lab
-from builder.cluster.manifests import build_manifests
-from builder.config.settings import Settings
 from tests import equipment
 from tests.conftest import need
 from tests.integration import faces

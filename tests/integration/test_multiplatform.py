@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from builder.oci.buildkit import BUILDKIT_VERSION
 from builder.build.gobuild import cached_buildkit
+from builder.oci.buildkit import BUILDKIT_VERSION
 from builder.oci.registry import LocalRegistry, RegistryClient
 from tests import equipment
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.engine import containers
-from builder.config.catalog import find_workload
-from builder.cluster.certs import create_node_cert
-from builder.check.checks import ImageFacts, check_identity, check_least_privilege, wait_ready
 from builder.build.image import build_workload_image
+from builder.check.checks import ImageFacts, check_identity, check_least_privilege, wait_ready
+from builder.cluster.certs import create_node_cert
 from builder.cluster.spire_server import build_server_image, register, start_server
+from builder.config.catalog import find_workload
+from builder.engine import containers
 from tests.integration.conftest import TEST_IMAGE_NAME
 
 FAIL_LIMIT = 90.0  # seconds: a refused agent gives up after SPIRE's own retries

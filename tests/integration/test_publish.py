@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from builder.engine import docker_engine
 from builder.cli import main
 from builder.core.errors import BuildError, SettingsError
+from builder.engine import docker_engine
 from builder.oci.publish import push
 from builder.oci.registry import LocalRegistry, free_port
 

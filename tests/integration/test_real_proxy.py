@@ -13,13 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from builder.engine import docker_engine
-from builder.config.catalog import find_workload
-from builder.check.checks import ImageFacts, InboundPolicy, check_inbound, check_outbound, wait_ready
-from builder.engine.containers import mesh_container
-from builder.config.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
 from builder.build.image import build_workload_image
 from builder.build.render import render_files
+from builder.check.checks import (
+    ImageFacts,
+    InboundPolicy,
+    check_inbound,
+    check_outbound,
+    wait_ready,
+)
+from builder.config.catalog import find_workload
+from builder.config.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
+from builder.engine import docker_engine
+from builder.engine.containers import mesh_container
 from tests.integration.test_image import proxy_environment
 
 # Read from the real proxy's README (shared/test-equipment/linkerd2-proxy):

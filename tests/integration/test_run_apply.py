@@ -10,9 +10,9 @@ from lightkube import codecs
 from lightkube.resources.core_v1 import Service
 
 from builder.cluster import kube
-from builder.config.catalog import find_workload
 from builder.cluster.keeper import StatusKeeper, Target, targets_from_manifests
 from builder.cluster.run import run_workload, stop_workload
+from builder.config.catalog import find_workload
 
 pytestmark = pytest.mark.kube
 

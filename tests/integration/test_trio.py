@@ -15,13 +15,12 @@ from pathlib import Path
 
 import yaml
 
-from builder.engine import docker_engine
-
 from builder.check import grpcwire
-from builder.config.catalog import find_workload
 from builder.check.checks import http_status, landed_on_proxy, outbound_connection, tcp_open_total
 from builder.check.e2e import GRINNING
 from builder.cluster.run import run_workload, stop_workload
+from builder.config.catalog import find_workload
+from builder.engine import docker_engine
 
 
 def test_trio_each_behind_its_proxy(

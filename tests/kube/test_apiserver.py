@@ -15,11 +15,11 @@ from lightkube import codecs
 
 from builder.cluster import kube
 from builder.cluster.apiserver import local_apiserver
+from builder.cluster.manifests import build_manifests, ready_condition
 from builder.config.catalog import load_catalog
 from builder.config.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
-from builder.core.errors import MeshexpError
-from builder.cluster.manifests import build_manifests, ready_condition
 from builder.config.settings import load_settings
+from builder.core.errors import MeshexpError
 
 VERSIONS = sorted(PROXY_BY_LINKERD) + sorted(PROXY_BY_EDGE)
 

@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from builder.config.catalog import find_workload, load_catalog, load_workload_file, new_workload_file
-from builder.core.errors import CatalogError
+from builder.config.catalog import (
+    find_workload,
+    load_catalog,
+    load_workload_file,
+    new_workload_file,
+)
 from builder.config.models import FirstOf, GoSource, ImageSource
+from builder.core.errors import CatalogError
 
 BASE = """\
 name: demo

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from builder.engine import docker_engine
 from builder.cli import main
+from builder.engine import docker_engine
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import shlex
 import pytest
 import yaml
 
-from builder.config.catalog import find_workload
-from builder.core.errors import MeshexpError
 from builder.cluster.manifests import build_manifests
+from builder.config.catalog import find_workload
 from builder.config.settings import load_settings
+from builder.core.errors import MeshexpError
 
 
 def make(ips: list[str], linkerd: str = "2.18"):

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from builder.oci import buildkit
-from builder.core.errors import BuildError, SettingsError, SourceError
+from builder.build.render import RenderResult
+from builder.build.sources import elf_arch, fetch
 from builder.config.models import FileSource
+from builder.config.settings import load_settings
+from builder.core.errors import BuildError, SettingsError, SourceError
+from builder.oci import buildkit
 from builder.oci.multiplatform import image_digest, merge_indexes, refuse_standins
 from builder.oci.registry import docker_credentials, is_local, split_reference
-from builder.build.render import RenderResult
-from builder.config.settings import load_settings
-from builder.build.sources import elf_arch, fetch
 
 X86_64, AARCH64 = 62, 183
 

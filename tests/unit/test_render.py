@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.config.catalog import load_catalog
-from builder.core.errors import RenderError, SourceError
-from builder.config.models import FileSource
 from builder.build.render import render_build_context, render_files
+from builder.config.catalog import load_catalog
+from builder.config.models import FileSource
 from builder.config.settings import Settings, load_settings
+from builder.core.errors import RenderError, SourceError
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.config.catalog import find_workload
-from builder.core.errors import MeshexpError
 from builder.cluster.run import Route, parse_route, run_workload
-from builder.config.settings import Settings
 from builder.cluster.spire_server import entry_commands
+from builder.config.catalog import find_workload
+from builder.config.settings import Settings
+from builder.core.errors import MeshexpError
 
 
 def test_parse_route() -> None:

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from builder.config.catalog import SCHEMA_FILE, SCHEMA_MODELINE, catalog_schema_text, load_catalog
 from builder.cli import main
-from builder.core.errors import CatalogError, SettingsError
+from builder.config.catalog import SCHEMA_FILE, SCHEMA_MODELINE, catalog_schema_text, load_catalog
 from builder.config.models import read_workload
 from builder.config.schema import json_schema
 from builder.config.settings import settings_from_mapping
+from builder.core.errors import CatalogError, SettingsError
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
 

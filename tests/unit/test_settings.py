@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.core.errors import SettingsError
 from builder.config.models import FileSource, GoSource, ImageSource
 from builder.config.settings import Settings, load_settings
+from builder.core.errors import SettingsError
 
 
 def test_defaults_follow_the_upstream_images() -> None:
@@ -90,8 +90,8 @@ def test_settings_are_frozen() -> None:
 
 
 def test_multicall_pin_matches_the_go_module() -> None:
-    from builder.core.resources import go_dir
     from builder.config.settings import MULTICALL_SPIRE_VERSION
+    from builder.core.resources import go_dir
 
     go_mod = (go_dir() / "go.mod").read_text()
     assert f"github.com/spiffe/spire v{MULTICALL_SPIRE_VERSION}\n" in go_mod

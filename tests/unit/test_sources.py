@@ -14,10 +14,10 @@ import pytest
 
 from builder.build import gobuild
 from builder.build.base_image import apt_mirror
-from builder.core.errors import BuildError, SourceError
-from builder.config.models import FileSource, GoSource, UrlSource
-from builder.core.resources import go_dir
 from builder.build.sources import download, fetch
+from builder.config.models import FileSource, GoSource, UrlSource
+from builder.core.errors import BuildError, SourceError
+from builder.core.resources import go_dir
 
 ELF = b"\x7fELF" + b"\0" * 60
 

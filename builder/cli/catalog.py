@@ -1,0 +1,78 @@
+"""`workloads list|new` and `schema`: the catalog and its JSON Schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from builder.cli.options import (
+    catalog_of,
+    emit_json,
+    output_option,
+    setting_options,
+    settings_from,
+)
+from builder.config.catalog import new_workload_file
+from builder.config.schema import json_schema
+
+
+@click.group(invoke_without_command=True)
+@output_option
+@setting_options
+@click.pass_context
+def workloads(ctx: click.Context, /, output_format: str, **options: Any) -> None:
+    """The workload catalog: list it (the default), or start an entry of your own."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(workloads_list, output_format=output_format, **options)
+
+
+@workloads.command("list")
+@output_option
+@setting_options
+def workloads_list(output_format: str = "text", **options: Any) -> None:
+    """List the catalog: the built-in entries and those of --catalog folders."""
+    catalog = catalog_of(settings_from(options))
+    if output_format == "json":
+        emit_json([dataclasses.asdict(w) for w in catalog.values()])
+        return
+    for workload in catalog.values():
+        ports = ",".join(f"{p.name}:{p.port}" for p in workload.ports)
+        click.echo(
+            f"{workload.name:<12} {workload.namespace:<8} {ports:<12} {workload.description}"
+        )
+
+
+@workloads.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("images"),
+    show_default=True,
+    help="Your catalog folder (created if missing); pass it to --catalog.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing entry of that name.")
+def workloads_new(name: str, folder: Path, force: bool) -> None:
+    """Write a commented starting entry for workload NAME into FOLDER/NAME.yaml."""
+    path = new_workload_file(name=name, folder=folder, force=force)
+    click.echo(
+        f"wrote {path}; edit it, then: meshexp-build render --catalog {folder} "
+        f"--workload {name} --output ctx"
+    )
+
+
+@click.command("schema")
+@click.argument("kind", type=click.Choice(["catalog", "settings"]))
+def schema_command(kind: str) -> None:
+    """Print the JSON Schema of a catalog entry or of the settings file.
+
+    YAML-aware editors validate and complete with it: `workloads new` writes
+    the catalog's beside your entries; for meshexp.yaml, save this output and
+    start the file with `# yaml-language-server: $schema=./settings.schema.json`.
+    """
+    click.echo(json.dumps(json_schema(kind), indent=2))

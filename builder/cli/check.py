@@ -1,0 +1,133 @@
+"""`check` and `doctor`: an image against the mesh contract, and what a build needs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import click
+
+from builder.check.doctor import diagnose, e2e_findings
+from builder.check.e2e import E2EConfig, run_e2e
+from builder.cli.options import (
+    emit_json,
+    output_option,
+    parse_env,
+    setting_options,
+    settings_from,
+)
+from builder.core.errors import CheckError, MeshexpError
+from builder.lab.check import check_image_in_lab
+
+
+@click.command()
+@click.argument("image_ref", metavar="IMAGE", required=False)
+@click.option(
+    "--e2e",
+    "for_e2e",
+    is_flag=True,
+    help="Run the k3d end-to-end test instead (needs a cluster toolchain).",
+)
+@click.option("--keep", is_flag=True, help="With --e2e: keep the cluster for debugging.")
+@click.option(
+    "--certs",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Certificates to mount (default: a fresh set from `certs`).",
+)
+@click.option("--env", "env_pairs", multiple=True, help="NAME=VALUE for the container (repeat).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=120,
+    show_default=True,
+    help="Seconds the image may take to come up.",
+)
+@click.option(
+    "--junit",
+    "junit_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the results as JUnit XML.",
+)
+@click.option(
+    "--lab",
+    "lab_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Also check outbound through the control plane of the lab in this folder: a "
+    "call to a second instance completes over mTLS.",
+)
+@click.option(
+    "--catalog",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --lab: a folder of your own entries, where the image's workload is.",
+)
+@output_option
+def check(
+    image_ref: str | None,
+    for_e2e: bool,
+    keep: bool,
+    certs: Path | None,
+    env_pairs: tuple[str, ...],
+    timeout: float,
+    junit_file: Path | None,
+    lab_dir: Path | None,
+    catalog: tuple[Path, ...],
+    output_format: str,
+) -> None:
+    """Start IMAGE as the field does and check it against the mesh contract."""
+    if for_e2e:
+        settings = settings_from({})
+        findings = e2e_findings(diagnose(settings=settings))
+        missing = [finding.fix for finding in findings if not finding.ok]
+        if missing:
+            raise CheckError("the end-to-end test cannot run here: " + "; ".join(missing))
+        outcome = run_e2e(
+            config=E2EConfig(keep=keep, linkerd_version=settings.linkerd_version), settings=settings
+        )
+        emit_json(dataclasses.asdict(outcome))
+        return
+    if image_ref is None:
+        raise click.UsageError("give IMAGE (or --e2e)")
+    report = check_image_in_lab(
+        image=image_ref,
+        certs=certs,
+        env=parse_env(env_pairs),
+        timeout=timeout,
+        lab_dir=lab_dir,
+        catalog=catalog,
+    )
+    if junit_file is not None:
+        junit_file.write_text(report.junit() + "\n", encoding="utf-8")
+    if output_format == "json":
+        emit_json(dataclasses.asdict(report) | {"passed": report.passed})
+    else:
+        for result in report.results:
+            mark = "PASS" if result.passed else "FAIL"
+            click.echo(f"{mark}  {result.name:<38} {result.detail}")
+    failed = [result.name for result in report.results if not result.passed]
+    if failed:
+        raise CheckError(f"{image_ref} failed {len(failed)} check(s): {', '.join(failed)}")
+    # With -o json, stdout holds the one JSON document and nothing else.
+    click.echo(f"{image_ref}: all {len(report.results)} checks passed", err=output_format == "json")
+
+
+@click.command()
+@click.option("--e2e", "for_e2e", is_flag=True, help="Also what the k3d end-to-end test needs.")
+@output_option
+@setting_options
+def doctor(for_e2e: bool, output_format: str, **options: Any) -> None:
+    """Report what a build needs and what is missing, with the fix for each."""
+    settings = settings_from(options)
+    findings = diagnose(settings=settings)
+    if for_e2e:
+        findings += e2e_findings(findings)
+    if output_format == "json":
+        emit_json([dataclasses.asdict(finding) for finding in findings])
+    else:
+        for finding in findings:
+            mark = "ok  " if finding.ok else "FAIL"
+            fix = f"\n       fix: {finding.fix}" if finding.fix and not finding.ok else ""
+            click.echo(f"{mark} {finding.what:<13} {finding.detail}{fix}")
+    if not all(finding.ok for finding in findings):
+        raise MeshexpError("a build could not succeed: fix the FAIL lines above")

@@ -1,0 +1,64 @@
+"""The `meshexp-build` group: every verb module's commands, and library errors turned
+into click's one-line message and their exit code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from builder import __version__
+from builder.cli import apiserver, build, catalog, check, identity, run
+from builder.cli.lab import lab
+from builder.core.errors import MeshexpError
+
+
+class MeshexpGroup(click.Group):
+    """A group that maps the library's MeshexpError to click's output and exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MeshexpError as exc:
+            raise as_click_error(exc) from exc
+
+
+def as_click_error(error: MeshexpError) -> click.ClickException:
+    """click's exception for a library error: its message, printed as "Error: ...", and its
+    exit code (click keeps the code on the class)."""
+    kind: type[click.ClickException] = type(
+        type(error).__name__, (click.ClickException,), {"exit_code": error.exit_code}
+    )
+    return kind(error.message)
+
+
+@click.group(cls=MeshexpGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="meshexp-build")
+def main() -> None:
+    """Build and check images that bring outside workloads into a Linkerd mesh."""
+
+
+for command in (
+    catalog.workloads,
+    catalog.schema_command,
+    build.render,
+    identity.certs,
+    run.manifests,
+    build.base,
+    identity.node_cert,
+    build.image,
+    build.publish,
+    check.doctor,
+    identity.spire_server,
+    run.run,
+    run.keep_ready,
+    run.stop,
+    apiserver.apiserver,
+    check.check,
+    lab,
+):
+    main.add_command(command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
