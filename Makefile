@@ -32,6 +32,7 @@ lint: setup
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
+	$(VENV)/lint-imports
 	$(VENV)/shellcheck scripts/*.sh .ci/run
 	scripts/actionlint.sh
 

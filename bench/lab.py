@@ -15,7 +15,7 @@ from pathlib import Path
 from bench import common
 from builder.build.image import build_workload_image
 from builder.config.catalog import find_workload
-from builder.engine import docker_engine
+from builder.engine import docker_engine, lab_containers
 from builder.lab import LABEL, RUNTIME_IMAGE, LabSources, lab_down, lab_up, run_in_lab
 from tests import equipment
 
@@ -44,7 +44,7 @@ def timed_up(folder: Path) -> float:
 def lab_memory_mb() -> float:
     """Resident memory of every lab container (cgroup usage less page cache)."""
     total = 0.0
-    for found in docker_engine.labelled_containers(LABEL, NAME):
+    for found in lab_containers.labelled_containers(LABEL, NAME):
         stats = docker_engine.client().containers.get(found["name"]).stats(stream=False)
         memory = stats["memory_stats"]
         cache = memory.get("stats", {}).get("inactive_file", 0)

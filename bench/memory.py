@@ -9,7 +9,7 @@ from pathlib import Path
 from bench import common
 from bench.time_to_ready import NETWORK, create, ready_after_start
 from builder.build.image import build_workload_image
-from builder.check.checks import list_processes
+from builder.check.listings import list_processes
 from builder.config.catalog import find_workload
 from builder.engine import docker_engine
 

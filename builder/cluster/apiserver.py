@@ -18,12 +18,8 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +32,7 @@ from builder.build.gobuild import cached_kube_apiserver
 from builder.cluster import kube
 from builder.core.cache import cache_root
 from builder.core.errors import MeshexpError
+from builder.core.net import free_port, wait_for_ok
 from builder.core.progress import Progress
 
 KUBERNETES_VERSION = "v1.34.4"
@@ -74,12 +71,6 @@ def prepare_apiserver(progress: Progress | None = None) -> tuple[Path, Path]:
     """kube-apiserver (built once, cached) and etcd (found): what a server needs."""
     etcd = find_etcd()  # fails fast, before a build of minutes
     return cached_kube_apiserver(KUBERNETES_VERSION, progress), etcd
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def secret_file(path: Path, data: bytes) -> None:
@@ -135,23 +126,46 @@ def _wait(
     context: ssl.SSLContext | None = None,
 ) -> None:
     """Poll `url` until it answers 200; fail early, with the log's tail, if `process` dies."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    last = ""
-    while time.monotonic() < deadline:
+
+    def alive() -> None:
         if process.poll() is not None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise APIServerError(f"{what} exited with code {process.returncode}:\n{tail}")
-        try:
-            request = urllib.request.Request(url, headers=headers or {})
-            with urllib.request.urlopen(request, timeout=2, context=context) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, OSError) as exc:
-            last = str(exc)
-        time.sleep(0.2)
-    raise APIServerError(
-        f"{what} did not answer {url} within {READY_TIMEOUT:.0f}s ({last}); see {log}"
-    )
+
+    last = wait_for_ok(url, timeout=READY_TIMEOUT, alive=alive, headers=headers, context=context)
+    if last is not None:
+        raise APIServerError(
+            f"{what} did not answer {url} within {READY_TIMEOUT:.0f}s ({last}); see {log}"
+        )
+
+
+def admin_token(folder: Path) -> str:
+    """A fresh service-account key pair and admin token in `folder` (mode 0600); the token."""
+    service_account_keys(folder)
+    token = secrets.token_hex(24)
+    secret_file(folder / "tokens.csv", f'{token},admin,admin-uid,"system:masters"\n'.encode())
+    return token
+
+
+def unverified_tls() -> ssl.SSLContext:
+    """For /readyz only, before the kubeconfig exists: the serving certificate is the
+    server's own, made at its start; every client after that verifies against it."""
+    insecure = ssl.create_default_context()
+    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+    return insecure
+
+
+def connect_with_crds(
+    url: str, token: str, folder: Path, kubeconfig: Path, crds: tuple[str, ...]
+) -> tuple[kube.KubeClient, list[str]]:
+    """A kubeconfig for a ready server (its own certificate in folder/certs), a client that
+    verifies against it, and `crds` applied; the client and the CRDs' names."""
+    write_kubeconfig(kubeconfig, url, (folder / "certs" / "apiserver.crt").read_bytes(), token)
+    client = kube.connect(kubeconfig)
+    applied: list[str] = []
+    for text in crds:
+        applied += kube.apply_crds(client, text)
+    return client, applied
 
 
 def write_kubeconfig(path: Path, url: str, ca_pem: bytes, token: str) -> None:
@@ -231,9 +245,7 @@ def local_apiserver(
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("etcd-data", "certs"):
         shutil.rmtree(folder / stale, ignore_errors=True)
-    service_account_keys(folder)
-    token = secrets.token_hex(24)
-    secret_file(folder / "tokens.csv", f'{token},admin,admin-uid,"system:masters"\n'.encode())
+    token = admin_token(folder)
     etcd_url = f"http://127.0.0.1:{free_port()}"
     port = free_port(bind)
     host = "127.0.0.1" if bind in ("127.0.0.1", "0.0.0.0") else bind
@@ -271,23 +283,16 @@ def _start(
             "kube-apiserver",
         )
     )
-    # Not verified yet: the serving certificate is the server's own, made at start.
-    insecure = ssl.create_default_context()
-    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
     _wait(
         f"{url}/readyz",
         api_process,
         api_log,
         "kube-apiserver",
         headers={"Authorization": f"Bearer {token}"},
-        context=insecure,
+        context=unverified_tls(),
     )
     kubeconfig = folder / "kubeconfig"
-    write_kubeconfig(kubeconfig, url, (folder / "certs" / "apiserver.crt").read_bytes(), token)
-    client = kube.connect(kubeconfig)  # verifies the server against that certificate
-    applied: list[str] = []
-    for text in crds:
-        applied += kube.apply_crds(client, text)
+    _, applied = connect_with_crds(url, token, folder, kubeconfig, crds)
     return APIServer(url, kubeconfig, folder, tuple(applied), (etcd_process.pid, api_process.pid))
 
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ import yaml
 
 from builder.cluster import kube
 from builder.core.errors import MeshexpError
+from builder.core.net import proxy_ready
 from builder.engine import docker_engine
 
 POLL_SECONDS = 1.0  # 20 % of a core for 10 workloads at 0.5 s; half at 1 s (bench/keeper.py)
@@ -92,16 +91,6 @@ def listening(pid: int, port: int) -> bool | None:
     return found
 
 
-def proxy_answers(ip: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{ip}:4191/ready", timeout=1) as answer:
-            return bool(answer.status == 200)
-    except urllib.error.HTTPError as exc:
-        return exc.code in (403, 404)  # refused by the default policy: the proxy is up
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def probe(target: Target) -> Health:
     """The container's truth now."""
     attrs = docker_engine.inspect_if_exists(target.container)  # one engine call a round
@@ -112,7 +101,7 @@ def probe(target: Target) -> Health:
         return Health(False, "ContainerStopped", f"container {target.container} is not running")
     networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
     ip = next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), "")
-    if not ip or not proxy_answers(ip):
+    if not ip or not proxy_ready(ip, refusal_is_up=True):
         return Health(False, "ProxyNotReady", f"the proxy of {target.container} is not ready")
     if listening(int(state.get("Pid") or 0), target.port) is False:
         return Health(False, "WorkloadNotListening", f"nothing listens on port {target.port}")

@@ -1,4 +1,5 @@
-"""The one module that imports docker (docker-py): every engine call goes through here.
+"""The Docker engine through docker-py: every engine call but the lab's goes through here
+(builder.engine.lab_containers has those; testcontainers is in builder.engine.containers).
 
 Other modules get plain values back (ids, dicts, lines), never docker objects,
 and every failure becomes an EngineError or BuildError that says what to do.
@@ -12,7 +13,7 @@ import tarfile
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -332,113 +333,6 @@ def pull_image(reference: str) -> str:
     digests = image.attrs.get("RepoDigests") or []
     repository = reference.rsplit(":", 1)[0]
     return next((d.split("@", 1)[1] for d in digests if d.startswith(repository + "@")), "")
-
-
-# ------------------------------------------------------------------ the lab
-
-
-def create_lab_network(name: str, subnet: str, dynamic: str, labels: dict[str, str]) -> None:
-    """A bridge network with a fixed subnet; the engine hands out only `dynamic`
-    (a part of it), leaving the rest for addresses the caller assigns.
-    """
-    pool = docker.types.IPAMPool(subnet=subnet, iprange=dynamic)
-    client().networks.create(
-        name, driver="bridge", ipam=docker.types.IPAMConfig(pool_configs=[pool]), labels=labels
-    )
-
-
-def used_subnets() -> list[str]:
-    """Every subnet the engine's networks hold."""
-    subnets = []
-    for network in client().networks.list():
-        for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
-            if config.get("Subnet"):
-                subnets.append(str(config["Subnet"]))
-    return subnets
-
-
-@dataclass(frozen=True)
-class LabContainer:
-    """A long-running container at a fixed address on a lab network."""
-
-    name: str
-    image: str
-    network: str
-    ip: str
-    command: list[str]
-    labels: dict[str, str]
-    binds: dict[str, str] = field(default_factory=dict)  # host path -> "target:ro|rw"
-    env: dict[str, str] = field(default_factory=dict)
-    cap_add: tuple[str, ...] = ()
-    dns: tuple[str, ...] = ()
-    tmpfs: dict[str, str] = field(default_factory=dict)
-
-
-def start_lab_container(spec: LabContainer) -> str:
-    """Create and start `spec` (replacing a container of that name); its id."""
-    api = client().api
-    remove_container(spec.name)
-    binds = [f"{source}:{target}" for source, target in spec.binds.items()]
-    host_config = api.create_host_config(
-        network_mode=spec.network,
-        binds=binds,
-        cap_add=list(spec.cap_add),
-        dns=list(spec.dns) or None,
-        tmpfs=spec.tmpfs or None,
-    )
-    networking = api.create_networking_config(
-        {spec.network: api.create_endpoint_config(ipv4_address=spec.ip)}
-    )
-    try:
-        created = api.create_container(
-            spec.image,
-            command=spec.command,
-            name=spec.name,
-            hostname=spec.name,
-            environment=spec.env,
-            labels=spec.labels,
-            host_config=host_config,
-            networking_config=networking,
-        )
-        api.start(created["Id"])
-    except docker.errors.APIError as exc:
-        raise BuildError(
-            f"could not start {spec.name} from {spec.image}: {exc.explanation}"
-        ) from None
-    return str(created["Id"])
-
-
-def labelled_containers(label: str, value: str) -> list[dict[str, Any]]:
-    """Name, state and labels of every container carrying label=value."""
-    found = client().containers.list(all=True, filters={"label": f"{label}={value}"})
-    return [{"name": c.name, "status": c.status, "labels": c.labels} for c in found]
-
-
-def remove_labelled(label: str, value: str) -> list[str]:
-    """Remove every container, then every network, carrying label=value; their names."""
-    removed = []
-    for container in client().containers.list(all=True, filters={"label": f"{label}={value}"}):
-        container.remove(force=True)
-        removed.append(f"container {container.name}")
-    for network in client().networks.list(filters={"label": f"{label}={value}"}):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            network.remove()
-            removed.append(f"network {network.name}")
-    return removed
-
-
-def network_containers(name: str) -> list[str]:
-    """The names of the containers attached to network `name` (none if it is gone)."""
-    try:
-        network = client().networks.get(name)
-    except docker.errors.NotFound:
-        return []
-    network.reload()
-    return sorted(str(c.name) for c in network.containers)
-
-
-def signal_container(name: str, signal: str) -> None:
-    client().containers.get(name).kill(signal=signal)
 
 
 def image_entrypoint(reference: str) -> list[str]:

@@ -14,15 +14,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.check.checks import (
-    CheckReport,
-    ImageFacts,
-    check_image,
-    http_status,
-    metric_series,
-    port_probes,
-    require,
-)
+from builder.check.checks import check_image
+from builder.check.listings import metric_series
+from builder.check.live import http_status
+from builder.check.report import CheckReport, ImageFacts, require
+from builder.check.traffic import port_probes
 from builder.cluster.run import stop_workload
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings, load_settings

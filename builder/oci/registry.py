@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.core.errors import BuildError
+from builder.core.net import free_port
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -178,12 +179,6 @@ class RegistryClient:
 
 def client_for(host: str) -> RegistryClient:
     return RegistryClient(host, docker_credentials(host))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.check import grpcwire
-from builder.check.checks import metric_series
+from builder.check.listings import metric_series
 
 PORT = 8000
 METRICS_PORT = 9090

@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from builder.build.image import build_workload_image
-from builder.check.checks import tcp_open_total
 from builder.check.e2e import GRINNING
+from builder.check.live import tcp_open_total
 from builder.cluster.run import run_workload
 from builder.config.catalog import find_workload
 from tests.integration import faces

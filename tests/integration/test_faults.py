@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from builder.build.image import build_workload_image
-from builder.check.checks import wait_ready
+from builder.check.live import wait_ready
 from builder.cluster.certs import create_certs
 from builder.config.catalog import load_workload_file
 from builder.engine import containers

@@ -10,8 +10,8 @@ from pathlib import Path
 from cryptography import x509
 
 from builder.build.image import build_workload_image
-from builder.check.checks import http_status, process_uids, tcp_open_total, wait_ready
 from builder.check.e2e import GRINNING
+from builder.check.live import http_status, process_uids, tcp_open_total, wait_ready
 from builder.config.catalog import load_workload_file
 from builder.engine import docker_engine
 from builder.engine.containers import MeshContainer, mesh_container

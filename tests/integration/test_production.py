@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from builder.build.image import build_workload_image
-from builder.check.checks import ImageFacts, check_identity, check_least_privilege, wait_ready
+from builder.check.live import check_identity, check_least_privilege, wait_ready
+from builder.check.report import ImageFacts
 from builder.cluster.certs import create_node_cert
 from builder.cluster.spire_server import build_server_image, register, start_server
 from builder.config.catalog import find_workload

@@ -10,9 +10,10 @@ from click.testing import CliRunner, Result
 
 from builder.cli import main
 from builder.core.errors import BuildError, SettingsError
+from builder.core.net import free_port
 from builder.engine import docker_engine
 from builder.oci.publish import push
-from builder.oci.registry import LocalRegistry, free_port
+from builder.oci.registry import LocalRegistry
 
 
 @pytest.fixture

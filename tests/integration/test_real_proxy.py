@@ -15,13 +15,9 @@ import pytest
 
 from builder.build.image import build_workload_image
 from builder.build.render import render_files
-from builder.check.checks import (
-    ImageFacts,
-    InboundPolicy,
-    check_inbound,
-    check_outbound,
-    wait_ready,
-)
+from builder.check.live import wait_ready
+from builder.check.report import ImageFacts, InboundPolicy
+from builder.check.traffic import check_inbound, check_outbound
 from builder.config.catalog import find_workload
 from builder.config.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
 from builder.engine import docker_engine

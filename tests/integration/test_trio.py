@@ -16,8 +16,9 @@ from pathlib import Path
 import yaml
 
 from builder.check import grpcwire
-from builder.check.checks import http_status, landed_on_proxy, outbound_connection, tcp_open_total
 from builder.check.e2e import GRINNING
+from builder.check.live import http_status, tcp_open_total
+from builder.check.traffic import landed_on_proxy, outbound_connection
 from builder.cluster.run import run_workload, stop_workload
 from builder.config.catalog import find_workload
 from builder.engine import docker_engine

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from builder.check.checks import (
-    CheckFailed,
-    InboundPolicy,
-    count_connections,
-    landed_on_proxy,
-    parse_processes,
-    parse_sockets,
-)
+from builder.check.listings import count_connections, parse_processes, parse_sockets
+from builder.check.report import CheckFailed, InboundPolicy
+from builder.check.traffic import landed_on_proxy
 
 # `ss -tneH state established` in a smiley container with the real proxy, while
 # the workload UID (2200) held a connection to the peer 172.23.0.1:39998.

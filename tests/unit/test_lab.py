@@ -6,18 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.lab import (
-    Addresses,
-    Lab,
-    LabError,
-    PodPlan,
-    _program,
-    _slice,
-    dns_records,
-    linkerd_version,
-    pick_subnet,
-    proxy_environment,
-)
+from builder.lab.dns import dns_records
+from builder.lab.layout import Addresses, Lab, LabError, pick_subnet
+from builder.lab.objects import endpoint_slice
+from builder.lab.pods import PodPlan, proxy_environment
+from builder.lab.programs import entrypoint_program, linkerd_version
 from tests import equipment
 from tests.conftest import need
 
@@ -103,7 +96,9 @@ def test_endpoint_slice_resolves_named_target_ports() -> None:
             }
         }
     }
-    piece = _slice(service, "destination", "linkerd-destination-lab", deployment, "10.0.0.11")
+    piece = endpoint_slice(
+        service, "destination", "linkerd-destination-lab", deployment, "10.0.0.11"
+    )
     assert piece["ports"] == [{"name": "policy-https", "port": 9443, "protocol": "TCP"}]
     assert piece["metadata"]["labels"] == {"kubernetes.io/service-name": "linkerd-policy-validator"}
     [endpoint] = piece["endpoints"]
@@ -124,10 +119,10 @@ def test_dns_answers_linkerds_names_with_the_pods_and_keeps_extra_names() -> Non
 
 
 def test_the_program_an_entrypoint_runs_is_past_its_init() -> None:
-    assert _program(["/usr/bin/tini", "--", "/usr/lib/linkerd/proxy-identity"]) == (
+    assert entrypoint_program(["/usr/bin/tini", "--", "/usr/lib/linkerd/proxy-identity"]) == (
         "/usr/lib/linkerd/proxy-identity"
     )
-    assert _program(["/controller"]) == "/controller"
+    assert entrypoint_program(["/controller"]) == "/controller"
 
 
 def test_the_cli_release_names_the_images() -> None:

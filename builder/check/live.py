@@ -1,0 +1,211 @@
+"""The live checks of a started image: readiness, identity (the SVID against the trust
+anchor), the capture rules, binaries and their users, least privilege and a clean stop.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509 import verification
+
+from builder.check.listings import count_connections, list_processes
+from builder.check.report import CheckFailed, ImageFacts, InboundPolicy, require
+from builder.config.identity import workload_identity
+from builder.engine import containers
+
+
+def http_status(ip: str, port: int, path: str, timeout: float = 3) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+CERTIFIED_LINE = "Certified identity"
+
+
+def wait_ready(
+    box: containers.MeshContainer, limit: float, policy: InboundPolicy | None = None
+) -> str:
+    """/ready answers 200; or, where the default policy refuses the check's plaintext
+    probe (no policy controller answers), the proxy has logged its certified identity.
+    """
+    policy = policy or InboundPolicy("all-unauthenticated")
+    deadline = time.monotonic() + limit
+    status: object = None
+    while time.monotonic() < deadline:
+        try:
+            status, _ = http_status(box.ip, 4191, "/ready")
+        except OSError as exc:
+            status = exc
+        if status == 200:
+            return f"/ready answered 200 {time.monotonic() - box.started_at:.1f}s after start"
+        if status in (403, 404) and CERTIFIED_LINE in box.logs():
+            return (
+                f"the proxy certified its identity {time.monotonic() - box.started_at:.1f}s "
+                f"after start (its log); /ready is refused ({status}) by the default inbound "
+                f"policy {policy.name}, as the proxy does until a policy controller answers"
+            )
+        time.sleep(0.2)
+    raise CheckFailed(
+        f"the proxy was not ready within {limit:.0f}s: /ready last answered {status!r} and "
+        f"the proxy did not log {CERTIFIED_LINE!r}; see the container log"
+    )
+
+
+def tcp_open_total(ip: str, direction: str) -> int:
+    _, text = http_status(ip, 4191, "/metrics")
+    return count_connections(text, direction)
+
+
+AGENT_SOCKET = "/run/spire/agent/public/api.sock"
+
+
+LOG_HELPERS = ("tee", "grep", "awk")
+
+
+def check_identity(
+    box: containers.MeshContainer, facts: ImageFacts, name: str, namespace: str, anchor_file: Path
+) -> str:
+    proxy_uid = facts.get("proxy-uid")
+    box.exec(["install", "-d", "-o", proxy_uid, "-m", "0700", "/tmp/meshexp-check"])
+    code, out = box.exec(
+        [
+            "spire-agent",
+            "api",
+            "fetch",
+            "x509",
+            "-socketPath",
+            AGENT_SOCKET,
+            "-write",
+            "/tmp/meshexp-check",
+        ],
+        user=proxy_uid,
+    )
+    require(code == 0, f"the agent gave UID {proxy_uid} no SVID: {out.strip()[-300:]}")
+    _, pem = box.exec(["cat", "/tmp/meshexp-check/svid.0.pem"], user=proxy_uid)
+    box.exec(["rm", "-rf", "/tmp/meshexp-check"])
+    chain = x509.load_pem_x509_certificates(pem.encode())
+    names = chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
+    dns = names.get_values_for_type(x509.DNSName)
+    # Images from before the identity label carry the walk-through's names.
+    style = facts.labels.get("io.meshexp.identity", "walkthrough")
+    wanted = workload_identity(style, facts.get("trust-domain"), namespace, name)
+    expected = wanted.spiffe_id
+    require(uris == [expected], f"SVID is {uris}, the ExternalWorkload declares {expected}")
+    require(
+        dns == [wanted.dns_name],
+        f"the SVID's DNS names are {dns}, the ExternalWorkload's serverName is {wanted.dns_name}",
+    )
+    anchor = x509.load_pem_x509_certificate(anchor_file.read_bytes())
+    verifier = (
+        verification.PolicyBuilder().store(verification.Store([anchor])).build_client_verifier()
+    )
+    try:
+        verifier.verify(chain[0], chain[1:])
+    except verification.VerificationError as exc:
+        raise CheckFailed(f"the SVID does not chain to the trust anchor alone: {exc}") from None
+    return (
+        f"{expected} (DNS {wanted.dns_name}), chain of {len(chain)} verifies against the "
+        "trust anchor alone"
+    )
+
+
+def check_rules(box: containers.MeshContainer, facts: ImageFacts) -> str:
+    binary = f"iptables-{facts.get('iptables-mode')}-save"
+    code, rules = box.exec([binary, "-t", "nat"])
+    require(code == 0, f"{binary} failed: {rules.strip()}")
+    lines = [line for line in rules.splitlines() if line.startswith("-A ")]
+    uid = facts.get("proxy-uid")
+    wanted = [
+        "-A PREROUTING -j PROXY_INIT_REDIRECT",
+        "-A OUTPUT -j PROXY_INIT_OUTPUT",
+        "-A PROXY_INIT_REDIRECT -p tcp -j REDIRECT --to-ports 4143",
+        f"-A PROXY_INIT_OUTPUT -m owner --uid-owner {uid} -j RETURN",
+        "-A PROXY_INIT_OUTPUT -o lo -j RETURN",
+        "-A PROXY_INIT_OUTPUT -p tcp -j REDIRECT --to-ports 4140",
+    ]
+    for port_list, chain in (
+        (facts.get("inbound-ports-to-ignore"), "PROXY_INIT_REDIRECT"),
+        (facts.get("outbound-ports-to-ignore"), "PROXY_INIT_OUTPUT"),
+    ):
+        if port_list:
+            wanted.append(f"-A {chain} -p tcp -m multiport --dports {port_list} -j RETURN")
+    missing = [rule for rule in wanted if rule not in lines]
+    require(not missing, f"rules missing: {missing}")
+    for jump in wanted[:2]:
+        require(lines.count(jump) == 1, f"{jump!r} appears {lines.count(jump)} times")
+    order = [line for line in lines if line.startswith("-A PROXY_INIT_OUTPUT")]
+    require(order.index(wanted[3]) < order.index(wanted[5]), "the UID exemption must come first")
+    return f"{len(wanted)} rules in place, jumps once each, UID {uid} exempt"
+
+
+def processes(box: containers.MeshContainer) -> list[tuple[str, int]]:
+    """(name, UID) of every process in the container, once per distinct pair, sorted."""
+    return sorted({(process.name, process.uid) for process in list_processes(box.exec)})
+
+
+def process_uids(box: containers.MeshContainer) -> dict[str, int]:
+    """Process name -> UID (for names that run once, such as the proxy)."""
+    return dict(processes(box))
+
+
+def check_binaries(box: containers.MeshContainer, facts: ImageFacts) -> str:
+    """Each binary is present and executable by the UID that runs it."""
+    wanted = {
+        "/usr/lib/linkerd/linkerd2-proxy": facts.get("proxy-uid"),
+        "/usr/local/bin/spire-agent": facts.get("spire-uid"),
+        "/opt/workload/launch": facts.get("workload-uid"),
+    }
+    if facts.get("spire-topology") == "demo":
+        wanted["/usr/local/bin/spire-server"] = facts.get("spire-uid")
+    for path, uid in wanted.items():
+        code, out = box.exec(["test", "-f", path, "-a", "-x", path], user=uid)
+        require(code == 0, f"{path} is missing or not executable by UID {uid} {out}".strip())
+    return ", ".join(f"{path.rsplit('/', 1)[1]} by {uid}" for path, uid in wanted.items())
+
+
+def check_least_privilege(box: containers.MeshContainer, facts: ImageFacts) -> str:
+    running = processes(box)
+    roots = sorted(name for name, uid in running if uid == 0)
+    require(roots == ["bootstrap"], f"running as root besides the bootstrap: {roots}")
+    proxy_uid, spire_uid = int(facts.get("proxy-uid")), int(facts.get("spire-uid"))
+    expected = {
+        "linkerd2-proxy": {proxy_uid},
+        "spire-server": {spire_uid},
+        "spire-agent": {spire_uid},
+        # The bootstrap reads the proxy's and the agent's logs through helpers
+        # of their own UIDs (tee, grep, awk).
+        **{helper: {proxy_uid, spire_uid} for helper in LOG_HELPERS},
+    }
+    proxy = [uid for name, uid in running if name == "linkerd2-proxy"]
+    require(
+        proxy == [int(facts.get("proxy-uid"))],
+        f"the proxy runs as UID {', '.join(map(str, proxy)) or 'nothing'}, "
+        f"the image declares {facts.get('proxy-uid')}",
+    )
+    for name, uid in running:
+        if name in expected:
+            require(uid in expected[name], f"{name} runs as UID {uid}, not {expected[name]}")
+    workload_uid = int(facts.get("workload-uid"))
+    others = {(name, uid) for name, uid in running if name not in expected and name != "bootstrap"}
+    require(others, "no workload process found")
+    require(
+        {uid for _, uid in others} == {workload_uid},
+        f"workload processes run as {sorted(others)}, not {workload_uid}",
+    )
+    return ", ".join(f"{name}={uid}" for name, uid in running)
+
+
+def check_stop(box: containers.MeshContainer) -> str:
+    seconds, code = box.stop_timed(timeout=10)
+    require(seconds < 10, f"docker stop took {seconds:.1f}s: a child ignored SIGTERM")
+    logs = box.logs()
+    require("stopping all children" in logs, "the bootstrap did not forward the signal")
+    return f"stopped in {seconds:.1f}s with exit code {code}"

@@ -1,0 +1,136 @@
+"""A check report: named pass/fail results with a detail line, as text, JSON or JUnit XML;
+and what the image's labels say it should be (ImageFacts, its inbound policy).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from xml.etree import ElementTree
+
+from builder.core.errors import CheckError, MeshexpError
+
+Exec = Callable[[list[str], str], tuple[int, str]]  # (command, user) -> (exit code, output)
+
+
+class CheckFailed(Exception):
+    """One check's failure, with the reason a user reads."""
+
+
+def require(condition: object, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+    seconds: float = 0.0
+
+
+@dataclass
+class CheckReport:
+    image: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(result.passed for result in self.results)
+
+    def add(self, name: str, run: Callable[[], str]) -> None:
+        """Run one check; an assertion or error becomes a failed result with its reason."""
+        start = time.monotonic()
+        try:
+            detail = run()
+            passed = True
+        except (CheckFailed, MeshexpError, OSError, ValueError) as exc:
+            detail = str(getattr(exc, "message", exc)) or exc.__class__.__name__
+            passed = False
+        self.results.append(CheckResult(name, passed, detail, time.monotonic() - start))
+
+    def junit(self) -> str:
+        suite = ElementTree.Element(
+            "testsuite",
+            name=f"meshexp-build check {self.image}",
+            tests=str(len(self.results)),
+            failures=str(sum(not r.passed for r in self.results)),
+        )
+        for result in self.results:
+            case = ElementTree.SubElement(
+                suite,
+                "testcase",
+                classname="meshexp.check",
+                name=result.name,
+                time=f"{result.seconds:.3f}",
+            )
+            if not result.passed:
+                ElementTree.SubElement(
+                    case, "failure", message=result.detail[:200]
+                ).text = result.detail
+            else:
+                ElementTree.SubElement(case, "system-out").text = result.detail
+        return ElementTree.tostring(suite, encoding="unicode")
+
+
+REQUIRED_LABELS = (
+    "io.meshexp.workload",
+    "io.meshexp.proxy-uid",
+    "io.meshexp.workload-uid",
+    "io.meshexp.trust-domain",
+    "io.meshexp.iptables-mode",
+)
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the image's labels say it should be."""
+
+    labels: dict[str, str]
+
+    def get(self, key: str) -> str:
+        value = self.labels.get(f"io.meshexp.{key}")
+        if value is None:
+            raise CheckError(
+                f"label io.meshexp.{key} is missing: was the image built by "
+                "meshexp-build? Rebuild it with `meshexp-build image`"
+            )
+        return value
+
+    def ports(self, key: str) -> list[int]:
+        return [int(port) for port in self.get(key).split(",") if port]
+
+
+@dataclass(frozen=True)
+class InboundPolicy:
+    """The default inbound policy a container runs under, as the proxy applies it
+    while no policy controller answers: to the workload's ports and to its own
+    admin port alike. No client of a check is authenticated (it speaks plaintext).
+    """
+
+    name: str
+    cluster_networks: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, facts: ImageFacts, env: dict[str, str]) -> InboundPolicy:
+        name = env.get("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY") or facts.labels.get(
+            "io.meshexp.inbound-policy", "all-unauthenticated"
+        )
+        networks = env.get("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", "")
+        return cls(name, tuple(n.strip() for n in networks.split(",") if n.strip()))
+
+    def admits(self, subnet: str) -> bool:
+        """Whether a plaintext client from `subnet` passes."""
+        if self.name in ("all-unauthenticated", "audit"):
+            return True
+        if self.name == "cluster-unauthenticated":
+            client = ipaddress.ip_network(subnet, strict=False)
+            return any(
+                client.subnet_of(ipaddress.ip_network(net, strict=False))  # type: ignore[arg-type]
+                for net in self.cluster_networks
+                if ipaddress.ip_network(net, strict=False).version == client.version
+            )
+        return False  # deny, all-authenticated, cluster-authenticated

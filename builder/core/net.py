@@ -1,0 +1,73 @@
+"""Small network helpers that several rooms need: a free loopback port, polling a URL
+until it answers 200, and asking a proxy's admin server whether it is ready."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+PROXY_ADMIN_PORT = 4191
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on `host` that nothing listens on right now (the kernel's pick)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def answers_ok(
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 2,
+) -> tuple[bool, str]:
+    """Whether `url` answers 200 now; with the reason when it does not."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
+            return answer.status == 200, f"HTTP {answer.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, str(exc)
+
+
+def wait_for_ok(
+    url: str,
+    *,
+    timeout: float,
+    alive: Callable[[], None] = lambda: None,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+    interval: float = 0.2,
+) -> str | None:
+    """Poll `url` until it answers 200: None then, else its last answer after `timeout`.
+
+    `alive` is called before each try and raises when the server behind `url` has
+    died, so that a dead server fails at once, not after the timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        alive()
+        ok, last = answers_ok(url, headers=headers, context=context)
+        if ok:
+            return None
+        time.sleep(interval)
+    return last
+
+
+def proxy_ready(ip: str, *, timeout: float = 1, refusal_is_up: bool = False) -> bool:
+    """Whether the proxy at `ip` says ready on its admin port (/ready answers 200).
+
+    With `refusal_is_up`, a 403 or 404 counts too: the proxy answered, refusing the
+    caller by its default inbound policy, so it is up.
+    """
+    ok, reason = answers_ok(f"http://{ip}:{PROXY_ADMIN_PORT}/ready", timeout=timeout)
+    return ok or (refusal_is_up and reason in ("HTTP 403", "HTTP 404"))
