@@ -1,37 +1,26 @@
-"""Just enough HTTP/2 and protobuf to make one unary gRPC call and read its answer.
+"""One unary gRPC call, and reading its answer: HTTP/2 through the `h2` library, and
+just enough protobuf (varints and length-delimited fields, all the Faces color
+contract uses) to write and read the messages.
 
 The checks speak gRPC to a workload's gRPC port from inside a client
-container, where only bash is at hand: `request_bytes` builds the exact bytes
-a client sends, and `parse_answer` reads whatever came back (frames, an
-HTTP/1 refusal, or nothing). `call` does the same over a socket from here.
-Header blocks are HPACK, decoded with the `hpack` library; the rest is a few
-fixed frame layouts (RFC 9113) and protobuf's varint and length-delimited
-fields, which is all the Faces color contract uses.
+container, where only bash is at hand: `request_bytes` gives the exact bytes a
+client sends (h2's client connection, offline), and `parse_answer` reads
+whatever came back (frames, an HTTP/1 refusal, or nothing) by feeding it to the
+same client connection. `call` does the same over a socket from here.
 """
 
 from __future__ import annotations
 
 import socket
-import struct
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import hpack
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, CONTINUATION = 0, 1, 3, 4, 9
-END_STREAM, END_HEADERS = 0x1, 0x4
 STREAM = 1
-
-
-def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(payload))[1:]
-        + bytes([kind, flags])
-        + struct.pack(">I", stream)
-        + payload
-    )
 
 
 def varint(value: int) -> bytes:
@@ -87,12 +76,14 @@ def decode_message(data: bytes) -> dict[int, list[int | bytes]]:
     return fields
 
 
-def request_bytes(
-    method: str, message: bytes, authority: str, metadata: dict[str, str] | None = None
-) -> bytes:
-    """The whole client side of one unary call (servers keep the connection open
-    afterwards, so a reader stops at the end of stream 1, see `stream_ended`).
-    """
+def _client(
+    method: str, message: bytes, authority: str, metadata: dict[str, str] | None
+) -> h2.connection.H2Connection:
+    """An HTTP/2 client connection that has sent the whole call on stream 1."""
+    connection = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    )
+    connection.initiate_connection()
     headers = [
         (":method", "POST"),
         (":scheme", "http"),
@@ -102,14 +93,20 @@ def request_bytes(
         ("te", "trailers"),
         *sorted((metadata or {}).items()),
     ]
-    block = hpack.Encoder().encode(headers)
-    body = b"\x00" + struct.pack(">I", len(message)) + message
-    return (
-        PREFACE
-        + frame(SETTINGS, 0, 0, b"")
-        + frame(HEADERS, END_HEADERS, STREAM, block)
-        + frame(DATA, END_STREAM, STREAM, body)
-    )
+    connection.send_headers(STREAM, headers)
+    body = b"\x00" + len(message).to_bytes(4, "big") + message  # uncompressed, length
+    connection.send_data(STREAM, body, end_stream=True)
+    return connection
+
+
+def request_bytes(
+    method: str, message: bytes, authority: str, metadata: dict[str, str] | None = None
+) -> bytes:
+    """The whole client side of one unary call: the preface, SETTINGS, HEADERS and DATA
+    (servers keep the connection open afterwards, so a reader stops at the end of
+    stream 1: `call` does, the bash probe reads until the server is idle).
+    """
+    return _client(method, message, authority, metadata).data_to_send()
 
 
 @dataclass
@@ -151,19 +148,6 @@ class Answer:
         return text
 
 
-def _frames(raw: bytes) -> Iterator[tuple[int, int, int, bytes]]:
-    at = 0
-    while at + 9 <= len(raw):
-        size = int.from_bytes(raw[at : at + 3], "big")
-        kind, flags = raw[at + 3], raw[at + 4]
-        stream = int.from_bytes(raw[at + 5 : at + 9], "big") & 0x7FFFFFFF
-        payload = raw[at + 9 : at + 9 + size]
-        if len(payload) < size:
-            return
-        yield kind, flags, stream, payload
-        at += 9 + size
-
-
 def _grpc_messages(body: bytes) -> list[bytes]:
     messages, at = [], 0
     while at + 5 <= len(body):
@@ -173,41 +157,55 @@ def _grpc_messages(body: bytes) -> list[bytes]:
     return messages
 
 
-def parse_answer(raw: bytes) -> Answer:
-    """Read a server's bytes: HTTP/2 frames for our stream, or whatever else came."""
+@dataclass
+class _Reader:
+    """An answer read event by event from the client connection that sent the call."""
+
+    connection: h2.connection.H2Connection
+    answer: Answer = field(default_factory=lambda: Answer(kind="grpc"))
+    body: bytes = b""
+    ended: bool = False
+
+    def feed(self, raw: bytes) -> None:
+        try:
+            events = self.connection.receive_data(raw)
+        except h2.exceptions.ProtocolError:
+            self.ended = True  # what was read so far is the answer
+            return
+        for event in events:
+            if getattr(event, "stream_id", STREAM) != STREAM:
+                continue
+            if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                self.answer.headers.update({_text(k): _text(v) for k, v in event.headers})
+            elif isinstance(event, h2.events.DataReceived):
+                self.body += event.data
+            elif isinstance(event, h2.events.StreamReset):
+                self.answer.reset = int(event.error_code)
+                self.ended = True
+            elif isinstance(event, h2.events.StreamEnded):
+                self.ended = True
+
+    def result(self) -> Answer:
+        self.answer.messages = _grpc_messages(self.body)
+        return self.answer
+
+
+def parse_answer(
+    raw: bytes, method: str = "/", authority: str = "probe", metadata: dict[str, str] | None = None
+) -> Answer:
+    """Read a server's bytes: HTTP/2 frames for our stream, or whatever else came.
+
+    HTTP/2 is read by a client connection in the state the call left it (the
+    call's own method and authority, when given, change nothing in how the
+    server's frames are read).
+    """
     if not raw:
         return Answer(kind="none")
     if raw.startswith(b"HTTP/"):
         return Answer(kind="http1", first_line=raw.split(b"\r\n", 1)[0].decode(errors="replace"))
-    answer = Answer(kind="grpc")
-    decoder, block, body = hpack.Decoder(), b"", b""
-    for kind, flags, stream, payload in _frames(raw):
-        if stream != STREAM:
-            continue
-        if kind in (HEADERS, CONTINUATION):
-            block += _strip_header_padding(kind, flags, payload)
-            if flags & END_HEADERS:
-                answer.headers.update(
-                    {_text(k): _text(v) for k, v in decoder.decode(block, raw=True)}
-                )
-                block = b""
-        elif kind == DATA:
-            body += payload[1 : len(payload) - payload[0]] if flags & 0x8 else payload
-        elif kind == RST_STREAM:
-            answer.reset = int.from_bytes(payload[:4], "big")
-    answer.messages = _grpc_messages(body)
-    return answer
-
-
-def _strip_header_padding(kind: int, flags: int, payload: bytes) -> bytes:
-    if kind != HEADERS:
-        return payload
-    pad = 0
-    if flags & 0x8:
-        pad, payload = payload[0], payload[1:]
-    if flags & 0x20:
-        payload = payload[5:]
-    return payload[: len(payload) - pad] if pad else payload
+    reader = _Reader(_client(method, b"", authority, metadata))
+    reader.feed(raw)
+    return reader.result()
 
 
 def _text(value: bytes | str) -> str:
@@ -223,23 +221,22 @@ def call(
     timeout: float = 10.0,
 ) -> Answer:
     """Make one unary call over plaintext HTTP/2 (prior knowledge) from here."""
-    raw = b""
+    connection = _client(method, message, f"{host}:{port}", metadata)
+    reader = _Reader(connection)
+    head, received = b"", False
     with socket.create_connection((host, port), timeout=timeout) as conn:
-        conn.sendall(request_bytes(method, message, f"{host}:{port}", metadata))
+        conn.sendall(connection.data_to_send())
         try:
-            while not stream_ended(raw) and (chunk := conn.recv(65536)):
-                raw += chunk
+            while not reader.ended and (chunk := conn.recv(65536)):
+                received = True
+                if head or chunk.startswith(b"HTTP/"):  # a plaintext HTTP/1 refusal
+                    head += chunk
+                    if b"\r\n\r\n" in head:
+                        break
+                    continue
+                reader.feed(chunk)
         except TimeoutError:
             pass
-    return parse_answer(raw)
-
-
-def stream_ended(raw: bytes) -> bool:
-    """Whether the server has finished our stream (or answered HTTP/1)."""
-    if raw.startswith(b"HTTP/"):
-        return b"\r\n\r\n" in raw
-    return any(
-        stream == STREAM
-        and (kind == RST_STREAM or (flags & END_STREAM and kind in (HEADERS, DATA)))
-        for kind, flags, stream, _ in _frames(raw)
-    )
+    if head:
+        return parse_answer(head)
+    return reader.result() if received else Answer(kind="none")

@@ -7,22 +7,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from builder.check.report import Exec, require
-
-METRIC_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
 
 ADMIN_PORT = "4191"
 
 
 def metric_series(metrics: str, name: str) -> list[tuple[dict[str, str], float]]:
-    """Each sample of metric `name` in Prometheus text: its labels and its value."""
-    samples = []
-    for line in metrics.splitlines():
-        if line.startswith(name + "{"):
-            labels = dict(METRIC_LABEL.findall(line.split("}", 1)[0]))
-            samples.append((labels, float(line.rsplit(" ", 1)[1])))
-    return samples
+    """Each sample of metric `name` in Prometheus text: its labels and its value.
+
+    prometheus_client's parser reads the exposition format as Prometheus does
+    (escapes, timestamps, `}` inside a label value); text it cannot read is a
+    ValueError, which a check reports as its failure.
+    """
+    return [
+        (dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == name
+    ]
 
 
 def count_connections(metrics: str, direction: str) -> int:

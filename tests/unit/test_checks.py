@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from builder.check.listings import count_connections, parse_processes, parse_sockets
+from builder.check.listings import count_connections, metric_series, parse_processes, parse_sockets
 from builder.check.report import CheckFailed, InboundPolicy
 from builder.check.traffic import landed_on_proxy
 
@@ -118,3 +120,23 @@ def test_the_process_listing_names_each_process_with_its_uid_and_memory() -> Non
         ("smiley", 2200),
     ]  # the listing's own bash and tr are not the container's
     assert found[-2].rss_kib == 19180
+
+
+def test_metric_series_reads_the_real_proxys_exposition() -> None:
+    """Recorded from the real linkerd2-proxy's /metrics (tests/unit/data/README.md)."""
+    text = (Path(__file__).parent / "data" / "real-proxy-metrics.txt").read_text()
+    opened = metric_series(text, "tcp_open_total")
+    assert [labels["direction"] for labels, _ in opened] == ["inbound"]
+    assert opened[0][1] == 1.0
+    assert opened[0][0]["srv_name"] == "all-unauthenticated"
+    assert metric_series(text, "no_such_metric") == []
+
+
+def test_metric_series_reads_timestamps_escapes_and_braces_in_values() -> None:
+    text = (
+        "# TYPE request_total counter\n"
+        'request_total{route="/a}b",note="say \\"hi\\""} 3 1700000000000\n'
+        'request_total{route="/c"} 4.5\n'
+    )
+    series = metric_series(text, "request_total")
+    assert series == [({"route": "/a}b", "note": 'say "hi"'}, 3.0), ({"route": "/c"}, 4.5)]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import hpack
 import pytest
+from hyperframe.frame import DataFrame, Frame, HeadersFrame, SettingsFrame
 
 from builder.check import grpcwire
 from builder.check.probes import PortProbe
@@ -47,16 +49,30 @@ def test_proxy_made_and_refused_answers_are_not_the_workloads() -> None:
     assert "app_protocol" in wrong.summary
 
 
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113, section 3.4
+
+
+def http2_frames(raw: bytes) -> list[Frame]:
+    """The frames in `raw`, read by hyperframe (h2's own frame layer)."""
+    frames, at = [], 0
+    while at < len(raw):
+        frame, length = Frame.parse_frame_header(memoryview(raw[at : at + 9]))
+        frame.parse_body(memoryview(raw[at + 9 : at + 9 + length]))
+        frames.append(frame)
+        at += 9 + length
+    return frames
+
+
 def test_grpc_request_is_valid_http2_for_a_real_decoder() -> None:
     raw = grpcwire.request_bytes("/ColorService/Edge", b"\x08\x01", "h:1", {"x-faces-user": "a"})
-    assert raw.startswith(grpcwire.PREFACE)
-    frames = list(grpcwire._frames(raw[len(grpcwire.PREFACE) :]))
-    kinds = [kind for kind, _, _, _ in frames]
-    assert kinds == [grpcwire.SETTINGS, grpcwire.HEADERS, grpcwire.DATA]
-    headers = dict(grpcwire.hpack.Decoder().decode(frames[1][3]))
+    assert raw.startswith(PREFACE)
+    frames = http2_frames(raw[len(PREFACE) :])
+    assert [type(frame) for frame in frames] == [SettingsFrame, HeadersFrame, DataFrame]
+    headers = dict(hpack.Decoder().decode(frames[1].data))
     assert headers[":path"] == "/ColorService/Edge"
     assert headers["x-faces-user"] == "a"
-    assert frames[2][3] == b"\x00\x00\x00\x00\x02\x08\x01"  # uncompressed, length 2
+    assert frames[2].data == b"\x00\x00\x00\x00\x02\x08\x01"  # uncompressed, length 2
+    assert "END_STREAM" in frames[2].flags
 
 
 @pytest.mark.parametrize("value", [0, 7, -1, 300, 2**31 - 1])
