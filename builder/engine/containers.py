@@ -1,27 +1,32 @@
 """The one module that imports testcontainers: run an image the way the field does.
 
-A MeshContainer is started on its own Docker network with NET_ADMIN (and
-NET_RAW), the certificates mounted read-only at /opt/spire/certs, and the
-workload's environment; it is ready when the bootstrap logs that the
-workload started (a real wait strategy, no sleeps). Ryuk (testcontainers'
-reaper) cannot be pulled where no registry is reachable, so every container
-and network here is removed by its own context manager.
+A MeshContainer is started on its own Docker network (a testcontainers Network)
+with NET_ADMIN (and NET_RAW), the certificates mounted read-only at
+/opt/spire/certs, and the workload's environment; it is ready when the
+bootstrap logs that the workload started (testcontainers' log wait strategy,
+no sleeps). Ryuk (testcontainers' reaper) cannot be pulled where no registry
+is reachable, so it is turned off in testcontainers' config before a start,
+and every container and network here is removed by its own context manager.
+
+Where testcontainers has no equivalent, docker_engine (docker-py) does the
+work, each place saying which: the address on a named network, the log with
+stdout and stderr interleaved, a graceful `docker stop`, restart, and waiting
+for an exit with a time limit.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
-from testcontainers.core.container import DockerContainer
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer, ExecConfig
+from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
 from builder.core.errors import CheckError
@@ -41,56 +46,79 @@ class MeshContainer:
     logs_at_failure: str = field(default="")
 
     @property
+    def id(self) -> str:
+        return self.inner.get_container_id()
+
+    @property
     def ip(self) -> str:
-        wrapped = self.inner.get_wrapped_container()
-        wrapped.reload()
-        return str(wrapped.attrs["NetworkSettings"]["Networks"][self.network]["IPAddress"])
+        # docker-py: testcontainers gives the bridge's address only, not a named network's.
+        return docker_engine.container_ip(self.id, self.network)
 
     def exec(self, command: list[str], user: str = "0") -> tuple[int, str]:
-        result = self.inner.get_wrapped_container().exec_run(command, user=user)
-        return int(result.exit_code), result.output.decode(errors="replace")
+        result = self.inner.exec(ExecConfig(command=command, user=user))
+        return -1 if result.exit_code is None else int(result.exit_code), result.output.decode(
+            errors="replace"
+        )
 
     def logs(self) -> str:
-        return str(self.inner.get_wrapped_container().logs().decode(errors="replace"))
+        # docker-py: testcontainers' get_logs() splits stdout from stderr, and the
+        # bootstrap's story reads in the order it was told.
+        return docker_engine.container_logs(self.id)
 
     def stop_timed(self, timeout: int = 10) -> tuple[float, int]:
         """`docker stop` (SIGTERM, then SIGKILL after `timeout`); seconds taken, exit code."""
-        wrapped = self.inner.get_wrapped_container()
         start = time.monotonic()
-        wrapped.stop(timeout=timeout)
-        wrapped.reload()
-        return time.monotonic() - start, int(wrapped.attrs["State"]["ExitCode"])
+        # docker-py: testcontainers' stop() removes the container at once (SIGKILL).
+        code = docker_engine.stop_container(self.id, timeout)
+        return time.monotonic() - start, code
 
     def restart(self, timeout: float) -> None:
-        wrapped = self.inner.get_wrapped_container()
-        wrapped.restart(timeout=10)
+        docker_engine.restart_container(self.id)  # docker-py: testcontainers has no restart
         wait_for_log_count(self, READY_LINE, 2, timeout)
+
+    def wait_for_exit(self, timeout: float) -> int:
+        # docker-py: testcontainers' wait() has no time limit.
+        return docker_engine.wait_for_exit(self.id, timeout)
 
 
 def wait_for_log_count(container: MeshContainer, line: str, count: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while container.logs().count(line) < count:
-        wrapped = container.inner.get_wrapped_container()
-        wrapped.reload()
-        if wrapped.status not in ("running", "created", "restarting"):
-            raise CheckError(
-                f"the container exited (status {wrapped.status}) before logging "
-                f"{line!r}:\n{container.logs()[-3000:]}"
-            )
-        if time.monotonic() > deadline:
-            raise CheckError(f"no {line!r} within {timeout:.0f}s:\n{container.logs()[-3000:]}")
-        time.sleep(0.25)
+    """Until `line` has been logged `count` times; a CheckError if the container exits."""
+    # One pattern for `count` occurrences: the strategy's own `times` is not counted (4.x).
+    pattern = re.compile(r"[\s\S]*?".join([re.escape(line)] * count))
+    strategy = LogMessageWaitStrategy(pattern).with_startup_timeout(int(timeout) or 1)
+    try:
+        strategy.with_poll_interval(0.25).wait_until_ready(container.inner)
+    except RuntimeError:
+        container.inner.reload()
+        raise CheckError(
+            f"the container exited (status {container.inner.status}) before logging "
+            f"{line!r}:\n{container.logs()[-3000:]}"
+        ) from None
+    except TimeoutError:
+        raise CheckError(
+            f"no {line!r} within {timeout:.0f}s:\n{container.logs()[-3000:]}"
+        ) from None
+
+
+def _without_reaper() -> None:
+    """Ryuk's image cannot be pulled offline; our context managers clean up instead."""
+    testcontainers_config.ryuk_disabled = True
 
 
 @contextlib.contextmanager
 def own_network() -> Iterator[str]:
     """A bridge network of its own, removed afterwards with anything left on it."""
-    name = f"meshexp-check-{uuid.uuid4().hex[:10]}"
-    docker_engine.create_network(name)
-    try:
-        yield name
-    finally:
-        docker_engine.remove_network(name)
+    _without_reaper()
+    network = Network()
+    network.name = f"meshexp-check-{uuid.uuid4().hex[:10]}"
+    with network:
+        try:
+            yield network.name
+        finally:
+            # A container a failed check left attached would make the network's own
+            # remove() fail: docker_engine removes those first.
+            for name in docker_engine.network_containers(network.name):
+                docker_engine.remove_container(name)
 
 
 def configure(
@@ -100,14 +128,20 @@ def configure(
     env: dict[str, str],
     caps: tuple[str, ...],
     name: str | None = None,
+    entrypoint: list[str] | None = None,
 ) -> DockerContainer:
-    container = DockerContainer(image)
-    kwargs: dict[str, Any] = {"network": network, "cap_add": list(caps)}
-    container.with_kwargs(**kwargs)
+    """A container for `image` on network `network` (by name: it may be one the caller
+    made, a lab's or a `run` network), with capabilities, certificates and env."""
+    _without_reaper()
+    container = DockerContainer(image).with_envs(**env)
+    # No with_network(): that needs a Network testcontainers created; the network
+    # here is named by the caller.
+    extra: dict[str, object] = {"network": network, "cap_add": list(caps)}
+    if entrypoint:
+        extra["entrypoint"] = entrypoint
+    container.with_kwargs(**extra)
     if certs is not None:
         container.with_volume_mapping(str(certs.resolve()), CERTS_PATH, "ro")
-    for key, value in env.items():
-        container.with_env(key, value)
     if name:
         container.with_name(name)
     return container
@@ -131,8 +165,7 @@ def mesh_container(
     try:
         container.start()
     except Exception as exc:
-        wrapped = container.get_wrapped_container()
-        logs = wrapped.logs().decode(errors="replace") if wrapped is not None else ""
+        logs = _logs_of(container)
         with contextlib.suppress(Exception):
             container.stop()
         raise CheckError(
@@ -143,6 +176,12 @@ def mesh_container(
     finally:
         with contextlib.suppress(Exception):
             container.stop()
+
+
+def _logs_of(container: DockerContainer) -> str:
+    with contextlib.suppress(Exception):
+        return docker_engine.container_logs(container.get_container_id())
+    return ""
 
 
 def run_to_exit(
@@ -156,16 +195,17 @@ def run_to_exit(
     entrypoint: list[str] | None = None,
 ) -> tuple[int, str, float]:
     """Run a container until it exits; its exit code, whole log and seconds taken."""
-    container = configure(image, network, certs, env, caps)
-    if entrypoint:
-        container.with_kwargs(network=network, cap_add=list(caps), entrypoint=entrypoint)
+    container = configure(image, network, certs, env, caps, entrypoint=entrypoint)
     start = time.monotonic()
     container.start()
     try:
-        wrapped = container.get_wrapped_container()
-        status = wrapped.wait(timeout=timeout)
-        logs = wrapped.logs(stdout=True, stderr=True).decode(errors="replace")
-        return int(status["StatusCode"]), logs, time.monotonic() - start
+        # docker-py: testcontainers' wait() has no time limit.
+        code = docker_engine.wait_for_exit(container.get_container_id(), timeout)
+        return (
+            code,
+            docker_engine.container_logs(container.get_container_id()),
+            (time.monotonic() - start),
+        )
     finally:
         with contextlib.suppress(Exception):
             container.stop()

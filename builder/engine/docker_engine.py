@@ -367,3 +367,34 @@ def copy_from_image(reference: str, path: str, target: Path) -> Path:
         container.remove(force=True)
     target.chmod(0o755)
     return target
+
+
+def stop_container(name: str, timeout: int) -> int:
+    """`docker stop`: SIGTERM, SIGKILL after `timeout` seconds; the exit code."""
+    container = client().containers.get(name)
+    container.stop(timeout=timeout)
+    container.reload()
+    return int(container.attrs["State"]["ExitCode"])
+
+
+def restart_container(name: str, timeout: int = 10) -> None:
+    client().containers.get(name).restart(timeout=timeout)
+
+
+def wait_for_exit(name: str, timeout: float) -> int:
+    """The container's exit code once it exits (an EngineError after `timeout`)."""
+    try:
+        status = client().containers.get(name).wait(timeout=timeout)
+    except Exception as exc:  # requests' ReadTimeout, through docker-py
+        raise EngineError(f"{name} did not exit within {timeout:.0f}s ({exc})") from None
+    return int(status["StatusCode"])
+
+
+def network_containers(name: str) -> list[str]:
+    """The names of the containers attached to network `name` (none if it is gone)."""
+    try:
+        network = client().networks.get(name)
+    except docker.errors.NotFound:
+        return []
+    network.reload()
+    return sorted(str(c.name) for c in network.containers)

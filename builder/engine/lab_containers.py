@@ -107,15 +107,5 @@ def remove_labelled(label: str, value: str) -> list[str]:
     return removed
 
 
-def network_containers(name: str) -> list[str]:
-    """The names of the containers attached to network `name` (none if it is gone)."""
-    try:
-        network = client().networks.get(name)
-    except docker.errors.NotFound:
-        return []
-    network.reload()
-    return sorted(str(c.name) for c in network.containers)
-
-
 def signal_container(name: str, signal: str) -> None:
     client().containers.get(name).kill(signal=signal)

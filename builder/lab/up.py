@@ -160,7 +160,7 @@ def lab_status(*, folder: Path) -> tuple[Lab, list[ComponentState]]:
 def lab_down(*, name: str = "meshexp-lab", folder: Path | None = None) -> list[str]:
     """Remove every container and network of the lab, and its server's data."""
     # Workloads `run` put on the lab's network go with it.
-    attached = [f"container {c}" for c in lab_containers.network_containers(name)]
+    attached = [f"container {c}" for c in docker_engine.network_containers(name)]
     docker_engine.remove_network(name)
     removed = attached + lab_containers.remove_labelled(LABEL, name)
     if folder is not None:

@@ -160,9 +160,8 @@ def _exit_after_kill(box: containers.MeshContainer, command: str) -> tuple[int, 
     start = time.monotonic()
     code, out = box.exec(["bash", "-c", f"kill -KILL {pid}"])
     assert code == 0, out
-    wrapped = box.inner.get_wrapped_container()
-    status = wrapped.wait(timeout=60)
-    return int(status["StatusCode"]), time.monotonic() - start, box.logs()
+    code = box.wait_for_exit(timeout=60)
+    return code, time.monotonic() - start, box.logs()
 
 
 @pytest.mark.parametrize(
