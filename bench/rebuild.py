@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench import common
 from builder.build.image import build_workload_image
-from builder.build.render import plan_components
+from builder.build.plan import plan_components
 from builder.build.sources import fetch
 from builder.config.catalog import load_workload_file
 from builder.config.settings import Settings

@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder.build.base_image import build_base
+from builder.build.plan import Component, fetch_planned, plan_components
 from builder.build.provenance import provenance_labels
-from builder.build.render import plan_components, render_build_context
-from builder.build.sources import fetch
+from builder.build.render import render_build_context
+from builder.build.sources import Fetched, fetch
 from builder.config.models import ImageSource, Workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core.cache import cache_key, cache_root, link_or_copy
@@ -64,7 +65,9 @@ def build_workload_image(
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=f"{workload.name}-", dir=scratch_root)
     try:
-        components_image = ensure_components_image(workload, settings, nocache, progress)
+        components = plan_components(workload, settings)  # once per build
+        fetched = fetch_planned(components, settings, progress)
+        components_image = ensure_components_image(components, fetched, settings, nocache, progress)
         context = render_build_context(
             workload=workload,
             settings=settings,
@@ -72,6 +75,8 @@ def build_workload_image(
             components_image=components_image,
             extra_labels=provenance_labels(Path.cwd()),
             progress=progress,
+            components=components,
+            fetched=fetched,
         )
         progress.line(f"rendered build context for {workload.name} ({len(context.files)} files)")
         with progress.phase(f"image {reference}"):
@@ -126,7 +131,11 @@ COMPONENTS_REPOSITORY = "meshexp/components"
 
 
 def ensure_components_image(
-    workload: Workload, settings: Settings, nocache: bool, progress: Progress
+    components: list[Component],
+    fetched: dict[str, Fetched],
+    settings: Settings,
+    nocache: bool,
+    progress: Progress,
 ) -> str | None:
     """Put the shared non-image binaries (SPIRE, proxy, certcheck) in an image of their own.
 
@@ -134,17 +143,16 @@ def ensure_components_image(
     build sends only its scripts and its own binaries to the engine, and its
     COPY --from layers are identical for every workload that shares them.
     """
-    shared = [
-        c
-        for c in plan_components(workload, settings)
+    shared = {
+        c.role: fetched[c.role]
+        for c in components
         if not c.workload_layer and not isinstance(c.source, ImageSource)
-    ]
+    }
     if not shared:
         return None
-    fetched = {c.role: fetch(c.source, c.role, settings.arch, progress) for c in shared}
     key = cache_key(
         platform=settings.platform,
-        binaries=sorted((role, got.sha256) for role, got in fetched.items()),
+        binaries=sorted((role, got.sha256) for role, got in shared.items()),
     )
     reference = f"{COMPONENTS_REPOSITORY}:{key[:20]}"
     if docker_engine.image_exists(reference) and not nocache:
@@ -152,7 +160,7 @@ def ensure_components_image(
     with tempfile.TemporaryDirectory(prefix="meshexp-components-") as scratch:
         root = Path(scratch)
         lines = ["FROM scratch"]
-        for role, got in fetched.items():
+        for role, got in shared.items():
             target = root / role
             link_or_copy(got.path, target)
             target.chmod(0o755)

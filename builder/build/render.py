@@ -4,6 +4,9 @@
 tests compare. `render_build_context` also fetches the non-image components
 and writes everything into a scratch folder beside the output, then moves it
 into place: on any error, nothing is left in the output folder.
+
+The plan of components (what each binary is and where it comes from) is
+builder.build.plan's.
 """
 
 from __future__ import annotations
@@ -11,18 +14,25 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from builder import __version__
+from builder.build.plan import (
+    EXECUTABLE,
+    MULTICALL_LINKS,
+    SPIRE_SERVER_PORT,
+    Component,
+    check_workload_fits,
+    fetch_components,
+    from_components_image,
+    plan_components,
+)
 from builder.build.proxy_release import proxy_release
-from builder.build.sources import Fetched, fetch
+from builder.build.sources import Fetched
 from builder.build.templates import render_template
 from builder.config.models import (
-    ComponentSource,
-    FileSource,
-    GoSource,
     ImageSource,
     Workload,
     describe_source,
@@ -30,40 +40,14 @@ from builder.config.models import (
 from builder.config.settings import Settings
 from builder.core.errors import RenderError
 from builder.core.progress import Progress
-from builder.core.resources import go_dir
 
-SPIRE_SERVER_PORT = 18081
-PROXY_PORTS = (4140, 4143, 4190, 4191)
 SYSTEM_PACKAGES = ("iproute2", "iptables")
+
+
 CONTEXT_MANIFEST = "meshexp-context.json"
-EXECUTABLE = 0o755
+
+
 READABLE = 0o644
-
-
-@dataclass(frozen=True)
-class Component:
-    """One binary of the image: where it comes from and where it goes."""
-
-    role: str
-    destination: str
-    source: ComponentSource
-    workload_layer: bool = False
-
-    @property
-    def stage(self) -> str:
-        return "src-" + self.role.replace("/", "-")
-
-    @property
-    def context_path(self) -> str:
-        if self.workload_layer:
-            return f"workload/bin/{self.role.split('/', 1)[1]}"
-        return f"components/{self.role}"
-
-    @property
-    def copy_from(self) -> str:
-        if isinstance(self.source, ImageSource):
-            return f"--from={self.stage} {self.source.path}"
-        return self.context_path
 
 
 @dataclass(frozen=True)
@@ -75,85 +59,6 @@ class RenderResult:
     components: tuple[dict[str, Any], ...]
     standin: bool
     files: tuple[str, ...] = field(default=())
-
-
-def helper_source() -> GoSource:
-    """meshexp-certcheck, our certificate checker, built from the shipped Go module."""
-    return GoSource(package="./cmd/certcheck", local=go_dir())
-
-
-def plan_components(
-    workload: Workload, settings: Settings, with_proxy: bool = True
-) -> list[Component]:
-    """Every binary the image carries, in Dockerfile order (shared first, workload last).
-
-    Without `with_proxy`: all but the proxy (which is given, never built).
-    """
-    components = []
-    proxy = (
-        [Component("proxy", "/usr/lib/linkerd/linkerd2-proxy", settings.proxy())]
-        if with_proxy
-        else []
-    )
-    if settings.uses_multicall:
-        components += [
-            Component("spire", "/usr/local/bin/spire-server", multicall_source()),
-            *proxy,
-        ]
-        return components + workload_components(workload, settings)
-    if settings.topology == "demo":
-        components.append(
-            Component("spire-server", "/usr/local/bin/spire-server", settings.spire("spire-server"))
-        )
-    components += [
-        Component("spire-agent", "/usr/local/bin/spire-agent", settings.spire("spire-agent")),
-        Component("certcheck", "/usr/local/bin/meshexp-certcheck", helper_source()),
-        *proxy,
-    ]
-    return components + workload_components(workload, settings)
-
-
-# Names the multi-call binary answers to, linked to it in the image.
-MULTICALL_LINKS = ("/usr/local/bin/spire-agent", "/usr/local/bin/meshexp-certcheck")
-
-
-def multicall_source() -> GoSource:
-    """SPIRE server and agent and certcheck in one binary (go/cmd/multicall)."""
-    return GoSource(package="./cmd/multicall", local=go_dir(), cgo=True)
-
-
-def _binary_source(name: str, source: ComponentSource, settings: Settings) -> ComponentSource:
-    """A `--binary NAME=FILE` given for this binary wins over the catalog's sources."""
-    given = dict(settings.binaries).get(name)
-    return FileSource(path=given) if given is not None else source
-
-
-def workload_components(workload: Workload, settings: Settings) -> list[Component]:
-    return [
-        Component(
-            f"workload/{binary.name}",
-            f"/opt/workload/bin/{binary.name}",
-            _binary_source(binary.name, binary.source_for(settings.offline), settings),
-            workload_layer=True,
-        )
-        for binary in workload.binaries
-    ]
-
-
-def check_workload_fits(workload: Workload, settings: Settings) -> None:
-    """Refuse workloads whose ports clash with the proxy's or SPIRE's."""
-    reserved = {*PROXY_PORTS, SPIRE_SERVER_PORT}
-    for port in workload.ports:
-        if port.port in reserved:
-            raise RenderError(
-                f"{workload.source_file} ports: {port.port} is used by the proxy "
-                f"or SPIRE ({sorted(reserved)}); give the workload another port"
-            )
-    if workload.uid in (settings.proxy_uid, settings.spire_uid):
-        raise RenderError(
-            f"{workload.source_file} user.uid {workload.uid} is the proxy's or "
-            "SPIRE's UID; the workload needs its own so the capture applies to it"
-        )
 
 
 def _labels(
@@ -242,18 +147,6 @@ def _proxy_labels(settings: Settings, fetched: dict[str, Fetched]) -> list[tuple
     ]
 
 
-def from_components_image(components: list[Component], image: str | None) -> list[Component]:
-    """With a components image, shared binaries are copied from it instead of the context."""
-    if image is None:
-        return components
-    return [
-        replace(c, source=ImageSource(image, f"/{c.role}"))
-        if not c.workload_layer and not isinstance(c.source, ImageSource)
-        else c
-        for c in components
-    ]
-
-
 def _context(
     workload: Workload,
     settings: Settings,
@@ -301,10 +194,15 @@ def render_files(
     fetched: dict[str, Fetched] | None = None,
     components_image: str | None = None,
     extra_labels: tuple[tuple[str, str], ...] = (),
+    components: list[Component] | None = None,
 ) -> dict[str, tuple[str, int]]:
-    """Every templated file of the context: relative path -> (text, mode). Pure."""
+    """Every templated file of the context: relative path -> (text, mode). Pure.
+
+    `components` is the build's plan when the caller has made it (else made here).
+    """
     check_workload_fits(workload, settings)
-    components = plan_components(workload, settings)
+    if components is None:
+        components = plan_components(workload, settings)
     context = _context(
         workload, settings, components, fetched or {}, components_image, extra_labels
     )
@@ -346,33 +244,6 @@ def render_files(
     return files
 
 
-def fetch_components(
-    workload: Workload,
-    settings: Settings,
-    into: Path,
-    shared_elsewhere: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Fetched]:
-    """Fetch every non-image component into the context folder `into`.
-
-    With `shared_elsewhere` (a components image holds them), only the workload's
-    own binaries are copied into the context; the others are only recorded.
-    """
-    fetched = {}
-    for component in plan_components(workload, settings):
-        if isinstance(component.source, ImageSource):
-            continue
-        got = fetch(component.source, component.role, settings.arch, progress)
-        fetched[component.role] = got
-        if shared_elsewhere and not component.workload_layer:
-            continue
-        target = into / component.context_path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(got.path, target)
-        target.chmod(EXECUTABLE)
-    return fetched
-
-
 def _write(files: dict[str, tuple[str, int]], into: Path) -> None:
     for relative, (text, mode) in files.items():
         target = into / relative
@@ -401,10 +272,14 @@ def render_build_context(
     components_image: str | None = None,
     extra_labels: tuple[tuple[str, str], ...] = (),
     progress: Progress | None = None,
+    components: list[Component] | None = None,
+    fetched: dict[str, Fetched] | None = None,
 ) -> RenderResult:
     """Write a complete build context into `output`, all or nothing.
 
-    `extra_labels` (the build's provenance) go after the tool's own labels.
+    `extra_labels` (the build's provenance) go after the tool's own labels. A
+    caller that has planned the build and fetched its components passes both
+    (`components`, `fetched`), so that neither is done again here.
     """
     output = output.resolve()
     if output.exists() and not output.is_dir():
@@ -413,28 +288,33 @@ def render_build_context(
         raise RenderError(
             f"{output} is not empty; choose an empty folder or add --force to replace its contents"
         )
-    files = render_files(workload, settings)  # fails early, before anything is fetched
+    if components is None:
+        components = plan_components(workload, settings)
+    # Fails early, before anything is fetched.
+    files = render_files(workload, settings, components=components)
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".meshexp-render-", dir=output.parent))
     try:
         fetched = fetch_components(
-            workload, settings, scratch, components_image is not None, progress
+            components, settings, scratch, components_image is not None, progress, fetched
         )
-        files = render_files(workload, settings, fetched, components_image, extra_labels)
+        files = render_files(
+            workload, settings, fetched, components_image, extra_labels, components
+        )
         _write(files, scratch)
-        components = tuple(
+        described = tuple(
             {
                 "role": c.role,
                 "destination": c.destination,
                 "source": describe_source(c.source),
                 "sha256": fetched[c.role].sha256 if c.role in fetched else None,
             }
-            for c in plan_components(workload, settings)
+            for c in components
         )
         result = RenderResult(
             output=output,
             image=settings.image_reference(workload.name),
-            components=components,
+            components=described,
             standin=any(item.standin for item in fetched.values()),
             files=tuple(
                 sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*") if p.is_file())
@@ -445,7 +325,7 @@ def render_build_context(
             "image": result.image,
             "platform": settings.platform,
             "standin": result.standin,
-            "components": list(components),
+            "components": list(described),
         }
         (scratch / CONTEXT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         scratch.chmod(0o755)

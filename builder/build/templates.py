@@ -6,8 +6,10 @@ the current directory, and cannot reach files outside their roots.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -29,7 +31,12 @@ def dockerfile_string(value: object) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    root = data_root()
+    return _environment_for(data_root())
+
+
+@functools.cache
+def _environment_for(root: Path) -> jinja2.Environment:
+    """One environment per template root: Jinja caches each compiled template in it."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(root / name) for name in TEMPLATE_ROOTS]),
         undefined=jinja2.StrictUndefined,

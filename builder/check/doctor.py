@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 
 from builder.build.gobuild import CROSS_CC, HOST_ARCH
-from builder.build.render import helper_source
+from builder.build.plan import helper_source
 from builder.build.sources import STANDIN_BANNER
 from builder.check.e2e import missing_prerequisites
 from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source

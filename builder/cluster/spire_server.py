@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
-from builder.build.render import EXECUTABLE, READABLE, Component, helper_source
+from builder.build.plan import EXECUTABLE, Component, helper_source
+from builder.build.render import READABLE
 from builder.build.sources import fetch
 from builder.build.templates import render_template
 from builder.config.models import ImageSource, Workload

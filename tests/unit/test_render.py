@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.build import plan, render, templates
 from builder.build.render import render_build_context, render_files
 from builder.config.catalog import load_catalog
 from builder.config.models import FileSource
@@ -232,3 +233,29 @@ def test_render_writes_a_complete_context(tmp_path: Path) -> None:
     assert os.access(output / "scripts/bootstrap", os.X_OK)
     assert (output / "components/certcheck").read_bytes().startswith(b"\x7fELF")
     assert result.image == "meshexp/smiley:linkerd-2.20"
+
+
+def test_a_planned_and_fetched_build_is_neither_planned_nor_fetched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan is made once per build and passed down, with what was fetched for it."""
+    smiley, settings = load_catalog()["smiley"], Settings()
+    components = plan.plan_components(smiley, settings)
+    fetched = plan.fetch_planned(components, settings)
+    calls: list[str] = []
+    monkeypatch.setattr(plan, "fetch", lambda *args: calls.append("fetch"))
+    monkeypatch.setattr(render, "plan_components", lambda *args: calls.append("plan"))
+    result = render.render_build_context(
+        workload=smiley,
+        settings=settings,
+        output=tmp_path / "context",
+        components=components,
+        fetched=fetched,
+    )
+    assert calls == []
+    assert {c["role"] for c in result.components} == {c.role for c in components}
+    assert (tmp_path / "context/components/certcheck").read_bytes().startswith(b"\x7fELF")
+
+
+def test_templates_share_one_jinja_environment_per_root() -> None:
+    assert templates._environment() is templates._environment()
