@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from builder.build.gobuild import CROSS_CC, HOST_ARCH
 from builder.build.plan import helper_source
 from builder.build.sources import STANDIN_BANNER
-from builder.check.e2e import missing_prerequisites
+from builder.check.e2e_steps import missing_prerequisites
 from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core.errors import MeshexpError

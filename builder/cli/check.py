@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from builder.check.doctor import diagnose, e2e_findings
-from builder.check.e2e import E2EConfig, run_e2e
+from builder.check.e2e import run_e2e
+from builder.check.e2e_steps import E2EConfig
 from builder.cli.options import (
     emit_json,
     output_option,

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.check.e2e import E2EConfig, missing_prerequisites, run_e2e
+from builder.check.e2e import run_e2e
+from builder.check.e2e_steps import E2EConfig, missing_prerequisites
 from builder.config.settings import load_settings
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from builder.build.image import build_workload_image
-from builder.check.e2e import GRINNING
+from builder.check.answers import GRINNING
 from builder.check.live import tcp_open_total
 from builder.cluster.run import run_workload
 from builder.config.catalog import find_workload

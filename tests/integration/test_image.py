@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography import x509
 
 from builder.build.image import build_workload_image
-from builder.check.e2e import GRINNING
+from builder.check.answers import GRINNING
 from builder.check.live import http_status, process_uids, tcp_open_total, wait_ready
 from builder.config.catalog import load_workload_file
 from builder.engine import docker_engine

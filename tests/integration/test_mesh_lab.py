@@ -19,7 +19,8 @@ import pytest
 from lightkube.resources.discovery_v1 import EndpointSlice
 
 from builder.build.image import build_workload_image
-from builder.check.e2e import CURSING, GRINNING, canary_route, face_trouble, smiley_share
+from builder.check.answers import CURSING, GRINNING, face_trouble, smiley_share
+from builder.check.e2e_steps import canary_route
 from builder.check.listings import metric_series
 from builder.cluster import kube
 from builder.cluster.keeper import StatusKeeper, targets_from_manifests

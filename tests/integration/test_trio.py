@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from builder.check import grpcwire
-from builder.check.e2e import GRINNING
+from builder.check.answers import GRINNING
 from builder.check.live import http_status, tcp_open_total
 from builder.check.traffic import landed_on_proxy, outbound_connection
 from builder.cluster.run import run_workload, stop_workload

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.check import e2e
+from builder.check import answers, e2e, e2e_steps
 from builder.core.errors import CheckError
 
 
 def test_prerequisites_are_named_with_how_to_get_them() -> None:
-    missing = e2e.missing_prerequisites(
+    missing = e2e_steps.missing_prerequisites(
         proxy_is_standin=True, which=lambda tool: None, resolves=lambda host: False
     )
     text = "\n".join(missing)
@@ -21,7 +21,7 @@ def test_prerequisites_are_named_with_how_to_get_them() -> None:
     assert "cr.l5d.io, ghcr.io, docker.io do not resolve" in text
     assert "the stand-in is refused for e2e" in text
     assert (
-        e2e.missing_prerequisites(
+        e2e_steps.missing_prerequisites(
             proxy_is_standin=False, which=lambda tool: "/bin/" + tool, resolves=lambda host: True
         )
         == []
@@ -29,13 +29,13 @@ def test_prerequisites_are_named_with_how_to_get_them() -> None:
 
 
 def test_cluster_and_linkerd_command_lines() -> None:
-    config = e2e.E2EConfig(cluster="c1", network="n1", certs=Path("/x/certs"))
-    create = e2e.cluster_create(config)
+    config = e2e_steps.E2EConfig(cluster="c1", network="n1", certs=Path("/x/certs"))
+    create = e2e_steps.cluster_create(config)
     assert create[:4] == ["k3d", "cluster", "create", "c1"]
     assert create[create.index("--network") + 1] == "n1"
     assert "--disable=traefik@server:0" in create
     assert "--disable=metrics-server@server:0" in create
-    crds, control_plane = e2e.linkerd_install(config)
+    crds, control_plane = e2e_steps.linkerd_install(config)
     assert crds[-1] == "--crds"
     flags = dict(zip(control_plane[4::2], control_plane[5::2], strict=False))
     assert flags["--identity-trust-anchors-file"] == "/x/certs/ca.crt"
@@ -44,7 +44,7 @@ def test_cluster_and_linkerd_command_lines() -> None:
 
 
 def test_faces_install_disables_errors_then_removes_smiley_and_color() -> None:
-    steps = e2e.faces_install(e2e.E2EConfig())
+    steps = e2e_steps.faces_install(e2e_steps.E2EConfig())
     helm = next(step for step in steps if step[0] == "helm")
     assert "face.errorFraction=0" in helm
     assert "backend.errorFraction=0" in helm
@@ -53,13 +53,15 @@ def test_faces_install_disables_errors_then_removes_smiley_and_color() -> None:
 
 
 def test_dns_forwarder_and_nodeport() -> None:
-    assert json.loads(e2e.dns_nodeport(e2e.E2EConfig())[-1]) == {"spec": {"type": "NodePort"}}
-    corefile = e2e.corefile("172.18.0.2", 30053)
+    assert json.loads(e2e_steps.dns_nodeport(e2e_steps.E2EConfig())[-1]) == {
+        "spec": {"type": "NodePort"}
+    }
+    corefile = e2e_steps.corefile("172.18.0.2", 30053)
     assert "cluster.local:53 {\n    forward . 172.18.0.2:30053" in corefile
 
 
 def test_canary_route_weights() -> None:
-    route = e2e.canary_route(30)
+    route = e2e_steps.canary_route(30)
     backends = route["spec"]["rules"][0]["backendRefs"]  # type: ignore[index]
     assert [(b["name"], b["weight"]) for b in backends] == [("smiley", 30), ("smiley2", 70)]
 
@@ -112,7 +114,7 @@ def test_cluster_setup_stops_and_still_cleans_up(tmp_path: Path) -> None:
             raise CheckError("nodes never became ready")
         return ""
 
-    config = e2e.E2EConfig(certs=tmp_path / "certs")
+    config = e2e_steps.E2EConfig(certs=tmp_path / "certs")
     cleanup = e2e.Cleanup()
     with pytest.raises(CheckError, match="nodes never became ready"):
         e2e.cluster_setup(config, runner, cleanup)
@@ -140,11 +142,11 @@ def test_answer_checks_read_real_upstream_answers() -> None:
     healthy_face, center_face, broken_face, smiley = UPSTREAM_ANSWERS.splitlines()
     # The smiley is an HTML entity inside JSON, escaped by Go as \u0026.
     assert "\\u0026#x1F603;" in smiley
-    assert e2e.smiley_share([healthy_face, center_face, smiley], e2e.GRINNING) == 1.0
-    assert e2e.smiley_share([healthy_face, "curl: (28) timeout"], e2e.GRINNING) == 0.5
-    assert e2e.smiley_share([healthy_face], "&#x1F60D;") == 0.0
-    assert e2e.face_trouble([healthy_face, center_face]) == []
-    [problem] = e2e.face_trouble([healthy_face, broken_face])
+    assert answers.smiley_share([healthy_face, center_face, smiley], answers.GRINNING) == 1.0
+    assert answers.smiley_share([healthy_face, "curl: (28) timeout"], answers.GRINNING) == 0.5
+    assert answers.smiley_share([healthy_face], "&#x1F60D;") == 0.0
+    assert answers.face_trouble([healthy_face, center_face]) == []
+    [problem] = answers.face_trouble([healthy_face, broken_face])
     assert problem.startswith("face reported errors: ")
     assert "color: couldn't get color from 172.23.0.3:9" in problem
-    assert e2e.face_trouble(["", healthy_face]) == ["1 of 2 answers were not JSON"]
+    assert answers.face_trouble(["", healthy_face]) == ["1 of 2 answers were not JSON"]
