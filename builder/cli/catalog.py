@@ -17,7 +17,7 @@ from builder.cli.options import (
     settings_from,
 )
 from builder.config.catalog import new_workload_file
-from builder.config.schema import json_schema
+from builder.config.editor_schema import json_schema
 
 
 @click.group(invoke_without_command=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from builder.config.editor_schema import json_schema
 from builder.config.models import Workload, read_workload
-from builder.config.schema import json_schema
 from builder.config.validation import DNS_LABEL, USER_NAME
 from builder.core.errors import CatalogError
 from builder.core.resources import catalog_dir

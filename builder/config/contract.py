@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from builder.core.errors import SettingsError
 
@@ -28,14 +29,15 @@ SERIES_BY_EDGE: dict[str, str] = {"edge-24.2.5": "2.15"}
 # Proxies that cannot talk to the SPIRE agent (fixed in v2.331.0).
 BROKEN_SPIRE_PROXIES = ("v2.329.0", "v2.330.0")
 
-INBOUND_POLICIES = (
+InboundPolicy = Literal[
     "deny",
     "all-authenticated",
     "all-unauthenticated",
     "cluster-authenticated",
     "cluster-unauthenticated",
     "audit",
-)
+]
+INBOUND_POLICIES: tuple[str, ...] = get_args(InboundPolicy)
 
 _PROXY_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 

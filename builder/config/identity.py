@@ -21,8 +21,10 @@ Two styles:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-IDENTITY_STYLES = ("namespaced", "walkthrough")
+IdentityStyle = Literal["namespaced", "walkthrough"]
+IDENTITY_STYLES: tuple[str, ...] = get_args(IdentityStyle)
 
 
 @dataclass(frozen=True)

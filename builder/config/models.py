@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.config.schema import SourceEntry, WorkloadEntry, parse
+from builder.config.schema import SourceEntry, WorkloadEntry
+from builder.config.types import parse
 from builder.core.errors import CatalogError, SettingsError
 
 # --------------------------------------------------------------------------- sources

@@ -17,11 +17,8 @@ import yaml
 from builder.config.contract import ContractFacts, facts_for
 from builder.config.identity import WorkloadIdentity, workload_identity
 from builder.config.models import BinarySource, FileSource, GoSource, ImageSource, source_from
-from builder.config.schema import (
-    PRIVATE_NETWORKS,
-    SettingsEntry,
-    parse,
-)
+from builder.config.settings_schema import PRIVATE_NETWORKS, SettingsEntry
+from builder.config.types import parse
 from builder.config.validation import IMAGE_REF
 from builder.core.errors import SettingsError
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from builder.cli import main
 from builder.config.catalog import SCHEMA_FILE, SCHEMA_MODELINE, catalog_schema_text, load_catalog
+from builder.config.editor_schema import json_schema
 from builder.config.models import read_workload
-from builder.config.schema import json_schema
 from builder.config.settings import settings_from_mapping
 from builder.core.errors import CatalogError, SettingsError
 
@@ -89,3 +89,46 @@ def test_workloads_new_writes_the_schema_its_entry_names(tmp_path: Path) -> None
     schema = json.loads((tmp_path / SCHEMA_FILE).read_text())
     assert schema == json_schema("catalog")
     assert not list(jsonschema.Draft202012Validator(schema).iter_errors(yaml.safe_load(entry)))
+
+
+SMILEY = yaml.safe_load((IMAGES / "smiley.yaml").read_text())
+
+
+def with_value(path: tuple[str | int, ...], value: object) -> dict[str, object]:
+    entry = json.loads(json.dumps(SMILEY))
+    holder = entry
+    for part in path[:-1]:
+        holder = holder[part]
+    holder[path[-1]] = value
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("ports", 0, "port"), "8000", "ports[0].port: expected a whole number from 1 to 65535"),
+        (("ports", 0, "port"), True, "ports[0].port: expected a whole number from 1 to 65535"),
+        (("ports", 0, "port"), 0, "ports[0].port: 0 is out of range (1-65535)"),
+        (("user", "uid"), 70000, "user.uid: 70000 is out of range (1000-65533)"),
+        (("ports", 0, "protocol"), 5, "ports[0].protocol: '5' is not one of: TCP, UDP, SCTP"),
+        (("ports", 0, "name"), "HTTP", "ports[0].name: 'HTTP' is not valid (an IANA service"),
+        (("namespace",), "a b", "namespace: 'a b' is not valid (a DNS-1123 label)"),
+        (("name",), True, "name: expected text, got bool"),
+        (("user",), "x", "user: expected a mapping, got str"),
+        (("command",), "x", "command: expected a list, got str"),
+        (("ports", 0, "zz"), 1, "ports[0]: unknown field 'zz'; valid fields are: name, port,"),
+    ],
+)
+def test_each_kind_of_bad_value_is_named_with_what_would_be_valid(
+    path: tuple[str | int, ...], value: object, message: str
+) -> None:
+    with pytest.raises(CatalogError) as refused:
+        read_workload(with_value(path, value), "smiley.yaml", IMAGES)
+    assert message in refused.value.message
+
+
+def test_an_unknown_field_is_named_before_the_errors_beside_it() -> None:
+    """As one reads a file: a misspelt key first, the first of several by name."""
+    entry = with_value(("ports", 0, "port"), 0) | {"zeta": 1, "alpha": 2}
+    with pytest.raises(CatalogError, match=r"unknown field 'alpha'; valid fields are: name,"):
+        read_workload(entry, "smiley.yaml", IMAGES)
