@@ -99,7 +99,7 @@ def show(running: Lab, states: list[ComponentState]) -> None:
     "--crds",
     "crd_files",
     multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Linkerd's CRDs (default: `linkerd install --crds`).",
 )
 @click.option("--progress", "progress_mode", type=click.Choice(MODES), default="auto")

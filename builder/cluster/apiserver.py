@@ -298,13 +298,17 @@ def _start(
 
 def linkerd_crds(cli: Path | None = None) -> tuple[str, ...]:
     """Linkerd's CRDs as `linkerd install --crds` renders them: with `cli`, or the
-    linkerd on PATH (none when there is none).
+    linkerd on PATH (none when there is none). `--ignore-cluster`: there is no
+    cluster yet to ask (the CLI otherwise refuses without a kubeconfig).
     """
     linkerd = str(cli) if cli is not None else shutil.which("linkerd")
     if linkerd is None:
         return ()
     done = subprocess.run(
-        [linkerd, "install", "--crds"], capture_output=True, text=True, check=False
+        [linkerd, "install", "--crds", "--ignore-cluster"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise APIServerError(f"linkerd install --crds failed: {done.stderr.strip()[-400:]}")

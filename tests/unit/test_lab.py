@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
+from builder.cli import main
+from builder.cluster.apiserver import linkerd_crds
 from builder.lab.dns import dns_records
 from builder.lab.layout import Addresses, Lab, LabError, pick_subnet
 from builder.lab.objects import endpoint_slice
@@ -131,3 +135,27 @@ def test_the_cli_release_names_the_images() -> None:
     assert linkerd_version(cli) == "edge-26.8.3"  # its README: stamped edge-26.8.3
     with pytest.raises(LabError, match="version --client --short"):
         linkerd_version(Path("/bin/false"))
+
+
+def test_the_crds_are_rendered_without_a_cluster_to_ask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lab up` and `apiserver` without --crds: no kubeconfig exists before the lab does."""
+    cli = equipment.CONTROL_PLANE / "linkerd"
+    need(cli.is_file(), f"the linkerd CLI in {cli}")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config either
+    (rendered,) = linkerd_crds(cli)
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(rendered) if doc]
+    assert kinds
+    assert set(kinds) == {"CustomResourceDefinition"}
+    assert "externalworkloads.workload.linkerd.io" in rendered
+
+
+def test_lab_up_refuses_a_missing_crds_file_before_starting_anything(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["lab", "up", "--dir", str(tmp_path / "lab"), "--crds", str(tmp_path / "nope.yaml")]
+    )
+    assert result.exit_code == 2
+    assert "nope.yaml' does not exist" in result.output
+    assert not (tmp_path / "lab").exists()
