@@ -32,6 +32,7 @@ from builder.build.gobuild import cached_kube_apiserver
 from builder.cluster import kube
 from builder.core.cache import cache_root
 from builder.core.errors import MeshexpError
+from builder.core.files import write_secret
 from builder.core.net import free_port, wait_for_ok
 from builder.core.progress import Progress
 
@@ -74,9 +75,7 @@ def prepare_apiserver(progress: Progress | None = None) -> tuple[Path, Path]:
 
 
 def secret_file(path: Path, data: bytes) -> None:
-    path.write_bytes(b"")
-    path.chmod(0o600)
-    path.write_bytes(data)
+    write_secret(path, data)
 
 
 def service_account_keys(folder: Path) -> None:
@@ -168,7 +167,10 @@ def connect_with_crds(
     return client, applied
 
 
-def write_kubeconfig(path: Path, url: str, ca_pem: bytes, token: str) -> None:
+def write_kubeconfig(
+    path: Path, url: str, ca_pem: bytes, token: str, owner: int | None = None
+) -> None:
+    """A kubeconfig with the admin (or a service account's) token: a secret, mode 0600."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -187,7 +189,7 @@ def write_kubeconfig(path: Path, url: str, ca_pem: bytes, token: str) -> None:
         ],
         "current-context": "meshexp",
     }
-    secret_file(path, yaml.safe_dump(config, sort_keys=False).encode())
+    write_secret(path, yaml.safe_dump(config, sort_keys=False).encode(), owner=owner)
 
 
 def etcd_command(etcd: Path, folder: Path, client_url: str, peer_port: int) -> list[str]:

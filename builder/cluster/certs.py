@@ -10,8 +10,6 @@ folder that containers mount, so mounting that folder never hands it out.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from builder.core.errors import CertsError
+from builder.core.files import write_files
 
 ANCHOR_CN = "root.linkerd.cluster.local"
 ISSUER_CN = "identity.linkerd.cluster.local"
@@ -92,24 +91,6 @@ def _pem_cert(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _write_all(files: dict[Path, tuple[bytes, int]]) -> None:
-    """Write each file to a temporary sibling with its mode, then rename: no half-written key."""
-    staged = []
-    try:
-        for path, (data, mode) in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=".meshexp-")
-            os.fchmod(descriptor, mode)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-            staged.append((Path(name), path))
-        for temporary, path in staged:
-            temporary.replace(path)
-    finally:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-
-
 def create_certs(
     *,
     folder: Path,
@@ -120,7 +101,9 @@ def create_certs(
 ) -> CertsResult:
     """Create ca.crt, issuer.crt and issuer.key in `folder`, and the anchor key apart."""
     anchor_key = anchor_key or folder.with_name(folder.name + "-anchor") / "ca.key"
-    if anchor_key.resolve().parent == folder.resolve():
+    # Anywhere under the folder (a subfolder, or through a symlink) is inside what
+    # containers mount.
+    if anchor_key.resolve().is_relative_to(folder.resolve()):
         raise CertsError(
             f"{anchor_key}: keep the trust anchor's key out of {folder}, the folder "
             "containers mount; choose another --anchor-key path"
@@ -141,7 +124,7 @@ def create_certs(
     root = _ca(ANCHOR_CN, root_key, None, anchor_days, None)
     issuer_key = ec.generate_private_key(ec.SECP256R1())
     issuer = _ca(ISSUER_CN, issuer_key, (root, root_key), issuer_days, 1)
-    _write_all(
+    write_files(
         {
             folder / "ca.crt": (_pem_cert(root), 0o644),
             folder / "issuer.crt": (_pem_cert(issuer), 0o644),
@@ -203,7 +186,7 @@ def create_node_cert(*, certs: Path, name: str, output: Path, days: int = 30) ->
         )
         .sign(issuer_key, hashes.SHA256())
     )
-    _write_all(
+    write_files(
         {
             output / "ca.crt": (anchor, 0o644),
             output / "node.crt": (_pem_cert(cert) + _pem_cert(issuer), 0o644),

@@ -8,7 +8,6 @@ file of mode 0600 and never prints it.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ from builder.build.templates import render_template
 from builder.config.models import ImageSource, Workload
 from builder.config.settings import Settings
 from builder.core.errors import CheckError, MeshexpError
+from builder.core.files import write_secret
 from builder.core.progress import Progress, as_progress
 from builder.engine import docker_engine
 
@@ -218,7 +218,5 @@ def new_join_token(*, server: str, settings: Settings, name: str, target: Path) 
     """A fresh single-use join token for one workload's agent, written 0600, never printed."""
     out = _server_exec(server, settings, token_command(settings, name))
     token = out.strip().removeprefix("Token: ").strip()
-    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(token + "\n")
-    return target
+    # A token file from an earlier run is replaced, never rewritten with its old mode.
+    return write_secret(target, (token + "\n").encode())

@@ -4,7 +4,6 @@ real proxy (through proxy-identity) with the files, tokens and environment a kub
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -17,6 +16,7 @@ from builder.cluster import kube
 from builder.cluster.apiserver import (
     write_kubeconfig,
 )
+from builder.core.files import write_secret
 from builder.lab.layout import (
     APISERVER_PORT,
     CONTROLLER_UID,
@@ -86,11 +86,8 @@ def start_pod(
 
 
 def owned_file(path: Path, data: bytes, uid: int, mode: int = 0o400) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    path.chmod(mode)
-    os.chown(path, uid, uid)
-    return path
+    """A file of the pod's (a key, a token) owned by `uid`, with its mode from the start."""
+    return write_secret(path, data, mode, owner=uid)
 
 
 def pod_files(
@@ -108,8 +105,7 @@ def pod_files(
     config = folder / "kubeconfig"
     server = f"https://{lab.addresses.apiserver}:{APISERVER_PORT}"
     ca = (lab.folder / "apiserver" / "certs" / "apiserver.crt").read_bytes()
-    write_kubeconfig(config, server, ca, api_token)
-    os.chown(config, CONTROLLER_UID, CONTROLLER_UID)
+    write_kubeconfig(config, server, ca, api_token, owner=CONTROLLER_UID)
     binds = {
         str(sources.proxy): "/usr/lib/linkerd/linkerd2-proxy:ro",
         str(sources.proxy_identity): "/usr/lib/linkerd/proxy-identity:ro",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from builder.cluster.certs import create_certs
 from builder.core.errors import CertsError
+from builder.core.files import write_secret
 
 
 def _load(path: Path) -> x509.Certificate:
@@ -85,3 +87,50 @@ def test_node_certificate_needs_the_issuer(tmp_path: Path) -> None:
 
     with pytest.raises(CertsError, match="create them with `meshexp-build certs`"):
         create_node_cert(certs=tmp_path, name="smiley", output=tmp_path / "node")
+
+
+@pytest.mark.parametrize("inside", ["private/ca.key", "a/b/ca.key"])
+def test_anchor_key_in_a_subfolder_of_the_mounted_folder_is_refused(
+    tmp_path: Path, inside: str
+) -> None:
+    with pytest.raises(CertsError, match="keep the trust anchor's key out of"):
+        create_certs(folder=tmp_path / "certs", anchor_key=tmp_path / "certs" / inside)
+    assert not (tmp_path / "certs").exists()  # nothing half-written
+
+
+def test_anchor_key_reaching_the_mounted_folder_through_a_symlink_is_refused(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "certs" / "private").mkdir(parents=True)
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "certs" / "private")
+    with pytest.raises(CertsError, match="keep the trust anchor's key out of"):
+        create_certs(folder=tmp_path / "certs", anchor_key=tmp_path / "elsewhere" / "ca.key")
+
+
+def test_a_secret_file_has_its_mode_from_the_start_and_replaces_a_lax_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "tokens" / "smiley.token"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    target.chmod(0o644)  # an earlier run's file, readable by all
+    modes_while_writing: list[int] = []
+    real_fdopen = os.fdopen
+
+    def watching_fdopen(descriptor: int, *args: object, **kwargs: object) -> object:
+        modes_while_writing.append(stat.S_IMODE(os.fstat(descriptor).st_mode))
+        return real_fdopen(descriptor, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "fdopen", watching_fdopen)
+    write_secret(target, b"new\n")
+    assert modes_while_writing == [0o600]  # before the first byte
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_bytes() == b"new\n"
+    assert [p.name for p in target.parent.iterdir()] == ["smiley.token"]  # no temporary left
+
+
+def test_a_read_only_secret_for_another_user_is_never_readable_by_others(tmp_path: Path) -> None:
+    """As the lab writes the issuer key for the controllers' UID (here: our own)."""
+    path = write_secret(tmp_path / "issuer" / "key.pem", b"k", 0o400, owner=os.getuid())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
+    assert path.stat().st_uid == os.getuid()
