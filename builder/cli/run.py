@@ -130,6 +130,11 @@ def run(
     **options: Any,
 ) -> None:
     """Start a built image as the walk-through does, wait for ready, write its manifests."""
+    if watch and output_format == "json":
+        raise click.UsageError(
+            "--watch prints a line each time Ready changes, which -o json cannot hold: "
+            "drop one of them (keep-ready watches a workload that is already running)"
+        )
     settings = settings_from(options)
     common: dict[str, Any] = {
         "workload": workload_of(workload_name, settings),

@@ -114,3 +114,16 @@ def test_json_output_is_one_document_on_stdout(args: list[str], tmp_path: Path) 
     assert result.exit_code in (0, 1), result.output
     document = json.loads(result.stdout)
     assert document
+
+
+def test_run_watch_with_json_output_is_a_usage_error(run, tmp_path: Path) -> None:
+    """--watch prints lines as Ready changes; it was dropped silently with -o json."""
+    (tmp_path / "certs").mkdir()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\n")
+    result = run(
+        "run", "--workload", "smiley", "--certs", str(tmp_path / "certs"),
+        "--kubeconfig", str(kubeconfig), "--apply", "--watch", "-o", "json",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--watch prints a line each time Ready changes" in result.output
