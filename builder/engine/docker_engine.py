@@ -398,3 +398,29 @@ def network_containers(name: str) -> list[str]:
         return []
     network.reload()
     return sorted(str(c.name) for c in network.containers)
+
+
+def registry_login(host: str, config_dir: Path | None = None) -> tuple[str, str] | None:
+    """The user name and password `docker login HOST` keeps, resolved as the Docker CLI
+    does: a credential helper for the host (credHelpers), else the credential store
+    (credsStore, e.g. docker-credential-pass), else the plain `auths` entry. None when
+    there is no login; an EngineError naming the helper when a helper fails."""
+    folder = config_dir or Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+    config = docker.auth.load_config(config_path=str(folder / "config.json"))
+    try:
+        found = config.resolve_authconfig(host)
+    except docker.errors.DockerException as exc:
+        raise EngineError(
+            f"the Docker credential helper for {host} failed ({exc}); check `docker login {host}`"
+        ) from None
+    if not found:
+        return None
+    if found.get("IdentityToken"):
+        raise EngineError(
+            f"the login for {host} is an identity token, which meshexp-build cannot use: "
+            f"`docker login {host}` with a user name and a password (or an access token)"
+        )
+    # `auths` entries are parsed into lower-case keys, a store's answers keep Docker's.
+    user = found.get("Username", found.get("username"))
+    password = found.get("Password", found.get("password"))
+    return (str(user), str(password or "")) if user else None

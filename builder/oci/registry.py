@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import socket
@@ -26,6 +25,7 @@ from typing import Any
 
 from builder.core.errors import BuildError
 from builder.core.net import free_port
+from builder.engine import docker_engine
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -52,20 +52,6 @@ def split_reference(reference: str) -> tuple[str, str, str]:
 def is_local(host: str) -> bool:
     """A registry on this machine, spoken to over plain HTTP."""
     return host.rsplit(":", 1)[0] in LOCAL_HOSTS or host in LOCAL_HOSTS
-
-
-def docker_credentials(host: str, config_dir: Path | None = None) -> tuple[str, str] | None:
-    """The user name and password `docker login HOST` stored, if any (plain `auths` only)."""
-    folder = config_dir or Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    for key, entry in (config.get("auths") or {}).items():
-        if key.removeprefix("https://").split("/")[0] == host and entry.get("auth"):
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            return user, password
-    return None
 
 
 @dataclass
@@ -178,7 +164,7 @@ class RegistryClient:
 
 
 def client_for(host: str) -> RegistryClient:
-    return RegistryClient(host, docker_credentials(host))
+    return RegistryClient(host, docker_engine.registry_login(host))
 
 
 @dataclass

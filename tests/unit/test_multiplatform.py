@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from builder.build.sources import elf_arch, fetch
 from builder.config.models import FileSource
 from builder.config.settings import load_settings
 from builder.core.errors import BuildError, SettingsError, SourceError
+from builder.engine.docker_engine import registry_login
 from builder.oci import buildkit
 from builder.oci.multiplatform import image_digest, merge_indexes, refuse_standins
-from builder.oci.registry import docker_credentials, is_local, split_reference
+from builder.oci.registry import is_local, split_reference
 
 X86_64, AARCH64 = 62, 183
 
@@ -152,8 +154,51 @@ def test_registry_references_and_credentials(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(
         json.dumps({"auths": {"https://ghcr.io": {"auth": auth}}})
     )
-    assert docker_credentials("ghcr.io", tmp_path) == ("me", "secret")
-    assert docker_credentials("quay.io", tmp_path) is None
+    assert registry_login("ghcr.io", tmp_path) == ("me", "secret")
+    assert registry_login("quay.io", tmp_path) is None
+
+
+def helper_on_path(folder: Path, name: str, known: dict[str, tuple[str, str]]) -> None:
+    """A docker-credential-NAME speaking the credential helpers' protocol (`get` reads the
+    server on stdin and answers JSON), as pass, secretservice or osxkeychain do."""
+    answers = {
+        server: {"Username": user, "Secret": secret} for server, (user, secret) in known.items()
+    }
+    script = folder / f"docker-credential-{name}"
+    script.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, sys\n"
+        f"known = {answers!r}\n"
+        "server = sys.stdin.read().strip()\n"
+        "if sys.argv[1] != 'get' or server not in known:\n"
+        "    print('credentials not found in native keychain'); sys.exit(1)\n"
+        "print(json.dumps({'ServerURL': server, **known[server]}))\n"
+    )
+    script.chmod(0o755)
+
+
+def test_registry_logins_kept_by_a_credential_store_or_helper_are_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docker login` with credsStore/credHelpers keeps nothing in `auths`: the push
+    went anonymous before; now the login is resolved as the Docker CLI does."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper_on_path(bin_dir, "teststore", {"ghcr.io": ("me", "from-store")})
+    helper_on_path(bin_dir, "quayhelper", {"quay.io": ("robot", "from-helper")})
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "auths": {"ghcr.io": {}, "quay.io": {}},
+                "credsStore": "teststore",
+                "credHelpers": {"quay.io": "quayhelper"},
+            }
+        )
+    )
+    assert registry_login("ghcr.io", tmp_path) == ("me", "from-store")
+    assert registry_login("quay.io", tmp_path) == ("robot", "from-helper")
+    assert registry_login("registry.example", tmp_path) is None
 
 
 def test_doctor_names_what_several_platforms_need(
