@@ -20,7 +20,8 @@ import shutil
 import signal
 import ssl
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +117,17 @@ def _process(command: list[str], log: Path, what: str) -> Iterator[subprocess.Po
                 process.wait(timeout=5)
 
 
+def _alive(process: subprocess.Popen[bytes], log: Path, what: str) -> Callable[[], None]:
+    """A check that raises, with the log's tail, once `process` has exited."""
+
+    def alive() -> None:
+        if process.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise APIServerError(f"{what} exited with code {process.returncode}:\n{tail}")
+
+    return alive
+
+
 def _wait(
     url: str,
     process: subprocess.Popen[bytes],
@@ -125,12 +137,7 @@ def _wait(
     context: ssl.SSLContext | None = None,
 ) -> None:
     """Poll `url` until it answers 200; fail early, with the log's tail, if `process` dies."""
-
-    def alive() -> None:
-        if process.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise APIServerError(f"{what} exited with code {process.returncode}:\n{tail}")
-
+    alive = _alive(process, log, what)
     last = wait_for_ok(url, timeout=READY_TIMEOUT, alive=alive, headers=headers, context=context)
     if last is not None:
         raise APIServerError(
@@ -146,12 +153,22 @@ def admin_token(folder: Path) -> str:
     return token
 
 
-def unverified_tls() -> ssl.SSLContext:
-    """For /readyz only, before the kubeconfig exists: the serving certificate is the
-    server's own, made at its start; every client after that verifies against it."""
-    insecure = ssl.create_default_context()
-    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
-    return insecure
+def serving_tls(
+    folder: Path, timeout: float = READY_TIMEOUT, alive: Callable[[], None] = lambda: None
+) -> ssl.SSLContext:
+    """A TLS context that trusts the server's own certificate and nothing else, once the
+    server has written it (kube-apiserver makes it at its start, in folder/certs): the
+    admin token is only ever sent to that server."""
+    certificate = folder / "certs" / "apiserver.crt"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            return ssl.create_default_context(cafile=str(certificate))
+        time.sleep(0.2)
+    raise APIServerError(
+        f"kube-apiserver wrote no serving certificate {certificate} in {timeout:.0f}s"
+    )
 
 
 def connect_with_crds(
@@ -291,7 +308,7 @@ def _start(
         api_log,
         "kube-apiserver",
         headers={"Authorization": f"Bearer {token}"},
-        context=unverified_tls(),
+        context=serving_tls(folder, alive=_alive(api_process, api_log, "kube-apiserver")),
     )
     kubeconfig = folder / "kubeconfig"
     _, applied = connect_with_crds(url, token, folder, kubeconfig, crds)

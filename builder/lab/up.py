@@ -14,12 +14,13 @@ from typing import Any
 
 from builder.cluster import kube
 from builder.cluster.apiserver import (
+    APIServerError,
     admin_token,
     apiserver_command,
     connect_with_crds,
     etcd_command,
     prepare_apiserver,
-    unverified_tls,
+    serving_tls,
 )
 from builder.core.net import proxy_ready, wait_for_ok
 from builder.core.progress import Progress
@@ -104,14 +105,19 @@ def start_apiserver(lab: Lab, crds: tuple[str, ...]) -> kube.KubeClient:
 
 
 def wait_readyz(url: str, token: str, lab: Lab, timeout: float = 90) -> None:
-    """The lab's API server answers /readyz; its container's log when it does not."""
-    last = wait_for_ok(
-        f"{url}/readyz",
-        timeout=timeout,
-        headers={"Authorization": f"Bearer {token}"},
-        context=unverified_tls(),
-        interval=0.5,
-    )
+    """The lab's API server answers /readyz, verified against its own certificate; its
+    container's log when it does not."""
+    try:
+        context = serving_tls(lab.folder / "apiserver", timeout)
+        last = wait_for_ok(
+            f"{url}/readyz",
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"},
+            context=context,
+            interval=0.5,
+        )
+    except APIServerError:
+        last = "no serving certificate"
     if last is not None:
         logs = docker_engine.container_logs(f"{lab.name}-apiserver")[-1500:]
         raise LabNotUp(f"lab: the API server at {url} was not ready in {timeout:.0f}s:\n{logs}")

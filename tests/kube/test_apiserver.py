@@ -14,12 +14,14 @@ import pytest
 from lightkube import codecs
 
 from builder.cluster import kube
-from builder.cluster.apiserver import local_apiserver
+from builder.cluster.apiserver import local_apiserver, serving_tls
+from builder.cluster.certs import create_certs
 from builder.cluster.manifests import build_manifests, ready_condition
 from builder.config.catalog import load_catalog
 from builder.config.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
 from builder.config.settings import load_settings
 from builder.core.errors import MeshexpError
+from builder.core.net import answers_ok
 
 VERSIONS = sorted(PROXY_BY_LINKERD) + sorted(PROXY_BY_EDGE)
 
@@ -149,3 +151,25 @@ def test_the_server_stops_with_no_process_left(tmp_path: Path) -> None:
     for pid in server.pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_admin_token_goes_only_to_the_server_whose_certificate_we_hold(
+    apiserver, tmp_path: Path
+) -> None:
+    """The readiness poll verifies the server against its own certificate, as every
+    client after it does: a server with another certificate gets no token."""
+    if not apiserver.url:
+        pytest.skip("an API server of your own (MESHEXP_TEST_KUBECONFIG): not ours to inspect")
+    token = (apiserver.folder / "tokens.csv").read_text().split(",", 1)[0]
+    headers = {"Authorization": f"Bearer {token}"}
+    ours = serving_tls(apiserver.folder)
+    assert answers_ok(f"{apiserver.url}/readyz", headers=headers, context=ours)[0]
+    other = tmp_path / "other"
+    create_certs(folder=other)
+    (other / "certs").mkdir()
+    (other / "certs" / "apiserver.crt").write_bytes((other / "ca.crt").read_bytes())
+    ok, reason = answers_ok(
+        f"{apiserver.url}/readyz", headers=headers, context=serving_tls(other, timeout=1)
+    )
+    assert not ok
+    assert "CERTIFICATE_VERIFY_FAILED" in reason
