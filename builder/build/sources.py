@@ -29,7 +29,7 @@ from builder.config.models import (
 )
 from builder.core.cache import cache_root, file_sha256
 from builder.core.errors import SourceError
-from builder.core.progress import Progress
+from builder.core.progress import Progress, alternative
 
 STANDIN_BANNER = b"PROXY STAND-IN: not a Linkerd proxy"
 ALTERNATIVES = (
@@ -140,9 +140,10 @@ def fetch(
     """
     if isinstance(source, FirstOf):
         reasons = []
-        for one in source.sources:
+        for number, one in enumerate(source.sources, start=1):
             try:
-                return fetch(one, what, arch, progress)
+                with alternative(more_after=number < len(source.sources)):
+                    return fetch(one, what, arch, progress)
             except SourceError as exc:
                 reasons.append(str(exc.message).splitlines()[0])
                 if progress is not None:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
-from builder.core.progress import Progress
+from builder.core.progress import Progress, passing_over
 
 MODES = ("auto", "plain", "quiet")
 HEARTBEAT = 20.0
@@ -69,7 +70,10 @@ class PlainDisplay(Progress):
         try:
             yield
         except BaseException:
-            self.echo(f"{name}: failed after {elapsed(self.clock() - now)}")
+            if passing_over():  # the next alternative is tried: not a failure
+                self.echo(f"{name}: not available, trying the next source")
+            else:
+                self.echo(f"{name}: failed after {elapsed(self.clock() - now)}")
             raise
         finally:
             with self.lock:
@@ -111,11 +115,16 @@ class LiveDisplay(Progress):
         super().__init__()
         self.verbose = verbose
         self.view = RichProgress(
-            SpinnerColumn(finished_text="[green]✓"),
-            TextColumn("{task.description}"),
+            SpinnerColumn(finished_text=""),
+            # The name gives way (an ellipsis) before the time does, at any width.
+            TextColumn(
+                "{task.description}",
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
             TimeElapsedColumn(),
             console=console,
             transient=False,
+            expand=True,
         )
 
     @contextlib.contextmanager
@@ -124,11 +133,14 @@ class LiveDisplay(Progress):
         try:
             yield
         except BaseException:
-            self.view.update(task, description=f"[red]{name}: failed")
+            if passing_over():  # an alternative passed over: no line of its own
+                self.view.remove_task(task)
+            else:
+                self.view.update(task, description=f"[red]✗ {name}: failed", completed=1)
+                self.view.stop_task(task)
             raise
-        finally:
-            self.view.stop_task(task)
-        self.view.update(task, completed=1)
+        self.view.update(task, description=f"[green]✓[/green] {name}", completed=1)
+        self.view.stop_task(task)
 
     def line(self, text: str) -> None:
         if self.verbose:

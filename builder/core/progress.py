@@ -11,10 +11,30 @@ to one callable (what the tests and the benchmarks read).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+
+# Set while one of several alternative sources is tried: a phase that fails then is
+# passed over (the next alternative is tried), not a failure of the build.
+_TRYING_AN_ALTERNATIVE = contextvars.ContextVar("trying_an_alternative", default=False)
+
+
+@contextlib.contextmanager
+def alternative(more_after: bool) -> Iterator[None]:
+    """Around one alternative of several; `more_after`: a failure here is not the end."""
+    token = _TRYING_AN_ALTERNATIVE.set(more_after)
+    try:
+        yield
+    finally:
+        _TRYING_AN_ALTERNATIVE.reset(token)
+
+
+def passing_over() -> bool:
+    """Whether a phase failing now is an alternative passed over (see `alternative`)."""
+    return _TRYING_AN_ALTERNATIVE.get()
 
 
 class Progress:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from unittest import mock
+
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
-from builder.cli.display import PlainDisplay
-from builder.core.progress import Progress, as_progress
+from builder.build import sources
+from builder.build.sources import Fetched
+from builder.cli.display import LiveDisplay, PlainDisplay
+from builder.config.models import FileSource, FirstOf, GoSource, describe_source
+from builder.core.errors import SourceError
+from builder.core.progress import Progress, alternative, as_progress
 
 
 class Clock:
@@ -87,3 +96,51 @@ def test_image_help_offers_the_progress_modes() -> None:
     result = CliRunner().invoke(main, ["image", "--help"])
     assert "--progress [auto|plain|quiet]" in result.output
     assert "--verbose" in result.output
+
+
+def refused_then_found(progress: Progress) -> Fetched:
+    """Faces' smiley: upstream's module (refused offline), then our own build (a file here)."""
+    refused = GoSource(package="github.com/example/none/cmd/smiley", version="v0.0.1")
+    found = FileSource(path=Path(sys.executable).resolve())
+
+    def one(source: object, what: str, arch: str, progress: Progress | None = None) -> Fetched:
+        assert progress is not None
+        with progress.phase(f"go build {describe_source(source)}"):  # type: ignore[arg-type]
+            if source is refused:
+                raise SourceError("the Go module proxy refused it")
+        return Fetched(found.path, "0" * 64, False, source=found)
+
+    with mock.patch.object(sources, "_fetch_one", one):
+        return sources.fetch(FirstOf((refused, found)), "workload/smiley", "amd64", progress)
+
+
+def test_an_alternative_passed_over_is_not_shown_as_a_failure() -> None:
+    said: list[str] = []
+    refused_then_found(PlainDisplay(said.append, clock=Clock()))
+    assert not any("failed" in line for line in said), said
+    assert (
+        "go github.com/example/none/cmd/smiley@v0.0.1: not available, trying the next source"
+        in (" ".join(said))
+    )
+
+
+def test_the_last_alternative_failing_is_a_failure() -> None:
+    said: list[str] = []
+    plain = PlainDisplay(said.append, clock=Clock())
+    with pytest.raises(SourceError), plain.phase("go build x"), alternative(more_after=False):
+        raise SourceError("refused")
+    assert said[-1] == "go build x: failed after 0s"
+
+
+def test_the_live_view_keeps_the_time_and_drops_passed_over_phases() -> None:
+    console = Console(width=80, force_terminal=True, record=True, color_system=None)
+    live = LiveDisplay(console)
+    with live.view:
+        refused_then_found(live)
+        with live.phase("go build github.com/spiffe/spire/cmd/spire-server@v1.13.3 " + "x" * 80):
+            pass
+    lines = [line for line in console.export_text().splitlines() if line.strip()]
+    final = lines[-2:]  # the view's last frame: one line per phase still shown
+    assert not any("example/none" in line for line in final), final  # passed over: gone
+    assert all(line.rstrip().endswith("0:00:00") for line in final), final  # time kept
+    assert any("…" in line for line in final), final  # the long name gave way
