@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from builder.config.models import GoSource
-from builder.core.cache import cache_key, cache_root, tree_sha256
+from builder.core.cache import build_lock, cache_key, cache_root, tree_sha256
 from builder.core.errors import SourceError
 from builder.core.progress import Progress
 
@@ -100,11 +100,18 @@ def cached_go_binary(source: GoSource, arch: str, progress: Progress | None = No
     target = cache_root() / "go" / key / name
     if target.is_file():
         return target
+    what = f"go build {source.describe()} for linux/{arch}"
+    with build_lock(target.parent, what, progress):
+        if target.is_file():  # built by another process while this one waited
+            return target
+        return _build_go_binary(source, arch, target, name, what, progress)
+
+
+def _build_go_binary(
+    source: GoSource, arch: str, target: Path, name: str, what: str, progress: Progress | None
+) -> Path:
     env = build_environment(arch, source.cgo)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    phase = (progress or Progress()).phase(
-        f"go build {source.describe()} for linux/{arch} (cached afterwards)"
-    )
+    phase = (progress or Progress()).phase(f"{what} (cached afterwards)")
     with phase, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         out = Path(scratch) / name
         if source.version:
@@ -135,7 +142,14 @@ def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
     module_dir = cache_root() / "gomod" / cache_key(package=source.package, version=source.version)
     if (module_dir / "go.sum").is_file():
         return module_dir
-    module_dir.mkdir(parents=True, exist_ok=True)
+    # Builds of the same module for several platforms share this folder: one writes it.
+    with build_lock(module_dir, f"go get -tool {source.describe()}"):
+        if not (module_dir / "go.sum").is_file():
+            _write_tool_module(source, env, module_dir)
+    return module_dir
+
+
+def _write_tool_module(source: GoSource, env: dict[str, str], module_dir: Path) -> None:
     host_env = dict(env, GOOS="", GOARCH="")
     if not (module_dir / "go.mod").is_file():
         _run(
@@ -152,7 +166,6 @@ def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
         "go get -tool",
         source,
     )
-    return module_dir
 
 
 KUBERNETES = "k8s.io/kubernetes"
@@ -216,6 +229,15 @@ def cached_kube_apiserver(version: str, progress: Progress | None = None) -> Pat
     target = cache_root() / "go" / key / "kube-apiserver"
     if target.is_file():
         return target
+    with build_lock(target.parent, f"go build kube-apiserver {version}", progress):
+        if not target.is_file():
+            _build_kube_apiserver(source, version, target, progress)
+    return target
+
+
+def _build_kube_apiserver(
+    source: GoSource, version: str, target: Path, progress: Progress | None
+) -> None:
     env = build_environment(HOST_ARCH, cgo=False)
     major, minor = version.removeprefix("v").split(".")[:2]
     ldflags = (
@@ -234,7 +256,6 @@ def cached_kube_apiserver(version: str, progress: Progress | None = None) -> Pat
             command = [_go(), "build", "-ldflags", ldflags, "-o", str(out), source.package]
             _run(command, module_dir, env, "go build", source)
             out.replace(target)
-    return target
 
 
 BUILDKIT = "github.com/moby/buildkit"
@@ -263,6 +284,15 @@ def cached_buildkit(version: str, progress: Progress | None = None) -> dict[str,
     targets = {name: folder / name for name in BUILDKIT_PROGRAMS}
     if all(path.is_file() for path in targets.values()):
         return targets
+    with build_lock(folder, f"go build buildkitd and buildctl {version}", progress):
+        if not all(path.is_file() for path in targets.values()):
+            _build_buildkit(version, key, folder, targets, progress)
+    return targets
+
+
+def _build_buildkit(
+    version: str, key: str, folder: Path, targets: dict[str, Path], progress: Progress | None
+) -> None:
     env = build_environment(HOST_ARCH, cgo=False)
     host_env = dict(env, GOOS="", GOARCH="", GOFLAGS="")
     source = GoSource(package=f"{BUILDKIT}/cmd/buildkitd", version=version)
@@ -293,7 +323,6 @@ def cached_buildkit(version: str, progress: Progress | None = None) -> dict[str,
                 ]
                 _run(command, module_dir, env, "go build", source)
                 out.replace(target)
-    return targets
 
 
 SYFT = "github.com/anchore/syft/cmd/syft"
@@ -310,6 +339,15 @@ def cached_syft(version: str, progress: Progress | None = None) -> Path:
     target = cache_root() / "go" / key / "syft"
     if target.is_file():
         return target
+    with build_lock(target.parent, f"go build syft {version}", progress):
+        if not target.is_file():
+            _build_syft(source, version, ldflags, target, progress)
+    return target
+
+
+def _build_syft(
+    source: GoSource, version: str, ldflags: str, target: Path, progress: Progress | None
+) -> None:
     env = build_environment(HOST_ARCH, cgo=False)
     phase = (progress or Progress()).phase(
         f"go build syft {version} (the SBOM scanner; minutes cold, cached afterwards)"
@@ -327,4 +365,3 @@ def cached_syft(version: str, progress: Progress | None = None) -> Path:
                 source,
             )
             out.replace(target)
-    return target

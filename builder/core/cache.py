@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+
+from builder.core.progress import Progress
 
 
 def cache_root() -> Path:
@@ -47,3 +52,24 @@ def tree_sha256(root: Path, suffixes: tuple[str, ...] = (".go", ".mod", ".sum"))
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def build_lock(folder: Path, what: str, progress: Progress | None = None) -> Iterator[None]:
+    """Hold `folder`'s build lock: one build of a cache entry at a time, across threads and
+    processes (several CI jobs on one machine). A caller re-checks the entry once it holds
+    the lock, so an expensive build is done once and the others reuse it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    locks = cache_root() / "locks"  # apart, so that an entry holds only what was built
+    locks.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:24]
+    with (locks / f"{name}.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with (progress or Progress()).phase(f"{what}: another build of it runs; waiting"):
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
