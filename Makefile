@@ -1,10 +1,15 @@
 # The few verbs people type. Each target does its own set-up.
-.PHONY: setup demo demo-trio lab lab-down bench test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare
+.PHONY: setup setup-test demo demo-trio lab lab-down bench test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare
 
 VENV := .venv/bin
 
+# What building and running an image needs (make demo); the tests, the lab and
+# publishing also need etcd and the multi-platform tools (setup-test).
 setup:
 	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --with apiserver --with publish
 
 demo:
 	scripts/demo.sh
@@ -19,13 +24,13 @@ lab:
 lab-down:
 	.venv/bin/meshexp-build lab down --dir out/lab
 
-test: setup lint go-test apiserver-prepare publish-prepare
+test: setup-test lint go-test apiserver-prepare publish-prepare
 	$(VENV)/pytest
 
 # kube-apiserver from the Go module proxy (about 11 minutes cold, then cached)
 # and etcd, for the tests marked `kube`; skipped when MESHEXP_TEST_KUBECONFIG
 # names an API server of your own.
-apiserver-prepare: setup
+apiserver-prepare: setup-test
 	@if [ -z "$${MESHEXP_TEST_KUBECONFIG:-}" ]; then $(VENV)/meshexp-build apiserver --prepare; fi
 
 lint: setup
@@ -47,16 +52,16 @@ go-test:
 # What the multi-platform publish test needs, built once and cached (cold: SPIRE
 # for arm64 about 8 minutes, syft about 5, the arm64 Debian root about 3),
 # with progress on the way.
-publish-prepare: setup
+publish-prepare: setup-test
 	$(VENV)/meshexp-build publish --prepare --offline --workload smiley --platform linux/amd64,linux/arm64
 
 unit: setup
 	$(VENV)/pytest tests/unit
 
-integration: setup
+integration: setup-test
 	$(VENV)/pytest tests/integration
 
-bench: setup
+bench: setup-test
 	$(VENV)/python -m bench.run_all
 
 golden: setup

@@ -24,7 +24,7 @@ if [ -z "$programs" ] && ! command -v linkerd >/dev/null; then
   die "the lab takes Linkerd's programs from Linkerd's images for the linkerd CLI's release: install the linkerd CLI (https://linkerd.io/2/getting-started/), or set LINKERD_PROGRAMS=/folder/with/controller,linkerd-policy-controller,proxy-identity,linkerd"
 fi
 
-scripts/setup.sh
+scripts/setup.sh --with apiserver
 export PATH="$PWD/.venv/bin:$PATH"
 from=()
 if [ -n "$programs" ]; then

@@ -2,10 +2,32 @@
 # One-time set-up on a Debian machine (as root): system packages, a running
 # Docker engine, and a virtualenv (.venv) with meshexp-build and its dev tools.
 # Idempotent: a second run only checks.
+#
+#   scripts/setup.sh                 what building and running an image needs
+#                                    (make demo, make demo-trio): the engine,
+#                                    debootstrap, Go, the virtualenv
+#   scripts/setup.sh --with apiserver  also Debian's etcd, unpacked into the
+#                                    cache (the local API server, the lab, the
+#                                    kube tests)
+#   scripts/setup.sh --with publish  also what multi-platform publishing needs:
+#                                    qemu and binfmt (arm64 steps), the aarch64
+#                                    cross compiler (SPIRE with cgo), Debian's
+#                                    docker-registry (the offline helper registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+with_apiserver=false
+with_publish=false
+while [ "$#" -gt 0 ]; do
+  case "$1:${2:-}" in
+  --with:apiserver) with_apiserver=true ;;
+  --with:publish) with_publish=true ;;
+  *) die "usage: scripts/setup.sh [--with apiserver] [--with publish] (got: $*)" ;;
+  esac
+  shift 2
+done
 
 # quietly WHAT COMMAND...: run a long, quiet command, saying every 20 s that
 # it is still running (a cold machine is never silent for 30 s), and showing
@@ -36,13 +58,15 @@ command -v debootstrap >/dev/null || need_packages+=(debootstrap)
 command -v dockerd >/dev/null || need_packages+=(docker.io)
 [ -x /usr/bin/docker ] || need_packages+=(docker.io)
 command -v file >/dev/null || need_packages+=(file)
-command -v docker-registry >/dev/null || need_packages+=(docker-registry)
 # Multi-platform images: qemu runs arm64 build steps; the cross compiler builds
-# SPIRE (cgo) for arm64.
-if [ "$(uname -m)" = x86_64 ]; then
-  [ -x /usr/bin/qemu-aarch64-static ] || need_packages+=(qemu-user-static)
-  command -v update-binfmts >/dev/null || need_packages+=(binfmt-support)
-  command -v aarch64-linux-gnu-gcc >/dev/null || need_packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+# SPIRE (cgo) for arm64; the helper registry serves the SBOM scanner offline.
+if "$with_publish"; then
+  command -v docker-registry >/dev/null || need_packages+=(docker-registry)
+  if [ "$(uname -m)" = x86_64 ]; then
+    [ -x /usr/bin/qemu-aarch64-static ] || need_packages+=(qemu-user-static)
+    command -v update-binfmts >/dev/null || need_packages+=(binfmt-support)
+    command -v aarch64-linux-gnu-gcc >/dev/null || need_packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+  fi
 fi
 python3 -m venv --help >/dev/null 2>&1 || need_packages+=(python3-venv)
 if [ "${#need_packages[@]}" -gt 0 ]; then
@@ -56,17 +80,19 @@ fi
 
 scripts/ensure-docker.sh
 # arm64 emulation, for multi-platform images; as another user, only a warning.
-if [ "$(id -u)" = 0 ]; then
-  scripts/ensure-emulation.sh
-else
-  scripts/ensure-emulation.sh || echo "setup: no arm64 emulation: multi-platform publish will need it (run scripts/ensure-emulation.sh as root)"
+if "$with_publish"; then
+  if [ "$(id -u)" = 0 ]; then
+    scripts/ensure-emulation.sh
+  else
+    scripts/ensure-emulation.sh || echo "setup: no arm64 emulation: multi-platform publish will need it (run scripts/ensure-emulation.sh as root)"
+  fi
 fi
 
 # etcd for the local Kubernetes API server (tests marked `kube`, `meshexp-build
 # apiserver`): Debian's etcd-server, unpacked into meshexp-build's cache
 # without installing it, so that no etcd service starts on this machine.
 etcd_root=${XDG_CACHE_HOME:-$HOME/.cache}/meshexp-build/etcd
-if ! command -v etcd >/dev/null && [ ! -x "$etcd_root/usr/bin/etcd" ]; then
+if "$with_apiserver" && ! command -v etcd >/dev/null && [ ! -x "$etcd_root/usr/bin/etcd" ]; then
   echo "setup: unpacking Debian's etcd-server into $etcd_root"
   etcd_tmp=$(mktemp -d)
   (cd "$etcd_tmp" && quietly "downloading etcd-server" \
