@@ -65,6 +65,9 @@ def start_lab_container(spec: LabContainer) -> str:
         cap_add=list(spec.cap_add),
         dns=list(spec.dns) or None,
         tmpfs=spec.tmpfs or None,
+        # Like a kubelet's: a part that exits (or is killed) is started again, until
+        # `lab down` removes it or someone stops it on purpose.
+        restart_policy={"Name": "unless-stopped"},
     )
     networking = api.create_networking_config(
         {spec.network: api.create_endpoint_config(ipv4_address=spec.ip)}

@@ -168,6 +168,13 @@ capture() {{
     iptables -t nat -A PREROUTING -p tcp -j PROXY_INIT_REDIRECT
 }}
 capture || {{ echo "lab: the inbound capture could not be installed" >&2; exit 1; }}
+# The proxy's key goes here, for its UID alone. Set on every start: a restarted
+# container gets its tmpfs back as root's 0755 (mode=1777 applies to the first start
+# only), where proxy-identity could not write its key; and it starts afresh, as a
+# new pod would.
+end_entity=/var/run/linkerd/identity/end-entity
+rm -rf "${{end_entity:?}}"/* && chown {PROXY_UID}:{PROXY_UID} "$end_entity" && chmod 0700 "$end_entity" ||
+  {{ echo "lab: $end_entity could not be made the proxy's" >&2; exit 1; }}
 start() {{
   local uid=$1
   shift

@@ -8,7 +8,12 @@ proxies' own metrics, the API server's objects and Faces' own answers.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import os
+import signal
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lightkube.resources.core_v1 import Namespace
 from lightkube.resources.discovery_v1 import EndpointSlice
 
 from builder.build.image import build_workload_image
@@ -27,6 +33,7 @@ from builder.cluster.keeper import StatusKeeper, targets_from_manifests
 from builder.cluster.manifests import build_manifests
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings
+from builder.core.net import proxy_ready
 from builder.engine import docker_engine
 from builder.lab import Lab, LabSources, lab_status, run_in_lab, running_lab
 from builder.lab.check import check_outbound_in_lab
@@ -340,6 +347,86 @@ def test_check_in_the_lab_completes_outbound_over_mtls(
     assert expected in detail
     client = kube.connect(lab.kubeconfig)
     assert kube.ready_condition(f"{name}-check", "faces", client) is None  # cleaned up
+
+
+READY_AGAIN = 60.0  # seconds: a restarted part is ready again within this
+TRAFFIC_GAP = 0.2  # seconds between face's calls while a part restarts
+
+
+def part_ready(lab: Lab, role: str) -> bool:
+    """The part is up and doing its job again: the pods' proxies ready, the API server
+    answering a read, the DNS server running."""
+    state = docker_engine.container_state(f"{lab.name}-{role}")
+    if not state.get("Running") or state.get("Restarting"):
+        return False
+    if role in lab.addresses.pods:
+        return proxy_ready(lab.addresses.pods[role], timeout=2)
+    if role == "apiserver":
+        try:
+            kube.connect(lab.kubeconfig).get(Namespace, "linkerd")
+        except Exception:
+            return False
+    return True
+
+
+def traffic_while(face_ip: str, until: threading.Event) -> list[str]:
+    """face's calls (smiley and color behind it) until `until` is set; each problem."""
+    problems: list[str] = []
+    deadline = time.monotonic() + 4 * READY_AGAIN  # bounded, whatever happens
+    while not until.is_set() and time.monotonic() < deadline:
+        try:
+            answer = faces.http_call(face_ip, "GET", "/center/", {"X-Faces-User": "mesh"})
+            body = json.dumps(answer["body"])
+            if answer["status"] != 200 or face_trouble([body]):
+                problems.append(f"{answer['status']}: {body[:200]}")
+        except OSError as exc:
+            problems.append(str(exc))
+        time.sleep(TRAFFIC_GAP)
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("role", "how"),
+    [
+        ("destination", "restart"),
+        ("identity", "restart"),
+        ("apiserver", "restart"),
+        ("dns", "restart"),
+        ("destination", "kill"),
+    ],
+)
+def test_a_part_restarted_or_killed_comes_back_while_traffic_flows(
+    lab: Lab, trio: dict[str, Any], role: str, how: str
+) -> None:
+    """As a kubelet would: the part is started again by itself and is ready again, and
+    the workloads' proxies, living on what they hold, keep answering meanwhile."""
+    stop = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        calls = pool.submit(traffic_while, trio["face"].ip, stop)
+        time.sleep(1)
+        container = f"{lab.name}-{role}"
+        restarts = docker_engine.inspect_if_exists(container)["RestartCount"]
+        began = time.monotonic()
+        if how == "restart":
+            docker_engine.restart_container(container)
+        else:  # the part's own process dies (not a `docker stop`): the engine restarts it
+            pid = int(docker_engine.container_state(container)["Pid"])
+            assert pid > 0, f"{container} is not running"  # kill(0) would be our own group
+            os.kill(pid, signal.SIGKILL)
+            while docker_engine.inspect_if_exists(container)["RestartCount"] == restarts:
+                assert time.monotonic() - began < READY_AGAIN, f"{container} was not restarted"
+                time.sleep(0.2)
+        while not part_ready(lab, role):
+            assert time.monotonic() - began < READY_AGAIN, f"{container} not ready again"
+            time.sleep(0.5)
+        ready_after = time.monotonic() - began
+        time.sleep(2)  # traffic after the part is back, through what it serves again
+        stop.set()
+        problems = calls.result(timeout=60)
+    assert problems == [], problems[:5]
+    assert ready_after < READY_AGAIN
+    _, states = lab_status(folder=lab.folder)
+    assert {s.role: s.status for s in states}[role] == "running"
 
 
 def test_killing_smiley_shows_in_face_and_in_its_ready_status(
