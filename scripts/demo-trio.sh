@@ -60,7 +60,7 @@ ip() { docker inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAdd
 python3 - "$(ip smiley)" "$(ip color)" <<'PY'
 import sys, urllib.request
 from builder.check import grpcwire
-from builder.check.checks import tcp_open_total
+from builder.check.live import tcp_open_total
 
 def smiley(ip):  # HTTP/1 JSON
     return urllib.request.urlopen(f"http://{ip}:8000/", timeout=20).read().decode().strip()

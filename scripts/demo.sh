@@ -59,7 +59,7 @@ print(f"demo: proxy /ready on {ip}:4191 -> {ready.status}")
 body = urllib.request.urlopen(f"http://{ip}:8000/", timeout=10).read().decode()
 print(f"demo: smiley on {ip}:8000 answered through the proxy: {body.strip()}")
 # Client connections the proxy accepted (not its admin port's, nor its own hop).
-from builder.check.checks import tcp_open_total
+from builder.check.live import tcp_open_total
 print(f"demo: the proxy's tcp_open_total, inbound connections from clients: {tcp_open_total(ip, 'inbound')}")
 PY
 echo "demo: running as $name on network $network; remove with: docker rm -f $name"
