@@ -173,7 +173,8 @@ capture || {{ echo "lab: the inbound capture could not be installed" >&2; exit 1
 # only), where proxy-identity could not write its key; and it starts afresh, as a
 # new pod would.
 end_entity=/var/run/linkerd/identity/end-entity
-rm -rf "${{end_entity:?}}"/* && chown {PROXY_UID}:{PROXY_UID} "$end_entity" && chmod 0700 "$end_entity" ||
+rm -rf "${{end_entity:?}}"/* &&
+  chown {PROXY_UID}:{PROXY_UID} "$end_entity" && chmod 0700 "$end_entity" ||
   {{ echo "lab: $end_entity could not be made the proxy's" >&2; exit 1; }}
 start() {{
   local uid=$1
