@@ -190,20 +190,17 @@ class _Reader:
         return self.answer
 
 
-def parse_answer(
-    raw: bytes, method: str = "/", authority: str = "probe", metadata: dict[str, str] | None = None
-) -> Answer:
+def parse_answer(raw: bytes) -> Answer:
     """Read a server's bytes: HTTP/2 frames for our stream, or whatever else came.
 
-    HTTP/2 is read by a client connection in the state the call left it (the
-    call's own method and authority, when given, change nothing in how the
-    server's frames are read).
+    HTTP/2 is read by a client connection in the state a call leaves it (which call
+    changes nothing in how the server's frames are read).
     """
     if not raw:
         return Answer(kind="none")
     if raw.startswith(b"HTTP/"):
         return Answer(kind="http1", first_line=raw.split(b"\r\n", 1)[0].decode(errors="replace"))
-    reader = _Reader(_client(method, b"", authority, metadata))
+    reader = _Reader(_client("/", b"", "probe", None))
     reader.feed(raw)
     return reader.result()
 

@@ -75,13 +75,9 @@ def prepare_apiserver(progress: Progress | None = None) -> tuple[Path, Path]:
     return cached_kube_apiserver(KUBERNETES_VERSION, progress), etcd
 
 
-def secret_file(path: Path, data: bytes) -> None:
-    write_secret(path, data)
-
-
 def service_account_keys(folder: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    secret_file(
+    write_secret(
         folder / "sa.key",
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -149,7 +145,7 @@ def admin_token(folder: Path) -> str:
     """A fresh service-account key pair and admin token in `folder` (mode 0600); the token."""
     service_account_keys(folder)
     token = secrets.token_hex(24)
-    secret_file(folder / "tokens.csv", f'{token},admin,admin-uid,"system:masters"\n'.encode())
+    write_secret(folder / "tokens.csv", f'{token},admin,admin-uid,"system:masters"\n'.encode())
     return token
 
 

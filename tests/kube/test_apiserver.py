@@ -22,6 +22,7 @@ from builder.config.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
 from builder.config.settings import load_settings
 from builder.core.errors import MeshexpError
 from builder.core.net import answers_ok
+from tests.conftest import need
 
 VERSIONS = sorted(PROXY_BY_LINKERD) + sorted(PROXY_BY_EDGE)
 
@@ -158,8 +159,7 @@ def test_the_admin_token_goes_only_to_the_server_whose_certificate_we_hold(
 ) -> None:
     """The readiness poll verifies the server against its own certificate, as every
     client after it does: a server with another certificate gets no token."""
-    if not apiserver.url:
-        pytest.skip("an API server of your own (MESHEXP_TEST_KUBECONFIG): not ours to inspect")
+    need(bool(apiserver.url), "the API server the tests start (not MESHEXP_TEST_KUBECONFIG's)")
     token = (apiserver.folder / "tokens.csv").read_text().split(",", 1)[0]
     headers = {"Authorization": f"Bearer {token}"}
     ours = serving_tls(apiserver.folder)
