@@ -18,6 +18,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from builder.build.spire_plugins import (
+    DERIVATION,
+    SPIRE_MODULE,
+    configured_plugins,
+    copy_module,
+    derive_module,
+    kept_key,
+)
 from builder.config.models import GoSource
 from builder.core.cache import build_lock, cache_key, cache_root, tree_sha256
 from builder.core.errors import SourceError
@@ -82,18 +90,9 @@ def cached_go_binary(source: GoSource, arch: str, progress: Progress | None = No
 
     A build (not a cache hit) is one phase of `progress`, named by the package.
     """
-    tree = tree_sha256(source.local) if source.local else None
     if source.local and not (source.local / "go.mod").is_file():
         raise SourceError(f"go source {source.describe()}: {source.local} holds no go.mod")
-    key = cache_key(
-        package=source.package,
-        version=source.version,
-        tree=tree,
-        arch=arch,
-        cgo=source.cgo,
-        go=go_version(),
-        ldflags=LDFLAGS,
-    )
+    key = binary_key(source, arch)
     name = source.package.rstrip("/").rsplit("/", 1)[-1]
     if name in (".", "") and source.local is not None:
         name = source.local.name
@@ -105,6 +104,20 @@ def cached_go_binary(source: GoSource, arch: str, progress: Progress | None = No
         if target.is_file():  # built by another process while this one waited
             return target
         return _build_go_binary(source, arch, target, name, what, progress)
+
+
+def binary_key(source: GoSource, arch: str) -> str:
+    """The cache key of `source`'s binary for `arch`: what decides the bytes."""
+    return cache_key(
+        package=source.package,
+        version=source.version,
+        tree=tree_sha256(source.local) if source.local else None,
+        arch=arch,
+        cgo=source.cgo,
+        go=go_version(),
+        ldflags=LDFLAGS,
+        **_trim_key(source),
+    )
 
 
 def _build_go_binary(
@@ -125,8 +138,9 @@ def _build_go_binary(
             )
         else:
             assert source.local is not None
+            modfile = _local_modfile(source, env)
             _run(
-                [_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
+                [_go(), "build", *modfile, "-ldflags", LDFLAGS, "-o", str(out), source.package],
                 source.local,
                 env,
                 "go build",
@@ -137,9 +151,80 @@ def _build_go_binary(
     return target
 
 
+def _trim_key(source: GoSource) -> dict[str, object]:
+    """The cache-key part of a trimmed SPIRE: its kept plugins (none for other builds, so
+    their keys stay as they were)."""
+    if not source.trim_spire:
+        return {}
+    return {"spire_plugins": kept_key(configured_plugins()), "derivation": DERIVATION}
+
+
+def trimmed_spire(version: str, env: dict[str, str]) -> Path:
+    """SPIRE `version` with only the configured plugins: a copy of the module from the
+    module cache with its catalog files derived (spire_plugins.py), cached by content."""
+    folder = cache_root() / "spire-module" / cache_key(version=version, **_trim_key(TRIMMED))
+    if (folder / "go.mod").is_file():
+        return folder
+    with build_lock(folder, f"SPIRE {version} with the configured plugins only"):
+        if (folder / "go.mod").is_file():
+            return folder
+        host_env = dict(env, GOOS="", GOARCH="", GOFLAGS="")
+        downloaded = module_download(SPIRE_MODULE, version, folder, host_env)
+        with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+            copy = Path(scratch) / "spire"
+            copy_module(Path(downloaded["Dir"]), copy)
+            derive_module(copy, version, set(configured_plugins()))
+            folder.rmdir()  # the lock made it; the finished copy takes its place
+            copy.replace(folder)
+    return folder
+
+
+# Any trimmed SPIRE source: what _trim_key reads of it.
+TRIMMED = GoSource(package=SPIRE_MODULE, trim_spire=True)
+
+
+def required_version(go_mod: str, module: str) -> str:
+    """The version of `module` a go.mod requires."""
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)} (v\S+)", go_mod, re.M)
+    if match is None:
+        raise SourceError(f"the go.mod does not require {module}")
+    return match.group(1)
+
+
+def _local_modfile(source: GoSource, env: dict[str, str]) -> list[str]:
+    """`-modfile` for a local module that builds against the trimmed SPIRE: its go.mod
+    with a `replace` to the trimmed copy, beside a copy of its go.sum (else nothing)."""
+    if not source.trim_spire:
+        return []
+    assert source.local is not None
+    go_mod = (source.local / "go.mod").read_text()
+    spire = trimmed_spire(required_version(go_mod, SPIRE_MODULE), env)
+    folder = (
+        cache_root()
+        / "gomod"
+        / cache_key(
+            local=str(source.local),
+            tree=tree_sha256(source.local, (".mod", ".sum")),
+            spire=str(spire),
+        )
+    )
+    modfile = folder / "go.mod"
+    if not modfile.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source.local / "go.sum", folder / "go.sum")
+        scratch = folder / "go.mod.partial"
+        scratch.write_text(f"{go_mod.rstrip()}\n\nreplace {SPIRE_MODULE} => {spire}\n")
+        scratch.replace(modfile)
+    return [f"-modfile={modfile}"]
+
+
 def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
     """A module of our own that has `source` as a tool dependency (kept for reuse)."""
-    module_dir = cache_root() / "gomod" / cache_key(package=source.package, version=source.version)
+    module_dir = (
+        cache_root()
+        / "gomod"
+        / cache_key(package=source.package, version=source.version, **_trim_key(source))
+    )
     if (module_dir / "go.sum").is_file():
         return module_dir
     # Builds of the same module for several platforms share this folder: one writes it.
@@ -159,6 +244,11 @@ def _write_tool_module(source: GoSource, env: dict[str, str], module_dir: Path) 
             "go mod init",
             source,
         )
+    if source.trim_spire:
+        assert source.version is not None
+        spire = trimmed_spire(source.version, env)
+        replace = f"-replace={SPIRE_MODULE}={spire}"
+        _run([_go(), "mod", "edit", replace], module_dir, host_env, "go mod edit", source)
     _run(
         [_go(), "get", "-tool", f"{source.package}@{source.version}"],
         module_dir,
@@ -189,6 +279,11 @@ def staging_replacements(kubernetes_go_mod: str, version: str) -> list[str]:
 
 def published_go_mod(module: str, version: str, cwd: Path, env: dict[str, str]) -> str:
     """The go.mod that `module@version` was published with, from the module proxy."""
+    return Path(module_download(module, version, cwd, env)["GoMod"]).read_text()
+
+
+def module_download(module: str, version: str, cwd: Path, env: dict[str, str]) -> dict[str, str]:
+    """`go mod download -json module@version`: where the module cache holds it."""
     download = subprocess.run(
         [_go(), "mod", "download", "-json", f"{module}@{version}"],
         cwd=cwd,
@@ -199,7 +294,8 @@ def published_go_mod(module: str, version: str, cwd: Path, env: dict[str, str]) 
     )
     if download.returncode != 0:
         raise SourceError(f"{module}@{version}: go mod download failed: {download.stderr}")
-    return Path(json.loads(download.stdout)["GoMod"]).read_text()
+    found: dict[str, str] = json.loads(download.stdout)
+    return found
 
 
 def _kubernetes_module(version: str, env: dict[str, str], source: GoSource) -> Path:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder.build.sources import Fetched, fetch
+from builder.build.spire_configs import SPIRE_SERVER_PORT
 from builder.config.models import (
     ComponentSource,
     FileSource,
@@ -22,9 +23,6 @@ from builder.core.progress import Progress
 from builder.core.resources import go_dir
 
 PROXY_PORTS = (4140, 4143, 4190, 4191)
-
-
-SPIRE_SERVER_PORT = 18081
 
 
 EXECUTABLE = 0o755
@@ -76,7 +74,7 @@ def plan_components(
     )
     if settings.uses_multicall:
         components += [
-            Component("spire", "/usr/local/bin/spire-server", multicall_source()),
+            Component("spire", "/usr/local/bin/spire-server", multicall_source(settings)),
             *proxy,
         ]
         return components + workload_components(workload, settings)
@@ -96,9 +94,11 @@ def plan_components(
 MULTICALL_LINKS = ("/usr/local/bin/spire-agent", "/usr/local/bin/meshexp-certcheck")
 
 
-def multicall_source() -> GoSource:
+def multicall_source(settings: Settings) -> GoSource:
     """SPIRE server and agent and certcheck in one binary (go/cmd/multicall)."""
-    return GoSource(package="./cmd/multicall", local=go_dir(), cgo=True)
+    return GoSource(
+        package="./cmd/multicall", local=go_dir(), cgo=True, trim_spire=settings.trims_spire
+    )
 
 
 def _binary_source(name: str, source: ComponentSource, settings: Settings) -> ComponentSource:

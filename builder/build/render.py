@@ -22,7 +22,6 @@ from builder import __version__
 from builder.build.plan import (
     EXECUTABLE,
     MULTICALL_LINKS,
-    SPIRE_SERVER_PORT,
     Component,
     check_workload_fits,
     fetch_components,
@@ -31,8 +30,11 @@ from builder.build.plan import (
 )
 from builder.build.proxy_release import proxy_release
 from builder.build.sources import Fetched
+from builder.build.spire_configs import SPIRE_SERVER_PORT, image_configs
+from builder.build.spire_plugins import SIDES, configured_plugins, describe_kept
 from builder.build.templates import render_template
 from builder.config.models import (
+    GoSource,
     ImageSource,
     Workload,
     describe_source,
@@ -89,6 +91,7 @@ def _labels(
         ("io.meshexp.trust-domain", settings.trust_domain),
         ("io.meshexp.identity", settings.identity),
         ("io.meshexp.spire-multicall", "true" if settings.uses_multicall else "false"),
+        ("io.meshexp.spire-plugins", spire_build(components)),
         ("io.meshexp.spire-uid", str(settings.spire_uid)),
         ("io.meshexp.workload-uid", str(workload.uid)),
         ("io.meshexp.workload-namespace", workload.namespace),
@@ -118,6 +121,21 @@ def _labels(
             ("io.meshexp.proxy-standin", "PROXY STAND-IN: not a Linkerd proxy (test equipment)")
         )
     return [*labels, *extra_labels, *settings.labels]
+
+
+def spire_build(components: list[Component]) -> str:
+    """Which SPIRE build the image carries: only the configured plugins (named), every
+    built-in, or unknown (a binary given as a file)."""
+    spire = {c.role: c.source for c in components if c.role.startswith("spire")}
+    sources = list(spire.values())
+    if any(isinstance(source, GoSource) and source.trim_spire for source in sources):
+        sides = {"spire": SIDES, "spire-server": ("server",), "spire-agent": ("agent",)}
+        present = {side for role in spire for side in sides[role]}
+        kept = [plugin for plugin in configured_plugins() if plugin.side in present]
+        return "configured: " + ", ".join(describe_kept(kept))
+    if all(isinstance(source, GoSource | ImageSource) for source in sources):
+        return "all"
+    return "unknown (a given binary)"
 
 
 def inbound_policy(workload: Workload, settings: Settings) -> str:
@@ -212,35 +230,8 @@ def render_files(
         "scripts/run-proxy": (render_template("run-proxy.sh.j2", context), EXECUTABLE),
         "workload/launch": (render_template("launch.sh.j2", context), EXECUTABLE),
     }
-    if settings.topology == "demo":
-        files["spire/server.conf"] = (render_template("server.conf.j2", context), READABLE)
-        files["spire/agent.conf"] = (
-            render_template(
-                "agent.conf.j2",
-                {
-                    **context,
-                    "attestation": "join_token",
-                    "server_address": "127.0.0.1",
-                    "server_port": SPIRE_SERVER_PORT,
-                },
-            ),
-            READABLE,
-        )
-    else:
-        for attestation in ("join_token", "x509pop"):
-            name = f"spire/agent-{attestation.replace('_', '-')}.conf"
-            files[name] = (
-                render_template(
-                    "agent.conf.j2",
-                    {
-                        **context,
-                        "attestation": attestation,
-                        "server_address": "${SPIRE_SERVER_ADDRESS}",
-                        "server_port": "${SPIRE_SERVER_PORT}",
-                    },
-                ),
-                READABLE,
-            )
+    for path, (_, text) in image_configs(settings).items():
+        files[path] = (text, READABLE)
     return files
 
 

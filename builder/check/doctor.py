@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from builder.build.gobuild import CROSS_CC, HOST_ARCH
 from builder.build.plan import helper_source
 from builder.build.sources import STANDIN_BANNER
+from builder.build.spire_plugins import configured_plugins, describe_kept
 from builder.check.e2e_steps import missing_prerequisites
 from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
@@ -112,8 +113,24 @@ def diagnose(*, settings: Settings) -> list[Finding]:
     if settings.topology == "demo":
         findings.append(_source("spire-server", settings.spire("spire-server"), engine_ok))
     findings.append(_source("spire-agent", settings.spire("spire-agent"), engine_ok))
+    findings.append(_spire_plugins(settings))
     findings.append(_source("certcheck", helper_source(), engine_ok))
     return findings + _platform_findings(settings)
+
+
+def _spire_plugins(settings: Settings) -> Finding:
+    """Which SPIRE build the image will carry (the image's io.meshexp.spire-plugins)."""
+    agent = settings.spire("spire-agent")
+    if not isinstance(agent, GoSource):
+        return Finding("spire plugins", True, "every built-in (SPIRE's own binaries)")
+    if agent.trim_spire:
+        kept = ", ".join(describe_kept(configured_plugins()))
+        return Finding(
+            "spire plugins",
+            True,
+            f"only those our configs name ({kept}); `spire_plugins: all` builds every built-in",
+        )
+    return Finding("spire plugins", True, "every built-in (spire_plugins: all)")
 
 
 def _platform_findings(settings: Settings) -> list[Finding]:

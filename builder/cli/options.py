@@ -17,7 +17,7 @@ from builder.config.catalog import Override, find_workload, load_catalog
 from builder.config.contract import INBOUND_POLICIES
 from builder.config.identity import IDENTITY_STYLES
 from builder.config.models import Workload
-from builder.config.schema import IPTABLES_MODES, PLATFORMS, TOPOLOGIES
+from builder.config.schema import IPTABLES_MODES, PLATFORMS, SPIRE_PLUGIN_CHOICES, TOPOLOGIES
 from builder.config.settings import (
     Settings,
     default_settings_file,
@@ -37,6 +37,12 @@ SETTING_OPTIONS = [
     click.option("--linkerd-version", help="Linkerd release, e.g. 2.18 or edge-24.2.5."),
     click.option("--proxy-version", help="Override the proxy version, e.g. v2.294.0."),
     click.option("--spire-version", help="SPIRE version, e.g. 1.13.3."),
+    click.option(
+        "--spire-plugins",
+        type=click.Choice(SPIRE_PLUGIN_CHOICES),
+        help="SPIRE built from Go sources: only the plugins our configs name "
+        "(configured, the default) or every built-in (all).",
+    ),
     click.option("--trust-domain", help="SPIFFE trust domain."),
     click.option(
         "--offline/--online",
@@ -100,6 +106,7 @@ SETTING_NAMES = (
     "linkerd_version",
     "proxy_version",
     "spire_version",
+    "spire_plugins",
     "trust_domain",
     "offline",
     "base_image",

@@ -20,6 +20,7 @@ from builder import __version__
 from builder.build.plan import EXECUTABLE, Component, helper_source
 from builder.build.render import READABLE
 from builder.build.sources import fetch
+from builder.build.spire_configs import production_server_config
 from builder.build.templates import render_template
 from builder.config.models import ImageSource, Workload
 from builder.config.settings import Settings
@@ -126,7 +127,7 @@ def build_server_image(
                 render_template("spire-server-entrypoint.sh.j2", context),
                 EXECUTABLE,
             ),
-            "spire/server.conf": (render_template("external-server.conf.j2", context), READABLE),
+            "spire/server.conf": (production_server_config(settings.trust_domain), READABLE),
         }
         for relative, (text, mode) in files.items():
             (root / relative).parent.mkdir(parents=True, exist_ok=True)

@@ -51,12 +51,15 @@ class GoSource:
     version: str | None = None
     local: Path | None = None
     cgo: bool = False
+    # SPIRE with only the plugins our configs name (builder/build/spire_plugins.py).
+    trim_spire: bool = False
     kind: str = "go"
 
     def describe(self) -> str:
+        trimmed = ", configured SPIRE plugins only" if self.trim_spire else ""
         if self.version:
-            return f"{self.package}@{self.version}"
-        return f"{self.package} (local module {self.local.name if self.local else '?'})"
+            return f"{self.package}@{self.version}" + (f" ({trimmed[2:]})" if trimmed else "")
+        return f"{self.package} (local module {self.local.name if self.local else '?'}{trimmed})"
 
 
 BinarySource = ImageSource | FileSource | UrlSource | GoSource

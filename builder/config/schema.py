@@ -53,10 +53,12 @@ AppProtocol = Literal["http", "grpc", "opaque"]
 Platform = Literal["linux/amd64", "linux/arm64"]
 Topology = Literal["demo", "production"]
 IptablesMode = Literal["legacy", "nft"]
+SpirePlugins = Literal["configured", "all"]
 APP_PROTOCOLS: tuple[str, ...] = get_args(AppProtocol)
 PLATFORMS: tuple[str, ...] = get_args(Platform)
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
 IPTABLES_MODES: tuple[str, ...] = get_args(IptablesMode)
+SPIRE_PLUGIN_CHOICES: tuple[str, ...] = get_args(SpirePlugins)
 
 
 class Entry(BaseModel):

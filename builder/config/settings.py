@@ -62,6 +62,9 @@ class Settings:
     # The proxy binary per platform (--proxy-file PLATFORM=FILE), over proxy_source.
     proxy_files: tuple[tuple[str, Path], ...] = ()
     spire_multicall: bool = False
+    # "configured": SPIRE built with only the plugins our configs name; "all": every
+    # built-in (for users who configure other plugins).
+    spire_plugins: str = "configured"
     proxy_source: BinarySource | None = None
     spire_server_source: BinarySource | None = None
     spire_agent_source: BinarySource | None = None
@@ -146,6 +149,11 @@ class Settings:
             and self.spire_version == MULTICALL_SPIRE_VERSION
         )
 
+    @property
+    def trims_spire(self) -> bool:
+        """Whether SPIRE we build ourselves carries only the configured plugins."""
+        return self.spire_plugins == "configured"
+
     def spire(self, component: str) -> BinarySource:
         """The source of `spire-server` or `spire-agent`."""
         chosen = (
@@ -158,6 +166,7 @@ class Settings:
                 package=f"{SPIRE_MODULE}/cmd/{component}",
                 version=f"v{self.spire_version}",
                 cgo=True,
+                trim_spire=self.trims_spire,
             )
         return ImageSource(
             f"ghcr.io/spiffe/{component}:{self.spire_version}", f"/opt/spire/bin/{component}"

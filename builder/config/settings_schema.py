@@ -22,6 +22,7 @@ from builder.config.schema import (
     IptablesMode,
     Platform,
     SourceEntry,
+    SpirePlugins,
     Topology,
 )
 from builder.config.types import (
@@ -166,6 +167,11 @@ class SettingsEntry(Entry):
     ] = Field(default=None, description="PLATFORM: FILE, the proxy binary for that platform")
     spire_multicall: Flag | None = Field(
         None, description="SPIRE server, agent and certcheck in one binary"
+    )
+    spire_plugins: Annotated[SpirePlugins, AsText] | None = Field(
+        None,
+        description="SPIRE built from Go sources: only the plugins meshexp-build's configs "
+        "name (configured), or every built-in (all)",
     )
     proxy_source: SourceEntry | None = None
     spire_server_source: SourceEntry | None = None
