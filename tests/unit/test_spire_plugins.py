@@ -102,7 +102,7 @@ def test_a_file_without_builtins_is_left_as_it_is() -> None:
         (("\t\tawsiid.BuiltIn(),\n", ""), "its BuiltIns() list and its plugin imports differ"),
         (("\t\tawsiid.BuiltIn(),", "\t\tawsiid.BuiltIn(awsiid.Fast),"), "entry it cannot read"),
         (("func (r *repo) New()", "var _ = psat.Name\n\nfunc (r *repo) New()"), "'psat' is used"),
-        (("\t\"{PLUGIN}/nodeattestor/jointoken\"\n", ""), "differ"),
+        (('\t"{PLUGIN}/nodeattestor/jointoken"\n', ""), "differ"),
         (("return []catalog.BuiltIn{", "return append(base,"), "no `BuiltIns()"),
         (
             (f'\t"{PLUGIN}/nodeattestor/awsiid"', f'\t"{PLUGIN}/keymanager/awsiid"'),
@@ -111,9 +111,7 @@ def test_a_file_without_builtins_is_left_as_it_is() -> None:
         (("import (", "import (\n\t`odd`"), "an import line it cannot read"),
     ],
 )
-def test_derivation_refuses_a_changed_upstream_file(
-    change: tuple[str, str], problem: str
-) -> None:
+def test_derivation_refuses_a_changed_upstream_file(change: tuple[str, str], problem: str) -> None:
     old, new = (part.replace("{PLUGIN}", PLUGIN) for part in change)
     assert old in NODE_ATTESTORS
     changed = NODE_ATTESTORS.replace(old, new)
