@@ -229,6 +229,7 @@ def render_files(
         "scripts/bootstrap": (render_template("bootstrap.sh.j2", context), EXECUTABLE),
         "scripts/run-proxy": (render_template("run-proxy.sh.j2", context), EXECUTABLE),
         "workload/launch": (render_template("launch.sh.j2", context), EXECUTABLE),
+        "scripts/slim-system": (render_template("slim-system.sh.j2", context), EXECUTABLE),
     }
     for path, (_, text) in image_configs(settings).items():
         files[path] = (text, READABLE)
