@@ -41,12 +41,14 @@ lint: setup
 	$(VENV)/shellcheck scripts/*.sh .ci/run
 	scripts/actionlint.sh
 
-# -trimpath as in the image builds (builder/build/gobuild.py), so that vetting
-# go/cmd/multicall reuses the compiled SPIRE packages instead of compiling
-# them again.
+# -trimpath and the SPIRE with only the configured plugins, as in the image
+# builds (builder/build/gobuild.py, spire_plugins.py), so that vetting
+# go/cmd/multicall reuses the compiled SPIRE packages instead of compiling the
+# full SPIRE again.
 go-test: export GOFLAGS = -trimpath
-go-test:
-	cd go && go vet ./... && go test ./...
+go-test: setup
+	modfile=$$($(VENV)/python -c 'from builder.build.gobuild import trimmed_modfile_flag as f; from builder.core.resources import go_dir; print(f(go_dir()))') && \
+	  cd go && go vet "$$modfile" ./... && go test "$$modfile" ./...
 	cd tests/standin-proxy && go vet ./... && go test ./...
 
 # What the multi-platform publish test needs, built once and cached (cold: SPIRE

@@ -2,7 +2,8 @@
 
 The variant has the same components and base, but the original demo's
 package set (iptables, wget, iproute2, jq, curl, gcc, ca-certificates,
-systemd, dnsutils, procps) instead of ours (iptables, iproute2).
+systemd, dnsutils, procps) instead of ours (iptables, iproute2), and keeps
+them all: the system stage's purge of what no process loads is left out.
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ DEMO_PACKAGES = (
     "procps",
 )
 TARGET_RATIO = 0.5
+TARGET_DEMO_MB = 200
+TARGET_PRODUCTION_MB = 100
+SLIM_STEP = "RUN /tmp/slim-system && rm /tmp/slim-system"
 
 
 def layer_label(step: str) -> str:
     """A short name for a layer from the instruction that made it."""
     if "apt-get" in step:
         return "packages"
+    if "COPY dir:" in step and step.rstrip().endswith(" in /"):
+        return "system"  # the system stage's root, one layer
     if "groupadd" in step:
         return "users"
     if "COPY file" in step:
@@ -55,7 +61,7 @@ def layers(reference: str) -> list[dict[str, object]]:
     ]
 
 
-def build(reference: str, packages: tuple[str, ...], scratch: Path) -> int:
+def build(reference: str, packages: tuple[str, ...], scratch: Path, slim: bool = True) -> int:
     settings = common.settings()
     context = render_build_context(
         workload=find_workload("smiley"),
@@ -66,7 +72,11 @@ def build(reference: str, packages: tuple[str, ...], scratch: Path) -> int:
     text = dockerfile.read_text()
     ours = " ".join(SYSTEM_PACKAGES)
     assert ours in text
-    dockerfile.write_text(text.replace(ours, " ".join(packages)))
+    text = text.replace(ours, " ".join(packages))
+    if not slim:
+        assert SLIM_STEP in text
+        text = text.replace(SLIM_STEP, "RUN rm /tmp/slim-system")
+    dockerfile.write_text(text)
     docker_engine.build_image(context=context.output, tag=reference, platform=settings.platform)
     return int(docker_engine.image_attrs(reference)["Size"])
 
@@ -104,7 +114,7 @@ def plot(data: dict[str, list[dict[str, object]]], target: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="meshexp-bench-") as scratch:
         ours = build("meshexp-bench/size:ours", SYSTEM_PACKAGES, Path(scratch))
-        demo = build("meshexp-bench/size:demo-packages", DEMO_PACKAGES, Path(scratch))
+        demo = build("meshexp-bench/size:demo-packages", DEMO_PACKAGES, Path(scratch), slim=False)
     production = build_workload_image(
         workload=find_workload("smiley"),
         settings=common.settings(topology="production", image_name="meshexp-bench/prod-{workload}"),
@@ -122,10 +132,20 @@ def main() -> None:
             f"<= {TARGET_RATIO * 100:.0f} %",
             ratio <= TARGET_RATIO,
         ),
-        common.Figure("our image", ours / 1e6, "MB", "reported", None),
+        common.Figure(
+            "our image (demo topology)",
+            ours / 1e6,
+            "MB",
+            f"<= {TARGET_DEMO_MB} MB",
+            ours / 1e6 <= TARGET_DEMO_MB,
+        ),
         common.Figure("demo-equivalent image", demo / 1e6, "MB", "reported", None),
         common.Figure(
-            "our production-topology image (agent only)", production / 1e6, "MB", "reported", None
+            "our production-topology image (agent only)",
+            production / 1e6,
+            "MB",
+            f"<= {TARGET_PRODUCTION_MB} MB",
+            production / 1e6 <= TARGET_PRODUCTION_MB,
         ),
         common.Figure(
             "production-topology image / demo-equivalent",

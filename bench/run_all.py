@@ -13,6 +13,7 @@ from bench import (
     publish,
     rebuild,
     report,
+    spire_build,
     time_to_ready,
 )
 
@@ -23,6 +24,7 @@ def main() -> None:
         time_to_ready,
         rebuild,
         image_size,
+        spire_build,
         catalog,
         memory,
         keeper,

@@ -47,7 +47,6 @@ APT::Install-Recommends "false";
 SLIM_PATHS = (
     "var/lib/apt/lists",
     "var/cache/apt",
-    "usr/share/doc",
     "usr/share/man",
     "usr/share/info",
     "usr/share/locale",
@@ -88,7 +87,32 @@ def apt_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str:
     )
 
 
+RECIPE_LABEL = "io.meshexp.base-recipe"
+
+
+def recipe() -> str:
+    """What decides the base's contents besides the mirror: a base made by another
+    recipe (an older meshexp-build) is made again."""
+    return cache_key(
+        suite=SUITE, slim=DPKG_EXCLUDES + APT_CLEAN, paths=SLIM_PATHS, docs="copyright"
+    )
+
+
+def _docs_but_copyright(root: Path) -> None:
+    """Drop /usr/share/doc but each package's copyright file (Debian asks that it ship)."""
+    docs = root / "usr/share/doc"
+    for path in sorted(docs.rglob("*"), reverse=True):
+        if path.is_symlink() and path.parent == docs:
+            continue  # a package's docs linked to those of one it depends on
+        if path.is_symlink() or path.is_file():
+            if path.name != "copyright" or path.parent.parent != docs:
+                path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
 def _slim(root: Path, mirror: str) -> None:
+    _docs_but_copyright(root)
     for relative in SLIM_PATHS:
         target = root / relative
         if target.is_dir():
@@ -140,7 +164,7 @@ def rootfs_tarball(arch: str, progress: Progress | None = None, rebuild: bool = 
     """
     progress = progress or Progress()
     mirror = apt_mirror()
-    key = cache_key(suite=SUITE, mirror=mirror, arch=arch, slim=DPKG_EXCLUDES + APT_CLEAN)
+    key = cache_key(mirror=mirror, arch=arch, recipe=recipe())
     target = cache_root() / "base" / key / "rootfs.tar"
     if target.is_file() and not rebuild:
         return target
@@ -171,7 +195,7 @@ def build_base(
     """Make (or reuse) the slim base image `reference` in the Docker engine."""
     progress = progress or Progress()
     mirror = apt_mirror()
-    if not rebuild and docker_engine.image_exists(reference):
+    if not rebuild and base_is_current(reference):
         image_id = str(docker_engine.image_attrs(reference)["Id"])
         return BaseResult(reference, image_id, mirror, True)
     image_id = docker_engine.import_rootfs(
@@ -180,7 +204,15 @@ def build_base(
         [
             'CMD ["bash"]',
             f'LABEL org.opencontainers.image.description="Debian {SUITE} minbase, slimmed, '
-            'made by meshexp-build base"',
+            f'made by meshexp-build base" {RECIPE_LABEL}="{recipe()}"',
         ],
     )
     return BaseResult(reference, image_id, mirror, False)
+
+
+def base_is_current(reference: str) -> bool:
+    """Whether `reference` is present and made by this recipe."""
+    if not docker_engine.image_exists(reference):
+        return False
+    labels = docker_engine.image_attrs(reference)["Config"].get("Labels") or {}
+    return bool(labels.get(RECIPE_LABEL) == recipe())

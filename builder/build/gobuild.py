@@ -218,6 +218,14 @@ def _local_modfile(source: GoSource, env: dict[str, str]) -> list[str]:
     return [f"-modfile={modfile}"]
 
 
+def trimmed_modfile_flag(local: Path) -> str:
+    """`-modfile=...` that makes `go vet` and `go test` of the local module `local` see
+    the SPIRE the images carry (configured plugins only), as its builds do."""
+    source = GoSource(package="./...", local=local, cgo=True, trim_spire=True)
+    (flag,) = _local_modfile(source, build_environment(HOST_ARCH, cgo=True))
+    return flag
+
+
 def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
     """A module of our own that has `source` as a tool dependency (kept for reuse)."""
     module_dir = (

@@ -157,10 +157,9 @@ def ensure_runtime_image() -> None:
     """The offline base plus iptables and dnsmasq (Debian's), built once."""
     if docker_engine.image_exists(RUNTIME_IMAGE):
         return
-    if not docker_engine.image_exists(OFFLINE_BASE_IMAGE):
-        from builder.build.base_image import build_base
+    from builder.build.base_image import build_base
 
-        build_base(reference=OFFLINE_BASE_IMAGE)
+    build_base(reference=OFFLINE_BASE_IMAGE)  # reused when present and current
     with tempfile.TemporaryDirectory(prefix="meshexp-lab-runtime-") as scratch:
         (Path(scratch) / "Dockerfile").write_text(
             f"FROM {OFFLINE_BASE_IMAGE}\n"

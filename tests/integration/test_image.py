@@ -62,7 +62,8 @@ def test_image_metadata(engine, smiley_image, proxy_is_real: bool) -> None:
     assert labels["io.meshexp.spire-topology"] == "demo"
     assert labels["io.meshexp.spire-multicall"] == "false"
     assert labels["io.meshexp.source.spire-server"].startswith(
-        "go github.com/spiffe/spire/cmd/spire-server@v1.13.3 sha256:"
+        "go github.com/spiffe/spire/cmd/spire-server@v1.13.3"
+        " (configured SPIRE plugins only) sha256:"
     )
     assert labels["io.meshexp.source.workload.smiley"].startswith("go ./cmd/smiley")
     assert labels["org.opencontainers.image.title"] == "smiley"
@@ -81,6 +82,85 @@ def test_spire_binaries_run_inside(engine, smiley_image) -> None:
             smiley_image.reference, ["--version"], entrypoint=binary, remove=True, stderr=True
         ).decode()
         assert "1.13.3" in out, f"{binary} --version said {out!r}"
+
+
+# A server config as ours, but naming a plugin the trimmed build dropped.
+DROPPED_PLUGIN_CONFIG = """
+server {
+  bind_address = "127.0.0.1"
+  bind_port = "18181"
+  socket_path = "/tmp/spire/api.sock"
+  trust_domain = "example.org"
+  data_dir = "/tmp/spire"
+}
+plugins {
+  DataStore "sql" {
+    plugin_data {
+      database_type = "sqlite3"
+      connection_string = "/tmp/spire/datastore.sqlite3"
+    }
+  }
+  KeyManager "memory" {
+    plugin_data {}
+  }
+  NodeAttestor "NAME" {
+    plugin_data {}
+  }
+}
+"""
+
+
+def _spire_server_with_node_attestor(engine, image: str, name: str) -> tuple[int, str]:
+    """Run the image's spire-server with DROPPED_PLUGIN_CONFIG for `name`, at most 20 s."""
+    config = DROPPED_PLUGIN_CONFIG.replace("NAME", name)
+    script = (
+        f"mkdir -p /tmp/spire && cat > /tmp/spire/server.conf <<'EOF'\n{config}EOF\n"
+        "exec timeout 20 spire-server run -config /tmp/spire/server.conf"
+    )
+    box = engine.containers.run(image, ["-c", script], entrypoint="bash", detach=True)
+    try:
+        code = box.wait(timeout=60)["StatusCode"]
+        return code, box.logs().decode()
+    finally:
+        box.remove(force=True)
+
+
+def test_spire_carries_only_the_configured_plugins(engine, smiley_image) -> None:
+    """The trimmed server stops at once, with SPIRE's own words, on a plugin the
+    configs do not name; the same config with one they name does not stop."""
+    labels = engine.images.get(smiley_image.reference).labels
+    kept = labels["io.meshexp.spire-plugins"]
+    assert kept.startswith("configured: ")
+    assert "server/NodeAttestor/join_token" in kept
+    assert "k8s" not in kept
+    assert "configured SPIRE plugins only" in labels["io.meshexp.source.spire-server"]
+    code, out = _spire_server_with_node_attestor(engine, smiley_image.reference, "k8s_psat")
+    assert code == 1, out
+    assert 'no built-in plugin \\"k8s_psat\\" for type \\"NodeAttestor\\"' in out
+    code, out = _spire_server_with_node_attestor(engine, smiley_image.reference, "join_token")
+    assert code == 124, out  # still serving when `timeout` stopped it
+    assert "no built-in plugin" not in out
+
+
+def test_the_system_stage_left_only_what_runs(engine, smiley_image) -> None:
+    """apt, perl and the account tools are gone, no program is set-user-ID; dpkg's
+    database lists only what is inside, and each kept package keeps its copyright file."""
+    script = (
+        "for c in apt-get perl useradd; do command -v $c && echo FOUND $c; done; "
+        "for f in /usr/bin/* /usr/sbin/*; do [ -u $f ] || [ -g $f ] && echo SETID $f; done; "
+        "dpkg-query -W -f '${Package}\\n' | while read -r p; do "
+        "[ -f /usr/share/doc/$p/copyright ] || echo NOCOPYRIGHT $p; done; "
+        "dpkg-query -W -f '${Package}\\n' | tr '\\n' ' '; echo"
+    )
+    out = engine.containers.run(
+        smiley_image.reference, ["-c", script], entrypoint="bash", remove=True
+    ).decode()
+    assert "FOUND" not in out
+    assert "SETID" not in out
+    assert "NOCOPYRIGHT" not in out
+    packages = set(out.split())
+    assert {"iptables", "iproute2", "bash", "coreutils", "libc6", "util-linux"} <= packages
+    assert not packages & {"apt", "perl-base", "debconf", "passwd", "tzdata"}
 
 
 def test_demo_invocation_comes_up_and_traffic_goes_through_the_proxy(

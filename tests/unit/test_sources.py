@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import gobuild
+from builder.build import base_image, gobuild
 from builder.build.base_image import apt_mirror
 from builder.build.sources import download, fetch
 from builder.config.models import FileSource, GoSource, UrlSource
@@ -157,3 +157,15 @@ def test_exclude_block_is_carried_without_its_comments() -> None:
         "exclude (\n\tgithub.com/a/b v1.0.1-0.2018\n\tgithub.com/c/d v1.1.2-0.2018\n)\n"
     )
     assert exclude_block("module x\n") == ""
+
+
+def test_slimming_keeps_each_packages_copyright_file(tmp_path: Path) -> None:
+    docs = tmp_path / "usr/share/doc"
+    for relative in ("bash/copyright", "bash/README", "bash/examples/x", "tar/changelog.gz"):
+        (docs / relative).parent.mkdir(parents=True, exist_ok=True)
+        (docs / relative).write_text(relative)
+    (docs / "libc-bin").symlink_to("bash")  # Debian links some packages' docs
+    base_image._docs_but_copyright(tmp_path)
+    left = sorted(str(p.relative_to(docs)) for p in docs.rglob("*"))
+    assert left == ["bash", "bash/copyright", "libc-bin"]
+    assert (docs / "bash/copyright").read_text() == "bash/copyright"
