@@ -1,15 +1,19 @@
 # The few verbs people type. Each target does its own set-up.
-.PHONY: setup setup-test demo demo-trio lab lab-down bench test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare
+.PHONY: setup setup-dev setup-test demo demo-trio lab lab-down bench test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare
 
 VENV := .venv/bin
 
-# What building and running an image needs (make demo); the tests, the lab and
-# publishing also need etcd and the multi-platform tools (setup-test).
+# What building and running an image needs (make demo); linting adds the dev
+# tools (setup-dev); the tests also need etcd and the multi-platform tools
+# (setup-test).
 setup:
 	scripts/setup.sh
 
+setup-dev:
+	scripts/setup.sh --with dev
+
 setup-test:
-	scripts/setup.sh --with apiserver --with publish
+	scripts/setup.sh --with dev --with apiserver --with publish
 
 demo:
 	scripts/demo.sh
@@ -33,7 +37,7 @@ test: setup-test lint go-test apiserver-prepare publish-prepare
 apiserver-prepare: setup-test
 	@if [ -z "$${MESHEXP_TEST_KUBECONFIG:-}" ]; then $(VENV)/meshexp-build apiserver --prepare; fi
 
-lint: setup
+lint: setup-dev
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
@@ -57,7 +61,7 @@ go-test: setup
 publish-prepare: setup-test
 	$(VENV)/meshexp-build publish --prepare --offline --workload smiley --platform linux/amd64,linux/arm64
 
-unit: setup
+unit: setup-dev
 	$(VENV)/pytest tests/unit
 
 integration: setup-test
@@ -66,7 +70,7 @@ integration: setup-test
 bench: setup-test
 	$(VENV)/python -m bench.run_all
 
-golden: setup
+golden: setup-dev
 	$(VENV)/pytest tests/unit/test_render.py --update-golden
 	$(VENV)/python -c "from builder.config.catalog import catalog_schema_text as t; open('images/catalog.schema.json', 'w').write(t())"
 

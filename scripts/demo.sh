@@ -21,9 +21,10 @@ PROXY_FILE=$(scripts/proxy-file.sh)
 
 if ! docker image inspect meshexp/debian-base:bookworm >/dev/null 2>&1 ||
   [ -z "$(docker images -q meshexp/components)" ]; then
-  echo "demo: first run on this machine: about 15-20 minutes on 2 cores. It builds a Debian"
+  echo "demo: first run on this machine: about 10 minutes on 2 cores. It builds a Debian"
   echo "demo: base image with debootstrap (about a minute) and SPIRE from source through the"
-  echo "demo: Go module proxy (most of the time); both are cached, and later runs take under a minute."
+  echo "demo: Go module proxy (most of the time, its module downloads included); both are"
+  echo "demo: cached, and later runs take under a minute."
 fi
 
 # Build progress goes to stderr; the JSON result (the image reference) to stdout.

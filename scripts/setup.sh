@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a Debian machine (as root): system packages, a running
-# Docker engine, and a virtualenv (.venv) with meshexp-build and its dev tools.
+# Docker engine, and a virtualenv (.venv) with meshexp-build (and its dev tools
+# with --with dev).
 # Idempotent: a second run only checks.
 #
 #   scripts/setup.sh                 what building and running an image needs
@@ -13,6 +14,8 @@
 #                                    qemu and binfmt (arm64 steps), the aarch64
 #                                    cross compiler (SPIRE with cgo), Debian's
 #                                    docker-registry (the offline helper registry)
+#   scripts/setup.sh --with dev      also the test and lint tools in .venv (pytest,
+#                                    ruff, mypy, shellcheck, hadolint, matplotlib...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,11 +23,13 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
 with_apiserver=false
 with_publish=false
+with_dev=false
 while [ "$#" -gt 0 ]; do
   case "$1:${2:-}" in
   --with:apiserver) with_apiserver=true ;;
   --with:publish) with_publish=true ;;
-  *) die "usage: scripts/setup.sh [--with apiserver] [--with publish] (got: $*)" ;;
+  --with:dev) with_dev=true ;;
+  *) die "usage: scripts/setup.sh [--with apiserver] [--with publish] [--with dev] (got: $*)" ;;
   esac
   shift 2
 done
@@ -107,11 +112,14 @@ command -v go >/dev/null || die "Go 1.25 or later is needed (go.dev/dl, or your 
 go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
 [ "$go_minor" -ge 25 ] || die "Go $(go env GOVERSION) is too old: 1.25 or later is needed"
 
-if [ ! -x .venv/bin/meshexp-build ] || [ pyproject.toml -nt .venv/.installed ]; then
-  echo "setup: creating .venv with meshexp-build[dev] (from PyPI, about a minute)"
-  python3 -m venv .venv
+# The marker says what is installed; the dev set includes the plain one.
+package=meshexp-build marker=.venv/.installed
+if "$with_dev"; then package='meshexp-build[dev]' marker=.venv/.installed-dev; fi
+if [ ! -x .venv/bin/meshexp-build ] || [ ! -f "$marker" ] || [ pyproject.toml -nt "$marker" ]; then
+  echo "setup: installing $package into .venv (from PyPI, under a minute)"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
   quietly "upgrading pip" .venv/bin/pip install -q --upgrade pip
-  quietly "installing meshexp-build[dev] into .venv" .venv/bin/pip install -q -e '.[dev]'
-  touch .venv/.installed
+  quietly "installing $package into .venv" .venv/bin/pip install -q -e ".${package#meshexp-build}"
+  touch "$marker" .venv/.installed
 fi
 echo "setup: ready ($(.venv/bin/meshexp-build --version))"
