@@ -129,8 +129,9 @@ def _build_go_binary(
         out = Path(scratch) / name
         if source.version:
             module_dir = _tool_module(source, env)
+            vendor = ["-mod=vendor"] if source.trim_spire else []
             _run(
-                [_go(), "build", "-ldflags", LDFLAGS, "-o", str(out), source.package],
+                [_go(), "build", *vendor, "-ldflags", LDFLAGS, "-o", str(out), source.package],
                 module_dir,
                 env,
                 "go build",
@@ -233,11 +234,16 @@ def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
         / "gomod"
         / cache_key(package=source.package, version=source.version, **_trim_key(source))
     )
-    if (module_dir / "go.sum").is_file():
+
+    def ready() -> bool:
+        done = (module_dir / "go.sum").is_file()
+        return done and (not source.trim_spire or (module_dir / DERIVED_MARK).is_file())
+
+    if ready():
         return module_dir
     # Builds of the same module for several platforms share this folder: one writes it.
     with build_lock(module_dir, f"go get -tool {source.describe()}"):
-        if not (module_dir / "go.sum").is_file():
+        if not ready():
             _write_tool_module(source, env, module_dir)
     return module_dir
 
@@ -252,11 +258,6 @@ def _write_tool_module(source: GoSource, env: dict[str, str], module_dir: Path) 
             "go mod init",
             source,
         )
-    if source.trim_spire:
-        assert source.version is not None
-        spire = trimmed_spire(source.version, env)
-        replace = f"-replace={SPIRE_MODULE}={spire}"
-        _run([_go(), "mod", "edit", replace], module_dir, host_env, "go mod edit", source)
     _run(
         [_go(), "get", "-tool", f"{source.package}@{source.version}"],
         module_dir,
@@ -264,6 +265,17 @@ def _write_tool_module(source: GoSource, env: dict[str, str], module_dir: Path) 
         "go get -tool",
         source,
     )
+    if source.trim_spire:
+        # Vendored, so that the build info still names SPIRE's own version (a replace
+        # by a folder would record it as "(devel)" and the folder's path).
+        assert source.version is not None
+        _run([_go(), "mod", "vendor"], module_dir, host_env, "go mod vendor", source)
+        vendored = module_dir / "vendor" / SPIRE_MODULE
+        derive_module(vendored, source.version, set(configured_plugins()), vendored=True)
+        (module_dir / DERIVED_MARK).write_text("derived\n")
+
+
+DERIVED_MARK = ".meshexp-derived"
 
 
 KUBERNETES = "k8s.io/kubernetes"

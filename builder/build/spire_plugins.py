@@ -30,7 +30,7 @@ SIDES = ("server", "agent")
 # The plugin types the core holds itself (no BuiltIns() list): their one built-in.
 CORE_PLUGINS = {("server", "DataStore"): "sql"}
 # Bump when the derivation changes, so that cached copies of the module are remade.
-DERIVATION = 1
+DERIVATION = 2
 
 _IMPORT_BLOCK = re.compile(r"^import \((.*?)^\)", re.S | re.M)
 _IMPORT_LINE = re.compile(r'^\s*(?:(\w+)\s+)?"([^"]+)"\s*$')
@@ -178,9 +178,12 @@ def _shape(where: str, problem: str) -> ShapeError:
     )
 
 
-def derive_module(root: Path, version: str, kept: set[Plugin]) -> None:
-    """Rewrite the catalog files of the SPIRE module copy at `root` in place."""
+def derive_module(root: Path, version: str, kept: set[Plugin], vendored: bool = False) -> None:
+    """Rewrite the catalog files of the SPIRE module copy at `root` in place (a vendored
+    copy holds only the program's side: the other is skipped)."""
     for side in SIDES:
+        if vendored and not (root / "pkg" / side / "catalog").is_dir():
+            continue
         on_side = {plugin for plugin in kept if plugin.side == side}
         for kind, name in CORE_PLUGINS.items():
             asked = {p.name for p in on_side if (p.side, p.type) == kind}
