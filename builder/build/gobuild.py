@@ -69,6 +69,11 @@ def _run(command: list[str], cwd: Path, env: dict[str, str], what: str, source: 
     raise SourceError(f"go source {source.describe()}: {what} failed:\n{tail}\n{hint}")
 
 
+def run_go(args: list[str], cwd: Path, env: dict[str, str], what: str, source: GoSource) -> None:
+    """`go ARGS` in `cwd`; a SourceError naming `source` and `what` when it fails."""
+    _run([_go(), *args], cwd, env, what, source)
+
+
 def build_environment(arch: str, cgo: bool) -> dict[str, str]:
     """The environment for `go build`: target OS/arch, cgo, cross compiler where needed."""
     env = dict(

@@ -9,6 +9,7 @@ import click
 
 from builder import __version__
 from builder.cli import apiserver, build, catalog, check, identity, run
+from builder.cli.cluster import cluster
 from builder.cli.lab import lab
 from builder.core.errors import MeshexpError
 
@@ -56,6 +57,7 @@ for command in (
     apiserver.apiserver,
     check.check,
     lab,
+    cluster,
 ):
     main.add_command(command)
 

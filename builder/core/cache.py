@@ -45,10 +45,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def tree_sha256(root: Path, suffixes: tuple[str, ...] = (".go", ".mod", ".sum")) -> str:
-    """A digest of the files under root that decide a build (names and contents)."""
+def tree_sha256(root: Path, suffixes: tuple[str, ...] | None = (".go", ".mod", ".sum")) -> str:
+    """A digest of the files under root that decide a build (names and contents); every
+    file when `suffixes` is None."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes):
+    chosen = (
+        p for p in root.rglob("*") if p.is_file() and (suffixes is None or p.suffix in suffixes)
+    )
+    for path in sorted(chosen):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()

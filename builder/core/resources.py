@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-DATA_FOLDERS = ("images", "bootstrap", "run-proxy", "dockerfile", "spire", "go")
+DATA_FOLDERS = ("images", "bootstrap", "run-proxy", "dockerfile", "spire", "go", "kind")
 
 
 def data_root() -> Path:

@@ -98,6 +98,15 @@ def remove_image(reference: str) -> None:
         client().images.remove(reference, force=True)
 
 
+def remove_images_labelled(label: str, value: str) -> int:
+    """Remove the images (a build's intermediate stages) carrying label=value; how many."""
+    found = client().images.list(all=True, filters={"label": f"{label}={value}"})
+    for image in found:
+        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            client().images.remove(image.id, force=True)
+    return len(found)
+
+
 def import_rootfs(tarball: Path, reference: str, changes: list[str]) -> str:
     """`docker import` a root filesystem tarball and tag it."""
     repository, tag = reference.rsplit(":", 1)
@@ -129,6 +138,7 @@ def build_image(
     platform: str,
     pull: bool = False,
     nocache: bool = False,
+    buildargs: dict[str, str] | None = None,
     on_line: Callable[[str], None] = lambda line: None,
 ) -> str:
     """Build `context` with the classic builder, streaming lines to `on_line`.
@@ -147,6 +157,7 @@ def build_image(
             forcerm=True,
             pull=pull,
             nocache=nocache,
+            buildargs=buildargs,
             decode=True,
         )
         for line, chunk in _stream_lines(chunks):
@@ -210,16 +221,38 @@ def run_once(
     network: str | None = None,
     entrypoint: str | list[str] | None = None,
     user: str | None = None,
+    cap_add: list[str] | None = None,
 ) -> tuple[int, str]:
     """Run a short-lived container to completion; exit code and output."""
     container = client().containers.run(
-        reference, command, entrypoint=entrypoint, network=network, user=user, detach=True
+        reference,
+        command,
+        entrypoint=entrypoint,
+        network=network,
+        user=user,
+        cap_add=cap_add,
+        detach=True,
     )
     try:
         status = container.wait(timeout=120)
         return int(status["StatusCode"]), container.logs().decode(errors="replace")
     finally:
         container.remove(force=True)
+
+
+def privileged_refusal(reference: str) -> str:
+    """Why the engine cannot start `reference` with `--privileged` ("" when it can)."""
+    container = client().containers.create(
+        reference, ["true"], entrypoint=[], privileged=True, network_mode="none"
+    )
+    try:
+        container.start()
+        code = int(container.wait(timeout=60)["StatusCode"])
+    except docker.errors.APIError as exc:
+        return str(exc.explanation or exc)
+    finally:
+        container.remove(force=True)
+    return "" if code == 0 else f"a privileged `true` exited {code}"
 
 
 def run_detached(

@@ -40,7 +40,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # Images a test run leaves on purpose, to be reused by the next run (named in
 # the README): the offline base and the content-tagged shared components.
-KEPT_REPOSITORIES = ("meshexp/debian-base", "meshexp/components", "meshexp/lab-runtime")
+KEPT_REPOSITORIES = (
+    "meshexp/debian-base",
+    "meshexp/components",
+    "meshexp/lab-runtime",
+    "meshexp/kind-node",
+)
 
 
 @dataclass(frozen=True)

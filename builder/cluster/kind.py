@@ -1,0 +1,150 @@
+"""A kind cluster made here from parts built offline: the node image, kind itself (adapted
+only where the engine cannot start privileged containers, and saying so), and a
+cluster on a named Docker network that is gone again afterwards, also when a step fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.build.gomodules import cached_kind, kube_command
+from builder.build.kind_node import build_node_image
+from builder.cluster.providers import KindProvider, ProviderError, kind_config
+from builder.core.progress import Progress
+from builder.engine import docker_engine
+
+ADAPTED_NOTE = (
+    "this engine cannot start privileged containers ({why}); kind is built with its "
+    "--privileged replaced by every capability the engine can give "
+    "(builder/build/kind_adapt.py)"
+)
+
+
+@dataclass(frozen=True)
+class KindCluster:
+    name: str
+    network: str
+    kubeconfig: Path
+    provider: KindProvider
+
+
+def prepare_kind(
+    *, folder: Path, progress: Progress | None = None, on_line: Callable[[str], None] | None = None
+) -> KindProvider:
+    """The node image and kind (each built once, cached), and kind's cluster config."""
+    progress = progress or Progress()
+    node = build_node_image(progress=progress, on_line=on_line or progress.line)
+    refusal = docker_engine.privileged_refusal(node.reference)
+    if refusal:
+        progress.line("kind: " + ADAPTED_NOTE.format(why=refusal.strip().splitlines()[-1][:200]))
+    kind = cached_kind(adapted=bool(refusal), progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "kind.yaml"
+    config.write_text(kind_config())
+    kubectl = kube_command(node.kube, "kubectl")
+    provider = KindProvider(kind=kind, node_image=node.reference, config=config, kubectl=kubectl)
+    saved = {
+        "kind": str(kind),
+        "node_image": node.reference,
+        "config": str(config),
+        "kubectl": str(kubectl),
+    }
+    (folder / PROVIDER_FILE).write_text(json.dumps(saved, indent=2) + "\n")
+    return provider
+
+
+PROVIDER_FILE = "provider.json"
+
+
+def saved_provider(folder: Path) -> KindProvider:
+    """The provider `prepare_kind` wrote into `folder` (for `cluster down`)."""
+    try:
+        saved = json.loads((folder / PROVIDER_FILE).read_text())
+    except (OSError, ValueError):
+        raise ProviderError(
+            f"no kind cluster was prepared in {folder}: give the --dir `cluster up` used"
+        ) from None
+    return KindProvider(
+        kind=Path(saved["kind"]),
+        node_image=saved["node_image"],
+        config=Path(saved["config"]),
+        kubectl=Path(saved["kubectl"]),
+    )
+
+
+def run_command(command: list[str], what: str) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise ProviderError(f"kind: {what} failed ({done.returncode}):\n{tail}")
+    return done.stdout
+
+
+def leftovers(cluster: KindCluster) -> list[str]:
+    """What of `cluster` still exists in the engine: node containers, its network."""
+    found = [
+        f"container {name}"
+        for name in cluster.provider.node_containers(cluster.name)
+        if docker_engine.inspect_if_exists(name)
+    ]
+    if docker_engine.network_exists(cluster.network):
+        found.append(f"network {cluster.network}")
+    return found
+
+
+def delete_cluster(cluster: KindCluster) -> list[str]:
+    """Delete the cluster and its network; what could not be removed (empty when clean)."""
+    problems = []
+    try:
+        run_command(cluster.provider.delete(cluster.name), "kind delete cluster")
+    except ProviderError as exc:
+        problems.append(str(exc))
+    if docker_engine.network_exists(cluster.network):
+        others = docker_engine.network_containers(cluster.network)
+        if others:
+            problems.append(f"network {cluster.network} still has {', '.join(others)}")
+        else:
+            docker_engine.remove_network(cluster.network)
+    return problems + leftovers(cluster)
+
+
+def create_cluster(*, provider: KindProvider, name: str, network: str, folder: Path) -> KindCluster:
+    """A running kind cluster on `network` (kind makes the network when it is missing);
+    what a failed create made is deleted again before the error is raised."""
+    cluster = KindCluster(name, network, folder / "kubeconfig", provider)
+    if docker_engine.inspect_if_exists(provider.node_containers(name)[0]):
+        raise ProviderError(
+            f"a kind cluster {name} exists already: delete it (meshexp-build cluster down "
+            f"--name {name}) or choose another name"
+        )
+    try:
+        for command in provider.create(name, network, cluster.kubeconfig):
+            run_command(command, "kind create cluster")
+    except ProviderError as exc:
+        problems = delete_cluster(cluster)
+        raise ProviderError(" ".join([exc.message, *problems])) from None
+    return cluster
+
+
+@contextlib.contextmanager
+def kind_cluster(
+    *, provider: KindProvider, name: str, network: str, folder: Path, keep: bool = False
+) -> Iterator[KindCluster]:
+    """A running kind cluster on `network`; deleted on the way out unless `keep`, and a
+    cleanup that leaves something behind is an error."""
+    cluster = create_cluster(provider=provider, name=name, network=network, folder=folder)
+    try:
+        yield cluster
+    except BaseException as exc:
+        problems = [] if keep else delete_cluster(cluster)
+        if problems:
+            exc.add_note("kind cleanup left things behind: " + "; ".join(problems))
+        raise
+    problems = [] if keep else delete_cluster(cluster)
+    if problems:
+        raise ProviderError("kind cleanup left things behind: " + "; ".join(problems))

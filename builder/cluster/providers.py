@@ -1,0 +1,144 @@
+"""Throwaway clusters for the walk-through: kind or k3d, behind one small interface.
+
+The walk-through's steps are the same on both; only creating a cluster on a
+named Docker network, writing its kubeconfig, loading a local image into its
+nodes and deleting it differ. Each provider gives those as command lines (pure,
+unit-tested); builder.check.e2e runs them. k3d is what users with registry
+access get by default; kind runs on machines without one, with a node image
+built offline (builder.build.kind_node), and on engines that cannot start
+privileged containers with kind adapted to that (builder.build.kind_adapt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+
+from builder.core.errors import MeshexpError
+
+PROVIDERS = ("k3d", "kind")
+POD_SUBNET = "10.244.0.0/16"
+CREATE_WAIT = "180s"
+
+
+class ProviderError(MeshexpError):
+    """A cluster provider cannot be used here."""
+
+
+class ClusterProvider(Protocol):
+    """What the walk-through needs of a throwaway cluster."""
+
+    name: str
+
+    def create(self, cluster: str, network: str, kubeconfig: Path) -> list[list[str]]: ...
+
+    def load_image(self, cluster: str, reference: str) -> list[str]: ...
+
+    def delete(self, cluster: str) -> list[str]: ...
+
+    def node_containers(self, cluster: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class K3dProvider:
+    """k3d (k3s in Docker): needs registry access for its k3s and tools images."""
+
+    k3d: str = "k3d"
+    name: str = "k3d"
+
+    def create(self, cluster: str, network: str, kubeconfig: Path) -> list[list[str]]:
+        return [
+            [
+                self.k3d,
+                "cluster",
+                "create",
+                cluster,
+                "--network",
+                network,
+                "--k3s-arg",
+                "--disable=traefik@server:0",
+                "--k3s-arg",
+                "--disable=metrics-server@server:0",
+                "--kubeconfig-update-default=false",
+                "--wait",
+                "--timeout",
+                CREATE_WAIT,
+            ],
+            [self.k3d, "kubeconfig", "write", cluster, "--output", str(kubeconfig)],
+        ]
+
+    def load_image(self, cluster: str, reference: str) -> list[str]:
+        return [self.k3d, "image", "import", reference, "--cluster", cluster]
+
+    def delete(self, cluster: str) -> list[str]:
+        return [self.k3d, "cluster", "delete", cluster]
+
+    def node_containers(self, cluster: str) -> list[str]:
+        return [f"k3d-{cluster}-server-0"]
+
+
+@dataclass(frozen=True)
+class KindProvider:
+    """kind with a given node image; `config` is the cluster's kind configuration file."""
+
+    kind: Path
+    node_image: str
+    config: Path
+    kubectl: Path = Path("kubectl")
+    name: str = "kind"
+
+    def create(self, cluster: str, network: str, kubeconfig: Path) -> list[list[str]]:
+        # kind puts its nodes on the network this variable names (default "kind").
+        return [
+            [
+                "env",
+                f"KIND_EXPERIMENTAL_DOCKER_NETWORK={network}",
+                str(self.kind),
+                "create",
+                "cluster",
+                "--name",
+                cluster,
+                "--image",
+                self.node_image,
+                "--config",
+                str(self.config),
+                "--kubeconfig",
+                str(kubeconfig),
+                "--wait",
+                CREATE_WAIT,
+            ]
+        ]
+
+    def load_image(self, cluster: str, reference: str) -> list[str]:
+        return [str(self.kind), "load", "docker-image", reference, "--name", cluster]
+
+    def delete(self, cluster: str) -> list[str]:
+        return [str(self.kind), "delete", "cluster", "--name", cluster]
+
+    def node_containers(self, cluster: str) -> list[str]:
+        return [f"{cluster}-control-plane"]
+
+
+def kind_config() -> str:
+    """One node, kind's own CNI off (the node image carries a bridge CNI), the pod subnet
+    the walk-through routes to."""
+    return yaml.safe_dump(
+        {
+            "kind": "Cluster",
+            "apiVersion": "kind.x-k8s.io/v1alpha4",
+            "networking": {"disableDefaultCNI": True, "podSubnet": POD_SUBNET},
+            "nodes": [{"role": "control-plane"}],
+        },
+        sort_keys=False,
+    )
+
+
+def check_provider_name(name: str) -> str:
+    if name not in PROVIDERS:
+        raise ProviderError(
+            f"cluster provider {name!r} is not known: use one of {', '.join(PROVIDERS)}"
+        )
+    return name

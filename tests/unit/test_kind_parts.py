@@ -1,0 +1,196 @@
+"""The kind path's pure parts: the providers' command lines, kind's adaptation to an engine
+without privileged containers, and what the node image carries and is keyed by."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from builder.build import gomodules
+from builder.build.kind_adapt import NODE_FLAGS, KindShapeError, adapt_kind
+from builder.build.kind_node import CONTROL_PLANE, aliases_file, control_plane_images
+from builder.cluster.providers import (
+    POD_SUBNET,
+    K3dProvider,
+    KindProvider,
+    ProviderError,
+    check_provider_name,
+    kind_config,
+)
+
+# Shaped as kind v0.33's docker provider is at the two adapted places (written here).
+PROVISION = """package docker
+
+func runArgsForNode(name string, args []string) ([]string, error) {
+\targs = append([]string{
+\t\t"--hostname", name,
+\t\t// running containers in a container requires privileged
+\t\t"--privileged",
+\t\t"--security-opt", "seccomp=unconfined",
+\t}, args...)
+\treturn args, nil
+}
+"""
+NODE = """package docker
+
+func (c *nodeCmd) Run() error {
+\targs := []string{
+\t\t"exec",
+\t\t"--privileged",
+\t}
+\treturn run(args)
+}
+"""
+
+
+def kind_tree(root: Path, provision: str = PROVISION, node: str = NODE) -> Path:
+    folder = root / "pkg" / "cluster" / "internal" / "providers" / "docker"
+    folder.mkdir(parents=True)
+    (folder / "provision.go").write_text(provision)
+    (folder / "node.go").write_text(node)
+    return folder
+
+
+def test_the_adaptation_replaces_privileged_by_every_capability_but_the_missing_one(
+    tmp_path: Path,
+) -> None:
+    folder = kind_tree(tmp_path)
+    adapt_kind(tmp_path)
+    provision = (folder / "provision.go").read_text()
+    node = (folder / "node.go").read_text()
+    assert '"--privileged"' not in provision
+    assert '"--privileged"' not in node
+    for flag in NODE_FLAGS:
+        assert f'\t\t"{flag}",\n' in provision
+    # the rest of the argument list is untouched, in order
+    assert provision.index('"--hostname"') < provision.index('"--cap-add=ALL"')
+    assert provision.index('"--cap-drop=SYS_RESOURCE"') < provision.index("seccomp=unconfined")
+    assert '"exec",\n' in node
+
+
+@pytest.mark.parametrize(
+    ("provision", "node", "bad"),
+    [
+        (PROVISION.replace('"--privileged",', ""), NODE, "provision.go"),
+        (PROVISION + '\n\t\t"--privileged",\n', NODE, "provision.go"),
+        (PROVISION, NODE.replace('"--privileged",', '"--privileged=true",'), "node.go"),
+    ],
+)
+def test_the_adaptation_refuses_a_kind_it_does_not_know(
+    tmp_path: Path, provision: str, node: str, bad: str
+) -> None:
+    kind_tree(tmp_path, provision, node)
+    with pytest.raises(KindShapeError, match=bad) as caught:
+        adapt_kind(tmp_path)
+    assert "docker run --privileged" in caught.value.message
+
+
+def test_kind_creates_its_cluster_on_the_named_network_with_the_node_image(
+    tmp_path: Path,
+) -> None:
+    provider = KindProvider(kind=Path("/c/kind"), node_image="n:1", config=tmp_path / "k.yaml")
+    (create,) = provider.create("demo", "meshnet", tmp_path / "kubeconfig")
+    assert create[:2] == ["env", "KIND_EXPERIMENTAL_DOCKER_NETWORK=meshnet"]
+    assert create[2:5] == ["/c/kind", "create", "cluster"]
+    flags = dict(zip(create[5::2], create[6::2], strict=False))
+    assert flags["--name"] == "demo"
+    assert flags["--image"] == "n:1"
+    assert flags["--config"] == str(tmp_path / "k.yaml")
+    assert flags["--kubeconfig"] == str(tmp_path / "kubeconfig")
+    assert provider.load_image("demo", "smiley:1") == [
+        "/c/kind",
+        "load",
+        "docker-image",
+        "smiley:1",
+        "--name",
+        "demo",
+    ]
+    assert provider.delete("demo") == ["/c/kind", "delete", "cluster", "--name", "demo"]
+    assert provider.node_containers("demo") == ["demo-control-plane"]
+
+
+def test_k3d_creates_its_cluster_on_the_named_network_and_writes_the_kubeconfig(
+    tmp_path: Path,
+) -> None:
+    create, kubeconfig = K3dProvider().create("demo", "meshnet", tmp_path / "kc")
+    assert create[:4] == ["k3d", "cluster", "create", "demo"]
+    assert create[create.index("--network") + 1] == "meshnet"
+    assert "--kubeconfig-update-default=false" in create
+    assert kubeconfig == ["k3d", "kubeconfig", "write", "demo", "--output", str(tmp_path / "kc")]
+    assert K3dProvider().load_image("demo", "smiley:1") == [
+        "k3d",
+        "image",
+        "import",
+        "smiley:1",
+        "--cluster",
+        "demo",
+    ]
+    assert K3dProvider().delete("demo") == ["k3d", "cluster", "delete", "demo"]
+
+
+def test_the_kind_config_has_one_node_no_default_cni_and_the_routed_pod_subnet() -> None:
+    config = yaml.safe_load(kind_config())
+    assert config["networking"] == {"disableDefaultCNI": True, "podSubnet": POD_SUBNET}
+    assert config["nodes"] == [{"role": "control-plane"}]
+
+
+def test_an_unknown_provider_is_named_with_the_known_ones() -> None:
+    assert check_provider_name("kind") == "kind"
+    with pytest.raises(ProviderError, match="k3d, kind"):
+        check_provider_name("minikube")
+
+
+def test_the_node_carries_each_image_kubeadm_asks_for_once(tmp_path: Path) -> None:
+    parts = {name: tmp_path / name for name in ("kube", "etcd", "coredns")}
+    images = control_plane_images(parts, tmp_path / "pause.c")
+    names = [image.name for image in images]
+    tagged = aliases_file(images).split()
+    everything = set(names) | set(tagged[1::2])
+    version = gomodules.KUBERNETES_VERSION
+    for program in CONTROL_PLANE:
+        assert f"registry.k8s.io/{program}:{version}" in everything
+    assert "registry.k8s.io/etcd:3.6.5-0" in names
+    assert "registry.k8s.io/coredns/coredns:v1.12.1" in names
+    # kubeadm's pause and the one kind's containerd config names
+    assert {"registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10"} <= everything
+    # the multi-call image is saved once and tagged for the other three
+    assert sum(parts["kube"] in image.files for image in images) == 1
+    assert len(tagged) == 2 * (len(CONTROL_PLANE) - 1 + 1)
+
+
+def test_the_multicall_binary_is_stamped_with_its_kubernetes_version() -> None:
+    program = gomodules.kube_multicall("v1.34.4")
+    assert "-X k8s.io/component-base/version.gitVersion=v1.34.4" in program.ldflags
+    assert "-X k8s.io/component-base/version.gitMinor=34" in program.ldflags
+    assert program.kubernetes == "v1.34.4"
+    main = (program.main / "main.go").read_text()
+    for name in gomodules.KUBE_PROGRAMS:
+        assert f'"{name}"' in main
+
+
+KIND_DATA = Path(__file__).resolve().parents[2] / "kind"
+
+
+def test_the_node_scripts_pass_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
+    scripts = sorted((KIND_DATA / "node" / "files" / "usr" / "local" / "bin").iterdir())
+    assert scripts
+    for script in scripts:
+        assert script.stat().st_mode & 0o111, f"{script} is not executable"
+        result = subprocess.run(
+            [shellcheck, "--severity=style", str(script)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"{script}:\n{result.stdout}"
+
+
+def test_the_node_and_control_plane_dockerfiles_pass_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    dockerfiles = [KIND_DATA / "node" / "Dockerfile", *sorted((KIND_DATA / "images").iterdir())]
+    for dockerfile in dockerfiles:
+        result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{dockerfile}:\n{result.stdout}"
