@@ -19,23 +19,25 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import yaml
 
 from builder.build.image import build_workload_image
 from builder.check.answers import GRINNING, face_trouble, smiley_share
 from builder.check.e2e_steps import (
-    CURL_IMAGE,
-    FORWARDER_IMAGE,
+    SECOND_BACKENDS,
     E2EConfig,
     canary_route,
+    check_failures,
     cluster_create,
     corefile,
     dns_nodeport,
     faces_install,
+    gui_requests_script,
     kubectl,
     linkerd_install,
+    second_backends,
 )
 from builder.cluster.run import Route, run_workload
 from builder.config.catalog import find_workload
@@ -48,13 +50,22 @@ class Runner(Protocol):
     def __call__(self, command: Sequence[str], stdin: str | None = None) -> str: ...
 
 
+class CommandFailed(CheckError):
+    """A step's command exited non-zero; `output` is what it printed on stdout."""
+
+    def __init__(self, message: str, output: str) -> None:
+        super().__init__(message)
+        self.output = output
+
+
 def subprocess_runner(command: Sequence[str], stdin: str | None = None) -> str:
-    """Run a command; its stdout, or a CheckError with the end of its stderr."""
+    """Run a command; its stdout, or CommandFailed with the end of its stderr."""
     result = subprocess.run(list(command), input=stdin, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise CheckError(
+        raise CommandFailed(
             f"`{' '.join(command[:4])} ...` failed ({result.returncode}): "
-            f"{(result.stderr or result.stdout).strip()[-1000:]}"
+            f"{(result.stderr or result.stdout).strip()[-1000:]}",
+            result.stdout,
         )
     return result.stdout
 
@@ -101,16 +112,19 @@ class Cleanup:
 
 
 def cluster_setup(config: E2EConfig, run: Runner, cleanup: Cleanup) -> dict[str, str]:
-    """Steps 1-4: cluster, Linkerd, Faces, DNS; returns node IP, pod CIDR and DNS port."""
+    """Steps 1-4: cluster, Linkerd, Faces, DNS; returns node IP, pod CIDR and ports."""
     from builder.cluster.certs import create_certs
 
-    run(cluster_create(config))
-    cleanup.push(
-        "delete the k3d cluster", lambda: run(["k3d", "cluster", "delete", config.cluster])
-    )
+    provider = config.provider
     config.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-    config.kubeconfig.write_text(run(["k3d", "kubeconfig", "get", config.cluster]))
+    cleanup.push(
+        f"delete the {provider.name} cluster", lambda: run(provider.delete(config.cluster))
+    )
+    for command in cluster_create(config):
+        run(command)
     run(kubectl(config, "wait", "--for=condition=Ready", "node", "--all", "--timeout=180s"))
+    for image in config.load_images:
+        run(provider.load_image(config.cluster, image))
     wait_until(
         "the default service account",
         lambda: bool(run(kubectl(config, "get", "serviceaccount", "default", "-o", "name"))),
@@ -120,70 +134,70 @@ def cluster_setup(config: E2EConfig, run: Runner, cleanup: Cleanup) -> dict[str,
         create_certs(folder=config.certs)
     for command in linkerd_install(config):
         run(kubectl(config, "apply", "-f", "-"), stdin=run(command))
-    run(["linkerd", "--kubeconfig", str(config.kubeconfig), "check", "--wait", "5m"])
+    linkerd_check(config, run)
     for command in faces_install(config):
         run(command)
     run(dns_nodeport(config))
     node = json.loads(run(kubectl(config, "get", "nodes", "-o", "json")))["items"][0]
     node_ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
-    service = json.loads(
-        run(kubectl(config, "-n", "kube-system", "get", "service", "kube-dns", "-o", "json"))
+    dns = _service(config, run, "kube-system", "kube-dns")
+    gui = _service(config, run, "faces", "faces-gui")
+    return {
+        "node_ip": node_ip,
+        "pod_cidr": node["spec"]["podCIDR"],
+        "dns_port": str(
+            next(p["nodePort"] for p in dns["spec"]["ports"] if p["protocol"] == "UDP")
+        ),
+        "gui_port": str(gui["spec"]["ports"][0]["nodePort"]),
+    }
+
+
+def _service(config: E2EConfig, run: Runner, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(
+        run(kubectl(config, "-n", namespace, "get", "service", name, "-o", "json"))
     )
-    dns_port = next(p["nodePort"] for p in service["spec"]["ports"] if p["protocol"] == "UDP")
-    return {"node_ip": node_ip, "pod_cidr": node["spec"]["podCIDR"], "dns_port": str(dns_port)}
+    return found
+
+
+def linkerd_check(config: E2EConfig, run: Runner) -> None:
+    """`linkerd check` until the control plane is ready; offline, its version checks
+    (which ask the internet for the latest release) are excepted, and that is said."""
+    command = [config.tools.linkerd, "--kubeconfig", str(config.kubeconfig), "check"]
+    run(
+        kubectl(
+            config,
+            "-n",
+            "linkerd",
+            "wait",
+            "--for=condition=Available",
+            "deployment",
+            "--all",
+            "--timeout=300s",
+        )
+    )
+    try:
+        report = run([*command, "-o", "json"])
+    except CommandFailed as exc:
+        report = exc.output
+    failures = check_failures(report, config.offline)
+    if failures:
+        raise CheckError("e2e: linkerd check failed: " + "; ".join(failures))
 
 
 def apply_yaml(config: E2EConfig, run: Runner, document: dict[str, object]) -> None:
     run(kubectl(config, "apply", "-f", "-"), stdin=yaml.safe_dump(document))
 
 
-SMILEY2_MANIFESTS = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: smiley2, namespace: faces}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: smiley2}}
-  template:
-    metadata: {labels: {app: smiley2}}
-    spec:
-      containers:
-        - name: smiley
-          image: ghcr.io/buoyantio/faces-smiley:%(version)s
-          env: [{name: SMILEY, value: HeartEyes}]
-          ports: [{name: http, containerPort: 8000}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: smiley2, namespace: faces}
-spec:
-  selector: {app: smiley2}
-  ports: [{name: http, port: 80, targetPort: http}]
-"""
-
-
-def curl_many(config: E2EConfig, run: Runner, url: str, count: int) -> list[str]:
-    """`count` requests from a meshed curl pod inside the cluster; one answer per line."""
-    script = f"for i in $(seq {count}); do curl -s --max-time 5 {url}; echo; done"
-    out = run(
-        kubectl(
-            config,
-            "-n",
-            "faces",
-            "run",
-            f"e2e-curl-{int(time.time())}",
-            "--rm",
-            "-i",
-            "--restart=Never",
-            f"--image={CURL_IMAGE}",
-            "--annotations=linkerd.io/inject=enabled",
-            "--",
-            "sh",
-            "-c",
-            script,
-        )
+def face_answers(config: E2EConfig, found: dict[str, str], image: str, count: int) -> list[str]:
+    """`count` answers of face through the GUI's Service (its NodePort on the node), asked
+    from a container on the cluster's network, as a browser on that network would."""
+    script = gui_requests_script(found["node_ip"], int(found["gui_port"]), count)
+    code, output = docker_engine.run_once(
+        image, ["-c", script], network=config.network, entrypoint="bash"
     )
-    return [line for line in out.splitlines() if line.startswith("{")]
+    if code != 0:
+        raise CheckError(f"e2e: asking face through the GUI failed ({code}): {output[-500:]}")
+    return [line for line in output.splitlines() if line.startswith("{")]
 
 
 def tls_inbound_from(metrics: str, client_id: str) -> int:
@@ -216,81 +230,136 @@ def run_e2e(
     cleanup = Cleanup()
     try:
         found = cluster_setup(config, run, cleanup)
-        forwarder_dir = config.certs.parent / "dns"
-        forwarder_dir.mkdir(parents=True, exist_ok=True)
-        (forwarder_dir / "Corefile").write_text(corefile(found["node_ip"], int(found["dns_port"])))
-        docker_engine.run_detached(
-            FORWARDER_IMAGE,
-            name=f"{config.cluster}-dns",
-            network=config.network,
-            volumes={str(forwarder_dir.resolve()): "/etc/coredns"},
-        )
-        cleanup.push(
-            "remove the DNS forwarder",
-            lambda: docker_engine.remove_container(f"{config.cluster}-dns"),
-        )
-        dns_ip = docker_engine.container_ip(f"{config.cluster}-dns", config.network)
+        dns_ip = start_forwarder(config, found, cleanup)
+        images = {}
         for name in ("smiley", "color"):
-            image = build_workload_image(workload=find_workload(name), settings=settings)
-            if image.standin:
-                raise CheckError("e2e refuses the proxy stand-in: build with the real proxy")
-            container = f"{config.cluster}-{name}"
-            run_workload(
-                workload=find_workload(name),
-                settings=settings,
-                certs=config.certs,
-                network=config.network,
-                manifests_dir=config.certs.parent / "manifests",
-                image=image.reference,
-                name=container,
-                dns=[dns_ip],
-                routes=[Route(found["pod_cidr"], found["node_ip"])],
-                kubeconfig=config.kubeconfig,
-                apply=True,
-                service_port=80,
-            )
-            cleanup.push(
-                f"remove {container}", functools.partial(docker_engine.remove_container, container)
-            )
-        answers = curl_many(config, run, "http://face/", requests)
+            images[name] = start_external(config, settings, name, found, dns_ip, cleanup)
+        wait_until(
+            "face's first answer through the GUI",
+            lambda: bool(face_answers(config, found, images["smiley"], 1)),
+            120,
+        )
+        answers = face_answers(config, found, images["smiley"], requests)
         if not answers:
             raise CheckError("e2e: face answered nothing")
         trouble = face_trouble(answers)
         if trouble:
             raise CheckError("e2e: " + "; ".join(sorted(set(trouble))[:5]))
         smileys = smiley_share(answers, GRINNING)
-        smiley_ip = docker_engine.container_ip(f"{config.cluster}-smiley", config.network)
-        metrics = docker_engine.exec_in(
-            f"{config.cluster}-smiley",
-            [
-                "bash",
-                "-c",
-                "exec 3<>/dev/tcp/127.0.0.1/4191; "
-                "printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
-            ],
-        )[1]
-        tls = tls_inbound_from(metrics, "face.faces.serviceaccount.identity.linkerd.cluster.local")
+        metrics = external_metrics(config, "smiley")
+        tls = tls_inbound_from(metrics, face_identity(config, run))
         if tls == 0:
-            raise CheckError(f"e2e: no TLS inbound connection from face at {smiley_ip}")
-        run(
-            kubectl(config, "apply", "-f", "-"),
-            stdin=SMILEY2_MANIFESTS % {"version": config.faces_version},
-        )
-        run(
-            kubectl(
-                config, "-n", "faces", "rollout", "status", "deployment/smiley2", "--timeout=180s"
+            seen = [line for line in metrics.splitlines() if "inbound" in line and "open" in line]
+            raise CheckError(
+                "e2e: no TLS inbound connection from face at the external smiley; its "
+                f"inbound connections: {'; '.join(seen[:6]) or 'none'}"
             )
-        )
+        for document in second_backends(config.faces_version):
+            apply_yaml(config, run, document)
+        for name, *_ in SECOND_BACKENDS:
+            run(
+                kubectl(
+                    config,
+                    "-n",
+                    "faces",
+                    "rollout",
+                    "status",
+                    f"deployment/{name}",
+                    "--timeout=180s",
+                )
+            )
         apply_yaml(config, run, canary_route(50))
-        canary = smiley_share(curl_many(config, run, "http://smiley/", requests), GRINNING)
+        canary = smiley_share(face_answers(config, found, images["smiley"], requests), GRINNING)
         if not 0.2 <= canary <= 0.8:
             raise CheckError(f"e2e: the 50/50 canary sent {canary:.0%} to the external smiley")
         return E2EResult(len(answers), smileys, tls, canary, config.keep)
     finally:
         if not config.keep:
             errors = cleanup.run()
-            with_network = docker_engine.network_exists(config.network)
-            if with_network:
+            if docker_engine.network_exists(config.network):
                 docker_engine.remove_network(config.network)
             if errors:
                 raise CheckError("e2e cleanup left things behind: " + "; ".join(errors))
+
+
+def face_identity(config: E2EConfig, run: Runner) -> str:
+    """The in-cluster face's mesh identity: its pods' service account, as Linkerd names it
+    (the Faces chart gives face none of its own, so it is `default`)."""
+    account = run(
+        kubectl(
+            config,
+            "-n",
+            "faces",
+            "get",
+            "deployment",
+            "face",
+            "-o",
+            "jsonpath={.spec.template.spec.serviceAccountName}",
+        )
+    ).strip()
+    return f"{account or 'default'}.faces.serviceaccount.identity.linkerd.cluster.local"
+
+
+def start_forwarder(config: E2EConfig, found: dict[str, str], cleanup: Cleanup) -> str:
+    """The seed's DNS forwarder on the cluster's network: cluster names to kube-dns."""
+    forwarder_dir = config.certs.parent / "dns"
+    forwarder_dir.mkdir(parents=True, exist_ok=True)
+    (forwarder_dir / "Corefile").write_text(corefile(found["node_ip"], int(found["dns_port"])))
+    name = f"{config.cluster}-dns"
+    cleanup.push("remove the DNS forwarder", lambda: docker_engine.remove_container(name))
+    docker_engine.run_detached(
+        config.forwarder_image,
+        name=name,
+        network=config.network,
+        volumes={str(forwarder_dir.resolve()): "/etc/coredns"},
+        command=["-conf", "/etc/coredns/Corefile"],
+    )
+    return docker_engine.container_ip(name, config.network)
+
+
+def start_external(
+    config: E2EConfig,
+    settings: Settings,
+    name: str,
+    found: dict[str, str],
+    dns_ip: str,
+    cleanup: Cleanup,
+) -> str:
+    """An external workload built by meshexp-build with the real proxy, started on the
+    cluster's network with the route to the pods, registered and kept Ready."""
+    workload = find_workload(name)
+    image = build_workload_image(workload=workload, settings=settings)
+    if image.standin:
+        raise CheckError("e2e refuses the proxy stand-in: build with the real proxy")
+    container = f"{config.cluster}-{name}"
+    cleanup.push(
+        f"remove {container}", functools.partial(docker_engine.remove_container, container)
+    )
+    run_workload(
+        workload=workload,
+        settings=settings,
+        certs=config.certs,
+        network=config.network,
+        manifests_dir=config.certs.parent / "manifests",
+        image=image.reference,
+        name=container,
+        dns=[dns_ip],
+        routes=[Route(found["pod_cidr"], found["node_ip"])],
+        kubeconfig=config.kubeconfig,
+        apply=True,
+        service_port=80,
+    )
+    return image.reference
+
+
+def external_metrics(config: E2EConfig, name: str) -> str:
+    """The external workload's proxy metrics (its admin port, from inside its container)."""
+    return docker_engine.exec_in(
+        f"{config.cluster}-{name}",
+        [
+            "bash",
+            "-c",
+            "exec 3<>/dev/tcp/127.0.0.1/4191; "
+            "printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+        ],
+    )[1]

@@ -5,11 +5,14 @@ command line of each step, and the manifests and configuration files it applies.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from builder.cluster.providers import ClusterProvider, K3dProvider
 
 TOOLS = {
     "k3d": "k3d (https://k3d.io: `curl -s https://raw.githubusercontent.com/k3d-io/k3d/main/"
@@ -27,6 +30,10 @@ FACES_CHART = "oci://ghcr.io/buoyantio/faces-chart"
 
 
 FORWARDER_IMAGE = "coredns/coredns:1.11.3"
+
+
+# The Faces images, as the chart names them (offline: made here under the same names).
+FACES_IMAGES = "ghcr.io/buoyantio/faces"
 
 
 CURL_IMAGE = "curlimages/curl:8.10.1"
@@ -68,6 +75,15 @@ def _resolves(host: str) -> bool:
 
 
 @dataclass(frozen=True)
+class E2ETools:
+    """The command-line tools the walk-through runs (on PATH, or files we built)."""
+
+    kubectl: str = "kubectl"
+    helm: str = "helm"
+    linkerd: str = "linkerd"
+
+
+@dataclass(frozen=True)
 class E2EConfig:
     cluster: str = "meshexp-e2e"
     network: str = "meshexp-e2e"
@@ -75,43 +91,38 @@ class E2EConfig:
     faces_version: str = "2.0.0"
     certs: Path = Path("out/e2e/certs")
     keep: bool = False
+    provider: ClusterProvider = field(default_factory=K3dProvider)
+    tools: E2ETools = field(default_factory=E2ETools)
+    # The Faces chart: upstream's OCI chart, or a .tgz of it.
+    chart: str = FACES_CHART
+    # Local images the cluster is given before anything starts (offline: all of them).
+    load_images: tuple[str, ...] = ()
+    # `linkerd install --set` values (offline: the local images' names).
+    linkerd_values: tuple[str, ...] = ()
+    forwarder_image: str = FORWARDER_IMAGE
+    # No internet: linkerd check's version checks cannot pass, and are excepted.
+    offline: bool = False
 
     @property
     def kubeconfig(self) -> Path:
         return self.certs.parent / "kubeconfig"
 
-    @property
-    def context(self) -> str:
-        return f"k3d-{self.cluster}"
-
 
 def kubectl(config: E2EConfig, *args: str) -> list[str]:
-    return ["kubectl", "--kubeconfig", str(config.kubeconfig), *args]
+    return [config.tools.kubectl, "--kubeconfig", str(config.kubeconfig), *args]
 
 
-def cluster_create(config: E2EConfig) -> list[str]:
-    return [
-        "k3d",
-        "cluster",
-        "create",
-        config.cluster,
-        "--network",
-        config.network,
-        "--k3s-arg",
-        "--disable=traefik@server:0",
-        "--k3s-arg",
-        "--disable=metrics-server@server:0",
-        "--wait",
-        "--timeout",
-        "180s",
-    ]
+def cluster_create(config: E2EConfig) -> list[list[str]]:
+    return config.provider.create(config.cluster, config.network, config.kubeconfig)
 
 
 def linkerd_install(config: E2EConfig) -> list[list[str]]:
-    """`linkerd install` for the CRDs, then the control plane with our anchor and issuer."""
-    base = ["linkerd", "--kubeconfig", str(config.kubeconfig), "install"]
+    """`linkerd install` for the CRDs (with the Gateway API's, which no cluster here has),
+    then the control plane with our anchor and issuer."""
+    base = [config.tools.linkerd, "--kubeconfig", str(config.kubeconfig), "install"]
+    values = [part for value in config.linkerd_values for part in ("--set", value)]
     return [
-        [*base, "--crds"],
+        [*base, "--crds", "--set", "installGatewayAPI=true"],
         [
             *base,
             "--identity-trust-anchors-file",
@@ -120,33 +131,117 @@ def linkerd_install(config: E2EConfig) -> list[list[str]]:
             str(config.certs / "issuer.crt"),
             "--identity-issuer-key-file",
             str(config.certs / "issuer.key"),
+            *values,
         ],
     ]
 
 
+# linkerd check's checks that ask the internet for the latest release.
+VERSION_CHECKS = ("linkerd-version", "control-plane-version", "linkerd-control-plane-proxy")
+
+
+def check_failures(report: str, offline: bool) -> list[str]:
+    """The failed checks in `linkerd check -o json` output; offline, those that compare
+    versions with the latest release (which cannot be had) are excepted."""
+    failed = []
+    for category in json.loads(report).get("categories", []):
+        for check in category.get("checks", []):
+            if check.get("result") != "error":
+                continue
+            about_versions = "up-to-date" in check.get("description", "") or (
+                "latest version" in check.get("description", "")
+            )
+            if offline and category.get("categoryName") in VERSION_CHECKS and about_versions:
+                continue
+            failed.append(
+                f"{category.get('categoryName')}: {check.get('description')}: "
+                f"{check.get('error', '')}"
+            )
+    return failed
+
+
+def helm(config: E2EConfig, *args: str) -> list[str]:
+    return [config.tools.helm, "--kubeconfig", str(config.kubeconfig), *args]
+
+
 def faces_install(config: E2EConfig) -> list[list[str]]:
+    """Faces from its chart in an injected namespace (errors off, the GUI on a NodePort),
+    then the in-cluster smiley and color removed: the external ones take their place."""
+    version = ["--version", config.faces_version] if config.chart.startswith("oci://") else []
     return [
         kubectl(config, "create", "namespace", "faces"),
         kubectl(config, "annotate", "namespace", "faces", "linkerd.io/inject=enabled"),
-        [
-            "helm",
-            "--kubeconfig",
-            str(config.kubeconfig),
+        helm(
+            config,
             "install",
             "faces",
-            FACES_CHART,
-            "--version",
-            config.faces_version,
+            config.chart,
+            *version,
             "-n",
             "faces",
             "--wait",
+            "--timeout",
+            "5m",
             "--set",
             "face.errorFraction=0",
             "--set",
             "backend.errorFraction=0",
-        ],
+            "--set",
+            "gui.serviceType=NodePort",
+        ),
         kubectl(config, "-n", "faces", "delete", "deployment", "smiley", "color"),
     ]
+
+
+SECOND_BACKENDS = (
+    ("smiley2", "smiley", "SMILEY", "HeartEyes"),
+    ("color2", "color", "COLOR", "green"),
+)
+
+
+def second_backends(version: str) -> list[dict[str, object]]:
+    """smiley2 (HeartEyes) and color2 (green) in the cluster, from the Faces images, each
+    with its Service: the canary's in-cluster side, as the walk-through starts them."""
+    documents: list[dict[str, object]] = []
+    for name, program, variable, value in SECOND_BACKENDS:
+        labels = {"app": name}
+        documents.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": "faces"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": program,
+                                    "image": f"{FACES_IMAGES}-{program}:{version}",
+                                    "env": [{"name": variable, "value": value}],
+                                    "ports": [{"name": "http", "containerPort": 8000}],
+                                }
+                            ]
+                        },
+                    },
+                },
+            }
+        )
+        port_name = "grpc" if program == "color" else "http"
+        documents.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": "faces"},
+                "spec": {
+                    "selector": labels,
+                    "ports": [{"name": port_name, "port": 80, "targetPort": "http"}],
+                },
+            }
+        )
+    return documents
 
 
 def dns_nodeport(config: E2EConfig) -> list[str]:
@@ -188,3 +283,16 @@ def canary_route(weight_external: int = 50, port: int = 80) -> dict[str, object]
             ],
         },
     }
+
+
+def gui_requests_script(node_ip: str, port: int, count: int) -> str:
+    """bash that asks face `count` times through the GUI's Service (as the GUI's page does:
+    `/face/center/` and `/face/edge/` with a row and column), one answer body per line."""
+    paths = ("/face/center/?row=1&col=1", "/face/edge/?row=0&col=3")
+    requests = " ".join(shlex.quote(paths[n % 2]) for n in range(count))
+    return (
+        f"for path in {requests}; do "
+        f"exec 3<>/dev/tcp/{node_ip}/{port} || {{ echo 'no connection'; continue; }}; "
+        "printf 'GET %s HTTP/1.0\\r\\nHost: faces-gui\\r\\n\\r\\n' \"$path\" >&3; "
+        "sed '1,/^\\r$/d' <&3; echo; exec 3<&-; done"
+    )

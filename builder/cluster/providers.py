@@ -31,7 +31,8 @@ class ProviderError(MeshexpError):
 class ClusterProvider(Protocol):
     """What the walk-through needs of a throwaway cluster."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def create(self, cluster: str, network: str, kubeconfig: Path) -> list[list[str]]: ...
 

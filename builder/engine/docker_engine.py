@@ -264,12 +264,14 @@ def run_detached(
     env: dict[str, str] | None = None,
     cap_add: list[str] | None = None,
     dns: list[str] | None = None,
+    command: list[str] | None = None,
 ) -> str:
     """Start a long-running container (read-only volumes) and return its id."""
     mounts = {source: {"bind": target, "mode": "ro"} for source, target in (volumes or {}).items()}
     try:
         container = client().containers.run(
             reference,
+            command,
             name=name,
             network=network,
             detach=True,

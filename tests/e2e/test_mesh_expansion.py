@@ -1,49 +1,107 @@
-"""The mesh-expansion walk-through against a throwaway k3d cluster (marker e2e).
+"""The mesh-expansion walk-through on a throwaway cluster with nodes (marker e2e).
 
-Runs where k3d, kubectl, helm, the linkerd CLI and registry access exist, with
-the real Linkerd proxy. Elsewhere it skips, naming every missing prerequisite.
-MESHEXP_E2E_KEEP=1 keeps the cluster for debugging.
+On kind (MESHEXP_E2E_CLUSTER=kind, the default): everything is built here and offline,
+the node image, kind, Helm and kubectl from the Go module proxy and Debian's packages,
+Linkerd's images from its programs and Faces' from the real Faces programs and chart
+(test equipment; always in CI). On k3d (MESHEXP_E2E_CLUSTER=k3d): k3d, kubectl, helm,
+the linkerd CLI and registry access, as a user with them has; it skips elsewhere,
+naming what is missing. The real Linkerd proxy either way. MESHEXP_E2E_KEEP=1 keeps
+the cluster for debugging.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
+import docker
 import pytest
 
+from builder.build.cluster_images import LinkerdPrograms
 from builder.check.e2e import run_e2e
+from builder.check.e2e_kind import kind_e2e_config
 from builder.check.e2e_steps import E2EConfig, missing_prerequisites
-from builder.config.settings import load_settings
+from builder.config.settings import Settings, load_settings
+from tests import equipment
+from tests.conftest import need
+from tests.integration.conftest import EngineState, clean_up_after
 
 pytestmark = pytest.mark.e2e
+FACES = equipment.REAL_FACES
+CONTROL_PLANE = equipment.CONTROL_PLANE
 
 
-def e2e_settings():
-    proxy = os.environ.get("MESHEXP_E2E_PROXY_FILE")
-    return load_settings(
-        None,
-        {
-            "linkerd_version": os.environ.get("MESHEXP_E2E_LINKERD", "2.18"),
-            "proxy_file": Path(proxy) if proxy else None,
-        },
+def e2e_settings() -> Settings:
+    proxy = equipment.real_proxy()
+    need(proxy is not None, f"the real linkerd2-proxy at {equipment.REAL_PROXY} (or PROXY_FILE)")
+    return replace(
+        load_settings(None, {"offline": True, "proxy_file": proxy}),
+        image_name="meshexp-e2e/{workload}",
+    ).check()
+
+
+def kind_config(base: E2EConfig) -> E2EConfig:
+    programs = {
+        "controller": CONTROL_PLANE / "controller",
+        "policy_controller": CONTROL_PLANE / "linkerd-policy-controller",
+        "proxy_identity": CONTROL_PLANE / "proxy-identity",
+        "proxy_init": CONTROL_PLANE / "proxy-init",
+        "linkerd": CONTROL_PLANE / "linkerd",
+        "faces chart": FACES / "faces-chart-2.0.0.tgz",
+        "GUI page": FACES / "gui-assets" / "index.html",
+        **{name: FACES / name for name in ("smiley", "color", "face", "gui")},
+    }
+    missing = [f"{name} ({path})" for name, path in programs.items() if not path.is_file()]
+    need(not missing, "test equipment: " + ", ".join(missing))
+    proxy = equipment.real_proxy()
+    assert proxy is not None
+    return kind_e2e_config(
+        base,
+        linkerd=programs["linkerd"],
+        linkerd_programs=LinkerdPrograms(
+            controller=programs["controller"],
+            policy_controller=programs["policy_controller"],
+            proxy_identity=programs["proxy_identity"],
+            proxy=proxy,
+            proxy_init=programs["proxy_init"],
+        ),
+        faces_programs={name: FACES / name for name in ("smiley", "color", "face", "gui")},
+        faces_page=programs["GUI page"],
+        chart=programs["faces chart"],
     )
 
 
 def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> None:
     settings = e2e_settings()
-    source = settings.proxy()
-    standin = "standin" in str(getattr(source, "path", ""))
-    missing = missing_prerequisites(proxy_is_standin=standin)
-    if missing:
-        pytest.skip("e2e needs: " + "; ".join(missing))
-    config = E2EConfig(
+    cluster = os.environ.get("MESHEXP_E2E_CLUSTER", "kind")
+    name = f"meshexp-e2e-{uuid.uuid4().hex[:6]}"
+    base = E2EConfig(
+        cluster=name,
+        network=name,
         certs=tmp_path / "certs",
         keep=os.environ.get("MESHEXP_E2E_KEEP") == "1",
-        linkerd_version=settings.linkerd_version,
     )
-    result = run_e2e(config=config, settings=settings)
+    if cluster == "k3d":
+        missing = missing_prerequisites(proxy_is_standin=False)
+        if missing:
+            pytest.skip("e2e on k3d needs: " + "; ".join(missing))
+        config = base
+    else:
+        config = kind_config(base)
+    client = docker.from_env(timeout=300)
+    before = EngineState.read(client)
+    try:
+        result = run_e2e(config=config, settings=settings)
+        after = EngineState.read(client)
+    finally:
+        left = clean_up_after(client, before)
     assert result.answers > 0
     assert result.smileys_external > 0.9
     assert result.tls_from_face > 0
     assert 0.2 <= result.canary_share_external <= 0.8
+    # The walk-through removed its cluster, containers and network itself.
+    assert after.containers == before.containers
+    assert after.networks == before.networks
+    assert left == []

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from builder.check import answers, e2e, e2e_steps
+from builder.cluster.providers import KindProvider
 from builder.core.errors import CheckError
 
 
@@ -29,18 +33,49 @@ def test_prerequisites_are_named_with_how_to_get_them() -> None:
 
 
 def test_cluster_and_linkerd_command_lines() -> None:
-    config = e2e_steps.E2EConfig(cluster="c1", network="n1", certs=Path("/x/certs"))
-    create = e2e_steps.cluster_create(config)
+    config = e2e_steps.E2EConfig(
+        cluster="c1",
+        network="n1",
+        certs=Path("/x/certs"),
+        linkerd_values=("proxy.image.name=local/proxy",),
+    )
+    (create, kubeconfig) = e2e_steps.cluster_create(config)
     assert create[:4] == ["k3d", "cluster", "create", "c1"]
     assert create[create.index("--network") + 1] == "n1"
     assert "--disable=traefik@server:0" in create
     assert "--disable=metrics-server@server:0" in create
+    assert kubeconfig[-2:] == ["--output", "/x/kubeconfig"]
     crds, control_plane = e2e_steps.linkerd_install(config)
-    assert crds[-1] == "--crds"
+    assert crds[4:] == ["--crds", "--set", "installGatewayAPI=true"]
     flags = dict(zip(control_plane[4::2], control_plane[5::2], strict=False))
     assert flags["--identity-trust-anchors-file"] == "/x/certs/ca.crt"
     assert flags["--identity-issuer-certificate-file"] == "/x/certs/issuer.crt"
     assert flags["--identity-issuer-key-file"] == "/x/certs/issuer.key"
+    assert flags["--set"] == "proxy.image.name=local/proxy"
+
+
+def test_the_same_walk_through_runs_on_kind_with_its_own_tools(tmp_path: Path) -> None:
+    kind = KindProvider(kind=Path("/c/kind"), node_image="node:1", config=tmp_path / "kind.yaml")
+    config = e2e_steps.E2EConfig(
+        cluster="c1",
+        network="n1",
+        certs=tmp_path / "certs",
+        provider=kind,
+        tools=e2e_steps.E2ETools(kubectl="/c/kubectl", helm="/c/helm", linkerd="/c/linkerd"),
+        chart="/c/faces-chart-2.0.0.tgz",
+    )
+    (create,) = e2e_steps.cluster_create(config)
+    assert create[1] == "KIND_EXPERIMENTAL_DOCKER_NETWORK=n1"
+    assert e2e_steps.kubectl(config, "get", "nodes")[:3] == [
+        "/c/kubectl",
+        "--kubeconfig",
+        str(tmp_path / "kubeconfig"),
+    ]
+    assert all(step[0] == "/c/linkerd" for step in e2e_steps.linkerd_install(config))
+    helm = next(step for step in e2e_steps.faces_install(config) if step[0] == "/c/helm")
+    # a chart file takes no --version (the OCI chart does)
+    assert "/c/faces-chart-2.0.0.tgz" in helm
+    assert "--version" not in helm
 
 
 def test_faces_install_disables_errors_then_removes_smiley_and_color() -> None:
@@ -48,8 +83,95 @@ def test_faces_install_disables_errors_then_removes_smiley_and_color() -> None:
     helm = next(step for step in steps if step[0] == "helm")
     assert "face.errorFraction=0" in helm
     assert "backend.errorFraction=0" in helm
+    assert "gui.serviceType=NodePort" in helm
+    assert helm[helm.index("--version") + 1] == "2.0.0"
     assert steps[1][-1] == "linkerd.io/inject=enabled"
     assert steps[-1][-3:] == ["deployment", "smiley", "color"]
+
+
+CHECK_REPORT = {
+    "categories": [
+        {
+            "categoryName": "linkerd-version",
+            "checks": [
+                {
+                    "description": "can determine the latest version",
+                    "result": "error",
+                    "error": "Get https://versioncheck.linkerd.io: no such host",
+                },
+                {"description": "cli is up-to-date", "result": "error", "error": "unknown"},
+            ],
+        },
+        {
+            "categoryName": "linkerd-control-plane-proxy",
+            "checks": [
+                {
+                    "description": "control plane proxies are up-to-date",
+                    "result": "error",
+                    "error": "unknown",
+                },
+                {"description": "control plane proxies are healthy", "result": "success"},
+            ],
+        },
+        {
+            "categoryName": "linkerd-identity",
+            "checks": [{"description": "issuer cert is valid", "result": "success"}],
+        },
+    ]
+}
+
+
+def test_linkerd_check_excepts_only_the_version_checks_and_only_offline() -> None:
+    report = json.dumps(CHECK_REPORT)
+    assert e2e_steps.check_failures(report, offline=True) == []
+    assert len(e2e_steps.check_failures(report, offline=False)) == 3
+    broken = json.loads(report)
+    broken["categories"][2]["checks"][0].update(result="error", error="expired")
+    [failure] = e2e_steps.check_failures(json.dumps(broken), offline=True)
+    assert failure == "linkerd-identity: issuer cert is valid: expired"
+
+
+def test_the_second_backends_are_heart_eyes_and_green_behind_their_services() -> None:
+    documents = e2e_steps.second_backends("2.0.0")
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
+    assert set(deployments) == set(services) == {"smiley2", "color2"}
+    smiley2 = deployments["smiley2"]["spec"]["template"]["spec"]["containers"][0]
+    assert smiley2["image"] == "ghcr.io/buoyantio/faces-smiley:2.0.0"
+    assert smiley2["env"] == [{"name": "SMILEY", "value": "HeartEyes"}]
+    color2 = deployments["color2"]["spec"]["template"]["spec"]["containers"][0]
+    assert color2["env"] == [{"name": "COLOR", "value": "green"}]
+    assert services["color2"]["spec"]["ports"][0]["name"] == "grpc"
+
+
+def test_face_is_asked_through_the_gui_as_its_page_asks() -> None:
+    """The script, run by bash against a server that answers as the GUI does."""
+    asked: list[str] = []
+
+    class GUI(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = json.dumps({"smiley": "&#x1F603;", "path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GUI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        script = e2e_steps.gui_requests_script("127.0.0.1", server.server_address[1], 3)
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+    center, edge = "/face/center/?row=1&col=1", "/face/edge/?row=0&col=3"
+    assert asked == [center, edge, center]
+    bodies = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [body["path"] for body in bodies] == asked
 
 
 def test_dns_forwarder_and_nodeport() -> None:

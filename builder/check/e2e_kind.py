@@ -1,0 +1,59 @@
+"""The walk-through's parts for a kind cluster without a registry: the node image and kind,
+Helm and kubectl built here, and Linkerd's and Faces' images made from their programs;
+what `run_e2e` then needs to know of them, as an E2EConfig.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from builder.build.cluster_images import (
+    LinkerdPrograms,
+    build_faces_images,
+    build_forwarder_image,
+    build_linkerd_images,
+)
+from builder.build.gobuild import HOST_ARCH, cached_go_binary
+from builder.build.gomodules import COREDNS_VERSION, cached_main_program, coredns
+from builder.check.e2e_steps import E2EConfig, E2ETools
+from builder.cluster.kind import prepare_kind
+from builder.config.models import GoSource
+from builder.core.errors import CheckError
+from builder.core.progress import Progress
+
+HELM = GoSource(package="helm.sh/helm/v3/cmd/helm", version="v3.22.0")
+
+
+def kind_e2e_config(
+    base: E2EConfig,
+    *,
+    linkerd: Path,
+    linkerd_programs: LinkerdPrograms,
+    faces_programs: dict[str, Path],
+    faces_page: Path,
+    chart: Path,
+    progress: Progress | None = None,
+) -> E2EConfig:
+    """`base` with the kind provider and every part built here (each cached by content)."""
+    progress = progress or Progress()
+    if not linkerd.is_file() or not chart.is_file():
+        raise CheckError(
+            f"e2e on kind needs the linkerd CLI ({linkerd}) and the Faces chart ({chart}) "
+            "as files: give them (the linkerd CLI's release names the control plane)"
+        )
+    provider = prepare_kind(folder=base.certs.parent / "kind", progress=progress)
+    helm = cached_go_binary(HELM, HOST_ARCH, progress)
+    linkerd_images = build_linkerd_images(linkerd_programs, progress=progress)
+    faces = build_faces_images(faces_programs, faces_page, base.faces_version, progress=progress)
+    forwarder = build_forwarder_image(cached_main_program(coredns(), progress), COREDNS_VERSION)
+    return replace(
+        base,
+        provider=provider,
+        tools=E2ETools(kubectl=str(provider.kubectl), helm=str(helm), linkerd=str(linkerd)),
+        chart=str(chart.resolve()),
+        load_images=(linkerd_images.controller, linkerd_images.proxy, *faces),
+        linkerd_values=linkerd_images.install_values(),
+        forwarder_image=forwarder,
+        offline=True,
+    )
