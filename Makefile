@@ -1,5 +1,5 @@
 # The few verbs people type. Each target does its own set-up.
-.PHONY: setup setup-dev setup-test demo demo-trio lab lab-down bench test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare
+.PHONY: setup setup-dev setup-test demo demo-trio lab lab-down bench test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare cluster-prepare
 
 VENV := .venv/bin
 
@@ -28,7 +28,7 @@ lab:
 lab-down:
 	.venv/bin/meshexp-build lab down --dir out/lab
 
-test: setup-test lint go-test apiserver-prepare publish-prepare
+test: setup-test lint go-test apiserver-prepare publish-prepare cluster-prepare
 	$(VENV)/pytest
 
 # kube-apiserver from the Go module proxy (about 11 minutes cold, then cached)
@@ -36,6 +36,12 @@ test: setup-test lint go-test apiserver-prepare publish-prepare
 # names an API server of your own.
 apiserver-prepare: setup-test
 	@if [ -z "$${MESHEXP_TEST_KUBECONFIG:-}" ]; then $(VENV)/meshexp-build apiserver --prepare; fi
+
+# kind and its node image, built offline (cold: the Kubernetes multi-call binary
+# about 12-17 minutes, CoreDNS about 4, etcd 1, the node image 1; then cached),
+# for the tests marked `cluster` and `e2e`.
+cluster-prepare: setup-test
+	$(VENV)/meshexp-build cluster prepare --dir out/cluster
 
 lint: setup-dev
 	$(VENV)/ruff check .

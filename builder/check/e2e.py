@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 import yaml
 
 from builder.build.image import build_workload_image
-from builder.check.answers import GRINNING, face_trouble, smiley_share
+from builder.check.answers import CURSING, GRINNING, face_trouble, smiley_share
 from builder.check.e2e_steps import (
     SECOND_BACKENDS,
     E2EConfig,
@@ -39,6 +40,8 @@ from builder.check.e2e_steps import (
     linkerd_install,
     second_backends,
 )
+from builder.check.listings import metric_series
+from builder.cluster.keeper import StatusKeeper, targets_from_manifests
 from builder.cluster.run import Route, run_workload
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings
@@ -202,16 +205,42 @@ def face_answers(config: E2EConfig, found: dict[str, str], image: str, count: in
 
 def tls_inbound_from(metrics: str, client_id: str) -> int:
     """TLS inbound connections opened by `client_id`, from the real proxy's metrics."""
-    total = 0
-    for line in metrics.splitlines():
-        if (
-            line.startswith("tcp_open_total{")
-            and 'direction="inbound"' in line
-            and 'tls="true"' in line
-            and f'client_id="{client_id}"' in line
-        ):
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
+    return sum(
+        int(value)
+        for labels, value in metric_series(metrics, "tcp_open_total")
+        if labels.get("direction") == "inbound"
+        and labels.get("tls") == "true"
+        and labels.get("client_id") == client_id
+    )
+
+
+def tls_outbound_to_external(metrics: str, workload: str) -> list[str]:
+    """The server identities of TLS connections a proxy opened to the external workload
+    `workload` (Linkerd labels them `dst_external_workload`), from its metrics."""
+    return sorted(
+        {
+            labels.get("server_id", "")
+            for labels, value in metric_series(metrics, "tcp_open_total")
+            if labels.get("direction") == "outbound"
+            and labels.get("tls") == "true"
+            and labels.get("dst_external_workload") == workload
+            and value > 0
+        }
+    )
+
+
+def external_endpoint_slices(slices: dict[str, Any], workload: str) -> list[str]:
+    """Names of the EndpointSlices whose endpoints point at the ExternalWorkload
+    `workload` (Linkerd's external-workloads controller writes them)."""
+    return sorted(
+        item["metadata"]["name"]
+        for item in slices.get("items", [])
+        if any(
+            (endpoint.get("targetRef") or {}).get("kind") == "ExternalWorkload"
+            and (endpoint.get("targetRef") or {}).get("name") == workload
+            for endpoint in item.get("endpoints") or []
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -221,6 +250,12 @@ class E2EResult:
     tls_from_face: int
     canary_share_external: float
     kept: bool
+    server_ids: tuple[str, ...] = ()
+    endpoint_slices: tuple[str, ...] = ()
+    # after the external smiley is stopped: face's share of its fallback (Cursing), and
+    # the ExternalWorkload's Ready condition as the keeper wrote it
+    fallback_share: float = 0.0
+    ready_after_kill: str = ""
 
 
 def run_e2e(
@@ -234,6 +269,7 @@ def run_e2e(
         images = {}
         for name in ("smiley", "color"):
             images[name] = start_external(config, settings, name, found, dns_ip, cleanup)
+        start_keeper(config, cleanup)
         wait_until(
             "face's first answer through the GUI",
             lambda: bool(face_answers(config, found, images["smiley"], 1)),
@@ -254,6 +290,18 @@ def run_e2e(
                 "e2e: no TLS inbound connection from face at the external smiley; its "
                 f"inbound connections: {'; '.join(seen[:6]) or 'none'}"
             )
+        server_ids = tls_outbound_to_external(face_metrics(config, run), "smiley")
+        if not any(server_id.endswith("/smiley") for server_id in server_ids):
+            raise CheckError(
+                "e2e: face's proxy opened no TLS connection to the external smiley's SPIFFE "
+                f"identity (server ids seen: {server_ids or 'none'})"
+            )
+        slices = external_endpoint_slices(
+            json.loads(run(kubectl(config, "-n", "faces", "get", "endpointslices", "-o", "json"))),
+            "smiley",
+        )
+        if not slices:
+            raise CheckError("e2e: no EndpointSlice points at the smiley ExternalWorkload")
         for document in second_backends(config.faces_version):
             apply_yaml(config, run, document)
         for name, *_ in SECOND_BACKENDS:
@@ -272,7 +320,21 @@ def run_e2e(
         canary = smiley_share(face_answers(config, found, images["smiley"], requests), GRINNING)
         if not 0.2 <= canary <= 0.8:
             raise CheckError(f"e2e: the 50/50 canary sent {canary:.0%} to the external smiley")
-        return E2EResult(len(answers), smileys, tls, canary, config.keep)
+        run(
+            kubectl(config, "-n", "faces", "delete", "httproute.policy.linkerd.io", "smiley-canary")
+        )
+        fallback, ready = kill_external_smiley(config, run, found, images["smiley"], requests)
+        return E2EResult(
+            len(answers),
+            smileys,
+            tls,
+            canary,
+            config.keep,
+            tuple(server_ids),
+            tuple(slices),
+            fallback,
+            ready,
+        )
     finally:
         if not config.keep:
             errors = cleanup.run()
@@ -352,9 +414,64 @@ def start_external(
     return image.reference
 
 
+def start_keeper(config: E2EConfig, cleanup: Cleanup) -> None:
+    """The status keeper for the external workloads, in a thread until cleanup."""
+    targets = targets_from_manifests(config.certs.parent / "manifests")
+    keeper = StatusKeeper(kubeconfig=config.kubeconfig, targets=targets)
+    stop = threading.Event()
+    thread = threading.Thread(target=keeper.run, args=(stop.is_set,), daemon=True)
+    thread.start()
+
+    def stop_keeper() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    cleanup.push("stop the status keeper", stop_keeper)
+
+
+def ready_condition(config: E2EConfig, run: Runner, name: str) -> str:
+    """The ExternalWorkload's Ready condition status ("True", "False", or "" when unset)."""
+    found = json.loads(
+        run(kubectl(config, "-n", "faces", "get", "externalworkload", name, "-o", "json"))
+    )
+    conditions = (found.get("status") or {}).get("conditions") or []
+    return next((c.get("status", "") for c in conditions if c.get("type") == "Ready"), "")
+
+
+def kill_external_smiley(
+    config: E2EConfig, run: Runner, found: dict[str, str], asker: str, requests: int
+) -> tuple[float, str]:
+    """Stop the external smiley: face answers with its fallback, and the keeper marks the
+    ExternalWorkload not Ready. The fallback's share, and the Ready status seen."""
+    docker_engine.stop_container(f"{config.cluster}-smiley", timeout=5)
+    wait_until(
+        "the smiley ExternalWorkload turning not Ready",
+        lambda: ready_condition(config, run, "smiley") == "False",
+        60,
+    )
+    answers = face_answers(config, found, asker, requests)
+    return smiley_share(answers, CURSING), ready_condition(config, run, "smiley")
+
+
+def face_metrics(config: E2EConfig, run: Runner) -> str:
+    """The in-cluster face's proxy metrics, as `linkerd diagnostics` reads them."""
+    return run(
+        [
+            config.tools.linkerd,
+            "--kubeconfig",
+            str(config.kubeconfig),
+            "diagnostics",
+            "proxy-metrics",
+            "-n",
+            "faces",
+            "deploy/face",
+        ]
+    )
+
+
 def external_metrics(config: E2EConfig, name: str) -> str:
     """The external workload's proxy metrics (its admin port, from inside its container)."""
-    return docker_engine.exec_in(
+    response = docker_engine.exec_in(
         f"{config.cluster}-{name}",
         [
             "bash",
@@ -363,3 +480,7 @@ def external_metrics(config: E2EConfig, name: str) -> str:
             "printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
         ],
     )[1]
+    head, _, body = response.replace("\r\n", "\n").partition("\n\n")
+    if head.split()[1:2] != ["200"]:
+        raise CheckError(f"e2e: {name}'s proxy metrics did not answer 200: {head[:200]}")
+    return body

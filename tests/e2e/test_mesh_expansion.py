@@ -101,6 +101,11 @@ def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> 
     assert result.smileys_external > 0.9
     assert result.tls_from_face > 0
     assert 0.2 <= result.canary_share_external <= 0.8
+    assert any(server_id.endswith("/smiley") for server_id in result.server_ids)
+    assert result.endpoint_slices
+    # the external smiley stopped: face falls back to Cursing, and Ready turns False
+    assert result.fallback_share > 0.9
+    assert result.ready_after_kill == "False"
     # The walk-through removed its cluster, containers and network itself.
     assert after.containers == before.containers
     assert after.networks == before.networks
