@@ -274,22 +274,22 @@ def test_answer_checks_read_real_upstream_answers() -> None:
     assert answers.face_trouble(["", healthy_face]) == ["1 of 2 answers were not JSON"]
 
 
-FACE_OUTBOUND = """\
+SPIFFE = "spiffe://root.linkerd.cluster.local"
+FACE_ID = "default.faces.serviceaccount.identity.linkerd.cluster.local"
+OUT = 'tcp_open_total{direction="outbound",peer="dst",'
+FACE_OUTBOUND = f"""\
 # TYPE tcp_open_total counter
-tcp_open_total{direction="outbound",peer="dst",tls="true",server_id="spiffe://root.linkerd.cluster.local/smiley",dst_external_workload="smiley"} 4
-tcp_open_total{direction="outbound",peer="dst",tls="true",server_id="spiffe://root.linkerd.cluster.local/color",dst_external_workload="color"} 2
-tcp_open_total{direction="outbound",peer="dst",tls="no_identity",dst_external_workload="smiley"} 1
-tcp_open_total{direction="inbound",peer="src",tls="true",client_id="default.faces.serviceaccount.identity.linkerd.cluster.local"} 3
+{OUT}tls="true",server_id="{SPIFFE}/smiley",dst_external_workload="smiley"}} 4
+{OUT}tls="true",server_id="{SPIFFE}/color",dst_external_workload="color"}} 2
+{OUT}tls="no_identity",dst_external_workload="smiley"}} 1
+tcp_open_total{{direction="inbound",peer="src",tls="true",client_id="{FACE_ID}"}} 3
 """
 
 
 def test_face_metrics_name_the_external_workloads_spiffe_identities() -> None:
-    assert e2e.tls_outbound_to_external(FACE_OUTBOUND, "smiley") == [
-        "spiffe://root.linkerd.cluster.local/smiley"
-    ]
+    assert e2e.tls_outbound_to_external(FACE_OUTBOUND, "smiley") == [f"{SPIFFE}/smiley"]
     assert e2e.tls_outbound_to_external(FACE_OUTBOUND, "face") == []
-    client = "default.faces.serviceaccount.identity.linkerd.cluster.local"
-    assert e2e.tls_inbound_from(FACE_OUTBOUND, client) == 3
+    assert e2e.tls_inbound_from(FACE_OUTBOUND, FACE_ID) == 3
 
 
 def test_endpoint_slices_are_found_by_their_external_workload_target() -> None:
