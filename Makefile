@@ -13,7 +13,7 @@ setup-dev:
 	scripts/setup.sh --with dev
 
 setup-test:
-	scripts/setup.sh --with dev --with apiserver --with publish
+	scripts/setup.sh --with dev --with apiserver --with publish --with browser
 
 demo:
 	scripts/demo.sh

@@ -14,6 +14,8 @@
 #                                    qemu and binfmt (arm64 steps), the aarch64
 #                                    cross compiler (SPIRE with cgo), Debian's
 #                                    docker-registry (the offline helper registry)
+#   scripts/setup.sh --with browser  also Debian's Chromium and a colour emoji
+#                                    font (the e2e reads the Faces GUI in it)
 #   scripts/setup.sh --with dev      also the test and lint tools in .venv (pytest,
 #                                    ruff, mypy, shellcheck, hadolint, matplotlib...)
 set -euo pipefail
@@ -24,12 +26,14 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 with_apiserver=false
 with_publish=false
 with_dev=false
+with_browser=false
 while [ "$#" -gt 0 ]; do
   case "$1:${2:-}" in
   --with:apiserver) with_apiserver=true ;;
   --with:publish) with_publish=true ;;
   --with:dev) with_dev=true ;;
-  *) die "usage: scripts/setup.sh [--with apiserver] [--with publish] [--with dev] (got: $*)" ;;
+  --with:browser) with_browser=true ;;
+  *) die "usage: scripts/setup.sh [--with apiserver] [--with publish] [--with browser] [--with dev] (got: $*)" ;;
   esac
   shift 2
 done
@@ -72,6 +76,10 @@ if "$with_publish"; then
     command -v update-binfmts >/dev/null || need_packages+=(binfmt-support)
     command -v aarch64-linux-gnu-gcc >/dev/null || need_packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
   fi
+fi
+if "$with_browser"; then
+  command -v chromium >/dev/null || need_packages+=(chromium)
+  [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_packages+=(fonts-noto-color-emoji)
 fi
 python3 -m venv --help >/dev/null 2>&1 || need_packages+=(python3-venv)
 if [ "${#need_packages[@]}" -gt 0 ]; then

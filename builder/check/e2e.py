@@ -18,6 +18,7 @@ import json
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,7 +26,8 @@ from typing import Any, Protocol
 import yaml
 
 from builder.build.image import build_workload_image
-from builder.check.answers import CURSING, GRINNING, face_trouble, smiley_share
+from builder.check.answers import CURSING, GRINNING, face_trouble, parse_answers, smiley_share
+from builder.check.browser import Cell, grid_cells, page_dom, rgb, screenshot
 from builder.check.e2e_steps import (
     SECOND_BACKENDS,
     E2EConfig,
@@ -256,6 +258,9 @@ class E2EResult:
     # the ExternalWorkload's Ready condition as the keeper wrote it
     fallback_share: float = 0.0
     ready_after_kill: str = ""
+    # the GUI's grid in Chromium, before and during the canary
+    grid_before: tuple[Cell, ...] = ()
+    grid_during: tuple[Cell, ...] = ()
 
 
 def run_e2e(
@@ -290,6 +295,14 @@ def run_e2e(
                 "e2e: no TLS inbound connection from face at the external smiley; its "
                 f"inbound connections: {'; '.join(seen[:6]) or 'none'}"
             )
+        colour = most_common_colour(answers)
+        before = gui_grid(config, found, "gui-before-canary.png")
+        wrong = [c for c in before if c.smiley != GRINNING_CHAR or c.background != rgb(colour)]
+        if len(before) != 16 or wrong:
+            raise CheckError(
+                f"e2e: the GUI's grid ({len(before)} cells) is not all grinning on {colour}: "
+                f"{wrong[:4]}"
+            )
         server_ids = tls_outbound_to_external(face_metrics(config, run), "smiley")
         if not any(server_id.endswith("/smiley") for server_id in server_ids):
             raise CheckError(
@@ -320,6 +333,10 @@ def run_e2e(
         canary = smiley_share(face_answers(config, found, images["smiley"], requests), GRINNING)
         if not 0.2 <= canary <= 0.8:
             raise CheckError(f"e2e: the 50/50 canary sent {canary:.0%} to the external smiley")
+        during = gui_grid(config, found, "gui-during-canary.png")
+        drawn = {cell.smiley for cell in during}
+        if not {GRINNING_CHAR, HEART_EYES_CHAR} <= drawn:
+            raise CheckError(f"e2e: during the canary the GUI drew {sorted(drawn)}, not a mix")
         run(
             kubectl(config, "-n", "faces", "delete", "httproute.policy.linkerd.io", "smiley-canary")
         )
@@ -334,6 +351,8 @@ def run_e2e(
             tuple(slices),
             fallback,
             ready,
+            tuple(before),
+            tuple(during),
         )
     finally:
         if not config.keep:
@@ -412,6 +431,24 @@ def start_external(
         service_port=80,
     )
     return image.reference
+
+
+GRINNING_CHAR = "\U0001f603"
+HEART_EYES_CHAR = "\U0001f60d"
+
+
+def most_common_colour(answers: list[str]) -> str:
+    colours = Counter(answer.get("color", "") for answer in parse_answers(answers))
+    return colours.most_common(1)[0][0] if colours else ""
+
+
+def gui_grid(config: E2EConfig, found: dict[str, str], picture: str) -> list[Cell]:
+    """The Faces GUI in Chromium, through its Service's NodePort: the grid it drew, and a
+    screenshot kept in the artifacts folder."""
+    url = f"http://{found['node_ip']}:{found['gui_port']}/"
+    folder = config.artifacts or config.certs.parent
+    screenshot(url, folder / picture)
+    return grid_cells(page_dom(url))
 
 
 def start_keeper(config: E2EConfig, cleanup: Cleanup) -> None:

@@ -102,6 +102,8 @@ class E2EConfig:
     forwarder_image: str = FORWARDER_IMAGE
     # No internet: linkerd check's version checks cannot pass, and are excepted.
     offline: bool = False
+    # Where the GUI's screenshots go (None: beside the certificates).
+    artifacts: Path | None = None
 
     @property
     def kubeconfig(self) -> Path:

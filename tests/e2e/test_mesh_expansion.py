@@ -20,6 +20,7 @@ import docker
 import pytest
 
 from builder.build.cluster_images import LinkerdPrograms
+from builder.check.browser import rgb
 from builder.check.e2e import run_e2e
 from builder.check.e2e_kind import kind_e2e_config
 from builder.check.e2e_steps import E2EConfig, missing_prerequisites
@@ -30,14 +31,17 @@ from tests.integration.conftest import EngineState, clean_up_after
 
 pytestmark = pytest.mark.e2e
 FACES = equipment.REAL_FACES
+BLUE = "#66CCEE"  # COLOR=blue, the chart's and the catalog's color (Paul Tol's palette)
 CONTROL_PLANE = equipment.CONTROL_PLANE
 
 
 def e2e_settings() -> Settings:
     proxy = equipment.real_proxy()
     need(proxy is not None, f"the real linkerd2-proxy at {equipment.REAL_PROXY} (or PROXY_FILE)")
+    # The external smiley and color run the real Faces programs where they exist.
+    real = {name: str(FACES / name) for name in ("smiley", "color") if (FACES / name).is_file()}
     return replace(
-        load_settings(None, {"offline": True, "proxy_file": proxy}),
+        load_settings(None, {"offline": True, "proxy_file": proxy, "binaries": real}),
         image_name="meshexp-e2e/{workload}",
     ).check()
 
@@ -82,6 +86,8 @@ def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> 
         network=name,
         certs=tmp_path / "certs",
         keep=os.environ.get("MESHEXP_E2E_KEEP") == "1",
+        # The GUI's screenshots, kept as CI artifacts.
+        artifacts=Path(os.environ.get("MESHEXP_E2E_ARTIFACTS", "out/e2e-artifacts")).resolve(),
     )
     if cluster == "k3d":
         missing = missing_prerequisites(proxy_is_standin=False)
@@ -106,6 +112,12 @@ def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> 
     # the external smiley stopped: face falls back to Cursing, and Ready turns False
     assert result.fallback_share > 0.9
     assert result.ready_after_kill == "False"
+    # the GUI in Chromium: 16 grinning cells on the color workload's blue, then a mix
+    assert [cell.smiley for cell in result.grid_before] == ["\U0001f603"] * 16
+    assert {cell.background for cell in result.grid_before} == {rgb(BLUE)}
+    assert {"\U0001f603", "\U0001f60d"} <= {cell.smiley for cell in result.grid_during}
+    assert base.artifacts is not None
+    assert (base.artifacts / "gui-before-canary.png").stat().st_size > 10_000
     # The walk-through removed its cluster, containers and network itself.
     assert after.containers == before.containers
     assert after.networks == before.networks
