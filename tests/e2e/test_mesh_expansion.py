@@ -35,10 +35,13 @@ BLUE = "#66CCEE"  # COLOR=blue, the chart's and the catalog's color (Paul Tol's 
 CONTROL_PLANE = equipment.CONTROL_PLANE
 
 
-def e2e_settings() -> Settings:
+def e2e_settings(cluster: str) -> Settings:
+    """k3d: the default (online) sources, the real proxy from its release. kind: offline,
+    with the real proxy and the real Faces smiley and color from the test equipment."""
+    if cluster == "k3d":
+        return replace(load_settings(None, {}), image_name="meshexp-e2e/{workload}").check()
     proxy = equipment.real_proxy()
     need(proxy is not None, f"the real linkerd2-proxy at {equipment.REAL_PROXY} (or PROXY_FILE)")
-    # The external smiley and color run the real Faces programs where they exist.
     real = {name: str(FACES / name) for name in ("smiley", "color") if (FACES / name).is_file()}
     return replace(
         load_settings(None, {"offline": True, "proxy_file": proxy, "binaries": real}),
@@ -78,8 +81,8 @@ def kind_config(base: E2EConfig) -> E2EConfig:
 
 
 def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> None:
-    settings = e2e_settings()
     cluster = os.environ.get("MESHEXP_E2E_CLUSTER", "kind")
+    settings = e2e_settings(cluster)
     name = f"meshexp-e2e-{uuid.uuid4().hex[:6]}"
     base = E2EConfig(
         cluster=name,
