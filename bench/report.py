@@ -16,6 +16,7 @@ ORDER = (
     "keeper",
     "lab",
     "publish",
+    "walkthrough",
 )
 TITLES = {
     "time_to_ready": "1. Time to ready",
@@ -27,6 +28,7 @@ TITLES = {
     "keeper": "6. The status keeper (Ready true to the container)",
     "lab": "7. The mesh lab (a real Linkerd control plane, no nodes)",
     "publish": "8. Multi-platform publishing through BuildKit (linux/amd64 + linux/arm64)",
+    "walkthrough": "9. The walk-through on a kind cluster (every part real, offline)",
 }
 NOTES_FILE = common.BENCH / "NOTES.md"
 

@@ -15,6 +15,7 @@ from bench import (
     report,
     spire_build,
     time_to_ready,
+    walkthrough,
 )
 
 
@@ -30,6 +31,7 @@ def main() -> None:
         keeper,
         lab,
         publish,
+        walkthrough,
     ):
         print(f"== {module.__name__.split('.')[-1]}", flush=True)
         module.main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from builder.build.gobuild import cached_go_binary
 from builder.config.models import GoSource
@@ -64,3 +65,18 @@ def our_faces() -> dict[str, Path]:
 
 # Linkerd's control plane built from source (test equipment; always in CI).
 CONTROL_PLANE = SHARED_EQUIPMENT / "linkerd-control-plane"
+
+
+def kind_e2e_inputs() -> tuple[dict[str, Any], list[str]]:
+    """What the e2e on kind takes from the test equipment (kind_e2e_config's keywords),
+    or what of it is missing."""
+    from builder.check.e2e_kind import kind_inputs
+    from builder.core.errors import CheckError
+
+    proxy = real_proxy()
+    if proxy is None:
+        return {}, [f"the real linkerd2-proxy ({REAL_PROXY})"]
+    try:
+        return kind_inputs(linkerd_dir=CONTROL_PLANE, faces_dir=REAL_FACES, proxy=proxy), []
+    except CheckError as exc:
+        return {}, [exc.message]

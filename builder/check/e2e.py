@@ -116,10 +116,16 @@ class Cleanup:
         return errors
 
 
-def cluster_setup(config: E2EConfig, run: Runner, cleanup: Cleanup) -> dict[str, str]:
-    """Steps 1-4: cluster, Linkerd, Faces, DNS; returns node IP, pod CIDR and ports."""
+def cluster_setup(
+    config: E2EConfig, run: Runner, cleanup: Cleanup, timings: dict[str, float] | None = None
+) -> dict[str, str]:
+    """Steps 1-4: cluster, Linkerd, Faces, DNS; returns node IP, pod CIDR and ports.
+    `timings` gets the seconds from cluster create to node Ready, and from Linkerd's
+    install to its control plane Available."""
     from builder.cluster.certs import create_certs
 
+    timings = {} if timings is None else timings
+    started = time.monotonic()
     provider = config.provider
     config.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     cleanup.push(
@@ -128,6 +134,7 @@ def cluster_setup(config: E2EConfig, run: Runner, cleanup: Cleanup) -> dict[str,
     for command in cluster_create(config):
         run(command)
     run(kubectl(config, "wait", "--for=condition=Ready", "node", "--all", "--timeout=180s"))
+    timings[CLUSTER_READY] = time.monotonic() - started
     for image in config.load_images:
         run(provider.load_image(config.cluster, image))
     wait_until(
@@ -137,9 +144,11 @@ def cluster_setup(config: E2EConfig, run: Runner, cleanup: Cleanup) -> dict[str,
     )
     if not (config.certs / "issuer.key").exists():
         create_certs(folder=config.certs)
+    installing = time.monotonic()
     for command in linkerd_install(config):
         run(kubectl(config, "apply", "-f", "-"), stdin=run(command))
     linkerd_check(config, run)
+    timings[LINKERD_AVAILABLE] = time.monotonic() - installing
     for command in faces_install(config):
         run(command)
     run(dns_nodeport(config))
@@ -155,6 +164,12 @@ def cluster_setup(config: E2EConfig, run: Runner, cleanup: Cleanup) -> dict[str,
         ),
         "gui_port": str(gui["spec"]["ports"][0]["nodePort"]),
     }
+
+
+CLUSTER_READY = "cluster create -> node Ready"
+LINKERD_AVAILABLE = "Linkerd install -> control plane Available"
+FIRST_ANSWER = "external workloads' docker run -> face's first meshed answer"
+WHOLE = "the whole walk-through (cluster to cleanup)"
 
 
 def _service(config: E2EConfig, run: Runner, namespace: str, name: str) -> dict[str, Any]:
@@ -261,6 +276,7 @@ class E2EResult:
     # the GUI's grid in Chromium, before and during the canary
     grid_before: tuple[Cell, ...] = ()
     grid_during: tuple[Cell, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def run_e2e(
@@ -268,18 +284,23 @@ def run_e2e(
 ) -> E2EResult:
     """The whole walk-through; everything it creates is removed unless config.keep."""
     cleanup = Cleanup()
+    timings: dict[str, float] = {}
+    started = time.monotonic()
     try:
-        found = cluster_setup(config, run, cleanup)
+        found = cluster_setup(config, run, cleanup, timings)
         dns_ip = start_forwarder(config, found, cleanup)
-        images = {}
-        for name in ("smiley", "color"):
-            images[name] = start_external(config, settings, name, found, dns_ip, cleanup)
+        images = {name: external_image(settings, name) for name in ("smiley", "color")}
+        running = time.monotonic()
+        for name, image in images.items():
+            start_external(config, settings, name, image, found, dns_ip, cleanup)
         start_keeper(config, cleanup)
         wait_until(
             "face's first answer through the GUI",
             lambda: bool(face_answers(config, found, images["smiley"], 1)),
             120,
+            interval=0.5,
         )
+        timings[FIRST_ANSWER] = time.monotonic() - running
         answers = face_answers(config, found, images["smiley"], requests)
         if not answers:
             raise CheckError("e2e: face answered nothing")
@@ -353,12 +374,14 @@ def run_e2e(
             ready,
             tuple(before),
             tuple(during),
+            timings,
         )
     finally:
         if not config.keep:
             errors = cleanup.run()
             if docker_engine.network_exists(config.network):
                 docker_engine.remove_network(config.network)
+            timings[WHOLE] = time.monotonic() - started
             if errors:
                 raise CheckError("e2e cleanup left things behind: " + "; ".join(errors))
 
@@ -398,31 +421,35 @@ def start_forwarder(config: E2EConfig, found: dict[str, str], cleanup: Cleanup) 
     return docker_engine.container_ip(name, config.network)
 
 
+def external_image(settings: Settings, name: str) -> str:
+    """The external workload's image, built by meshexp-build with the real proxy."""
+    image = build_workload_image(workload=find_workload(name), settings=settings)
+    if image.standin:
+        raise CheckError("e2e refuses the proxy stand-in: build with the real proxy")
+    return image.reference
+
+
 def start_external(
     config: E2EConfig,
     settings: Settings,
     name: str,
+    image: str,
     found: dict[str, str],
     dns_ip: str,
     cleanup: Cleanup,
-) -> str:
-    """An external workload built by meshexp-build with the real proxy, started on the
-    cluster's network with the route to the pods, registered and kept Ready."""
-    workload = find_workload(name)
-    image = build_workload_image(workload=workload, settings=settings)
-    if image.standin:
-        raise CheckError("e2e refuses the proxy stand-in: build with the real proxy")
+) -> None:
+    """An external workload started on the cluster's network with the route to the pods,
+    registered (its ExternalWorkload and Service applied) and kept Ready."""
     container = f"{config.cluster}-{name}"
-    cleanup.push(
-        f"remove {container}", functools.partial(docker_engine.remove_container, container)
-    )
+    remove = functools.partial(docker_engine.remove_container, container)
+    cleanup.push(f"remove {container}", remove)
     run_workload(
-        workload=workload,
+        workload=find_workload(name),
         settings=settings,
         certs=config.certs,
         network=config.network,
         manifests_dir=config.certs.parent / "manifests",
-        image=image.reference,
+        image=image,
         name=container,
         dns=[dns_ip],
         routes=[Route(found["pod_cidr"], found["node_ip"])],
@@ -430,7 +457,6 @@ def start_external(
         apply=True,
         service_port=80,
     )
-    return image.reference
 
 
 GRINNING_CHAR = "\U0001f603"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from builder.build.cluster_images import (
     LinkerdPrograms,
@@ -57,3 +58,41 @@ def kind_e2e_config(
         forwarder_image=forwarder,
         offline=True,
     )
+
+
+LINKERD_FILES = (
+    "controller",
+    "linkerd-policy-controller",
+    "proxy-identity",
+    "proxy-init",
+    "linkerd",
+)
+FACES_FILES = ("smiley", "color", "face", "gui", "gui-assets/index.html", "faces-chart-2.0.0.tgz")
+
+
+def kind_inputs(*, linkerd_dir: Path, faces_dir: Path, proxy: Path) -> dict[str, Any]:
+    """kind_e2e_config's keywords from two folders laid out as Linkerd's and Faces' builds
+    from source leave them (the project's test equipment is one such pair)."""
+    wanted = [linkerd_dir / name for name in LINKERD_FILES]
+    wanted += [faces_dir / name for name in FACES_FILES]
+    missing = [str(path) for path in [*wanted, proxy] if not path.is_file()]
+    if missing:
+        raise CheckError(
+            "e2e on kind builds Linkerd's and Faces' images from their programs; missing: "
+            + ", ".join(missing)
+            + f" (--linkerd-programs holds {', '.join(LINKERD_FILES)}; --faces-programs "
+            f"holds {', '.join(FACES_FILES)}; --proxy-file the linkerd2-proxy)"
+        )
+    return {
+        "linkerd": linkerd_dir / "linkerd",
+        "linkerd_programs": LinkerdPrograms(
+            controller=linkerd_dir / "controller",
+            policy_controller=linkerd_dir / "linkerd-policy-controller",
+            proxy_identity=linkerd_dir / "proxy-identity",
+            proxy=proxy,
+            proxy_init=linkerd_dir / "proxy-init",
+        ),
+        "faces_programs": {name: faces_dir / name for name in ("smiley", "color", "face", "gui")},
+        "faces_page": faces_dir / "gui-assets" / "index.html",
+        "chart": faces_dir / "faces-chart-2.0.0.tgz",
+    }

@@ -9,8 +9,10 @@ from typing import Any
 import click
 
 from builder.check.doctor import diagnose, e2e_findings
-from builder.check.e2e import run_e2e
+from builder.check.e2e import E2EResult, run_e2e
+from builder.check.e2e_kind import kind_e2e_config, kind_inputs
 from builder.check.e2e_steps import E2EConfig
+from builder.cli.display import display
 from builder.cli.options import (
     emit_json,
     output_option,
@@ -18,8 +20,24 @@ from builder.cli.options import (
     setting_options,
     settings_from,
 )
+from builder.cluster.providers import PROVIDERS
 from builder.core.errors import CheckError, MeshexpError
 from builder.lab.check import check_image_in_lab
+
+
+def e2e_on_kind(
+    keep: bool, linkerd_dir: Path | None, faces_dir: Path | None, proxy: Path | None
+) -> E2EResult:
+    if linkerd_dir is None or faces_dir is None or proxy is None:
+        raise click.UsageError(
+            "--e2e --cluster kind needs --linkerd-programs DIR, --faces-programs DIR and "
+            "--proxy-file FILE (nothing is pulled: every image is made from them)"
+        )
+    settings = settings_from({"offline": True, "proxy_file": proxy})
+    inputs = kind_inputs(linkerd_dir=linkerd_dir, faces_dir=faces_dir, proxy=proxy)
+    with display("auto", verbose=False) as progress:
+        config = kind_e2e_config(E2EConfig(keep=keep), progress=progress, **inputs)
+    return run_e2e(config=config, settings=settings)
 
 
 @click.command()
@@ -28,7 +46,32 @@ from builder.lab.check import check_image_in_lab
     "--e2e",
     "for_e2e",
     is_flag=True,
-    help="Run the k3d end-to-end test instead (needs a cluster toolchain).",
+    help="Run the end-to-end walk-through instead, on a throwaway cluster.",
+)
+@click.option(
+    "--cluster",
+    "cluster_provider",
+    type=click.Choice(PROVIDERS),
+    default="k3d",
+    show_default=True,
+    help="With --e2e: k3d (needs registry access) or kind (everything built here, offline).",
+)
+@click.option(
+    "--linkerd-programs",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="With --e2e --cluster kind: Linkerd's programs built from source (controller, "
+    "linkerd-policy-controller, proxy-identity, proxy-init, linkerd).",
+)
+@click.option(
+    "--faces-programs",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="With --e2e --cluster kind: the Faces programs (smiley, color, face, gui), "
+    "gui-assets/index.html and faces-chart-2.0.0.tgz.",
+)
+@click.option(
+    "--proxy-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="With --e2e --cluster kind: the linkerd2-proxy for every image.",
 )
 @click.option("--keep", is_flag=True, help="With --e2e: keep the cluster for debugging.")
 @click.option(
@@ -67,6 +110,10 @@ from builder.lab.check import check_image_in_lab
 def check(
     image_ref: str | None,
     for_e2e: bool,
+    cluster_provider: str,
+    linkerd_programs: Path | None,
+    faces_programs: Path | None,
+    proxy_file: Path | None,
     keep: bool,
     certs: Path | None,
     env_pairs: tuple[str, ...],
@@ -78,14 +125,18 @@ def check(
 ) -> None:
     """Start IMAGE as the field does and check it against the mesh contract."""
     if for_e2e:
-        settings = settings_from({})
-        findings = e2e_findings(diagnose(settings=settings))
-        missing = [finding.fix for finding in findings if not finding.ok]
-        if missing:
-            raise CheckError("the end-to-end test cannot run here: " + "; ".join(missing))
-        outcome = run_e2e(
-            config=E2EConfig(keep=keep, linkerd_version=settings.linkerd_version), settings=settings
-        )
+        if cluster_provider == "kind":
+            outcome = e2e_on_kind(keep, linkerd_programs, faces_programs, proxy_file)
+        else:
+            settings = settings_from({})
+            findings = e2e_findings(diagnose(settings=settings))
+            missing = [finding.fix for finding in findings if not finding.ok]
+            if missing:
+                raise CheckError("the end-to-end test cannot run here: " + "; ".join(missing))
+            outcome = run_e2e(
+                config=E2EConfig(keep=keep, linkerd_version=settings.linkerd_version),
+                settings=settings,
+            )
         emit_json(dataclasses.asdict(outcome))
         return
     if image_ref is None:

@@ -19,7 +19,6 @@ from pathlib import Path
 import docker
 import pytest
 
-from builder.build.cluster_images import LinkerdPrograms
 from builder.check.browser import rgb
 from builder.check.e2e import run_e2e
 from builder.check.e2e_kind import kind_e2e_config
@@ -32,7 +31,6 @@ from tests.integration.conftest import EngineState, clean_up_after
 pytestmark = pytest.mark.e2e
 FACES = equipment.REAL_FACES
 BLUE = "#66CCEE"  # COLOR=blue, the chart's and the catalog's color (Paul Tol's palette)
-CONTROL_PLANE = equipment.CONTROL_PLANE
 
 
 def e2e_settings(cluster: str) -> Settings:
@@ -50,34 +48,9 @@ def e2e_settings(cluster: str) -> Settings:
 
 
 def kind_config(base: E2EConfig) -> E2EConfig:
-    programs = {
-        "controller": CONTROL_PLANE / "controller",
-        "policy_controller": CONTROL_PLANE / "linkerd-policy-controller",
-        "proxy_identity": CONTROL_PLANE / "proxy-identity",
-        "proxy_init": CONTROL_PLANE / "proxy-init",
-        "linkerd": CONTROL_PLANE / "linkerd",
-        "faces chart": FACES / "faces-chart-2.0.0.tgz",
-        "GUI page": FACES / "gui-assets" / "index.html",
-        **{name: FACES / name for name in ("smiley", "color", "face", "gui")},
-    }
-    missing = [f"{name} ({path})" for name, path in programs.items() if not path.is_file()]
+    inputs, missing = equipment.kind_e2e_inputs()
     need(not missing, "test equipment: " + ", ".join(missing))
-    proxy = equipment.real_proxy()
-    assert proxy is not None
-    return kind_e2e_config(
-        base,
-        linkerd=programs["linkerd"],
-        linkerd_programs=LinkerdPrograms(
-            controller=programs["controller"],
-            policy_controller=programs["policy_controller"],
-            proxy_identity=programs["proxy_identity"],
-            proxy=proxy,
-            proxy_init=programs["proxy_init"],
-        ),
-        faces_programs={name: FACES / name for name in ("smiley", "color", "face", "gui")},
-        faces_page=programs["GUI page"],
-        chart=programs["faces chart"],
-    )
+    return kind_e2e_config(base, **inputs)
 
 
 def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> None:

@@ -127,3 +127,39 @@ def test_run_watch_with_json_output_is_a_usage_error(run, tmp_path: Path) -> Non
     )  # fmt: skip
     assert result.exit_code == 2
     assert "--watch prints a line each time Ready changes" in result.output
+
+
+def test_e2e_on_kind_names_the_folders_it_needs(run, tmp_path: Path) -> None:
+    result = run("check", "--e2e", "--cluster", "kind")
+    assert result.exit_code == 2
+    assert "--linkerd-programs DIR, --faces-programs DIR and --proxy-file FILE" in result.output
+    (tmp_path / "l5d").mkdir()
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "proxy").write_text("")
+    result = run(
+        "check",
+        "--e2e",
+        "--cluster",
+        "kind",
+        "--linkerd-programs",
+        str(tmp_path / "l5d"),
+        "--faces-programs",
+        str(tmp_path / "faces"),
+        "--proxy-file",
+        str(tmp_path / "proxy"),
+    )
+    assert result.exit_code == 5
+    assert f"missing: {tmp_path / 'l5d' / 'controller'}" in result.output
+    assert str(tmp_path / "faces" / "faces-chart-2.0.0.tgz") in result.output
+
+
+def test_an_unknown_cluster_provider_is_a_usage_error(run) -> None:
+    result = run("check", "--e2e", "--cluster", "minikube")
+    assert result.exit_code == 2
+    assert "'k3d', 'kind'" in result.output
+
+
+def test_cluster_down_without_a_prepared_folder_says_which_dir(run, tmp_path: Path) -> None:
+    result = run("cluster", "down", "--dir", str(tmp_path / "nothing"))
+    assert result.exit_code == 1
+    assert "no kind cluster was prepared in" in result.output
