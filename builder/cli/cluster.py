@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from builder.cli.display import display
-from builder.cli.options import progress_options
+from builder.cli.options import folder_option, progress_options
 from builder.cluster.kind import (
     KindCluster,
     create_cluster,
@@ -19,14 +19,7 @@ from builder.cluster.kind import (
 DEFAULT_DIR = Path("out/cluster")
 DEFAULT_NAME = "meshexp"
 
-dir_option = click.option(
-    "--dir",
-    "folder",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DIR,
-    show_default=True,
-    help="The cluster's kubeconfig and kind config.",
-)
+dir_option = folder_option(DEFAULT_DIR, "The cluster's kubeconfig and kind config.")
 name_option = click.option(
     "--name", default=DEFAULT_NAME, show_default=True, help="The kind cluster's name."
 )

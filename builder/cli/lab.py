@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from builder.cli.display import MODES, display
+from builder.cli.options import folder_option
 from builder.cluster.apiserver import linkerd_crds
 from builder.core.cache import cache_root
 from builder.lab import (
@@ -30,14 +31,7 @@ PROGRAMS = {
 }
 
 
-dir_option = click.option(
-    "--dir",
-    "folder",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DIR,
-    show_default=True,
-    help="The lab's state: kubeconfig, certificates, logs.",
-)
+dir_option = folder_option(DEFAULT_DIR, "The lab's state: kubeconfig, certificates, logs.")
 
 
 @click.group()

@@ -190,6 +190,18 @@ def progress_options(func: F) -> F:
     )(func)
 
 
+def folder_option(default: Path, help_text: str) -> Callable[[Callable[..., Any]], Any]:
+    """`--dir FOLDER` (parameter `folder`): where a command keeps its state."""
+    return click.option(
+        "--dir",
+        "folder",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
+
+
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
