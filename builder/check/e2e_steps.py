@@ -145,7 +145,17 @@ VERSION_CHECKS = ("linkerd-version", "control-plane-version", "linkerd-control-p
 def check_failures(report: str, offline: bool) -> list[str]:
     """The failed checks in `linkerd check -o json` output; offline, those that compare
     versions with the latest release (which cannot be had) are excepted."""
-    failed = []
+    return _failed_checks(report, offline)[0]
+
+
+def excepted_checks(report: str, offline: bool) -> list[str]:
+    """The failed checks that `check_failures` excepted (offline: the version checks)."""
+    return _failed_checks(report, offline)[1]
+
+
+def _failed_checks(report: str, offline: bool) -> tuple[list[str], list[str]]:
+    failed: list[str] = []
+    excepted: list[str] = []
     for category in json.loads(report).get("categories", []):
         for check in category.get("checks", []):
             if check.get("result") != "error":
@@ -153,13 +163,12 @@ def check_failures(report: str, offline: bool) -> list[str]:
             about_versions = "up-to-date" in check.get("description", "") or (
                 "latest version" in check.get("description", "")
             )
+            line = f"{category.get('categoryName')}: {check.get('description')}"
             if offline and category.get("categoryName") in VERSION_CHECKS and about_versions:
+                excepted.append(line)
                 continue
-            failed.append(
-                f"{category.get('categoryName')}: {check.get('description')}: "
-                f"{check.get('error', '')}"
-            )
-    return failed
+            failed.append(f"{line}: {check.get('error', '')}")
+    return failed, excepted
 
 
 def helm(config: E2EConfig, *args: str) -> list[str]:

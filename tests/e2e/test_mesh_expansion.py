@@ -80,6 +80,8 @@ def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> 
     finally:
         left = clean_up_after(client, before)
     assert result.answers > 0
+    for line in result.said:
+        print(f"e2e: {line}")
     assert result.smileys_external > 0.9
     assert result.tls_from_face > 0
     assert 0.2 <= result.canary_share_external <= 0.8

@@ -124,6 +124,12 @@ CHECK_REPORT = {
 def test_linkerd_check_excepts_only_the_version_checks_and_only_offline() -> None:
     report = json.dumps(CHECK_REPORT)
     assert e2e_steps.check_failures(report, offline=True) == []
+    assert e2e_steps.excepted_checks(report, offline=True) == [
+        "linkerd-version: can determine the latest version",
+        "linkerd-version: cli is up-to-date",
+        "linkerd-control-plane-proxy: control plane proxies are up-to-date",
+    ]
+    assert e2e_steps.excepted_checks(report, offline=False) == []
     assert len(e2e_steps.check_failures(report, offline=False)) == 3
     broken = json.loads(report)
     broken["categories"][2]["checks"][0].update(result="error", error="expired")
