@@ -69,12 +69,11 @@ def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> 
         missing = missing_prerequisites(proxy_is_standin=False)
         if missing:
             pytest.skip("e2e on k3d needs: " + "; ".join(missing))
-        config = base
-    else:
-        config = kind_config(base)
     client = docker.from_env(timeout=300)
+    # Before any part is built: what the e2e makes (but the kept node image) goes again.
     before = EngineState.read(client)
     try:
+        config = base if cluster == "k3d" else kind_config(base)
         result = run_e2e(config=config, settings=settings)
         after = EngineState.read(client)
     finally:
