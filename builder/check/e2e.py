@@ -297,7 +297,7 @@ def run_e2e(
     """The whole walk-through; everything it creates is removed unless config.keep."""
     cleanup = Cleanup()
     timings: dict[str, float] = {}
-    said: list[str] = []
+    said: list[str] = [config.provider.note] if config.provider.note else []
     started = time.monotonic()
     try:
         found = cluster_setup(config, run, cleanup, timings, said)

@@ -39,6 +39,8 @@ def prepare(folder: Path, progress_mode: str, verbose: bool) -> None:
     with display(progress_mode, verbose=verbose) as progress:
         provider = prepare_kind(folder=folder, progress=progress)
     click.echo(f"kind {provider.kind}; node image {provider.node_image}")
+    if provider.note:
+        click.echo(provider.note)
 
 
 @cluster.command()

@@ -40,19 +40,24 @@ def prepare_kind(
     progress = progress or Progress()
     node = build_node_image(progress=progress, on_line=on_line or progress.line)
     refusal = docker_engine.privileged_refusal(node.reference)
+    note = ""
     if refusal:
-        progress.line("kind: " + ADAPTED_NOTE.format(why=refusal.strip().splitlines()[-1][:200]))
+        note = "kind: " + ADAPTED_NOTE.format(why=refusal.strip().splitlines()[-1][:200])
+        progress.line(note)
     kind = cached_kind(adapted=bool(refusal), progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "kind.yaml"
     config.write_text(kind_config())
     kubectl = kube_command(node.kube, "kubectl")
-    provider = KindProvider(kind=kind, node_image=node.reference, config=config, kubectl=kubectl)
+    provider = KindProvider(
+        kind=kind, node_image=node.reference, config=config, kubectl=kubectl, note=note
+    )
     saved = {
         "kind": str(kind),
         "node_image": node.reference,
         "config": str(config),
         "kubectl": str(kubectl),
+        "note": note,
     }
     (folder / PROVIDER_FILE).write_text(json.dumps(saved, indent=2) + "\n")
     return provider
@@ -74,6 +79,7 @@ def saved_provider(folder: Path) -> KindProvider:
         node_image=saved["node_image"],
         config=Path(saved["config"]),
         kubectl=Path(saved["kubectl"]),
+        note=saved.get("note", ""),
     )
 
 

@@ -34,6 +34,11 @@ class ClusterProvider(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def note(self) -> str:
+        """What a run on this provider must say (an adaptation to this machine), or ""."""
+        ...
+
     def create(self, cluster: str, network: str, kubeconfig: Path) -> list[list[str]]: ...
 
     def load_image(self, cluster: str, reference: str) -> list[str]: ...
@@ -49,6 +54,7 @@ class K3dProvider:
 
     k3d: str = "k3d"
     name: str = "k3d"
+    note: str = ""
 
     def create(self, cluster: str, network: str, kubeconfig: Path) -> list[list[str]]:
         return [
@@ -90,6 +96,8 @@ class KindProvider:
     config: Path
     kubectl: Path = Path("kubectl")
     name: str = "kind"
+    # Set when kind is adapted to an engine that cannot start privileged containers.
+    note: str = ""
 
     def create(self, cluster: str, network: str, kubeconfig: Path) -> list[list[str]]:
         # kind puts its nodes on the network this variable names (default "kind").

@@ -47,6 +47,16 @@ def smiley_image(
     docker_engine.remove_image(reference)
 
 
+def test_kind_is_adapted_only_where_the_engine_refuses_privileged_containers(
+    provider: KindProvider,
+) -> None:
+    refusal = docker_engine.privileged_refusal(provider.node_image)
+    assert bool(provider.note) == bool(refusal)
+    if refusal:
+        assert "cannot start privileged containers" in provider.note
+        assert refusal.strip().splitlines()[-1][:60] in provider.note
+
+
 def kubectl(provider: KindProvider, kubeconfig: Path, *args: str, stdin: str = "") -> str:
     done = subprocess.run(
         [str(provider.kubectl), "--kubeconfig", str(kubeconfig), *args],
