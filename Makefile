@@ -37,9 +37,9 @@ test: setup-test lint go-test apiserver-prepare publish-prepare cluster-prepare
 apiserver-prepare: setup-test
 	@if [ -z "$${MESHEXP_TEST_KUBECONFIG:-}" ]; then $(VENV)/meshexp-build apiserver --prepare; fi
 
-# kind and its node image, built offline (cold: the Kubernetes multi-call binary
-# about 12-17 minutes, CoreDNS about 4, etcd 1, the node image 1; then cached),
-# for the tests marked `cluster` and `e2e`.
+# kind and its node image, built offline, for the tests marked `cluster` and
+# `e2e` (cold, after apiserver-prepare: the Kubernetes multi-call binary about 3
+# minutes, CoreDNS 1, etcd and the node image under 1 each; then cached).
 cluster-prepare: setup-test
 	$(VENV)/meshexp-build cluster prepare --dir out/cluster
 
