@@ -216,3 +216,16 @@ def base_is_current(reference: str) -> bool:
         return False
     labels = docker_engine.image_attrs(reference)["Config"].get("Labels") or {}
     return bool(labels.get(RECIPE_LABEL) == recipe())
+
+
+def ensure_offline_base(progress: Progress | None = None) -> None:
+    """The offline profile's base (ours to make): built once, when missing or made by an
+    older recipe."""
+    from builder.config.settings import OFFLINE_BASE_IMAGE
+
+    progress = progress or Progress()
+    if not base_is_current(OFFLINE_BASE_IMAGE):
+        with progress.phase(
+            f"base image {OFFLINE_BASE_IMAGE} (debootstrap from Debian's packages, once)"
+        ):
+            build_base(reference=OFFLINE_BASE_IMAGE, progress=progress)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.build.base_image import base_is_current, build_base
+from builder.build.base_image import ensure_offline_base
 from builder.build.gobuild import HOST_ARCH
 from builder.config.settings import OFFLINE_BASE_IMAGE
 from builder.core.cache import cache_key, file_sha256
@@ -66,12 +66,6 @@ class LinkerdImages:
         )
 
 
-def _ensure_base(progress: Progress) -> None:
-    if not base_is_current(OFFLINE_BASE_IMAGE):
-        with progress.phase(f"base image {OFFLINE_BASE_IMAGE} (debootstrap, once)"):
-            build_base(reference=OFFLINE_BASE_IMAGE, progress=progress)
-
-
 def _build(
     dockerfile: str,
     files: dict[str, Path],
@@ -116,7 +110,7 @@ def build_linkerd_images(
     """Linkerd's controller and proxy images from `programs` (each once per content)."""
     progress = progress or Progress()
     programs.check()
-    _ensure_base(progress)
+    ensure_offline_base(progress)
     wanted = {
         "Dockerfile.linkerd-controller": (
             "controller",

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from builder.build.base_image import base_is_current, build_base
+from builder.build.base_image import ensure_offline_base
 from builder.build.plan import Component, fetch_planned, plan_components
 from builder.build.provenance import provenance_labels
 from builder.build.render import render_build_context
@@ -33,13 +33,8 @@ class ImageResult:
 
 def ensure_base(settings: Settings, progress: Progress) -> None:
     """The offline profile's base is ours to make: build it once when it is missing."""
-    if settings.resolved_base_image == OFFLINE_BASE_IMAGE and not base_is_current(
-        OFFLINE_BASE_IMAGE
-    ):
-        with progress.phase(
-            f"base image {OFFLINE_BASE_IMAGE} (debootstrap from Debian's packages, once)"
-        ):
-            build_base(reference=OFFLINE_BASE_IMAGE, progress=progress)
+    if settings.resolved_base_image == OFFLINE_BASE_IMAGE:
+        ensure_offline_base(progress)
 
 
 def build_workload_image(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.build.base_image import base_is_current, build_base
+from builder.build.base_image import ensure_offline_base
 from builder.build.gobuild import HOST_ARCH, KUBERNETES, module_download
 from builder.build.gomodules import (
     COREDNS_VERSION,
@@ -118,9 +118,7 @@ def build_node_image(
 ) -> NodeImage:
     """The node image for KUBERNETES_VERSION, made from its parts (each cached) once."""
     progress = progress or Progress()
-    if not base_is_current(OFFLINE_BASE_IMAGE):
-        with progress.phase(f"base image {OFFLINE_BASE_IMAGE} (debootstrap, once)"):
-            build_base(reference=OFFLINE_BASE_IMAGE, progress=progress)
+    ensure_offline_base(progress)
     parts = {
         program.name: cached_main_program(program, progress)
         for program in (kube_multicall(), etcd(), coredns())

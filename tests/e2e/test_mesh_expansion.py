@@ -67,8 +67,7 @@ def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> 
     )
     if cluster == "k3d":
         missing = missing_prerequisites(proxy_is_standin=False)
-        if missing:
-            pytest.skip("e2e on k3d needs: " + "; ".join(missing))
+        need(not missing, "e2e on k3d needs: " + "; ".join(missing))
     client = docker.from_env(timeout=300)
     # Before any part is built: what the e2e makes (but the kept node image) goes again.
     before = EngineState.read(client)
