@@ -74,6 +74,24 @@ def run_go(args: list[str], cwd: Path, env: dict[str, str], what: str, source: G
     _run([_go(), *args], cwd, env, what, source)
 
 
+def module_folder(source: GoSource) -> Path:
+    """The folder of the module `source` names, as Go's module cache holds it (downloaded
+    from the Go module proxy when it is not there yet)."""
+    command = [_go(), "mod", "download", "-json", f"{source.package}@{source.version}"]
+    env = dict(os.environ, GOFLAGS="")
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    try:
+        answer = json.loads(result.stdout)
+    except ValueError:
+        answer = {"Error": (result.stderr or result.stdout).strip()[-400:]}
+    if result.returncode != 0 or "Dir" not in answer:
+        raise SourceError(
+            f"go source {source.describe()}: go mod download failed: {answer.get('Error')}\n"
+            "check the module and version, and that the Go module proxy answers"
+        )
+    return Path(answer["Dir"])
+
+
 def build_environment(arch: str, cgo: bool) -> dict[str, str]:
     """The environment for `go build`: target OS/arch, cgo, cross compiler where needed."""
     env = dict(

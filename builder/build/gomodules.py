@@ -7,6 +7,7 @@ folder. Go runs only through builder.build.gobuild.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ from builder.build.gobuild import (
     build_environment,
     cached_go_binary,
     go_version,
+    module_folder,
     published_go_mod,
     run_go,
     staging_replacements,
 )
-from builder.build.kind_adapt import ADAPTATION, KIND_MODULE, adapt_kind
+from builder.build.kind_adapt import ADAPTATION, KIND_MODULE, KindShapeError, adapt_kind
 from builder.config.models import GoSource
 from builder.core.cache import build_lock, cache_key, cache_root, tree_sha256
 from builder.core.progress import Progress
@@ -153,6 +155,29 @@ def _build_main(program: MainProgram, key: str, target: Path) -> None:
         command = ["build", "-ldflags", program.ldflags, "-o", str(out), "."]
         run_go(command, module_dir, env, "go build", source)
         out.replace(target)
+
+
+# Where kind pins its own node image (kindest/node at a digest).
+KIND_IMAGE_FILE = "pkg/apis/config/defaults/image.go"
+
+
+def kind_node_image(version: str = KIND_VERSION) -> str:
+    """kind `version`'s own default node image, as its source pins it (what kind runs
+    without --image on a machine with registry access)."""
+    path = module_folder(GoSource(package=KIND_MODULE, version=version)) / KIND_IMAGE_FILE
+    return pinned_node_image(path.read_text(), where=f"kind {version} {KIND_IMAGE_FILE}")
+
+
+def pinned_node_image(source: str, *, where: str) -> str:
+    """The `const Image = "..."` of kind's defaults file."""
+    match = re.search(r'^const Image = "(kindest/node:[^"\s]+)"$', source, re.MULTILINE)
+    if match is None:
+        raise KindShapeError(
+            f'{where}: no `const Image = "kindest/node:..."` found: this kind version '
+            "keeps its node image elsewhere; give the node image by hand or update "
+            "builder/build/gomodules.py"
+        )
+    return match.group(1)
 
 
 def cached_kind(

@@ -179,10 +179,13 @@ def _platform_findings(settings: Settings) -> list[Finding]:
     return findings
 
 
-def e2e_findings(findings: list[Finding]) -> list[Finding]:
-    """What the k3d end-to-end test needs, given the build findings (the proxy's among them)."""
+def e2e_findings(findings: list[Finding], provider: str = "k3d") -> list[Finding]:
+    """What the online end-to-end walk-through on `provider` needs, given the build
+    findings (the proxy's among them)."""
     standin = any(f.what == "proxy" and "STAND-IN" in f.detail for f in findings)
-    missing = missing_prerequisites(proxy_is_standin=standin)
+    missing = missing_prerequisites(proxy_is_standin=standin, provider=provider)
     if not missing:
-        return [Finding("e2e", True, "k3d, kubectl, helm, linkerd, registry access, real proxy")]
+        tools = "k3d, " if provider == "k3d" else "kind (built here), "
+        detail = f"{tools}kubectl, helm, linkerd, registry access, real proxy"
+        return [Finding("e2e", True, detail)]
     return [Finding("e2e", False, item.split(":", 1)[0], item) for item in missing]

@@ -1,6 +1,8 @@
-"""The walk-through's parts for a kind cluster without a registry: the node image and kind,
-Helm and kubectl built here, and Linkerd's and Faces' images made from their programs;
-what `run_e2e` then needs to know of them, as an E2EConfig.
+"""The walk-through's parts for a kind cluster, as an E2EConfig for `run_e2e`.
+
+Offline (no registry): the node image and kind, Helm and kubectl built here, and Linkerd's
+and Faces' images made from their programs. Online: kind with its own kindest/node, and
+upstream's images, chart and tools, as on k3d.
 """
 
 from __future__ import annotations
@@ -58,6 +60,13 @@ def kind_e2e_config(
         forwarder_image=forwarder,
         offline=True,
     )
+
+
+def kind_online_config(base: E2EConfig, *, progress: Progress | None = None) -> E2EConfig:
+    """`base` with the kind provider as published (kindest/node, upstream's images pulled
+    by the cluster, kubectl, helm and linkerd from PATH)."""
+    provider = prepare_kind(folder=base.certs.parent / "kind", online=True, progress=progress)
+    return replace(base, provider=provider, tools=E2ETools(kubectl=str(provider.kubectl)))
 
 
 LINKERD_FILES = (

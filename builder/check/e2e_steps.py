@@ -39,24 +39,36 @@ FACES_IMAGES = "ghcr.io/buoyantio/faces"
 CURL_IMAGE = "curlimages/curl:8.10.1"
 
 
+OFFLINE_KIND = (
+    "or run it offline on kind, every image made here: check --e2e --cluster kind "
+    "--linkerd-programs DIR --faces-programs DIR --proxy-file FILE"
+)
+
+
 def missing_prerequisites(
     *,
     proxy_is_standin: bool,
+    provider: str = "k3d",
     which: Callable[[str], str | None] = shutil.which,
     resolves: Callable[[str], bool] | None = None,
 ) -> list[str]:
-    """Each missing prerequisite with how to get it; empty when e2e can run."""
+    """Each missing prerequisite of the online walk-through on `provider` (k3d or kind)
+    with how to get it; empty when it can run. kind itself is built here from the Go module
+    proxy, so only k3d is a tool to install."""
     resolves = resolves or _resolves
+    tools = {tool: hint for tool, hint in TOOLS.items() if tool != "k3d" or provider == "k3d"}
     missing = [
-        f"{tool} not on PATH: install {hint}" for tool, hint in TOOLS.items() if which(tool) is None
+        f"{tool} not on PATH: install {hint}" for tool, hint in tools.items() if which(tool) is None
     ]
     if which("docker") is None:
-        missing.append("docker CLI not on PATH (k3d drives the engine through it)")
+        missing.append(f"docker CLI not on PATH ({provider} drives the engine through it)")
     unreachable = [host for host in REGISTRIES if not resolves(host)]
     if unreachable:
+        node = "k3s" if provider == "k3d" else "kindest/node"
         missing.append(
-            f"registry access: {', '.join(unreachable)} do not resolve here (k3s, "
+            f"registry access: {', '.join(unreachable)} do not resolve here ({node}, "
             "Linkerd, Faces and the proxy images are pulled from them)"
+            + ("; " + OFFLINE_KIND if provider == "kind" else "")
         )
     if proxy_is_standin:
         missing.append(

@@ -10,7 +10,7 @@ import click
 
 from builder.check.doctor import diagnose, e2e_findings
 from builder.check.e2e import E2EResult, run_e2e
-from builder.check.e2e_kind import kind_e2e_config, kind_inputs
+from builder.check.e2e_kind import kind_e2e_config, kind_inputs, kind_online_config
 from builder.check.e2e_steps import E2EConfig
 from builder.cli.display import display
 from builder.cli.options import (
@@ -25,19 +25,47 @@ from builder.core.errors import CheckError, MeshexpError
 from builder.lab.check import check_image_in_lab
 
 
-def e2e_on_kind(
-    keep: bool, linkerd_dir: Path | None, faces_dir: Path | None, proxy: Path | None
-) -> E2EResult:
-    if linkerd_dir is None or faces_dir is None or proxy is None:
-        raise click.UsageError(
-            "--e2e --cluster kind needs --linkerd-programs DIR, --faces-programs DIR and "
-            "--proxy-file FILE (nothing is pulled: every image is made from them)"
-        )
+def e2e_online(cluster_provider: str, keep: bool) -> E2EResult:
+    """The walk-through with upstream's images, tools and chart (registry access)."""
+    settings = settings_from({})
+    findings = e2e_findings(diagnose(settings=settings), cluster_provider)
+    missing = [finding.fix for finding in findings if not finding.ok]
+    if missing:
+        raise CheckError("the end-to-end test cannot run here: " + "; ".join(missing))
+    config = E2EConfig(keep=keep, linkerd_version=settings.linkerd_version)
+    if cluster_provider == "kind":
+        with display("auto", verbose=False) as progress:
+            config = kind_online_config(config, progress=progress)
+    return run_e2e(config=config, settings=settings)
+
+
+def e2e_offline_kind(keep: bool, linkerd_dir: Path, faces_dir: Path, proxy: Path) -> E2EResult:
+    """The walk-through on kind with every image made here from the given programs."""
     settings = settings_from({"offline": True, "proxy_file": proxy})
     inputs = kind_inputs(linkerd_dir=linkerd_dir, faces_dir=faces_dir, proxy=proxy)
     with display("auto", verbose=False) as progress:
         config = kind_e2e_config(E2EConfig(keep=keep), progress=progress, **inputs)
     return run_e2e(config=config, settings=settings)
+
+
+def run_walkthrough(
+    cluster_provider: str,
+    keep: bool,
+    linkerd_dir: Path | None,
+    faces_dir: Path | None,
+    proxy: Path | None,
+) -> E2EResult:
+    """Offline on kind when all three program inputs are given, else online."""
+    given = [linkerd_dir, faces_dir, proxy]
+    if not any(path is not None for path in given):
+        return e2e_online(cluster_provider, keep)
+    if cluster_provider != "kind" or linkerd_dir is None or faces_dir is None or proxy is None:
+        raise click.UsageError(
+            "the offline walk-through runs on kind and needs all of --linkerd-programs DIR, "
+            "--faces-programs DIR and --proxy-file FILE (nothing is pulled: every image is "
+            "made from them); give none of them to use upstream's images"
+        )
+    return e2e_offline_kind(keep, linkerd_dir, faces_dir, proxy)
 
 
 @click.command()
@@ -54,24 +82,26 @@ def e2e_on_kind(
     type=click.Choice(PROVIDERS),
     default="k3d",
     show_default=True,
-    help="With --e2e: k3d (needs registry access) or kind (everything built here, offline).",
+    help="With --e2e: k3d (needs registry access) or kind (online with upstream's images, "
+    "or offline with every image made here from --linkerd-programs, --faces-programs and "
+    "--proxy-file).",
 )
 @click.option(
     "--linkerd-programs",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="With --e2e --cluster kind: Linkerd's programs built from source (controller, "
+    help="With --e2e --cluster kind, offline: Linkerd's programs built from source (controller, "
     "linkerd-policy-controller, proxy-identity, proxy-init, linkerd).",
 )
 @click.option(
     "--faces-programs",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="With --e2e --cluster kind: the Faces programs (smiley, color, face, gui), "
+    help="With --e2e --cluster kind, offline: the Faces programs (smiley, color, face, gui), "
     "gui-assets/index.html and faces-chart-2.0.0.tgz.",
 )
 @click.option(
     "--proxy-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="With --e2e --cluster kind: the linkerd2-proxy for every image.",
+    help="With --e2e --cluster kind, offline: the linkerd2-proxy for every image.",
 )
 @click.option("--keep", is_flag=True, help="With --e2e: keep the cluster for debugging.")
 @click.option(
@@ -125,18 +155,9 @@ def check(
 ) -> None:
     """Start IMAGE as the field does and check it against the mesh contract."""
     if for_e2e:
-        if cluster_provider == "kind":
-            outcome = e2e_on_kind(keep, linkerd_programs, faces_programs, proxy_file)
-        else:
-            settings = settings_from({})
-            findings = e2e_findings(diagnose(settings=settings))
-            missing = [finding.fix for finding in findings if not finding.ok]
-            if missing:
-                raise CheckError("the end-to-end test cannot run here: " + "; ".join(missing))
-            outcome = run_e2e(
-                config=E2EConfig(keep=keep, linkerd_version=settings.linkerd_version),
-                settings=settings,
-            )
+        outcome = run_walkthrough(
+            cluster_provider, keep, linkerd_programs, faces_programs, proxy_file
+        )
         emit_json(dataclasses.asdict(outcome))
         return
     if image_ref is None:
@@ -165,15 +186,25 @@ def check(
 
 
 @click.command()
-@click.option("--e2e", "for_e2e", is_flag=True, help="Also what the k3d end-to-end test needs.")
+@click.option(
+    "--e2e", "for_e2e", is_flag=True, help="Also what the online end-to-end walk-through needs."
+)
+@click.option(
+    "--cluster",
+    "cluster_provider",
+    type=click.Choice(PROVIDERS),
+    default="k3d",
+    show_default=True,
+    help="With --e2e: the cluster provider it would run on.",
+)
 @output_option
 @setting_options
-def doctor(for_e2e: bool, output_format: str, **options: Any) -> None:
+def doctor(for_e2e: bool, cluster_provider: str, output_format: str, **options: Any) -> None:
     """Report what a build needs and what is missing, with the fix for each."""
     settings = settings_from(options)
     findings = diagnose(settings=settings)
     if for_e2e:
-        findings += e2e_findings(findings)
+        findings += e2e_findings(findings, cluster_provider)
     if output_format == "json":
         emit_json([dataclasses.asdict(finding) for finding in findings])
     else:

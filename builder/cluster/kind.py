@@ -1,6 +1,7 @@
-"""A kind cluster made here from parts built offline: the node image, kind itself (adapted
-only where the engine cannot start privileged containers, and saying so), and a
-cluster on a named Docker network that is gone again afterwards, also when a step fails.
+"""A kind cluster: kind itself (adapted only where the engine cannot start privileged
+containers, and saying so), its node image (built here offline, or kind's own kindest/node
+online), and a cluster on a named Docker network that is gone again afterwards, also when
+a step fails.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.build.gomodules import cached_kind, kube_command
+from builder.build.gomodules import cached_kind, kind_node_image, kube_command
 from builder.build.kind_node import build_node_image
 from builder.cluster.providers import KindProvider, ProviderError, kind_config
 from builder.core.progress import Progress
@@ -33,28 +34,71 @@ class KindCluster:
     provider: KindProvider
 
 
+UPSTREAM_REFUSED_NOTE = (
+    "kind: {image} needs a privileged container, which this engine cannot start; the node "
+    "image is built here instead (builder/build/kind_node.py)"
+)
+
+
 def prepare_kind(
-    *, folder: Path, progress: Progress | None = None, on_line: Callable[[str], None] | None = None
+    *,
+    folder: Path,
+    online: bool = False,
+    progress: Progress | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> KindProvider:
-    """The node image and kind (each built once, cached), and kind's cluster config."""
+    """kind and its node image (each built or pulled once), and kind's cluster config.
+
+    Offline, the node image is built here and kubectl is the node's own. Online, kind runs
+    as published with its own node image (kindest/node, pulled) and kubectl from PATH;
+    where the engine cannot start that privileged, the offline node image is used instead.
+    Either way kind is adapted only where the engine refuses a privileged container.
+    """
     progress = progress or Progress()
-    node = build_node_image(progress=progress, on_line=on_line or progress.line)
+    line = on_line or progress.line
+    notes = []
+    if online:
+        upstream = kind_node_image()
+        with progress.phase(f"docker pull {upstream.split('@')[0]}"):
+            docker_engine.pull_image(upstream)
+        refusal = docker_engine.privileged_refusal(upstream)
+        if not refusal:
+            return _save_provider(
+                folder,
+                kind=cached_kind(adapted=False, progress=progress),
+                image=upstream,
+                kubectl=Path("kubectl"),
+                note="",
+                own_cni=False,
+            )
+        notes.append(UPSTREAM_REFUSED_NOTE.format(image=upstream.split("@")[0]))
+        line(notes[-1])
+    node = build_node_image(progress=progress, on_line=line)
     refusal = docker_engine.privileged_refusal(node.reference)
-    note = ""
     if refusal:
-        note = "kind: " + ADAPTED_NOTE.format(why=refusal.strip().splitlines()[-1][:200])
-        progress.line(note)
-    kind = cached_kind(adapted=bool(refusal), progress=progress)
+        notes.append("kind: " + ADAPTED_NOTE.format(why=refusal.strip().splitlines()[-1][:200]))
+        line(notes[-1])
+    return _save_provider(
+        folder,
+        kind=cached_kind(adapted=bool(refusal), progress=progress),
+        image=node.reference,
+        kubectl=kube_command(node.kube, "kubectl"),
+        note="; ".join(notes),
+        own_cni=True,
+    )
+
+
+def _save_provider(
+    folder: Path, *, kind: Path, image: str, kubectl: Path, note: str, own_cni: bool
+) -> KindProvider:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "kind.yaml"
-    config.write_text(kind_config())
-    kubectl = kube_command(node.kube, "kubectl")
-    provider = KindProvider(
-        kind=kind, node_image=node.reference, config=config, kubectl=kubectl, note=note
-    )
+    cgroup_v1 = docker_engine.engine_info().cgroup_version == "1"
+    config.write_text(kind_config(own_cni=own_cni, cgroup_v1=cgroup_v1))
+    provider = KindProvider(kind=kind, node_image=image, config=config, kubectl=kubectl, note=note)
     saved = {
         "kind": str(kind),
-        "node_image": node.reference,
+        "node_image": image,
         "config": str(config),
         "kubectl": str(kubectl),
         "note": note,

@@ -131,18 +131,26 @@ class KindProvider:
         return [f"{cluster}-control-plane"]
 
 
-def kind_config() -> str:
-    """One node, kind's own CNI off (the node image carries a bridge CNI), the pod subnet
-    the walk-through routes to."""
-    return yaml.safe_dump(
-        {
-            "kind": "Cluster",
-            "apiVersion": "kind.x-k8s.io/v1alpha4",
-            "networking": {"disableDefaultCNI": True, "podSubnet": POD_SUBNET},
-            "nodes": [{"role": "control-plane"}],
-        },
-        sort_keys=False,
-    )
+# From Kubernetes 1.35 the kubelet refuses a cgroup v1 host unless told not to.
+CGROUP_V1_PATCH = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
+
+
+def kind_config(*, own_cni: bool = True, cgroup_v1: bool = False) -> str:
+    """One node and the pod subnet the walk-through routes to. With `own_cni` (the node
+    image built here carries a bridge CNI) kind's kindnet is off; kindest/node keeps it.
+    On a cgroup v1 host the kubelet is told to run there anyway."""
+    networking: dict[str, object] = {"podSubnet": POD_SUBNET}
+    if own_cni:
+        networking = {"disableDefaultCNI": True, **networking}
+    config: dict[str, object] = {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "networking": networking,
+        "nodes": [{"role": "control-plane"}],
+    }
+    if cgroup_v1:
+        config["kubeadmConfigPatches"] = [CGROUP_V1_PATCH]
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def check_provider_name(name: str) -> str:

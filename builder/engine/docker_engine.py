@@ -35,6 +35,8 @@ class EngineInfo:
     api_version: str
     storage_driver: str
     architecture: str
+    # "1" or "2" (the host's cgroup hierarchy, as the engine reports it).
+    cgroup_version: str = "?"
 
 
 _CLIENT: list[Any] = []
@@ -65,6 +67,7 @@ def engine_info() -> EngineInfo:
         api_version=version.get("ApiVersion", "?"),
         storage_driver=info.get("Driver", "?"),
         architecture=info.get("Architecture", "?"),
+        cgroup_version=str(info.get("CgroupVersion", "?")),
     )
 
 

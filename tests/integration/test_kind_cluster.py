@@ -5,6 +5,7 @@ through the walk-through's route, and deleting it leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from builder.build import gomodules
 from builder.cluster.kind import kind_cluster, leftovers, prepare_kind, run_command
 from builder.cluster.providers import POD_SUBNET, KindProvider
 from builder.engine import docker_engine
@@ -135,3 +137,10 @@ def test_a_pod_in_the_kind_cluster_answers_a_container_routed_to_it(
         assert "1F603" in output, output  # Grinning, as the pod's environment says
     assert leftovers(cluster) == []
     assert not docker_engine.network_exists(name)
+
+
+def test_online_kind_uses_the_node_image_kind_itself_pins() -> None:
+    """The online path runs kind's own default node image; it is read from kind's source
+    (the module the offline path builds from), so a kind upgrade carries its image along."""
+    pinned = gomodules.kind_node_image()
+    assert re.fullmatch(r"kindest/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}", pinned), pinned

@@ -130,12 +130,17 @@ def test_run_watch_with_json_output_is_a_usage_error(run, tmp_path: Path) -> Non
 
 
 def test_e2e_on_kind_names_the_folders_it_needs(run, tmp_path: Path) -> None:
-    result = run("check", "--e2e", "--cluster", "kind")
-    assert result.exit_code == 2
-    assert "--linkerd-programs DIR, --faces-programs DIR and --proxy-file FILE" in result.output
     (tmp_path / "l5d").mkdir()
     (tmp_path / "faces").mkdir()
     (tmp_path / "proxy").write_text("")
+    # One of the three offline inputs is not the offline path: all three are named.
+    result = run("check", "--e2e", "--cluster", "kind", "--linkerd-programs", str(tmp_path))
+    assert result.exit_code == 2
+    assert "--linkerd-programs DIR, --faces-programs DIR and --proxy-file FILE" in result.output
+    # The offline path is kind's: on k3d the inputs are refused, not ignored.
+    result = run("check", "--e2e", "--proxy-file", str(tmp_path / "proxy"))
+    assert result.exit_code == 2
+    assert "the offline walk-through runs on kind" in result.output
     result = run(
         "check",
         "--e2e",

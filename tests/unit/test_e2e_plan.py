@@ -32,6 +32,25 @@ def test_prerequisites_are_named_with_how_to_get_them() -> None:
     )
 
 
+def test_kind_online_needs_no_k3d_and_points_to_the_offline_path() -> None:
+    """kind is built here, so it is not a tool to install; without registry access the
+    answer names the offline walk-through and what it needs."""
+    missing = e2e_steps.missing_prerequisites(
+        proxy_is_standin=False,
+        provider="kind",
+        which=lambda tool: None if tool in ("k3d", "helm") else "/bin/" + tool,
+        resolves=lambda host: host != "ghcr.io",
+    )
+    assert [item.split(":", 1)[0] for item in missing] == ["helm not on PATH", "registry access"]
+    assert "ghcr.io do not resolve here (kindest/node," in missing[1]
+    assert "--linkerd-programs DIR --faces-programs DIR --proxy-file FILE" in missing[1]
+    k3d = e2e_steps.missing_prerequisites(
+        proxy_is_standin=False, which=lambda tool: None, resolves=lambda host: True
+    )
+    assert "k3d not on PATH" in k3d[0]
+    assert all("--linkerd-programs" not in item for item in k3d)
+
+
 def test_cluster_and_linkerd_command_lines() -> None:
     config = e2e_steps.E2EConfig(
         cluster="c1",

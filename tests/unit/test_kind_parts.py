@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.build import gomodules
+from builder.build import gomodules, kind_node
 from builder.build.kind_adapt import NODE_FLAGS, KindShapeError, adapt_kind
 from builder.build.kind_node import CONTROL_PLANE, aliases_file, control_plane_images
+from builder.cluster import kind
 from builder.cluster.providers import (
     POD_SUBNET,
     K3dProvider,
@@ -22,6 +23,7 @@ from builder.cluster.providers import (
     check_provider_name,
     kind_config,
 )
+from builder.engine import docker_engine
 
 # Shaped as kind v0.33's docker provider is at the two adapted places (written here).
 PROVISION = """package docker
@@ -139,6 +141,26 @@ def test_the_kind_config_has_one_node_no_default_cni_and_the_routed_pod_subnet()
     assert config["nodes"] == [{"role": "control-plane"}]
 
 
+def test_kindest_node_keeps_kindnet_as_its_cni() -> None:
+    config = yaml.safe_load(kind_config(own_cni=False))
+    assert config["networking"] == {"podSubnet": POD_SUBNET}
+    assert "kubeadmConfigPatches" not in config
+
+
+def test_on_a_cgroup_v1_host_the_kubelet_is_told_to_run_anyway() -> None:
+    config = yaml.safe_load(kind_config(own_cni=False, cgroup_v1=True))
+    (patch,) = config["kubeadmConfigPatches"]
+    assert yaml.safe_load(patch) == {"kind": "KubeletConfiguration", "failCgroupV1": False}
+
+
+def test_kinds_own_node_image_is_read_from_its_defaults_file() -> None:
+    pinned = "kindest/node:v1.34.0@sha256:" + "ab" * 32
+    source = f'package defaults\n\n// Image is the default\nconst Image = "{pinned}"\n'
+    assert gomodules.pinned_node_image(source, where="image.go") == pinned
+    with pytest.raises(KindShapeError, match="give the node image by hand"):
+        gomodules.pinned_node_image('var Image = "kindest/node:v1"\n', where="image.go")
+
+
 def test_an_unknown_provider_is_named_with_the_known_ones() -> None:
     assert check_provider_name("kind") == "kind"
     with pytest.raises(ProviderError, match="k3d, kind"):
@@ -194,3 +216,47 @@ def test_the_node_and_control_plane_dockerfiles_pass_hadolint() -> None:
     for dockerfile in dockerfiles:
         result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
         assert result.returncode == 0, f"{dockerfile}:\n{result.stdout}"
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_online_kind_runs_kindest_node_unless_the_engine_refuses_it_privileged(
+    refused: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's answers are given here; what is decided from them is what is tested."""
+    upstream = "kindest/node:v1.37.0@sha256:" + "0" * 64
+    built = kind_node.NodeImage("meshexp/kind-node:v1.34.4-abc", reused=True, kube=tmp_path)
+    monkeypatch.setattr(kind, "kind_node_image", lambda: upstream)
+    monkeypatch.setattr(kind.docker_engine, "pull_image", lambda reference: "")
+    monkeypatch.setattr(
+        kind.docker_engine,
+        "privileged_refusal",
+        lambda reference: "unable to apply caps" if refused else "",
+    )
+    monkeypatch.setattr(
+        kind.docker_engine,
+        "engine_info",
+        lambda: docker_engine.EngineInfo("1", "1", "overlay2", "x86_64", cgroup_version="1"),
+    )
+    monkeypatch.setattr(kind, "build_node_image", lambda **_: built)
+    monkeypatch.setattr(kind, "kube_command", lambda kube, name: kube / name)
+    monkeypatch.setattr(
+        kind,
+        "cached_kind",
+        lambda adapted, progress: tmp_path / ("kind-adapted" if adapted else "kind"),
+    )
+    provider = kind.prepare_kind(folder=tmp_path / "k", online=True)
+    config = yaml.safe_load(provider.config.read_text())
+    assert config["kubeadmConfigPatches"]  # the engine said cgroup v1
+    if not refused:
+        assert (provider.node_image, provider.kind.name) == (upstream, "kind")
+        assert provider.kubectl == Path("kubectl")
+        assert provider.note == ""
+        assert "disableDefaultCNI" not in config["networking"]
+    else:
+        assert (provider.node_image, provider.kind.name) == (built.reference, "kind-adapted")
+        assert provider.kubectl == tmp_path / "kubectl"
+        assert "kindest/node:v1.37.0 needs a privileged container" in provider.note
+        assert "kind is built with its --privileged replaced" in provider.note
+        assert config["networking"]["disableDefaultCNI"] is True
+    saved = kind.saved_provider(tmp_path / "k")
+    assert (saved.node_image, saved.note) == (provider.node_image, provider.note)
