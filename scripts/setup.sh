@@ -14,8 +14,9 @@
 #                                    qemu and binfmt (arm64 steps), the aarch64
 #                                    cross compiler (SPIRE with cgo), Debian's
 #                                    docker-registry (the offline helper registry)
-#   scripts/setup.sh --with browser  also Debian's Chromium and a colour emoji
-#                                    font (the e2e reads the Faces GUI in it)
+#   scripts/setup.sh --with browser  also Debian's Chromium, a colour emoji font
+#                                    and a text font without emoji glyphs (the e2e
+#                                    reads the Faces GUI in it)
 #   scripts/setup.sh --with dev      also the test and lint tools in .venv (pytest,
 #                                    ruff, mypy, shellcheck, hadolint, matplotlib...)
 set -euo pipefail
@@ -80,6 +81,7 @@ fi
 if "$with_browser"; then
   command -v chromium >/dev/null || need_packages+=(chromium)
   [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_packages+=(fonts-noto-color-emoji)
+  [ -e /usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf ] || need_packages+=(fonts-liberation2)
 fi
 python3 -m venv --help >/dev/null 2>&1 || need_packages+=(python3-venv)
 if [ "${#need_packages[@]}" -gt 0 ]; then

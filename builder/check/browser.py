@@ -8,6 +8,7 @@ The one module that runs a browser. Each cell of the GUI's 4x4 grid is
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -44,8 +45,34 @@ def find_chromium() -> str:
             return found
     raise CheckError(
         "the GUI check needs Chromium: install Debian's (apt-get install chromium "
-        "fonts-noto-color-emoji; scripts/setup.sh --with browser does)"
+        "fonts-noto-color-emoji fonts-liberation2; scripts/setup.sh --with browser does)"
     )
+
+
+# DejaVu, the font Debian's Chromium picks for text, has monochrome glyphs for the faces,
+# and a font that has a character is never asked to fall back: the faces are then black
+# and white. Without DejaVu (when another text font is there), each face falls back to the
+# colour emoji font, as on a person's desktop.
+TEXT_FONT = Path("/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf")
+MONOCHROME_EMOJI_FONTS = "/usr/share/fonts/truetype/dejavu/*"
+FONTS_CONF = """<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">
+<fontconfig>
+  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>
+  <selectfont><rejectfont><glob>{reject}</glob></rejectfont></selectfont>
+</fontconfig>
+"""
+
+
+def font_environment(profile: Path, text_font: Path = TEXT_FONT) -> dict[str, str]:
+    """The environment for Chromium: the system's fonts, without DejaVu's monochrome faces
+    where a text font without emoji glyphs is installed."""
+    env = dict(os.environ)
+    if text_font.is_file():
+        conf = profile / "fonts.conf"
+        conf.write_text(FONTS_CONF.format(reject=MONOCHROME_EMOJI_FONTS))
+        env["FONTCONFIG_FILE"] = str(conf)
+    return env
 
 
 def _chromium(args: list[str], timeout: float = 120) -> str:
@@ -56,6 +83,7 @@ def _chromium(args: list[str], timeout: float = 120) -> str:
             text=True,
             timeout=timeout,
             check=False,
+            env=font_environment(Path(profile)),
         )
     if done.returncode != 0:
         raise CheckError(f"chromium {args[0]} failed ({done.returncode}): {done.stderr[-500:]}")
