@@ -98,6 +98,7 @@ def _labels(
         ("io.meshexp.workload-ports", ",".join(str(port.port) for port in workload.ports)),
         ("io.meshexp.port-protocols", ",".join(port.probe_spec for port in workload.ports)),
         ("io.meshexp.inbound-policy", inbound_policy(workload, settings)),
+        ("io.meshexp.readiness", readiness_label(workload)),
         (
             "io.meshexp.inbound-ports-to-ignore",
             ",".join(map(str, settings.inbound_ports_to_ignore)),
@@ -201,9 +202,30 @@ def _context(
             c for c in copied if c.workload_layer and isinstance(c.source, ImageSource)
         ],
         "labels": _labels(workload, settings, components, fetched, extra_labels),
-        "links": MULTICALL_LINKS if settings.uses_multicall else (),
-        "link_target": "/usr/local/bin/spire-server",
+        "links": image_links(settings),
+        "probe": workload.probe,
+        "probe_spec": PROBE_SPEC,
     }
+
+
+PROBE = "/usr/local/bin/meshexp-probe"
+# In the workload's layer: a change to the probe rebuilds only that layer.
+PROBE_SPEC = "/opt/workload/readiness.json"
+
+
+def image_links(settings: Settings) -> list[tuple[str, str]]:
+    """(link, target): the names the multi-call binary answers to, and meshexp-probe
+    (the certcheck program, called by that name)."""
+    if settings.uses_multicall:
+        target = "/usr/local/bin/spire-server"
+        return [(link, target) for link in (*MULTICALL_LINKS, PROBE)]
+    return [(PROBE, "/usr/local/bin/meshexp-certcheck")]
+
+
+def readiness_label(workload: Workload) -> str:
+    """io.meshexp.readiness: the probe and its timings, so a container carries its probe."""
+    probe = workload.probe
+    return json.dumps(probe.spec(workload.uid) | probe.timings, sort_keys=True)
 
 
 def render_files(
@@ -229,6 +251,10 @@ def render_files(
         "scripts/bootstrap": (render_template("bootstrap.sh.j2", context), EXECUTABLE),
         "scripts/run-proxy": (render_template("run-proxy.sh.j2", context), EXECUTABLE),
         "workload/launch": (render_template("launch.sh.j2", context), EXECUTABLE),
+        "workload/readiness.json": (
+            json.dumps(workload.probe.spec(workload.uid), indent=2) + "\n",
+            READABLE,
+        ),
         "scripts/slim-system": (render_template("slim-system.sh.j2", context), EXECUTABLE),
     }
     for path, (_, text) in image_configs(settings).items():

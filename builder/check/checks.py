@@ -21,6 +21,7 @@ from builder.check.live import (
     check_least_privilege,
     check_rules,
     check_stop,
+    check_workload_readiness,
     wait_ready,
 )
 from builder.check.report import CheckReport, CheckResult, ImageFacts, InboundPolicy
@@ -84,6 +85,10 @@ def _live_checks(
 ) -> None:
     name, namespace = workload
     report.add("readiness", lambda: wait_ready(box, timeout, policy))
+    report.add(
+        "workload readiness: the image's probe passes",
+        lambda: check_workload_readiness(box, facts, timeout),
+    )
     report.add("contents: binaries and their users", lambda: check_binaries(box, facts))
     report.add("identity", lambda: check_identity(box, facts, name, namespace, anchor))
     report.add("capture: rules", lambda: check_rules(box, facts))

@@ -9,7 +9,11 @@ Ready True, or False with a reason, whenever (and only when) that changes:
 - ProxyNotReady: the proxy's /ready does not answer (a refusal by the default
   inbound policy counts as an answer: the proxy is up);
 - WorkloadNotListening: no listening socket on the workload's port in the
-  container's own network namespace (read from /proc, no exec).
+  container's own network namespace (read from /proc, no exec);
+- ProbeFailed / ProbeStarting: the image's readiness probe (the catalog's
+  `readiness`, Docker's HEALTHCHECK running meshexp-probe in the container) fails
+  as often as its failure threshold, or has not yet passed as often as its
+  success threshold; the message is the probe's own answer.
 
 An API server that goes away is retried with backoff, and the current truth
 is written when it is back; a restarted container is followed by its name.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,7 +110,42 @@ def probe(target: Target) -> Health:
         return Health(False, "ProxyNotReady", f"the proxy of {target.container} is not ready")
     if listening(int(state.get("Pid") or 0), target.port) is False:
         return Health(False, "WorkloadNotListening", f"nothing listens on port {target.port}")
+    checked = probe_health(state.get("Health"), (attrs.get("Config") or {}).get("Labels") or {})
+    if checked is not None:
+        return checked
     return Health(True, "Ready", f"proxy ready and port {target.port} listening")
+
+
+READINESS_LABEL = "io.meshexp.readiness"
+
+
+def probe_health(health: dict[str, Any] | None, labels: dict[str, str]) -> Health | None:
+    """Ready from the image's readiness probe, as Docker's health check ran it (None for an
+    image without one): failures count as Docker counts them (the probe's
+    failure_threshold), passes as the probe's success_threshold says, in Docker's last
+    results."""
+    if not health or not health.get("Status"):
+        return None
+    log = health.get("Log") or []
+    answer = (log[-1].get("Output") or "").strip().splitlines()[-1:] if log else []
+    said = answer[0][:300] if answer else "no answer yet"
+    status = health["Status"]
+    if status == "unhealthy":
+        return Health(False, "ProbeFailed", said)
+    if status != "healthy":
+        return Health(False, "ProbeStarting", f"the readiness probe has not passed yet ({said})")
+    try:
+        needed = int(json.loads(labels.get(READINESS_LABEL, "{}")).get("success_threshold", 1))
+    except (ValueError, AttributeError):
+        needed = 1
+    passes = 0
+    for result in reversed(log):
+        if result.get("ExitCode") != 0:
+            break
+        passes += 1
+    if passes < needed:
+        return Health(False, "ProbeStarting", f"{passes} of {needed} passes in a row ({said})")
+    return Health(True, "Ready", f"proxy ready; readiness probe: {said}")
 
 
 @dataclass

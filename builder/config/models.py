@@ -7,10 +7,10 @@ entry becomes the dataclasses the tool uses; nothing past this re-validates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from builder.config.schema import SourceEntry, WorkloadEntry
+from builder.config.schema import ReadinessEntry, SourceEntry, WorkloadEntry
 from builder.config.types import parse
 from builder.core.errors import CatalogError, SettingsError
 
@@ -163,6 +163,97 @@ class Dispatch:
     commands: tuple[tuple[str, tuple[str, ...]], ...]
 
 
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The workload's readiness probe, run inside its container by meshexp-probe
+    (go/internal/probe): Docker's HEALTHCHECK, the bootstrap's "workload ready", the
+    keeper's Ready. `kind` is http, grpc, tcp or exec."""
+
+    kind: str
+    port: int = 0
+    path: str = ""
+    status: int | None = None
+    method: str | None = None
+    command: tuple[str, ...] = ()
+    initial_delay: int = 0
+    period: int = 10
+    timeout: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+    def spec(self, uid: int) -> dict[str, object]:
+        """What meshexp-probe reads (the image's /opt/workload/readiness.json)."""
+        spec: dict[str, object] = {"kind": self.kind, "timeout": self.timeout, "uid": uid}
+        if self.kind == "exec":
+            return spec | {"command": list(self.command)}
+        spec["port"] = self.port
+        if self.kind == "http":
+            spec["path"] = self.path
+            if self.status is not None:
+                spec["status"] = self.status
+        if self.kind == "grpc" and self.method:
+            spec["method"] = self.method
+        return spec
+
+    def describe(self) -> str:
+        if self.kind == "http":
+            want = str(self.status) if self.status is not None else "200-399"
+            return f"http GET {self.path} on port {self.port} ({want})"
+        if self.kind == "grpc":
+            return f"grpc {self.method or HEALTH_CHECK} on port {self.port}"
+        if self.kind == "tcp":
+            return f"tcp connect to port {self.port}"
+        return "exec " + " ".join(self.command)
+
+    @property
+    def timings(self) -> dict[str, int]:
+        return {
+            "initial_delay": self.initial_delay,
+            "period": self.period,
+            "timeout": self.timeout,
+            "success_threshold": self.success_threshold,
+            "failure_threshold": self.failure_threshold,
+        }
+
+
+def read_readiness(entry: ReadinessEntry | None, ports: tuple[Port, ...]) -> Readiness:
+    """The declared probe, or the default for the first port's protocol."""
+    entry = entry or ReadinessEntry.model_validate({})
+    main = ports[0]
+    base = Readiness(
+        "tcp",
+        main.port,
+        initial_delay=entry.initial_delay,
+        period=entry.period,
+        timeout=entry.timeout,
+        success_threshold=entry.success_threshold,
+        failure_threshold=entry.failure_threshold,
+    )
+
+    def number(ref: str | int | None) -> int:
+        return next((p.port for p in ports if str(ref) in (p.name, str(p.port))), main.port)
+
+    if entry.exec is not None:
+        return replace(base, kind="exec", port=0, command=tuple(entry.exec.command))
+    if entry.http is not None:
+        http = entry.http
+        return replace(
+            base, kind="http", port=number(http.port), path=http.path, status=http.status
+        )
+    if entry.grpc is not None:
+        return replace(base, kind="grpc", port=number(entry.grpc.port), method=entry.grpc.method)
+    if entry.tcp is not None:
+        return replace(base, port=number(entry.tcp.port))
+    if main.app_protocol == "grpc":
+        return replace(base, kind="grpc", method=main.grpc_method)
+    if main.app_protocol == "http":
+        return replace(base, kind="http", path="/")
+    return base
+
+
 @dataclass(frozen=True)
 class Workload:
     """A catalog entry: what runs beside the proxy, and how."""
@@ -180,7 +271,13 @@ class Workload:
     env: tuple[tuple[str, str], ...]
     inbound_default_policy: str | None
     licenses: str = ""
+    readiness: Readiness | None = None
     source_file: str = field(default="", compare=False)
+
+    @property
+    def probe(self) -> Readiness:
+        """The readiness probe (declared, or the default for the first port)."""
+        return self.readiness or read_readiness(None, self.ports)
 
     @property
     def main_port(self) -> Port:
@@ -199,14 +296,16 @@ def read_workload(data: object, where: str, base_dir: Path) -> Workload:
     """Validate one catalog document into a Workload."""
     entry = parse(WorkloadEntry, data, where, CatalogError)
     dispatch = entry.dispatch
+    ports = tuple(
+        Port(p.name, p.port, p.protocol, p.app_protocol, p.grpc_method) for p in entry.ports
+    )
     return Workload(
         name=entry.name,
         namespace=entry.namespace,
         description=entry.description,
         licenses=entry.licenses,
-        ports=tuple(
-            Port(p.name, p.port, p.protocol, p.app_protocol, p.grpc_method) for p in entry.ports
-        ),
+        ports=ports,
+        readiness=read_readiness(entry.readiness, ports),
         user=entry.user.name,
         uid=entry.user.uid,
         binaries=tuple(

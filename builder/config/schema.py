@@ -36,12 +36,18 @@ from builder.config.types import (
     GoPackage,
     GoVersion,
     GrpcMethod,
+    HttpPath,
+    HttpStatus,
     ImagePath,
     ImageRef,
     PortName,
     PortNumber,
+    PositiveSeconds,
+    Seconds,
     Sha256,
     SpdxExpression,
+    SuccessThreshold,
+    Threshold,
     Uid,
     UserName,
     WorkloadName,
@@ -216,6 +222,71 @@ class DispatchEntry(Entry):
         return self
 
 
+PortRef = PortNumber | PortName
+
+
+class HttpProbeEntry(Entry):
+    """GET a path on the workload's own port; passes on 200-399, or the status given."""
+
+    path: HttpPath = Field("/", description="the path (and query) to GET")
+    port: PortRef | None = Field(None, description="a port's name or number (default: the first)")
+    status: HttpStatus | None = Field(None, description="the one status that passes")
+
+
+class GrpcProbeEntry(Entry):
+    """One gRPC call with an empty message: the standard health service must say SERVING,
+    or the named method answer OK."""
+
+    port: PortRef | None = Field(None, description="a port's name or number (default: the first)")
+    method: GrpcMethod | None = Field(
+        None, description="the method to call (default: /grpc.health.v1.Health/Check)"
+    )
+
+
+class TcpProbeEntry(Entry):
+    """A connection to the workload's port is accepted."""
+
+    port: PortRef | None = Field(None, description="a port's name or number (default: the first)")
+
+
+class ExecProbeEntry(Entry):
+    """A command in the container, run as the workload's UID, exits 0."""
+
+    command: list[FreeText] = Field(description="the command and its arguments (no shell)")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.command:
+            raise ValueError("command: give the program to run and its arguments")
+        return self
+
+
+PROBE_KINDS = ("http", "grpc", "tcp", "exec")
+
+
+class ReadinessEntry(Entry):
+    """The workload's readiness probe, with Kubernetes' semantics and defaults."""
+
+    http: HttpProbeEntry | None = None
+    grpc: GrpcProbeEntry | None = None
+    tcp: TcpProbeEntry | None = None
+    exec: ExecProbeEntry | None = None
+    initial_delay: Seconds = Field(0, description="seconds before failures count")
+    period: PositiveSeconds = Field(10, description="seconds between probes")
+    timeout: PositiveSeconds = Field(1, description="seconds one probe may take")
+    success_threshold: SuccessThreshold = Field(
+        1, description="passes in a row that make it ready (at most 5: Docker keeps 5)"
+    )
+    failure_threshold: Threshold = Field(3, description="failures in a row that make it unready")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [kind for kind in PROBE_KINDS if getattr(self, kind) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one probe kind of {', '.join(PROBE_KINDS)}, not {given}")
+        return self
+
+
 def _env_names(value: object) -> object:
     if not isinstance(value, dict):
         raise ValueError("expected a mapping of NAME: value")
@@ -250,6 +321,11 @@ class WorkloadEntry(Entry):
     inbound_default_policy: Annotated[InboundPolicy, AsText] | None = Field(
         None, description="the proxy's default inbound policy"
     )
+    readiness: ReadinessEntry | None = Field(
+        None,
+        description="the readiness probe (default: by the first port's app_protocol: http "
+        "GET /, the gRPC health check or the port's grpc_method, a TCP connection)",
+    )
 
     @model_validator(mode="after")
     def _whole_entry(self) -> Self:
@@ -260,8 +336,22 @@ class WorkloadEntry(Entry):
             raise ValueError(f"ports: port names must be unique, got {names}")
         if bool(self.command) == bool(self.dispatch):
             raise ValueError("give either command or dispatch (exactly one)")
+        if self.readiness is not None:
+            self._probe_port_is_declared(self.readiness)
         if not self.binaries and not self.debian.packages:
             raise ValueError(
                 "give binaries or debian.packages: the workload must come from somewhere"
             )
         return self
+
+    def _probe_port_is_declared(self, readiness: ReadinessEntry) -> None:
+        probe = readiness.http or readiness.grpc or readiness.tcp
+        port = getattr(probe, "port", None)
+        if port is None:
+            return
+        known = [p.name for p in self.ports] + [str(p.port) for p in self.ports]
+        if str(port) not in known:
+            raise ValueError(
+                f"readiness: port {port!r} is not one of the entry's ports "
+                f"({', '.join(str(p.name) + '=' + str(p.port) for p in self.ports)})"
+            )

@@ -124,7 +124,18 @@ SpireVersion = Annotated[
 ]
 TrustDomain = Annotated[str, _pattern(DNS_NAME), Hint("a DNS name, lowercase"), AsText]
 
+# An HTTP probe's path (and query): reaches only a JSON file, still kept to URL characters.
+HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,200}$")
+HttpPath = Annotated[
+    str, _pattern(HTTP_PATH), Hint("an absolute URL path like /healthz (URL characters)"), AsText
+]
 PortNumber = Annotated[StrictInt, annotated_types.Ge(1), annotated_types.Le(65535)]
+HttpStatus = Annotated[StrictInt, annotated_types.Ge(100), annotated_types.Le(599)]
+Seconds = Annotated[StrictInt, annotated_types.Ge(0), annotated_types.Le(3600)]
+PositiveSeconds = Annotated[StrictInt, annotated_types.Ge(1), annotated_types.Le(3600)]
+Threshold = Annotated[StrictInt, annotated_types.Ge(1), annotated_types.Le(100)]
+# Docker keeps a container's last 5 health results, which the keeper counts passes in.
+SuccessThreshold = Annotated[StrictInt, annotated_types.Ge(1), annotated_types.Le(5)]
 Uid = Annotated[StrictInt, annotated_types.Ge(1000), annotated_types.Le(65533)]
 Flag = StrictBool
 

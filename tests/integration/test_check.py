@@ -19,6 +19,7 @@ EXPECTED_CHECKS = {
     "metadata",
     "contents: no private key in any layer",
     "readiness",
+    "workload readiness: the image's probe passes",
     "contents: binaries and their users",
     "identity",
     "capture: rules",

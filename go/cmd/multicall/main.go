@@ -13,6 +13,7 @@ import (
 	"github.com/spiffe/spire/pkg/common/entrypoint"
 
 	"meshexp.dev/components/internal/certcheck"
+	"meshexp.dev/components/internal/probe"
 )
 
 func main() {
@@ -21,6 +22,8 @@ func main() {
 		os.Exit(entrypoint.NewEntryPoint(new(agent.CLI).Run).Main())
 	case "meshexp-certcheck":
 		os.Exit(certcheck.Main(os.Args[1:]))
+	case "meshexp-probe":
+		os.Exit(probe.Main(os.Args[1:]))
 	default:
 		os.Exit(entrypoint.NewEntryPoint(new(server.CLI).Run).Main())
 	}
