@@ -328,6 +328,14 @@ def exec_in(name: str, command: list[str], user: str = "0") -> tuple[int, str]:
     return int(result.exit_code), result.output.decode(errors="replace")
 
 
+def exec_if_running(name: str, command: list[str]) -> tuple[int, str] | None:
+    """`exec_in` as root, or None when the container is gone or not running."""
+    try:
+        return exec_in(name, command)
+    except docker.errors.APIError:
+        return None
+
+
 def network_exists(name: str) -> bool:
     try:
         client().networks.get(name)

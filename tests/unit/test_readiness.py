@@ -95,7 +95,8 @@ def test_bad_probes_are_refused_with_the_fix(write_workload, readiness: str, mes
 def test_every_shipped_entry_declares_the_probe_that_fits_it() -> None:
     kinds = {name: find_workload(name).probe for name in ("smiley", "face", "color", "faces")}
     assert kinds["smiley"].describe() == "http GET / on port 8000 (200-399)"
-    assert kinds["face"].kind == "http"
+    # face's answer waits on its backends: its readiness must not.
+    assert kinds["face"].describe() == "tcp connect to port 8000"
     assert kinds["color"].describe() == "grpc /ColorService/Center on port 8000"
     # faces speaks HTTP or gRPC by FACES_SERVICE: only a connection fits both.
     assert kinds["faces"].kind == "tcp"
