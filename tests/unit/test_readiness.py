@@ -5,6 +5,7 @@ the keeper from Docker's health results."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -119,10 +120,16 @@ def test_the_image_carries_its_probe_as_label_file_and_health_check() -> None:
     assert label == spec | workload.probe.timings
     dockerfile = files["Dockerfile"][0]
     assert (
-        "HEALTHCHECK --interval=10s --timeout=2s --start-period=0s --retries=3 \\\n"
+        "HEALTHCHECK --interval=10s --timeout=2s --retries=3 \\\n"
         '  CMD ["/usr/local/bin/meshexp-probe", "/opt/workload/readiness.json"]'
     ) in dockerfile
     assert "ln -s /usr/local/bin/meshexp-certcheck /usr/local/bin/meshexp-probe" in dockerfile
+    # Docker refuses --start-period=0s: it is given only for an initial delay.
+    delayed = replace(workload, readiness=replace(workload.probe, initial_delay=5))
+    assert (
+        "--timeout=2s --start-period=5s --retries=3"
+        in render_files(delayed, Settings())["Dockerfile"][0]
+    )
 
 
 def result(code: int, output: str) -> dict[str, object]:
