@@ -176,6 +176,8 @@ class Readiness:
     port: int = 0
     path: str = ""
     status: int | None = None
+    # The default probe of an undeclared HTTP port: any answer below this passes.
+    status_below: int | None = None
     method: str | None = None
     command: tuple[str, ...] = ()
     initial_delay: int = 0
@@ -194,6 +196,8 @@ class Readiness:
             spec["path"] = self.path
             if self.status is not None:
                 spec["status"] = self.status
+            if self.status_below is not None:
+                spec["status_below"] = self.status_below
         if self.kind == "grpc" and self.method:
             spec["method"] = self.method
         return spec
@@ -201,6 +205,8 @@ class Readiness:
     def describe(self) -> str:
         if self.kind == "http":
             want = str(self.status) if self.status is not None else "200-399"
+            if self.status_below is not None:
+                want = f"any status below {self.status_below}"
             return f"http GET {self.path} on port {self.port} ({want})"
         if self.kind == "grpc":
             return f"grpc {self.method or HEALTH_CHECK} on port {self.port}"
@@ -250,7 +256,8 @@ def read_readiness(entry: ReadinessEntry | None, ports: tuple[Port, ...]) -> Rea
     if main.app_protocol == "grpc":
         return replace(base, kind="grpc", method=main.grpc_method)
     if main.app_protocol == "http":
-        return replace(base, kind="http", path="/")
+        # No path is known to exist: any answer that is not a server error shows it up.
+        return replace(base, kind="http", path="/", status_below=500)
     return base
 
 

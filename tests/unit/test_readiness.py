@@ -30,7 +30,7 @@ command: [/bin/busybox, httpd, -f]
 @pytest.mark.parametrize(
     ("app", "kind", "described"),
     [
-        ("http", "http", "http GET / on port 8080 (200-399)"),
+        ("http", "http", "http GET / on port 8080 (any status below 500)"),
         ("grpc", "grpc", "grpc /grpc.health.v1.Health/Check on port 8080"),
         ("opaque", "tcp", "tcp connect to port 8080"),
     ],
@@ -101,6 +101,8 @@ def test_every_shipped_entry_declares_the_probe_that_fits_it() -> None:
     assert kinds["color"].describe() == "grpc /ColorService/Center on port 8000"
     # faces speaks HTTP or gRPC by FACES_SERVICE: only a connection fits both.
     assert kinds["faces"].kind == "tcp"
+    # static-web serves no index page (GET / is 404): a connection.
+    assert find_workload("static-web").probe.kind == "tcp"
     for name in ("smiley", "face", "color", "faces", "static-web"):
         assert find_workload(name).readiness is not None, f"{name} declares no readiness"
 

@@ -37,14 +37,17 @@ const HealthCheck = "/grpc.health.v1.Health/Check"
 
 // Spec is one probe, as builder/config/models.py writes it.
 type Spec struct {
-	Kind    string   `json:"kind"` // http | grpc | tcp | exec
-	Port    int      `json:"port,omitempty"`
-	Path    string   `json:"path,omitempty"`
-	Status  int      `json:"status,omitempty"` // 0: any of 200-399
-	Method  string   `json:"method,omitempty"`
-	Command []string `json:"command,omitempty"`
-	UID     int      `json:"uid,omitempty"` // the probe runs as this UID (from root)
-	Timeout float64  `json:"timeout"`       // seconds
+	Kind   string `json:"kind"` // http | grpc | tcp | exec
+	Port   int    `json:"port,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Status int    `json:"status,omitempty"` // 0: any of 200-399
+	// The default probe of an undeclared HTTP port: any answer below this passes
+	// (a 404 from a server that has no "/" still shows it answers).
+	StatusBelow int      `json:"status_below,omitempty"`
+	Method      string   `json:"method,omitempty"`
+	Command     []string `json:"command,omitempty"`
+	UID         int      `json:"uid,omitempty"` // the probe runs as this UID (from root)
+	Timeout     float64  `json:"timeout"`       // seconds
 }
 
 // Main runs the probe in the file args[0] names (default DefaultSpec).
@@ -132,6 +135,8 @@ func probeHTTP(ctx context.Context, address string, spec Spec) (string, error) {
 	want := "200-399"
 	if spec.Status != 0 {
 		passed, want = code == spec.Status, strconv.Itoa(spec.Status)
+	} else if spec.StatusBelow != 0 {
+		passed, want = code < spec.StatusBelow, "below "+strconv.Itoa(spec.StatusBelow)
 	}
 	answer := fmt.Sprintf("http GET %s: %d", spec.Path, code)
 	if !passed {

@@ -38,6 +38,18 @@ func TestHTTPPassesOnSuccessAndFailsOnAnErrorStatus(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "500 (want 200-399)") {
 		t.Fatalf("want a failure naming 500, got %v", err)
 	}
+	if _, err := Run(Spec{Kind: "http", Port: p, Path: "/missing", StatusBelow: 500, Timeout: 2}); err != nil {
+		t.Fatalf("the default probe takes a 200 below 500: %v", err)
+	}
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	defer notFound.Close()
+	nf := port(t, notFound.Listener.Addr().String())
+	if _, err := Run(Spec{Kind: "http", Port: nf, Path: "/", StatusBelow: 500, Timeout: 2}); err != nil {
+		t.Fatalf("the default probe takes a 404: %v", err)
+	}
+	if _, err := Run(Spec{Kind: "http", Port: p, Path: "/broken", StatusBelow: 500, Timeout: 2}); err == nil {
+		t.Fatal("the default probe must refuse a 500")
+	}
 	if _, err := Run(Spec{Kind: "http", Port: p, Path: "/", Status: 204, Timeout: 2}); err == nil {
 		t.Fatal("an expected status other than the answer must fail")
 	}
