@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -23,6 +24,20 @@ from builder.cli.options import (
 from builder.cluster.providers import PROVIDERS
 from builder.core.errors import CheckError, MeshexpError
 from builder.lab.check import check_image_in_lab
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cluster_option(help_text: str) -> Callable[[F], F]:
+    """`--cluster k3d|kind` (default k3d), as check and doctor take it."""
+    return click.option(
+        "--cluster",
+        "cluster_provider",
+        type=click.Choice(PROVIDERS),
+        default="k3d",
+        show_default=True,
+        help=help_text,
+    )
 
 
 def e2e_online(cluster_provider: str, keep: bool) -> E2EResult:
@@ -76,15 +91,10 @@ def run_walkthrough(
     is_flag=True,
     help="Run the end-to-end walk-through instead, on a throwaway cluster.",
 )
-@click.option(
-    "--cluster",
-    "cluster_provider",
-    type=click.Choice(PROVIDERS),
-    default="k3d",
-    show_default=True,
-    help="With --e2e: k3d (needs registry access) or kind (online with upstream's images, "
+@cluster_option(
+    "With --e2e: k3d (needs registry access) or kind (online with upstream's images, "
     "or offline with every image made here from --linkerd-programs, --faces-programs and "
-    "--proxy-file).",
+    "--proxy-file)."
 )
 @click.option(
     "--linkerd-programs",
@@ -189,14 +199,7 @@ def check(
 @click.option(
     "--e2e", "for_e2e", is_flag=True, help="Also what the online end-to-end walk-through needs."
 )
-@click.option(
-    "--cluster",
-    "cluster_provider",
-    type=click.Choice(PROVIDERS),
-    default="k3d",
-    show_default=True,
-    help="With --e2e: the cluster provider it would run on.",
-)
+@cluster_option("With --e2e: the cluster provider it would run on.")
 @output_option
 @setting_options
 def doctor(for_e2e: bool, cluster_provider: str, output_format: str, **options: Any) -> None:
