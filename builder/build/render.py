@@ -96,6 +96,8 @@ def _labels(
         ("io.meshexp.workload-uid", str(workload.uid)),
         ("io.meshexp.workload-namespace", workload.namespace),
         ("io.meshexp.workload-ports", ",".join(str(port.port) for port in workload.ports)),
+        # NAME:PORT/PROTOCOL each: what `register` writes into the ExternalWorkload.
+        ("io.meshexp.ports", ",".join(port.label for port in workload.ports)),
         ("io.meshexp.port-protocols", ",".join(port.probe_spec for port in workload.ports)),
         ("io.meshexp.inbound-policy", inbound_policy(workload, settings)),
         ("io.meshexp.readiness", readiness_label(workload)),

@@ -53,6 +53,7 @@ for command in (
     identity.spire_server,
     run.run,
     run.keep_ready,
+    run.register,
     run.stop,
     apiserver.apiserver,
     check.check,

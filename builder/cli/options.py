@@ -207,13 +207,18 @@ def emit_json(value: Any) -> None:
 
 
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
-    env = {}
+    return parse_pairs(pairs, "--env")
+
+
+def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
+    """NAME=VALUE items of a repeated option, or a usage error naming it."""
+    found = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--env")
-        env[key] = value
-    return env
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint=option)
+        found[key] = value
+    return found
 
 
 def stop_on_sigterm() -> threading.Event:

@@ -14,6 +14,7 @@ from builder.cli.options import (
     emit_json,
     output_option,
     parse_env,
+    parse_pairs,
     setting_options,
     settings_from,
     stop_on_sigterm,
@@ -21,8 +22,10 @@ from builder.cli.options import (
 )
 from builder.cluster.keeper import Health, StatusKeeper, Target, targets_from_manifests
 from builder.cluster.manifests import build_manifests
+from builder.cluster.registrar import Registrar, default_owner, registrar_id
 from builder.cluster.run import container_name, parse_route, run_workload, stop_workload
-from builder.lab import Lab, run_in_lab
+from builder.config.group import Group, load_group
+from builder.lab import Lab, register_in_lab, run_in_lab
 
 
 @click.command()
@@ -251,3 +254,98 @@ def stop(
             click.echo(f"delete from the cluster with: kubectl delete -f {path}")
         else:
             click.echo(f"marked not ready, then deleted from the cluster: what {path} describes")
+
+
+@click.command()
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The cluster to register in (a real one, `apiserver`'s, the lab's).",
+)
+@click.option(
+    "--lab",
+    "lab_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The lab `meshexp-build lab up` started in this folder: its API server, its "
+    "network's addresses, each Service's name in its DNS.",
+)
+@click.option(
+    "--group",
+    "group_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The template (namespace, workloads, network, labels, service); flags override it.",
+)
+@click.option("--namespace", help="Only containers whose identity names this namespace.")
+@click.option("--workload", "workloads", multiple=True, help="Only this workload (repeat).")
+@click.option("--network", help="Register the address on this Docker network.")
+@click.option("--label", "label_pairs", multiple=True, help="KEY=VALUE on every object (repeat).")
+@click.option("--service-port", type=click.IntRange(1, 65535), help="The Service's first port.")
+@click.option(
+    "--no-service", is_flag=True, help="Make no Services (select the instances yourself)."
+)
+@click.option(
+    "--id",
+    "owner",
+    help="This registrar's ID, in the label meshexp.io/registrar of what it makes "
+    "(default: the Docker engine's host name).",
+)
+@click.option("--once", is_flag=True, help="One round, then exit (scripts, CI).")
+@output_option
+def register(
+    kubeconfig: Path | None,
+    lab_dir: Path | None,
+    group_file: Path | None,
+    namespace: str | None,
+    workloads: tuple[str, ...],
+    network: str | None,
+    label_pairs: tuple[str, ...],
+    service_port: int | None,
+    no_service: bool,
+    owner: str | None,
+    once: bool,
+    output_format: str,
+) -> None:
+    """Register every container of our images, however started, until Ctrl-C.
+
+    Each container is its own ExternalWorkload (named from the workload and the
+    container), one Service per workload selects them all, Ready follows the image's
+    readiness probe, and a removed container is deregistered. Objects it did not make
+    are never touched.
+    """
+    if (kubeconfig is None) == (lab_dir is None):
+        raise click.UsageError("give --kubeconfig FILE or --lab DIR")
+    if output_format == "json" and not once:
+        raise click.UsageError("-o json prints one round: add --once")
+    base = load_group(group_file) if group_file is not None else Group()
+    labels = dict(base.labels) | parse_pairs(label_pairs, "--label")
+    group = Group(
+        namespace=namespace or base.namespace,
+        workloads=workloads or base.workloads,
+        network=network or base.network,
+        labels=tuple(sorted(labels.items())),
+        service=base.service and not no_service,
+        service_port=service_port or base.service_port,
+    )
+    say = (lambda line: None) if output_format == "json" else click.echo
+    owner = registrar_id(owner) if owner else default_owner()
+    registrar: Registrar
+    if lab_dir is not None:
+        registrar = register_in_lab(lab=Lab.load(lab_dir), group=group, owner=owner, say=say)
+    else:
+        assert kubeconfig is not None
+        registrar = Registrar(kubeconfig, group, owner, say=say)
+    if once:
+        registrar.step()
+        if output_format == "json":
+            emit_json(
+                {
+                    "registrar": owner,
+                    "registered": [dataclasses.asdict(i) for i in registrar.registered.values()],
+                    "skipped": registrar.skipped,
+                }
+            )
+        return
+    stop_requested = stop_on_sigterm()
+    click.echo(f"registering containers of meshexp images as {owner}; stop with Ctrl-C", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        registrar.run(stop_requested.is_set)

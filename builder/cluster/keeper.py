@@ -190,21 +190,33 @@ class StatusKeeper:
 
     def step(self) -> None:
         """One round: probe every target, write what changed (or all, after an outage)."""
-        if time.monotonic() < self.retry_at:
+        if self.waiting():
             return
         try:
-            if self.client is None:  # one client (and its connections) for every round
-                self.client = kube.connect(self.kubeconfig)
+            client = self.connected()
             for target in self.targets:
-                self._keep(self.client, target)
+                self._keep(client, target)
             self.backoff = 0.0
         except kube.KubeUnreachable as exc:
-            self.client = None
-            # The API server is away: retry with backoff; write the truth when back.
-            self.backoff = min(BACKOFF_MAX, max(0.5, self.backoff * 2))
-            self.retry_at = time.monotonic() + self.backoff
-            self.written.clear()
-            self.on_error(str(exc.message))
+            self.unreachable(exc)
+
+    def waiting(self) -> bool:
+        """Whether the API server was away and the backoff has not yet passed."""
+        return time.monotonic() < self.retry_at
+
+    def connected(self) -> kube.KubeClient:
+        """One client (and its connections) for every round."""
+        if self.client is None:
+            self.client = kube.connect(self.kubeconfig)
+        return self.client
+
+    def unreachable(self, exc: kube.KubeUnreachable) -> None:
+        """The API server is away: retry with backoff; write the truth when back."""
+        self.client = None
+        self.backoff = min(BACKOFF_MAX, max(0.5, self.backoff * 2))
+        self.retry_at = time.monotonic() + self.backoff
+        self.written.clear()
+        self.on_error(str(exc.message))
 
     def _keep(self, client: kube.KubeClient, target: Target) -> None:
         health = probe(target)

@@ -163,6 +163,38 @@ KINDS: dict[str, Any] = {
 }
 
 
+def as_dict(found: Any) -> dict[str, Any]:
+    """An object lightkube returned (a model or a generic resource) as plain data."""
+    if isinstance(found, dict):
+        return dict(found)
+    return dict(found.to_dict())
+
+
+def get_object(client: Client, ref: ObjectRef) -> dict[str, Any] | None:
+    """The object as the server holds it, or None when there is none."""
+    try:
+        return as_dict(client.get(KINDS[ref.kind], ref.name, namespace=ref.namespace))
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise_for(exc, ref)
+    except httpx.HTTPError as exc:
+        raise_for(exc, ref)
+
+
+def list_objects(
+    client: Client, kind: str, labels: dict[str, str], namespace: str = "*"
+) -> list[dict[str, Any]]:
+    """Every object of `kind` carrying `labels`, in `namespace` (all by default)."""
+    try:
+        return [
+            as_dict(found)
+            for found in client.list(KINDS[kind], namespace=namespace, labels=dict(labels.items()))
+        ]
+    except (ApiError, httpx.HTTPError) as exc:
+        raise_for(exc, f"{kind} list")
+
+
 def delete_managed(client: Client, refs: Iterable[ObjectRef]) -> list[ObjectRef]:
     """Delete these objects where they carry our managed-by label; what was deleted."""
     deleted = []

@@ -132,6 +132,65 @@ def not_ready_condition(reason: str, message: str = "") -> dict[str, Any]:
     }
 
 
+PortTriple = tuple[str, int, str]  # name, port, protocol
+
+
+def external_workload_document(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    identity: WorkloadIdentity,
+    addresses: list[str],
+    ports: list[PortTriple],
+) -> dict[str, Any]:
+    """An ExternalWorkload: the SVID's names, the addresses, the ports (names from the
+    catalog, which the Service's targetPort names)."""
+    return {
+        "apiVersion": "workload.linkerd.io/v1beta1",
+        "kind": "ExternalWorkload",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": {
+            "meshTLS": {"identity": identity.spiffe_id, "serverName": identity.dns_name},
+            "workloadIPs": [{"ip": address} for address in addresses],
+            "ports": [
+                {"name": port_name, "port": port, "protocol": protocol}
+                for port_name, port, protocol in ports
+            ],
+        },
+    }
+
+
+def service_document(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    ports: list[PortTriple],
+    service_port: int | None = None,
+    selector: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A ClusterIP Service selecting `app: NAME` (or `selector`); `service_port` changes
+    the first port (the Faces chart's Services listen on 80), whose targetPort still
+    names the workload's port."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector or {"app": name},
+            "ports": [
+                {
+                    "name": port_name,
+                    "port": service_port if service_port and index == 0 else port,
+                    "targetPort": port_name,
+                    "protocol": protocol,
+                }
+                for index, (port_name, port, protocol) in enumerate(ports)
+            ],
+        },
+    }
+
+
 def build_manifests(
     *,
     workload: Workload,
@@ -154,36 +213,9 @@ def build_manifests(
     labels = {"app": name, "app.kubernetes.io/managed-by": "meshexp-build"}
     identity = settings.identity_of(namespace, name)
     auth = mesh_tls_authentication(identity, name, namespace) if authentication else None
-    external: dict[str, Any] = {
-        "apiVersion": "workload.linkerd.io/v1beta1",
-        "kind": "ExternalWorkload",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "meshTLS": {"identity": identity.spiffe_id, "serverName": identity.dns_name},
-            "workloadIPs": [{"ip": address} for address in addresses],
-            "ports": [
-                {"name": p.name, "port": p.port, "protocol": p.protocol} for p in workload.ports
-            ],
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "type": "ClusterIP",
-            "selector": {"app": name},
-            "ports": [
-                {
-                    "name": p.name,
-                    "port": service_port if service_port and index == 0 else p.port,
-                    "targetPort": p.name,
-                    "protocol": p.protocol,
-                }
-                for index, p in enumerate(workload.ports)
-            ],
-        },
-    }
+    ports = [(p.name, p.port, p.protocol) for p in workload.ports]
+    external = external_workload_document(name, namespace, labels, identity, addresses, ports)
+    service = service_document(name, namespace, labels, ports, service_port)
     if not settings.facts.status_subresource:
         external["status"] = ready_condition()
         return Manifests(external, service, None, None, auth)

@@ -25,6 +25,7 @@ from builder.cluster.manifests import (
     not_ready_condition,
     status_patch_args,
 )
+from builder.cluster.registrar import RUN_LABEL
 from builder.config.models import Workload
 from builder.config.settings import Settings
 from builder.core.errors import CheckError, MeshexpError
@@ -138,6 +139,8 @@ def run_workload(
         volumes={str(certs.resolve()): "/opt/spire/certs"},
         cap_add=["NET_ADMIN", "NET_RAW"],
         dns=dns,
+        # `register` leaves a container that `run --apply` registers to it.
+        labels={RUN_LABEL: environment["WORKLOAD_NAME"]} if apply else None,
     )
     ip = docker_engine.container_ip(name, network)
     for route in routes or []:

@@ -136,6 +136,11 @@ class Port:
     grpc_method: str | None = None
 
     @property
+    def label(self) -> str:
+        """`http:8000/TCP`: how the image's `io.meshexp.ports` label records it."""
+        return f"{self.name}:{self.port}/{self.protocol}"
+
+    @property
     def probe_spec(self) -> str:
         """`8000=grpc:/Service/Method`, `9090=http`: how the image's label records it."""
         spec = f"{self.port}={self.app_protocol}"

@@ -37,6 +37,7 @@ class EngineInfo:
     architecture: str
     # "1" or "2" (the host's cgroup hierarchy, as the engine reports it).
     cgroup_version: str = "?"
+    name: str = "?"  # the engine's host name
 
 
 _CLIENT: list[Any] = []
@@ -68,6 +69,7 @@ def engine_info() -> EngineInfo:
         storage_driver=info.get("Driver", "?"),
         architecture=info.get("Architecture", "?"),
         cgroup_version=str(info.get("CgroupVersion", "?")),
+        name=str(info.get("Name", "?")),
     )
 
 
@@ -268,6 +270,7 @@ def run_detached(
     cap_add: list[str] | None = None,
     dns: list[str] | None = None,
     command: list[str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> str:
     """Start a long-running container (read-only volumes) and return its id."""
     mounts = {source: {"bind": target, "mode": "ro"} for source, target in (volumes or {}).items()}
@@ -282,6 +285,7 @@ def run_detached(
             environment=env or {},
             cap_add=cap_add or [],
             dns=dns or None,
+            labels=labels or {},
         )
     except docker.errors.ImageNotFound:
         raise BuildError(f"image {reference} does not exist; build it first") from None
@@ -311,6 +315,37 @@ def inspect_if_exists(name: str) -> dict[str, Any]:
         return dict(client().api.inspect_container(name))
     except docker.errors.NotFound:
         return {}
+
+
+def containers_labelled(label: str) -> list[dict[str, Any]]:
+    """`docker inspect` of every container, running or not, that carries `label`."""
+    api = client().api
+    found = []
+    for summary in api.containers(all=True, filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile
+            found.append(dict(api.inspect_container(summary["Id"])))
+    return found
+
+
+def container_events(label: str) -> tuple[Iterator[str], Callable[[], None]]:
+    """The actions (start, die, destroy, health_status: healthy, ...) of the engine's
+    events for containers that carry `label`, as they happen, and a function that ends
+    the stream from any thread. The iterator ends when the stream does, however its
+    connection fails: the caller opens another.
+    """
+    try:
+        stream = client().events(decode=True, filters={"type": "container", "label": label})
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"the engine refused its event stream ({exc})") from None
+
+    def actions() -> Iterator[str]:
+        try:
+            for event in stream:
+                yield str(event.get("Action") or event.get("status") or "")
+        except Exception:
+            return
+
+    return actions(), stream.close
 
 
 def container_logs(name: str) -> str:

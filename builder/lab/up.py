@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from builder.cluster.apiserver import (
     prepare_apiserver,
     serving_tls,
 )
+from builder.cluster.registrar import Registrar
+from builder.config.group import Group
 from builder.core.net import proxy_ready, wait_for_ok
 from builder.core.progress import Progress
 from builder.engine import docker_engine, lab_containers
@@ -219,3 +221,19 @@ def run_in_lab(*, lab: Lab, **run: Any) -> Any:
     address = service_address(lab, name, namespace)
     add_dns_records(lab, {f"{name}.{namespace}.svc.cluster.local": address})
     return result
+
+
+def register_in_lab(*, lab: Lab, group: Group, owner: str, say: Callable[[str], None]) -> Registrar:
+    """A registrar (builder.cluster.registrar) for the lab: its API server, the
+    addresses on its network, and each Service's name in its DNS."""
+
+    def named(namespace: str, name: str, cluster_ip: str) -> None:
+        add_dns_records(lab, {f"{name}.{namespace}.svc.cluster.local": cluster_ip})
+
+    return Registrar(
+        lab.kubeconfig,
+        replace(group, network=group.network or lab.network),
+        owner,
+        say=say,
+        on_service=named,
+    )

@@ -25,6 +25,7 @@ from builder.build.image import ImageResult, build_workload_image
 from builder.cluster.certs import create_certs
 from builder.config.catalog import find_workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings, load_settings
+from builder.lab import Lab, LabSources, running_lab
 from tests import equipment
 from tests.conftest import in_ci, need
 
@@ -239,3 +240,33 @@ def real_faces() -> dict[str, Path]:
 def plain_base(engine) -> str:
     """The offline base image, for plain containers that run one program."""
     return build_base(reference=OFFLINE_BASE_IMAGE).reference
+
+
+@pytest.fixture(scope="module")
+def lab(engine, real_proxy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    folder = equipment.CONTROL_PLANE
+    need(folder.is_dir(), f"Linkerd's control plane built from source in {folder}")
+    sources = LabSources(
+        controller=folder / "controller",
+        policy_controller=folder / "linkerd-policy-controller",
+        proxy_identity=folder / "proxy-identity",
+        proxy=real_proxy,
+        linkerd=folder / "linkerd",
+    )
+    with running_lab(
+        folder=tmp_path_factory.mktemp("lab"),
+        sources=sources,
+        crds=(equipment.LINKERD_CRDS.read_text(),),
+        name="meshexp-test-lab",
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def mesh_settings(offline_settings: Settings, real_faces: dict[str, Path]) -> Settings:
+    """Images with the real proxy and the upstream Faces programs."""
+    return replace(
+        offline_settings,
+        binaries=tuple(real_faces.items()),
+        image_name="meshexp-test-mesh/{workload}",
+    ).check()

@@ -15,9 +15,6 @@ import signal
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,10 +32,8 @@ from builder.config.catalog import find_workload
 from builder.config.settings import Settings
 from builder.core.net import proxy_ready
 from builder.engine import docker_engine
-from builder.lab import Lab, LabSources, lab_status, run_in_lab, running_lab
+from builder.lab import Lab, lab_status, run_in_lab
 from builder.lab.check import check_outbound_in_lab
-from tests import equipment
-from tests.conftest import need
 from tests.integration import faces
 
 pytestmark = pytest.mark.mesh
@@ -49,36 +44,6 @@ FACE_ENV = {
     "SMILEY_SERVICE": "smiley.faces.svc.cluster.local:8000",
     "COLOR_SERVICE": "color.faces.svc.cluster.local:8000",
 }
-
-
-@pytest.fixture(scope="module")
-def lab(engine, real_proxy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    folder = equipment.CONTROL_PLANE
-    need(folder.is_dir(), f"Linkerd's control plane built from source in {folder}")
-    sources = LabSources(
-        controller=folder / "controller",
-        policy_controller=folder / "linkerd-policy-controller",
-        proxy_identity=folder / "proxy-identity",
-        proxy=real_proxy,
-        linkerd=folder / "linkerd",
-    )
-    with running_lab(
-        folder=tmp_path_factory.mktemp("lab"),
-        sources=sources,
-        crds=(equipment.LINKERD_CRDS.read_text(),),
-        name="meshexp-test-lab",
-    ) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def mesh_settings(offline_settings: Settings, real_faces: dict[str, Path]) -> Settings:
-    """Images with the real proxy and the upstream Faces programs."""
-    return replace(
-        offline_settings,
-        binaries=tuple(real_faces.items()),
-        image_name="meshexp-test-mesh/{workload}",
-    ).check()
 
 
 @pytest.fixture(scope="module")

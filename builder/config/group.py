@@ -1,0 +1,102 @@
+"""The registration template (`register --group FILE` or its flags): what every
+container that `meshexp-build register` finds gets, like an ExternalGroup (Buoyant
+Enterprise for Linkerd) or a WorkloadGroup (Istio).
+
+```yaml
+namespace: faces          # only containers whose identity names this namespace
+workloads: [smiley]       # only these workloads (WORKLOAD_NAME); default: every one
+network: faces            # the address on this Docker network; default: the first
+labels: {team: edge}      # added to each ExternalWorkload and Service
+service: {port: 80}       # the Service's first port; `enabled: false` for none
+```
+"""
+
+# No `from __future__ import annotations`: pydantic reads these annotations.
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from builder.config.types import DnsLabel, Flag, FreeText, Hint, PortNumber, parse
+from builder.config.validation import KUBE_LABEL_KEY, KUBE_LABEL_VALUE
+from builder.core.errors import SettingsError
+
+# Labels the registration itself sets: a template cannot give them.
+RESERVED_LABELS = ("app", "app.kubernetes.io/managed-by", "meshexp.io/registrar")
+
+KubeLabelKey = Annotated[
+    str,
+    StringConstraints(pattern=KUBE_LABEL_KEY.pattern),
+    Hint("a Kubernetes label key: [prefix/]name, letters, digits, '-', '_', '.'"),
+]
+KubeLabelValue = Annotated[
+    str,
+    StringConstraints(pattern=KUBE_LABEL_VALUE.pattern),
+    Hint("a Kubernetes label value: at most 63 letters, digits, '-', '_', '.'"),
+]
+
+
+class ServiceEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: Flag = True
+    port: PortNumber | None = None
+
+
+class GroupEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    namespace: DnsLabel | None = None
+    workloads: list[DnsLabel] | None = None
+    network: FreeText | None = Field(None, max_length=200)
+    labels: dict[KubeLabelKey, KubeLabelValue] | None = None
+    service: ServiceEntry | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """The template, validated."""
+
+    namespace: str | None = None
+    workloads: tuple[str, ...] = ()
+    network: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    service: bool = True
+    service_port: int | None = None
+
+    def __post_init__(self) -> None:
+        for key, value in self.labels:
+            if key in RESERVED_LABELS:
+                raise SettingsError(
+                    f"label {key!r} is set by the registration itself; choose another key"
+                )
+            if not KUBE_LABEL_KEY.match(key) or not KUBE_LABEL_VALUE.match(value):
+                raise SettingsError(
+                    f"label {key}={value!r} is not a Kubernetes label "
+                    "([prefix/]name=value, at most 63 letters, digits, '-', '_', '.' each)"
+                )
+
+
+def group_from(entry: GroupEntry) -> Group:
+    service = entry.service or ServiceEntry()
+    return Group(
+        namespace=entry.namespace,
+        workloads=tuple(entry.workloads or ()),
+        network=entry.network,
+        labels=tuple(sorted((entry.labels or {}).items())),
+        service=service.enabled,
+        service_port=service.port,
+    )
+
+
+def load_group(path: Path) -> Group:
+    """The group file at `path`, checked: one line naming the field on any problem."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: cannot read the group file ({exc})") from None
+    entry = parse(GroupEntry, data, f"{path}:", SettingsError)
+    try:
+        return group_from(entry)
+    except SettingsError as exc:
+        raise SettingsError(f"{path}: {exc}") from None

@@ -1,0 +1,290 @@
+"""`register` in the mesh lab: the walk-through's own `docker run` lines, no `run`, and
+the registration beside them (a real control plane, the real proxy, the real Faces
+programs in our images).
+
+Three smileys (told apart by SMILEY, one `-e` more than the walk-through's lines),
+color and face are started by plain `docker run`; the registrar, started after most
+of them, registers each as its own ExternalWorkload behind one Service. What face
+answers shows which smileys get traffic: all three; not one whose probe fails while
+its process lives (an iptables rule refuses the probe's UID, never the proxy's), and
+that one again once its probe passes; not one removed, which is deregistered.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from builder.build.image import build_workload_image
+from builder.check.answers import GRINNING
+from builder.cli.main import main
+from builder.cluster import kube
+from builder.cluster.registrar import OWNER, Registrar
+from builder.config.catalog import find_workload
+from builder.config.group import Group
+from builder.config.settings import Settings
+from builder.engine import docker_engine
+from builder.lab import Lab, register_in_lab
+from tests.integration import faces
+
+pytestmark = pytest.mark.mesh
+HEART_EYES = "&#x1F60D;"
+ROLLING_EYES = "&#x1F644;"
+SMILEYS = {"smiley-1": ("Grinning", GRINNING), "smiley-2": ("HeartEyes", HEART_EYES)}
+LATE = ("smiley-3", ("RollingEyes", ROLLING_EYES))  # started while the registrar runs
+OWNER_ID = "test-engine"
+# smiley's probe (images/smiley.yaml): every 10 s, 1 s each, 3 failures in a row.
+PERIOD, TIMEOUT, FAILURES = 10, 1, 3
+PROBE_WINDOW = PERIOD * (FAILURES + 1) + TIMEOUT * FAILURES + 15  # a loaded 2-core CI
+
+
+def docker_run(engine: Any, lab: Lab, name: str, image: str, env: dict[str, str]) -> Any:
+    """The walk-through's line, into the lab's network with its DNS:
+    docker run -d --name NAME --network N --cap-add NET_ADMIN -v "$PWD/certs:/opt/spire/certs:ro"
+      -e WORKLOAD_NAME=W -e WORKLOAD_NAMESPACE=faces -e NODE_NAME=$(hostname) IMAGE
+    """
+    docker_engine.remove_container(name)
+    return engine.containers.run(
+        image,
+        name=name,
+        detach=True,
+        network=lab.network,
+        dns=[lab.dns],
+        cap_add=["NET_ADMIN"],
+        volumes={str(lab.folder / "certs"): {"bind": "/opt/spire/certs", "mode": "ro"}},
+        environment={"WORKLOAD_NAMESPACE": "faces", "NODE_NAME": socket.gethostname(), **env},
+    )
+
+
+def ready(client: Any, name: str) -> dict[str, Any] | None:
+    return kube.ready_condition(name, "faces", client)
+
+
+def all_ready(client: Any, names: list[str]) -> bool:
+    return all((ready(client, name) or {}).get("status") == "True" for name in names)
+
+
+def smileys_from_face(face_ip: str, calls: int = 45) -> Counter[str]:
+    """Which smileys face's answers carry, over `calls` calls."""
+    seen: Counter[str] = Counter()
+    for _ in range(calls):
+        answer = faces.http_call(face_ip, "GET", "/", {"X-Faces-User": "mesh"})
+        assert answer["status"] == 200, answer
+        seen[answer["body"]["smiley"]] += 1
+    return seen
+
+
+class Running:
+    """The registrar in a thread, as `meshexp-build register --lab` runs it."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lines: list[str] = []
+        self.registrar: Registrar = register_in_lab(
+            lab=lab, group=Group(), owner=OWNER_ID, say=self.lines.append
+        )
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self.registrar.run, args=(self.stop.is_set,), daemon=True
+        )
+        self.thread.start()
+
+    def end(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the registrar did not stop"
+
+
+@pytest.fixture(scope="module")
+def images(mesh_settings: Settings) -> dict[str, str]:
+    return {
+        name: build_workload_image(workload=find_workload(name), settings=mesh_settings).reference
+        for name in ("smiley", "color", "face")
+    }
+
+
+@pytest.fixture(scope="module")
+def walkthrough(engine, lab: Lab, images: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """smiley-1, smiley-2, color and face by `docker run`, then the registrar, then
+    smiley-3: everything registered and Ready."""
+    started = {}
+    services = "{}.faces.svc.cluster.local:8000"
+    env = {
+        "color": {"WORKLOAD_NAME": "color", "COLOR": "blue"},
+        "face": {
+            "WORKLOAD_NAME": "face",
+            "SMILEY_SERVICE": services.format("smiley"),
+            "COLOR_SERVICE": services.format("color"),
+        },
+    }
+    names = [*SMILEYS, LATE[0], "color", "face"]
+    try:
+        for name, (smiley, _) in SMILEYS.items():
+            started[name] = docker_run(
+                engine, lab, name, images["smiley"], {"WORKLOAD_NAME": "smiley", "SMILEY": smiley}
+            )
+        for name in ("color", "face"):
+            started[name] = docker_run(engine, lab, name, images[name], env[name])
+        running = Running(lab)
+        started[LATE[0]] = docker_run(
+            engine,
+            lab,
+            LATE[0],
+            images["smiley"],
+            {"WORKLOAD_NAME": "smiley", "SMILEY": LATE[1][0]},
+        )
+        client = kube.connect(lab.kubeconfig)
+        assert faces.wait_for(lambda: all_ready(client, names), timeout=180), (
+            {name: ready(client, name) for name in names},
+            running.lines[-20:],
+        )
+        ips = {name: docker_engine.container_ip(name, lab.network) for name in names}
+        held: dict[str, Any] = {
+            "running": running,
+            "client": client,
+            "ips": ips,
+            "containers": started,
+        }
+        yield held
+        held["running"].end()
+    finally:
+        for name in names:
+            docker_engine.remove_container(name)
+
+
+def test_each_container_is_registered_as_its_own_instance(walkthrough: dict[str, Any]) -> None:
+    client = walkthrough["client"]
+    registered = kube.list_objects(client, "ExternalWorkload", {OWNER: OWNER_ID}, "faces")
+    by_name = {obj["metadata"]["name"]: obj for obj in registered}
+    assert sorted(by_name) == ["color", "face", "smiley-1", "smiley-2", "smiley-3"]
+    for name, obj in by_name.items():
+        assert obj["spec"]["workloadIPs"] == [{"ip": walkthrough["ips"][name]}]
+    assert {by_name[f"smiley-{n}"]["metadata"]["labels"]["app"] for n in (1, 2, 3)} == {"smiley"}
+    service = kube.get_object(client, kube.ObjectRef("Service", "smiley", "faces"))
+    assert service is not None
+    assert service["spec"]["selector"] == {"app": "smiley"}
+    assert service["metadata"]["labels"][OWNER] == OWNER_ID
+
+
+def test_face_gets_answers_from_all_three_over_mtls(walkthrough: dict[str, Any]) -> None:
+    seen = smileys_from_face(walkthrough["ips"]["face"])
+    assert set(seen) == {GRINNING, HEART_EYES, ROLLING_EYES}, seen  # and no fallback
+    logs = docker_engine.container_logs("smiley-1")
+    assert "workload ready" in logs
+
+
+def test_a_restarted_registrar_writes_nothing_that_is_right(
+    walkthrough: dict[str, Any], lab: Lab
+) -> None:
+    client = walkthrough["client"]
+    walkthrough["running"].end()
+    before = {
+        obj["metadata"]["name"]: obj["metadata"]["resourceVersion"]
+        for obj in kube.list_objects(client, "ExternalWorkload", {OWNER: OWNER_ID}, "faces")
+    }
+    again = register_in_lab(lab=lab, group=Group(), owner=OWNER_ID, say=lambda line: None)
+    again.step()
+    again.step(resync=False)
+    after = {
+        obj["metadata"]["name"]: obj["metadata"]["resourceVersion"]
+        for obj in kube.list_objects(client, "ExternalWorkload", {OWNER: OWNER_ID}, "faces")
+    }
+    assert (again.applies, again.keeper.writes) == (0, 0)
+    assert after == before
+    walkthrough["running"] = Running(lab)
+
+
+def refuse_probe(name: str, add: bool) -> None:
+    """Refuse (or allow again) the probe's connection: the workload's UID to its own port
+    on loopback. The proxy (another UID) still reaches the workload."""
+    attrs = docker_engine.inspect_if_exists(name)
+    labels = attrs["Config"]["Labels"]
+    rule = [
+        "OUTPUT",
+        "-o",
+        "lo",
+        "-p",
+        "tcp",
+        "--dport",
+        "8000",
+        "-m",
+        "owner",
+        "--uid-owner",
+        labels["io.meshexp.workload-uid"],
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ]
+    binary = f"iptables-{labels['io.meshexp.iptables-mode']}"
+    code, out = docker_engine.exec_in(name, [binary, "-I" if add else "-D", *rule])
+    assert code == 0, out
+
+
+def test_a_failing_probe_takes_an_instance_out_and_a_passing_one_brings_it_back(
+    walkthrough: dict[str, Any],
+) -> None:
+    client, face = walkthrough["client"], walkthrough["ips"]["face"]
+    refuse_probe("smiley-2", add=True)
+    try:
+        assert faces.wait_for(
+            lambda: (ready(client, "smiley-2") or {}).get("status") == "False",
+            timeout=PROBE_WINDOW,
+        ), ready(client, "smiley-2")
+        condition = ready(client, "smiley-2")
+        assert condition is not None
+        assert condition["reason"] == "ProbeFailed"
+        assert "http GET /" in condition["message"]  # the probe's own answer
+        assert docker_engine.container_state("smiley-2")["Running"]  # the process lives
+        # The destination drops the endpoint; face's proxy follows within seconds.
+        assert faces.wait_for(lambda: HEART_EYES not in smileys_from_face(face, 15), timeout=30), (
+            "smiley-2 still gets traffic while it is not ready"
+        )
+        seen = smileys_from_face(face)
+        assert set(seen) == {GRINNING, ROLLING_EYES}, seen
+    finally:
+        refuse_probe("smiley-2", add=False)
+    assert faces.wait_for(lambda: all_ready(client, ["smiley-2"]), timeout=PERIOD * 2 + 15)
+    assert faces.wait_for(lambda: HEART_EYES in smileys_from_face(face, 15), timeout=30)
+
+
+def test_a_removed_container_is_deregistered_and_gets_no_traffic(
+    walkthrough: dict[str, Any],
+) -> None:
+    client, face = walkthrough["client"], walkthrough["ips"]["face"]
+    docker_engine.remove_container("smiley-3")
+    assert faces.wait_for(
+        lambda: (
+            kube.get_object(client, kube.ObjectRef("ExternalWorkload", "smiley-3", "faces")) is None
+        ),
+        timeout=30,
+    )
+    assert any("faces/smiley-3: deregistered" in line for line in walkthrough["running"].lines)
+    assert faces.wait_for(lambda: ROLLING_EYES not in smileys_from_face(face, 15), timeout=30)
+    seen = smileys_from_face(face)
+    assert set(seen) == {GRINNING, HEART_EYES}, seen
+    service = kube.get_object(client, kube.ObjectRef("Service", "smiley", "faces"))
+    assert service is not None  # two instances are left
+
+
+def test_cli_register_once_in_the_lab_reports_what_it_holds(
+    walkthrough: dict[str, Any], lab: Lab
+) -> None:
+    result = CliRunner().invoke(
+        main, ["register", "--lab", str(lab.folder), "--id", OWNER_ID, "--once", "-o", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    held = json.loads(result.output)
+    assert held["registrar"] == OWNER_ID
+    assert sorted(i["name"] for i in held["registered"]) == [
+        "color",
+        "face",
+        "smiley-1",
+        "smiley-2",
+    ]
