@@ -17,6 +17,7 @@ ORDER = (
     "lab",
     "publish",
     "walkthrough",
+    "registration",
 )
 TITLES = {
     "time_to_ready": "1. Time to ready",
@@ -29,6 +30,7 @@ TITLES = {
     "lab": "7. The mesh lab (a real Linkerd control plane, no nodes)",
     "publish": "8. Multi-platform publishing through BuildKit (linux/amd64 + linux/arm64)",
     "walkthrough": "9. The walk-through on a kind cluster (every part real, offline)",
+    "registration": "10. Registration: docker run, and it joins the mesh",
 }
 NOTES_FILE = common.BENCH / "NOTES.md"
 

@@ -1,5 +1,6 @@
-"""What the engine's `docker inspect` shows of a container of one of our images, for the
-registration's tests that need no engine (the lab test registers real containers)."""
+"""For the registration's tests and benchmark: what the engine's `docker inspect` shows of
+a container of one of our images (for tests that need no engine), and a probe made to
+fail while the workload lives."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings
+from builder.engine import docker_engine
 
 
 def inspected(
@@ -39,3 +41,31 @@ def inspected(
         "State": {"Running": running},
         "NetworkSettings": {"Networks": {network: {"IPAddress": ip if running else ""}}},
     }
+
+
+def refuse_probe(name: str, add: bool) -> None:
+    """Refuse (or allow again) the probe's connection: the workload's UID to its own port
+    on loopback. The proxy (another UID) still reaches the workload."""
+    attrs = docker_engine.inspect_if_exists(name)
+    labels = attrs["Config"]["Labels"]
+    rule = [
+        "OUTPUT",
+        "-o",
+        "lo",
+        "-p",
+        "tcp",
+        "--dport",
+        "8000",
+        "-m",
+        "owner",
+        "--uid-owner",
+        labels["io.meshexp.workload-uid"],
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ]
+    binary = f"iptables-{labels['io.meshexp.iptables-mode']}"
+    code, out = docker_engine.exec_in(name, [binary, "-I" if add else "-D", *rule])
+    if code != 0:
+        raise AssertionError(f"{binary} in {name}: {out.strip()}")

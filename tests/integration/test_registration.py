@@ -33,6 +33,7 @@ from builder.config.settings import Settings
 from builder.engine import docker_engine
 from builder.lab import Lab, register_in_lab
 from tests.integration import faces
+from tests.registration import refuse_probe
 
 pytestmark = pytest.mark.mesh
 HEART_EYES = "&#x1F60D;"
@@ -198,33 +199,6 @@ def test_a_restarted_registrar_writes_nothing_that_is_right(
     assert (again.applies, again.keeper.writes) == (0, 0)
     assert after == before
     walkthrough["running"] = Running(lab)
-
-
-def refuse_probe(name: str, add: bool) -> None:
-    """Refuse (or allow again) the probe's connection: the workload's UID to its own port
-    on loopback. The proxy (another UID) still reaches the workload."""
-    attrs = docker_engine.inspect_if_exists(name)
-    labels = attrs["Config"]["Labels"]
-    rule = [
-        "OUTPUT",
-        "-o",
-        "lo",
-        "-p",
-        "tcp",
-        "--dport",
-        "8000",
-        "-m",
-        "owner",
-        "--uid-owner",
-        labels["io.meshexp.workload-uid"],
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
-    ]
-    binary = f"iptables-{labels['io.meshexp.iptables-mode']}"
-    code, out = docker_engine.exec_in(name, [binary, "-I" if add else "-D", *rule])
-    assert code == 0, out
 
 
 def test_a_failing_probe_takes_an_instance_out_and_a_passing_one_brings_it_back(
