@@ -220,7 +220,12 @@ class StatusKeeper:
 
     def _keep(self, client: kube.KubeClient, target: Target) -> None:
         health = probe(target)
-        if self.written.get(target.container) == health:
+        before = self.written.get(target.container)
+        if before == health:
+            return
+        if health.reason == "ProbeStarting" and before is not None and before.ready:
+            # Passed once already: only failures as many as the probe's threshold (Docker's
+            # count, then ProbeFailed) take it out, as Kubernetes counts them.
             return
         try:
             kube.set_status(client, target.name, target.namespace, condition(health))

