@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common
-from bench.keeper import rss_mb, ticks
+from bench.keeper import rss_mb, ticks, wait_condition
 from builder.build.image import build_workload_image
 from builder.cluster import kube
 from builder.cluster.apiserver import local_apiserver
@@ -49,16 +49,6 @@ def docker_run(image: str, name: str, certs: Path) -> None:
         volumes={str(certs): {"bind": "/opt/spire/certs", "mode": "ro"}},
         environment={"WORKLOAD_NAME": "smiley", "WORKLOAD_NAMESPACE": "faces"},
     )
-
-
-def wait_ready(client: kube.KubeClient, name: str, status: str, limit: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < limit:
-        found = kube.ready_condition(name, "faces", client)
-        if found is not None and found["status"] == status:
-            return time.monotonic() - start
-        time.sleep(0.05)
-    raise RuntimeError(f"{name} did not turn Ready {status} within {limit}s")
 
 
 def cost(registrar: subprocess.Popen[bytes]) -> tuple[float, float]:
@@ -95,20 +85,22 @@ def main() -> None:
                     began = time.monotonic()
                     docker_run(image.reference, name, certs)
                     names.append(name)
-                    starts.append(time.monotonic() - began + wait_ready(client, name, "True", 120))
+                    starts.append(
+                        time.monotonic() - began + wait_condition(client, name, "True", 120)
+                    )
                 failures = []
                 for index in range(FAILURES):
                     name = names[index]
                     refuse_probe(name, add=True)
-                    failures.append(wait_ready(client, name, "False", 120))
+                    failures.append(wait_condition(client, name, "False", 120))
                     refuse_probe(name, add=False)
-                    wait_ready(client, name, "True", 60)
+                    wait_condition(client, name, "True", 60)
                 for size in SIZES:
                     while len(names) < size:
                         names.append(f"smiley-{len(names)}")
                         docker_run(image.reference, names[-1], certs)
                     for name in names:
-                        wait_ready(client, name, "True", 600)
+                        wait_condition(client, name, "True", 600)
                     data[f"cost_{size}"] = cost(registrar)
             finally:
                 registrar.send_signal(signal.SIGTERM)

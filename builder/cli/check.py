@@ -16,6 +16,7 @@ from builder.check.e2e_steps import E2EConfig
 from builder.cli.display import display
 from builder.cli.options import (
     emit_json,
+    lab_option,
     output_option,
     parse_env,
     setting_options,
@@ -133,12 +134,9 @@ def run_walkthrough(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the results as JUnit XML.",
 )
-@click.option(
-    "--lab",
-    "lab_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Also check outbound through the control plane of the lab in this folder: a "
-    "call to a second instance completes over mTLS.",
+@lab_option(
+    "Also check outbound through the control plane of the lab in this folder: a "
+    "call to a second instance completes over mTLS."
 )
 @click.option(
     "--catalog",

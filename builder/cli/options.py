@@ -227,3 +227,13 @@ def stop_on_sigterm() -> threading.Event:
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
     return stop_requested
+
+
+def lab_option(help_text: str) -> Callable[[F], F]:
+    """`--lab DIR`: the folder `meshexp-build lab up` started a lab in."""
+    return click.option(
+        "--lab",
+        "lab_dir",
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        help=help_text,
+    )

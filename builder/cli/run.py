@@ -12,6 +12,7 @@ import click
 
 from builder.cli.options import (
     emit_json,
+    lab_option,
     output_option,
     parse_env,
     parse_pairs,
@@ -103,12 +104,9 @@ def manifests(
     is_flag=True,
     help="With --apply: then keep its Ready condition true to the container until Ctrl-C.",
 )
-@click.option(
-    "--lab",
-    "lab_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Into the lab `meshexp-build lab up` started in this folder: its network, DNS, "
-    "certificates and API server (applied and Ready; its Service's name in DNS).",
+@lab_option(
+    "Into the lab `meshexp-build lab up` started in this folder: its network, DNS, "
+    "certificates and API server (applied and Ready; its Service's name in DNS)."
 )
 @click.option("--timeout", type=float, default=120, show_default=True)
 @output_option
@@ -262,12 +260,9 @@ def stop(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The cluster to register in (a real one, `apiserver`'s, the lab's).",
 )
-@click.option(
-    "--lab",
-    "lab_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="The lab `meshexp-build lab up` started in this folder: its API server, its "
-    "network's addresses, each Service's name in its DNS.",
+@lab_option(
+    "The lab `meshexp-build lab up` started in this folder: its API server, its "
+    "network's addresses, each Service's name in its DNS."
 )
 @click.option(
     "--group",
