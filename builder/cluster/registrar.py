@@ -23,8 +23,10 @@ made by hand, by `run --apply` or by the registrar of another engine are left al
 Started after the containers it registers what runs; restarted it reads the Ready
 conditions back and writes nothing that is already right.
 
-It follows the engine's events (start, die, destroy, rename, health_status ...) and
-lists the containers again every RESYNC_SECONDS in case an event was missed.
+It follows the engine's events: a container's start, death, removal or rename makes
+it list the containers at once, a health change makes it probe at once (the health
+checks' own execs do neither), and it lists them again every RESYNC_SECONDS in case
+an event was missed.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ WORKLOAD_LABEL = "io.meshexp.workload"
 RUN_LABEL = "io.meshexp.run"
 RESYNC_SECONDS = 30.0
 EVENTS_BACKOFF = 5.0
+# The engine's container events after which the containers are listed again.
+RELIST_ON = frozenset(
+    ("start", "die", "destroy", "rename", "pause", "unpause", "restart", "oom", "update")
+)
 
 
 @dataclass(frozen=True)
@@ -433,16 +439,18 @@ class Registrar:
 
     def run(self, stop: Callable[[], bool]) -> None:
         """Until `stop()`: a round each POLL_SECONDS, at once after an engine event, with
-        a full listing on events and every RESYNC_SECONDS."""
-        wake = threading.Event()
-        watcher = threading.Thread(target=self._watch, args=(wake, stop), daemon=True)
+        a full listing after a container's start, death, removal or rename and every
+        RESYNC_SECONDS."""
+        wake, relist = threading.Event(), threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(wake, relist, stop), daemon=True)
         watcher.start()
         next_sync = 0.0
         try:
             while not stop():
                 started = time.monotonic()
-                resync = wake.is_set() or started >= next_sync
+                resync = relist.is_set() or started >= next_sync
                 wake.clear()
+                relist.clear()
                 if resync:
                     next_sync = started + RESYNC_SECONDS
                 try:
@@ -454,8 +462,12 @@ class Registrar:
         finally:
             self._close_events()
 
-    def _watch(self, wake: threading.Event, stop: Callable[[], bool]) -> None:
-        """The engine's events wake the loop; a lost stream is opened again."""
+    def _watch(
+        self, wake: threading.Event, relist: threading.Event, stop: Callable[[], bool]
+    ) -> None:
+        """The engine's events wake the loop (a health change: a probe round; a container
+        started, dead, removed or renamed: a listing too). The health checks' own execs
+        wake nothing. A lost stream is opened again."""
         while not stop():
             try:
                 events, self._close_events = docker_engine.container_events(WORKLOAD_LABEL)
@@ -463,8 +475,13 @@ class Registrar:
                 self.say(str(exc))
                 time.sleep(EVENTS_BACKOFF)
                 continue
-            wake.set()  # whatever happened while no stream was open
-            for _action in events:
-                wake.set()
+            relist.set()  # whatever happened while no stream was open
+            wake.set()
+            for action in events:
+                kind = action.split(":")[0]
+                if kind in RELIST_ON:
+                    relist.set()
+                if kind in RELIST_ON or kind == "health_status":
+                    wake.set()
             if not stop():
                 time.sleep(EVENTS_BACKOFF)
