@@ -52,6 +52,14 @@ def run_bad(
         ({"NODE_NAME": "edge\n1"}, "NODE_NAME must be 1-253 characters without control"),
         ({"MESHEXP_READY_TIMEOUT": "soon"}, "MESHEXP_READY_TIMEOUT=soon must be a whole number"),
         ({"LINKERD2_PROXY_INBOUND_DEFAULT_POLICY": "allow"}, "is not one of: deny"),
+        ({"SPIRE_SVID_TTL": "1h$(id)"}, "SPIRE_SVID_TTL=1h\\$\\(id\\) is not a duration"),
+        ({"SPIRE_CA_TTL": "1d"}, "SPIRE_CA_TTL=1d is not a duration such as 10m"),
+        ({"SPIRE_SVID_TTL": "10s"}, "SPIRE_SVID_TTL=10s is under 30s"),
+        (
+            {"SPIRE_SVID_TTL": "1m", "SPIRE_CA_TTL": "5m"},
+            "SPIRE_CA_TTL=5m is under 6 times SPIRE_SVID_TTL=1m, so SPIRE would cut SVIDs "
+            "short at CA rotations; set SPIRE_CA_TTL to 360s or more",
+        ),
     ],
 )
 def test_bad_variables(smiley_image, network, certs, env, message) -> None:

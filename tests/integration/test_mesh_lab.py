@@ -334,6 +334,14 @@ def part_ready(lab: Lab, role: str) -> bool:
     return True
 
 
+def process_of(container: str, program: str) -> int:
+    """The host PID of the container's process running `program`."""
+    top = docker_engine.client().containers.get(container).top(ps_args="-eo pid,args")
+    found = [int(row[0]) for row in top["Processes"] if row[1].split()[0] == program]
+    assert len(found) == 1, (program, top["Processes"])
+    return found[0]
+
+
 def traffic_while(face_ip: str, until: threading.Event) -> list[str]:
     """face's calls (smiley and color behind it) until `until` is set; each problem."""
     problems: list[str] = []
@@ -358,6 +366,7 @@ def traffic_while(face_ip: str, until: threading.Event) -> list[str]:
         ("apiserver", "restart"),
         ("dns", "restart"),
         ("destination", "kill"),
+        ("destination", "kill policy"),
     ],
 )
 def test_a_part_restarted_or_killed_comes_back_while_traffic_flows(
@@ -375,7 +384,11 @@ def test_a_part_restarted_or_killed_comes_back_while_traffic_flows(
         if how == "restart":
             docker_engine.restart_container(container)
         else:  # the part's own process dies (not a `docker stop`): the engine restarts it
-            pid = int(docker_engine.container_state(container)["Pid"])
+            pid = (
+                process_of(container, "/lab/bin/policy-controller")
+                if how == "kill policy"  # one controller of the pod dies: the pod restarts
+                else int(docker_engine.container_state(container)["Pid"])
+            )
             assert pid > 0, f"{container} is not running"  # kill(0) would be our own group
             os.kill(pid, signal.SIGKILL)
             while docker_engine.inspect_if_exists(container)["RestartCount"] == restarts:
