@@ -1,5 +1,5 @@
 # The few verbs people type. Each target does its own set-up.
-.PHONY: setup setup-dev setup-test demo demo-trio lab lab-down bench test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare cluster-prepare
+.PHONY: setup setup-dev setup-test demo demo-trio lab lab-down bench soak test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare cluster-prepare
 
 VENV := .venv/bin
 
@@ -75,6 +75,10 @@ integration: setup-test
 
 bench: setup-test
 	$(VENV)/python -m bench.run_all
+
+# Rotations and restarts under load in the mesh lab (about 13 minutes): bench/REPORT.md 11.
+soak: setup-test
+	$(VENV)/python -m bench.soak
 
 golden: setup-dev
 	$(VENV)/pytest tests/unit/test_render.py --update-golden

@@ -18,6 +18,7 @@ ORDER = (
     "publish",
     "walkthrough",
     "registration",
+    "soak",
 )
 TITLES = {
     "time_to_ready": "1. Time to ready",
@@ -31,8 +32,26 @@ TITLES = {
     "publish": "8. Multi-platform publishing through BuildKit (linux/amd64 + linux/arm64)",
     "walkthrough": "9. The walk-through on a kind cluster (every part real, offline)",
     "registration": "10. Registration: docker run, and it joins the mesh",
+    "soak": "11. Nothing lost over time: rotations and restarts under load (make soak)",
 }
 NOTES_FILE = common.BENCH / "NOTES.md"
+
+
+def scenario_table(rows: list[dict[str, object]]) -> list[str]:
+    """A soak's scenarios: how long each ran, its calls, failures and longest gap."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "| scenario | duration | requests | failed | longest gap | what happened |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['scenario']} | {row['seconds']} s | {row['requests']} | {row['failures']} "
+            f"| {row['longest_gap_s']} s | {row['detail']} |"
+        )
+    return lines
 
 
 def main() -> None:
@@ -73,6 +92,7 @@ def main() -> None:
                 f"{stats['min']:.2f} / {stats['median']:.2f} / {stats['p90']:.2f} / "
                 f"{stats['max']:.2f} s | reported | — |"
             )
+        lines += scenario_table(document["data"].get("scenarios") or [])
         image = common.RESULTS / f"{name}.png"
         if image.is_file():
             lines += ["", f"![{name}](results/{name}.png)"]

@@ -127,17 +127,27 @@ def identity_refreshes(ip: str) -> int:
     )
 
 
-def served_svid(container: str, settings: Settings) -> x509.Certificate:
-    """The leaf X.509-SVID the container's SPIRE agent serves to the proxy's UID now (as
-    the proxy asks for it: the Workload API, as that UID)."""
+def served_chain(container: str, settings: Settings) -> list[x509.Certificate]:
+    """The X.509-SVID chain (leaf first) the container's SPIRE agent serves to the proxy's
+    UID now, as the proxy asks for it: the Workload API, as that UID."""
     code, out = docker_engine.exec_in(
         container,
         ["spire-agent", "api", "fetch", "x509", "-socketPath", AGENT_SOCKET, "-output", "json"],
         user=f"{settings.proxy_uid}:{settings.proxy_uid}",
     )
     assert code == 0, f"spire-agent api fetch in {container}: {out[-500:]}"
-    chain = base64.b64decode(json.loads(out)["svids"][0]["x509_svid"])
-    return x509.load_der_x509_certificate(chain[: der_length(chain)])
+    blob = base64.b64decode(json.loads(out)["svids"][0]["x509_svid"])
+    chain = []
+    while blob:
+        size = der_length(blob)
+        chain.append(x509.load_der_x509_certificate(blob[:size]))
+        blob = blob[size:]
+    return chain
+
+
+def served_svid(container: str, settings: Settings) -> x509.Certificate:
+    """The leaf of `served_chain`."""
+    return served_chain(container, settings)[0]
 
 
 def der_length(blob: bytes) -> int:

@@ -1,15 +1,22 @@
 """For the registration's tests and benchmark: what the engine's `docker inspect` shows of
 a container of one of our images (for tests that need no engine), and a probe made to
-fail while the workload lives."""
+fail while the workload lives; the walk-through's `docker run` line into the lab, and
+the registrar running beside it."""
 
 from __future__ import annotations
 
 import hashlib
+import socket
+import threading
 from typing import Any
 
+from builder.cluster import kube
+from builder.cluster.registrar import Registrar
 from builder.config.catalog import find_workload
+from builder.config.group import Group
 from builder.config.settings import Settings
 from builder.engine import docker_engine
+from builder.lab import Lab, register_in_lab
 
 
 def inspected(
@@ -69,3 +76,49 @@ def refuse_probe(name: str, add: bool) -> None:
     code, out = docker_engine.exec_in(name, [binary, "-I" if add else "-D", *rule])
     if code != 0:
         raise AssertionError(f"{binary} in {name}: {out.strip()}")
+
+
+def docker_run(engine: Any, lab: Lab, name: str, image: str, env: dict[str, str]) -> Any:
+    """The walk-through's line, into the lab's network with its DNS:
+    docker run -d --name NAME --network N --cap-add NET_ADMIN -v "$PWD/certs:/opt/spire/certs:ro"
+      -e WORKLOAD_NAME=W -e WORKLOAD_NAMESPACE=faces -e NODE_NAME=$(hostname) IMAGE
+    """
+    docker_engine.remove_container(name)
+    return engine.containers.run(
+        image,
+        name=name,
+        detach=True,
+        network=lab.network,
+        dns=[lab.dns],
+        cap_add=["NET_ADMIN"],
+        volumes={str(lab.folder / "certs"): {"bind": "/opt/spire/certs", "mode": "ro"}},
+        environment={"WORKLOAD_NAMESPACE": "faces", "NODE_NAME": socket.gethostname(), **env},
+    )
+
+
+def ready(client: Any, name: str) -> dict[str, Any] | None:
+    return kube.ready_condition(name, "faces", client)
+
+
+def all_ready(client: Any, names: list[str]) -> bool:
+    return all((ready(client, name) or {}).get("status") == "True" for name in names)
+
+
+class Running:
+    """The registrar in a thread, as `meshexp-build register --lab` runs it."""
+
+    def __init__(self, lab: Lab, owner: str) -> None:
+        self.lines: list[str] = []
+        self.registrar: Registrar = register_in_lab(
+            lab=lab, group=Group(), owner=owner, say=self.lines.append
+        )
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self.registrar.run, args=(self.stop.is_set,), daemon=True
+        )
+        self.thread.start()
+
+    def end(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the registrar did not stop"

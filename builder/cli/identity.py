@@ -16,7 +16,7 @@ from builder.cli.options import (
     settings_from,
     workload_of,
 )
-from builder.cluster.certs import create_certs, create_node_cert
+from builder.cluster.certs import ROTATION_PHASES, create_certs, create_node_cert, rotate_certs
 from builder.cluster.spire_server import (
     build_server_image,
     entry_commands,
@@ -42,9 +42,32 @@ from builder.config.settings import (
     help="Where the trust anchor's key goes (default: DIR-anchor/ca.key).",
 )
 @click.option("--force", is_flag=True, help="Replace existing certificates and keys.")
+@click.option(
+    "--rotate",
+    type=click.Choice(ROTATION_PHASES),
+    help="One phase of a trust-anchor rotation of the folder's certificates: bundle (a "
+    "new anchor, ca.crt trusts both), issuer (a new issuer under the new anchor), finish "
+    "(ca.crt trusts the new anchor alone). README: Rotation.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def certs(output_dir: Path, anchor_key: Path | None, force: bool, as_json: bool) -> None:
+def certs(
+    output_dir: Path, anchor_key: Path | None, force: bool, rotate: str | None, as_json: bool
+) -> None:
     """Create a trust anchor and an identity issuer (ECDSA P-256) for Linkerd and SPIRE."""
+    if rotate is not None:
+        if force:
+            raise click.UsageError("--rotate keeps what is there: drop --force")
+        rotated = rotate_certs(folder=output_dir, phase=rotate, anchor_key=anchor_key)
+        if as_json:
+            emit_json(dataclasses.asdict(rotated))
+            return
+        for path in rotated.written:
+            click.echo(f"wrote {path}")
+        for path in rotated.removed:
+            click.echo(f"removed {path}")
+        click.echo(f"{output_dir}/ca.crt trusts: " + "; ".join(rotated.anchors))
+        click.echo(f"next: {rotated.next_step}")
+        return
     result = create_certs(folder=output_dir, anchor_key=anchor_key, force=force)
     if as_json:
         emit_json(dataclasses.asdict(result))

@@ -16,6 +16,7 @@ from builder.lab import (
     ComponentState,
     Lab,
     LabSources,
+    lab_certs,
     lab_down,
     lab_status,
     lab_up,
@@ -124,6 +125,19 @@ def lab_status_command(folder: Path) -> None:
     show(found, states)
     if not states:
         raise click.ClickException("nothing of the lab runs; `meshexp-build lab up` starts it")
+
+
+@lab.command("certs")
+@dir_option
+@click.option("--progress", "progress_mode", type=click.Choice(MODES), default="auto")
+def lab_certs_command(folder: Path, progress_mode: str) -> None:
+    """Take the lab's certs/ (after `certs --rotate`) into its control plane: the trust
+    roots and the issuer applied, then each control-plane pod started again, one at a
+    time. Restart the workloads after it, one at a time (README: Rotation)."""
+    with display(progress_mode) as progress:
+        running = lab_certs(folder=folder, progress=progress)
+    _, states = lab_status(folder=folder)
+    show(running, states)
 
 
 @lab.command("down")

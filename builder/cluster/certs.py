@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -100,14 +101,7 @@ def create_certs(
     issuer_days: int = 365,
 ) -> CertsResult:
     """Create ca.crt, issuer.crt and issuer.key in `folder`, and the anchor key apart."""
-    anchor_key = anchor_key or folder.with_name(folder.name + "-anchor") / "ca.key"
-    # Anywhere under the folder (a subfolder, or through a symlink) is inside what
-    # containers mount.
-    if anchor_key.resolve().is_relative_to(folder.resolve()):
-        raise CertsError(
-            f"{anchor_key}: keep the trust anchor's key out of {folder}, the folder "
-            "containers mount; choose another --anchor-key path"
-        )
+    anchor_key = _anchor_key(folder, anchor_key)
     targets = {
         folder / "ca.crt": 0o644,
         folder / "issuer.crt": 0o644,
@@ -139,6 +133,146 @@ def create_certs(
         anchor_not_after=root.not_valid_after_utc,
         issuer_not_after=issuer.not_valid_after_utc,
     )
+
+
+def _anchor_key(folder: Path, anchor_key: Path | None) -> Path:
+    """Where the trust anchor's key is kept: never under the folder containers mount
+    (a subfolder, or through a symlink, is inside it too)."""
+    anchor_key = anchor_key or folder.with_name(folder.name + "-anchor") / "ca.key"
+    if anchor_key.resolve().is_relative_to(folder.resolve()):
+        raise CertsError(
+            f"{anchor_key}: keep the trust anchor's key out of {folder}, the folder "
+            "containers mount; choose another --anchor-key path"
+        )
+    return anchor_key
+
+
+# A trust-anchor rotation, in Linkerd's order (its "rotating the trust root" guide):
+# trust both anchors everywhere, move the issuer to the new one, drop the old one.
+# Between two phases every proxy restarts onto the new files, one at a time.
+ROTATION_PHASES = ("bundle", "issuer", "finish")
+NEXT_STEP = {
+    "bundle": "restart the control plane and each workload, one at a time, onto the bundle; "
+    "then --rotate issuer",
+    "issuer": "restart the control plane and each workload, one at a time, so that they "
+    "sign with the new issuer; then --rotate finish",
+    "finish": "restart the control plane and each workload, one at a time: the old anchor "
+    "is trusted no more once all have restarted",
+}
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    phase: str
+    folder: Path
+    written: tuple[Path, ...]
+    removed: tuple[Path, ...]
+    anchors: tuple[str, ...]  # the subjects and serials ca.crt now holds
+    next_step: str
+
+
+def _certificates(path: Path) -> list[x509.Certificate]:
+    try:
+        found = x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CertsError(
+            f"{path}: cannot read its certificates ({exc}); create them with `meshexp-build certs`"
+        ) from None
+    return found
+
+
+def _describe(cert: x509.Certificate) -> str:
+    return f"{cert.subject.rfc4514_string()} serial {cert.serial_number:x}"
+
+
+def _signed_by(cert: x509.Certificate, signer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(signer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def rotate_certs(
+    *,
+    folder: Path,
+    phase: str,
+    anchor_key: Path | None = None,
+    anchor_days: int = 3650,
+    issuer_days: int = 365,
+) -> RotationResult:
+    """One phase of a trust-anchor rotation of the certificates in `folder`.
+
+    bundle: a new anchor (its key beside the old one's, as next-<name>) and ca.crt =
+    old + new; issuer: a new issuer signed by the new anchor; finish: ca.crt = the new
+    anchor alone, whose key takes the old one's place. Each phase refuses to run out
+    of order, naming the phase that comes first; nothing is written then.
+    """
+    if phase not in ROTATION_PHASES:
+        raise CertsError(f"--rotate {phase}: choose one of {', '.join(ROTATION_PHASES)}")
+    anchor_key = _anchor_key(folder, anchor_key)
+    next_key = anchor_key.with_name(f"next-{anchor_key.name}")
+    next_cert = next_key.with_suffix(".crt")
+    anchors = _certificates(folder / "ca.crt")
+    under_way = next_key.exists() or next_cert.exists()
+    if phase == "bundle":
+        if under_way or len(anchors) != 1:
+            raise CertsError(
+                f"{folder}: a rotation is under way ({len(anchors)} anchors in ca.crt, "
+                f"{next_key} {'present' if next_key.exists() else 'absent'}); go on with "
+                "--rotate issuer or --rotate finish"
+            )
+        key = ec.generate_private_key(ec.SECP256R1())
+        new = _ca(ANCHOR_CN, key, None, anchor_days, None)
+        files = {
+            next_key: (_pem_key(key), 0o600),
+            next_cert: (_pem_cert(new), 0o644),
+            folder / "ca.crt": (_pem_cert(anchors[0]) + _pem_cert(new), 0o644),
+        }
+        write_files(files)
+        return _rotated(phase, folder, tuple(files), (), [anchors[0], new])
+    if not under_way:
+        raise CertsError(f"{folder}: no rotation is under way; start one with --rotate bundle")
+    new = _certificates(next_cert)[0]
+    loaded = serialization.load_pem_private_key(next_key.read_bytes(), None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise CertsError(f"{next_key}: expected an ECDSA key")
+    if not any(a.fingerprint(hashes.SHA256()) == new.fingerprint(hashes.SHA256()) for a in anchors):
+        raise CertsError(f"{folder}/ca.crt does not hold the new anchor; run --rotate bundle first")
+    if phase == "issuer":
+        issuer_key = ec.generate_private_key(ec.SECP256R1())
+        issuer = _ca(ISSUER_CN, issuer_key, (new, loaded), issuer_days, 1)
+        files = {
+            folder / "issuer.crt": (_pem_cert(issuer), 0o644),
+            folder / "issuer.key": (_pem_key(issuer_key), 0o600),
+        }
+        write_files(files)
+        return _rotated(phase, folder, tuple(files), (), anchors)
+    issuer = _certificates(folder / "issuer.crt")[0]
+    if not _signed_by(issuer, new):
+        raise CertsError(
+            f"{folder}/issuer.crt is not signed by the new anchor yet; run --rotate issuer "
+            "(and restart everything onto it) before --rotate finish"
+        )
+    files = {
+        folder / "ca.crt": (_pem_cert(new), 0o644),
+        anchor_key: (next_key.read_bytes(), 0o600),
+    }
+    write_files(files)
+    next_key.unlink()
+    next_cert.unlink()
+    return _rotated(phase, folder, tuple(files), (next_key, next_cert), [new])
+
+
+def _rotated(
+    phase: str,
+    folder: Path,
+    written: tuple[Path, ...],
+    removed: tuple[Path, ...],
+    anchors: list[x509.Certificate],
+) -> RotationResult:
+    described = tuple(_describe(anchor) for anchor in anchors)
+    return RotationResult(phase, folder, written, removed, described, NEXT_STEP[phase])
 
 
 def create_node_cert(*, certs: Path, name: str, output: Path, days: int = 30) -> Path:

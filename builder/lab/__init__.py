@@ -30,6 +30,7 @@ from builder.lab.layout import LABEL, RUNTIME_IMAGE, Lab, LabError, LabNotUp, La
 from builder.lab.programs import sources_from_images
 from builder.lab.up import (
     ComponentState,
+    lab_certs,
     lab_down,
     lab_status,
     lab_up,
@@ -47,6 +48,7 @@ __all__ = [
     "LabError",
     "LabNotUp",
     "LabSources",
+    "lab_certs",
     "lab_down",
     "lab_status",
     "lab_up",

@@ -39,6 +39,7 @@ SKIPPED_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration
 
 
 # The control-plane pods the lab runs, from the Deployments of these names.
+SOURCES_FILE = "sources.json"  # the control plane's programs, as `lab up` was given them
 PODS = {
     "identity": ("linkerd-identity", "linkerd-identity"),
     "destination": ("linkerd-destination", "linkerd-destination"),
@@ -75,6 +76,22 @@ class LabSources:
                     "or copied out of its image)"
                 )
         return LabSources(**{name: Path(path).resolve() for name, path in vars(self).items()})
+
+    def save(self, folder: Path) -> None:
+        """Kept with the lab's state, for what restarts its pods later (`lab certs`)."""
+        state = {name: str(path) for name, path in vars(self).items()}
+        (folder / SOURCES_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> LabSources:
+        try:
+            state = json.loads((folder / SOURCES_FILE).read_text())
+            return cls(**{name: Path(path) for name, path in state.items()}).check()
+        except (OSError, ValueError, TypeError):
+            raise LabError(
+                f"lab: {folder / SOURCES_FILE} is missing or unreadable: the lab was started "
+                "by an older meshexp-build; start it again with `meshexp-build lab up`"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from builder.lab.layout import (
     PODS,
     READY_TIMEOUT,
     SKIPPED_KINDS,
+    SOURCES_FILE,
     Addresses,
     Lab,
     LabError,
@@ -67,6 +68,7 @@ def lab_up(
             ensure_runtime_image()
         lab_containers.create_lab_network(name, addresses.subnet, addresses.dynamic, {LABEL: name})
         lab.save()
+        sources.save(lab.folder)
         with progress.phase(f"Kubernetes API server on {addresses.apiserver}"):
             client = start_apiserver(lab, crds)
         with progress.phase("Linkerd's objects (linkerd install)"):
@@ -144,6 +146,28 @@ def wait_until_ready(lab: Lab, timeout: float = READY_TIMEOUT) -> None:
         raise LabNotUp(f"lab: the {role} pod's proxy was not ready in {timeout:.0f}s:\n{logs}")
 
 
+def lab_certs(*, folder: Path, progress: Progress | None = None) -> Lab:
+    """Take the certificates in the lab's certs/ (after `certs --rotate`) into its running
+    control plane, as `linkerd upgrade` and a rollout restart do in a cluster: Linkerd's
+    objects rendered again with them and applied (the trust roots ConfigMap, the issuer
+    Secret), then the identity pod and the destination pod started again, one at a
+    time, each ready before the next. Workloads restart onto the files by themselves.
+    """
+    progress = progress or Progress()
+    lab = Lab.load(folder)
+    sources = LabSources.load(folder)
+    client = kube.connect(lab.kubeconfig)
+    with progress.phase("Linkerd's objects with the new certificates (linkerd install)"):
+        objects = linkerd_objects(sources.linkerd, lab)
+        kube.apply_documents(client, [o for o in objects if o["kind"] not in SKIPPED_KINDS])
+    for pod in PODS:
+        with progress.phase(f"{pod} pod started again"):
+            docker_engine.remove_container(f"{lab.name}-{pod}")
+            start_pod(lab, client, sources, objects, pod)
+            wait_until_ready(lab)
+    return lab
+
+
 @dataclass(frozen=True)
 class ComponentState:
     name: str
@@ -172,7 +196,7 @@ def lab_down(*, name: str = "meshexp-lab", folder: Path | None = None) -> list[s
     docker_engine.remove_network(name)
     removed = attached + lab_containers.remove_labelled(LABEL, name)
     if folder is not None:
-        for state in ("apiserver", "pods", "dns", "lab.json", "kubeconfig"):
+        for state in ("apiserver", "pods", "dns", "lab.json", SOURCES_FILE, "kubeconfig"):
             path = folder / state
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)

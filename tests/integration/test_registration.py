@@ -13,8 +13,6 @@ that one again once its probe passes; not one removed, which is deregistered.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -26,14 +24,14 @@ from builder.build.image import build_workload_image
 from builder.check.answers import GRINNING
 from builder.cli.main import main
 from builder.cluster import kube
-from builder.cluster.registrar import OWNER, Registrar
+from builder.cluster.registrar import OWNER
 from builder.config.catalog import find_workload
 from builder.config.group import Group
 from builder.config.settings import Settings
 from builder.engine import docker_engine
 from builder.lab import Lab, register_in_lab
 from tests.integration import faces
-from tests.registration import refuse_probe
+from tests.registration import Running, all_ready, docker_run, ready, refuse_probe
 
 pytestmark = pytest.mark.mesh
 HEART_EYES = "&#x1F60D;"
@@ -46,32 +44,6 @@ PERIOD, TIMEOUT, FAILURES = 10, 1, 3
 PROBE_WINDOW = PERIOD * (FAILURES + 1) + TIMEOUT * FAILURES + 15  # a loaded 2-core CI
 
 
-def docker_run(engine: Any, lab: Lab, name: str, image: str, env: dict[str, str]) -> Any:
-    """The walk-through's line, into the lab's network with its DNS:
-    docker run -d --name NAME --network N --cap-add NET_ADMIN -v "$PWD/certs:/opt/spire/certs:ro"
-      -e WORKLOAD_NAME=W -e WORKLOAD_NAMESPACE=faces -e NODE_NAME=$(hostname) IMAGE
-    """
-    docker_engine.remove_container(name)
-    return engine.containers.run(
-        image,
-        name=name,
-        detach=True,
-        network=lab.network,
-        dns=[lab.dns],
-        cap_add=["NET_ADMIN"],
-        volumes={str(lab.folder / "certs"): {"bind": "/opt/spire/certs", "mode": "ro"}},
-        environment={"WORKLOAD_NAMESPACE": "faces", "NODE_NAME": socket.gethostname(), **env},
-    )
-
-
-def ready(client: Any, name: str) -> dict[str, Any] | None:
-    return kube.ready_condition(name, "faces", client)
-
-
-def all_ready(client: Any, names: list[str]) -> bool:
-    return all((ready(client, name) or {}).get("status") == "True" for name in names)
-
-
 def smileys_from_face(face_ip: str, calls: int = 45) -> Counter[str]:
     """Which smileys face's answers carry, over `calls` calls."""
     seen: Counter[str] = Counter()
@@ -80,26 +52,6 @@ def smileys_from_face(face_ip: str, calls: int = 45) -> Counter[str]:
         assert answer["status"] == 200, answer
         seen[answer["body"]["smiley"]] += 1
     return seen
-
-
-class Running:
-    """The registrar in a thread, as `meshexp-build register --lab` runs it."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lines: list[str] = []
-        self.registrar: Registrar = register_in_lab(
-            lab=lab, group=Group(), owner=OWNER_ID, say=self.lines.append
-        )
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=self.registrar.run, args=(self.stop.is_set,), daemon=True
-        )
-        self.thread.start()
-
-    def end(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the registrar did not stop"
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +84,7 @@ def walkthrough(engine, lab: Lab, images: dict[str, str]) -> Iterator[dict[str, 
             )
         for name in ("color", "face"):
             started[name] = docker_run(engine, lab, name, images[name], env[name])
-        running = Running(lab)
+        running = Running(lab, OWNER_ID)
         started[LATE[0]] = docker_run(
             engine,
             lab,
@@ -198,7 +150,7 @@ def test_a_restarted_registrar_writes_nothing_that_is_right(
     }
     assert (again.applies, again.keeper.writes) == (0, 0)
     assert after == before
-    walkthrough["running"] = Running(lab)
+    walkthrough["running"] = Running(lab, OWNER_ID)
 
 
 def test_a_failing_probe_takes_an_instance_out_and_a_passing_one_brings_it_back(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from builder.cluster.certs import create_certs
+from builder.cluster.certs import create_certs, rotate_certs
 from builder.core.errors import CertsError
 from builder.core.files import write_secret
 
@@ -134,3 +136,71 @@ def test_a_read_only_secret_for_another_user_is_never_readable_by_others(tmp_pat
     path = write_secret(tmp_path / "issuer" / "key.pem", b"k", 0o400, owner=os.getuid())
     assert stat.S_IMODE(path.stat().st_mode) == 0o400
     assert path.stat().st_uid == os.getuid()
+
+
+def _anchors(folder: Path) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates((folder / "ca.crt").read_bytes())
+
+
+def test_a_trust_anchor_rotation_in_linkerds_order(tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    create_certs(folder=certs)
+    [old] = _anchors(certs)
+    old_issuer = _load(certs / "issuer.crt")
+    old_key = (tmp_path / "certs-anchor/ca.key").read_bytes()
+
+    bundle = rotate_certs(folder=certs, phase="bundle")
+    first, new = _anchors(certs)
+    assert first == old
+    assert new != old
+    assert _load(certs / "issuer.crt") == old_issuer  # the issuer stays for now
+    assert stat.S_IMODE((tmp_path / "certs-anchor/next-ca.key").stat().st_mode) == 0o600
+    assert len(bundle.anchors) == 2
+    assert "--rotate issuer" in bundle.next_step
+
+    rotate_certs(folder=certs, phase="issuer")
+    issuer = _load(certs / "issuer.crt")
+    issuer.verify_directly_issued_by(new)
+    assert _anchors(certs) == [old, new]  # both still trusted
+    assert stat.S_IMODE((certs / "issuer.key").stat().st_mode) == 0o600
+
+    done = rotate_certs(folder=certs, phase="finish")
+    assert _anchors(certs) == [new]
+    assert (tmp_path / "certs-anchor/ca.key").read_bytes() != old_key
+    assert not (tmp_path / "certs-anchor/next-ca.key").exists()
+    assert done.removed == (
+        tmp_path / "certs-anchor/next-ca.key",
+        tmp_path / "certs-anchor/next-ca.crt",
+    )
+    # The kept anchor key is the new anchor's own.
+    kept = serialization.load_pem_private_key((tmp_path / "certs-anchor/ca.key").read_bytes(), None)
+    assert kept.public_key() == new.public_key()
+    assert _load(certs / "issuer.crt") == issuer
+
+
+@pytest.mark.parametrize(
+    ("done", "phase", "message"),
+    [
+        ((), "issuer", "no rotation is under way; start one with --rotate bundle"),
+        ((), "finish", "no rotation is under way"),
+        (("bundle",), "bundle", "a rotation is under way"),
+        (
+            ("bundle",),
+            "finish",
+            "issuer.crt is not signed by the new anchor yet; run --rotate issuer",
+        ),
+        ((), "soon", "--rotate soon: choose one of bundle, issuer, finish"),
+    ],
+)
+def test_a_phase_out_of_order_is_refused_and_changes_nothing(
+    tmp_path: Path, done: tuple[str, ...], phase: str, message: str
+) -> None:
+    certs = tmp_path / "certs"
+    create_certs(folder=certs)
+    for earlier in done:
+        rotate_certs(folder=certs, phase=earlier)
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    with pytest.raises(CertsError, match=re.escape(message)):
+        rotate_certs(folder=certs, phase=phase)
+    after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    assert after == before

@@ -1,7 +1,8 @@
 // Package certcheck checks the certificates mounted into a meshexp image
 // before anything starts: each file readable and PEM, each certificate
 // current and a CA, each key matching its certificate, and the issuer signed
-// by the trust anchor. It prints one line per problem and exits 1 if any.
+// by a trust anchor (the anchor file may be a bundle of several). It prints one
+// line per problem and exits 1 if any.
 package certcheck
 
 import (
@@ -20,22 +21,47 @@ type problems []string
 
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
 
-func readCert(path string, found *problems) *x509.Certificate {
+// readCerts reads every certificate of a PEM file: one, or a bundle of trust
+// anchors (the old and the new one during a trust-anchor rotation).
+func readCerts(path string, found *problems) []*x509.Certificate {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		found.add("%s: cannot read (%v); mount it read-only at that path", path, errors.Unwrap(err))
 		return nil
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			found.add("%s: holds a PEM %q block; give certificates only", path, block.Type)
+			return nil
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			found.add("%s: cannot parse certificate %d (%v)", path, len(certs)+1, err)
+			return nil
+		}
+		certs = append(certs, checkCert(path, cert, found))
+	}
+	if len(certs) == 0 {
 		found.add("%s: not a PEM certificate; give the certificate in PEM form", path)
+	}
+	return certs
+}
+
+func readCert(path string, found *problems) *x509.Certificate {
+	certs := readCerts(path, found)
+	if len(certs) == 0 {
 		return nil
 	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		found.add("%s: cannot parse the certificate (%v)", path, err)
-		return nil
-	}
+	return certs[0]
+}
+
+func checkCert(path string, cert *x509.Certificate, found *problems) *x509.Certificate {
 	now := time.Now()
 	if now.After(cert.NotAfter) {
 		found.add("%s: expired on %s; create new certificates (meshexp-build certs --force)", path, cert.NotAfter.UTC().Format(time.RFC3339))
@@ -100,16 +126,18 @@ func Main(args []string) int {
 		return 2
 	}
 	var found problems
-	anchor := readCert(*anchorPath, &found)
+	anchors := readCerts(*anchorPath, &found)
 	if *certPath != "" {
 		cert := readCert(*certPath, &found)
 		key := readKey(*keyPath, &found)
 		if cert != nil && key != nil && !keyMatches(cert, key) {
 			found.add("%s: does not match %s; mount the key that belongs to that certificate", *keyPath, *certPath)
 		}
-		if cert != nil && anchor != nil {
+		if cert != nil && len(anchors) > 0 {
 			roots := x509.NewCertPool()
-			roots.AddCert(anchor)
+			for _, anchor := range anchors {
+				roots.AddCert(anchor)
+			}
 			opts := x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
 			if _, err := cert.Verify(opts); err != nil {
 				found.add("%s: not signed by the trust anchor %s (%v); create the issuer from that anchor", *certPath, *anchorPath, err)
