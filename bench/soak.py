@@ -3,7 +3,7 @@ and the real proxy, under a steady load (face called 5 times a second; face call
 and color over mTLS): SVIDs rotating, the SPIRE CA rotating, each control-plane part
 restarted (or its process killed), and the trust anchor rotated end to end with two
 instances of each workload. Each scenario is bounded in time; the whole run takes about
-13 minutes on 2 cores. The figures go to bench/results/soak.json and REPORT.md.
+14 minutes on 2 cores. The figures go to bench/results/soak.json and REPORT.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,17 @@ from builder.engine import docker_engine
 from builder.lab import Lab, lab_status, run_in_lab, running_lab
 from tests import equipment
 from tests.load import SteadyLoad, identity_refreshes, served_svid, signing_ca
-from tests.rotation import INSTANCES, face_ip, remove_pairs, rotate_trust_anchor, start_pairs
+from tests.rotation import (
+    FACE_ENV,
+    INSTANCES,
+    agents_known,
+    face_ip,
+    production_trio,
+    remove_pairs,
+    rotate_trust_anchor,
+    spire_server_healthy,
+    start_pairs,
+)
 
 NAME = "meshexp-bench-soak"
 SVID_TTL, CA_TTL = "30s", "3m"
@@ -34,10 +44,6 @@ CA_ROTATIONS = 2  # a 3 min CA: the next one is active after 2.5 min, the one af
 CA_LIMIT_S = 330.0
 READY_AGAIN_S = 60.0
 AFTER_S = 5.0  # traffic after a restarted part is ready again
-FACE_ENV = {
-    "SMILEY_SERVICE": "smiley.faces.svc.cluster.local:8000",
-    "COLOR_SERVICE": "color.faces.svc.cluster.local:8000",
-}
 # (what, role, how): each control-plane part, restarted by the engine as a kubelet would
 PARTS = (
     ("destination and policy pod restarted", "destination", "restart"),
@@ -171,6 +177,31 @@ def trust_anchor(lab: Lab, images: dict[str, str]) -> dict[str, Any]:
         remove_pairs()
     detail = f"2 instances of smiley, color, face; phases: {', '.join(phases)}"
     return row("trust-anchor rotation (bundle, issuer, finish)", figures, detail)
+
+
+def spire_server_restart(lab: Lab, settings: Settings, scratch: Path) -> dict[str, Any]:
+    """The production topology's external SPIRE server restarted under load."""
+    prod = common.settings(topology="production", image_name="meshexp-bench/prod-{workload}")
+    started = production_trio(lab, settings, prod, scratch)
+    server = started.pop("server")
+    try:
+        with SteadyLoad(lambda: [started["face"].ip]) as load:
+            time.sleep(2)
+            began = time.monotonic()
+            docker_engine.restart_container(server)
+            wait(lambda: spire_server_healthy(server, prod))
+            ready_after = time.monotonic() - began
+            time.sleep(10)  # the agent's next syncs with the server
+            figures = load.stop()
+        known = "smiley" in agents_known(server, prod)
+    finally:
+        remove(started)
+        docker_engine.remove_container(server)
+    detail = (
+        f"healthy again after {ready_after:.1f} s; the agent "
+        f"{'still known to it' if known else 'UNKNOWN to it afterwards'}"
+    )
+    return row("external SPIRE server restarted (production smiley)", figures, detail)
 
 
 def main() -> None:

@@ -95,7 +95,8 @@ class SteadyLoad:
                     last_success = now
                 else:
                     failures.append(f"{ip}: {problem}")
-            due += 1 / self.rate
+            # The next call is due one interval on; never a burst to catch up after a slow one.
+            due = max(due + 1 / self.rate, time.monotonic())
             self._stop.wait(max(0.0, due - time.monotonic()))
         end = time.monotonic()
         longest = max(longest, end - last_success)

@@ -1,19 +1,26 @@
-"""The trust-anchor procedure of the README's "Rotation", for its test and the soak bench:
-two instances of each workload behind one Service each (registered by `register`),
-`certs --rotate` and `lab certs` for each phase, then each instance restarted, one at a
-time, each Ready again before the next.
+"""What the rotation and restart tests and the soak bench set up in the mesh lab: the
+trust-anchor procedure of the README's "Rotation" (two instances of each workload behind
+one Service each, registered by `register`; `certs --rotate` and `lab certs` for each
+phase, then each instance restarted, one at a time, each Ready again before the next),
+and the production topology's external SPIRE server with an agent-only smiley.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from builder.build.image import build_workload_image
 from builder.cluster import kube
 from builder.cluster.certs import ROTATION_PHASES, rotate_certs
+from builder.cluster.spire_server import SERVER_SOCKET, build_server_image, register, start_server
+from builder.config.catalog import find_workload
+from builder.config.settings import Settings
 from builder.engine import docker_engine
-from builder.lab import Lab, lab_certs
+from builder.lab import Lab, lab_certs, run_in_lab
 from tests.integration import faces
 from tests.registration import Running, all_ready, docker_run, ready
 
@@ -85,3 +92,73 @@ def rotate_trust_anchor(
         for name in INSTANCES:
             restart_one(lab, client, name, serving)
         each_phase(phase, time.monotonic() - began)
+
+
+def production_trio(
+    lab: Lab, mesh_settings: Settings, prod_settings: Settings, scratch: Path
+) -> dict[str, Any]:
+    """The production topology's external SPIRE server on the lab's network (signing with
+    the lab's issuer), an agent-only smiley joined to it by a join token, and color and
+    face (demo images): each run into the lab. The server's container name is "server"."""
+    server = f"{lab.name}-spire"
+    build_server_image(settings=prod_settings, on_line=lambda line: None)
+    address = start_server(
+        settings=prod_settings, network=lab.network, name=server, certs=lab.folder / "certs"
+    )
+    [registration] = register(
+        server=server,
+        settings=prod_settings,
+        workloads=[find_workload("smiley")],
+        tokens_dir=scratch / "tokens",
+    )
+    assert registration.token_file is not None
+    certs = scratch / "smiley-certs"
+    shutil.copytree(lab.folder / "certs", certs)
+    shutil.copyfile(registration.token_file, certs / "join-token")
+    agent_env = {
+        "SPIRE_SERVER_ADDRESS": address,
+        "SPIRE_JOIN_TOKEN_FILE": "/opt/spire/certs/join-token",
+    }
+    started: dict[str, Any] = {"server": server}
+    for name, settings in (
+        ("smiley", prod_settings),
+        ("color", mesh_settings),
+        ("face", mesh_settings),
+    ):
+        env = {"WORKLOAD_NAME": name}
+        env |= agent_env if name == "smiley" else FACE_ENV if name == "face" else {}
+        image = build_workload_image(workload=find_workload(name), settings=settings)
+        started[name] = run_in_lab(
+            lab=lab,
+            workload=find_workload(name),
+            settings=settings,
+            manifests_dir=lab.folder / "manifests",
+            image=image.reference,
+            name=f"{lab.name}-prod-{name}",
+            env=env,
+            timeout=120,
+            certs=certs if name == "smiley" else lab.folder / "certs",
+        )
+    return started
+
+
+def spire_server_healthy(server: str, settings: Settings) -> bool:
+    if not docker_engine.container_state(server).get("Running"):
+        return False
+    code, _ = docker_engine.exec_in(
+        server,
+        ["spire-server", "healthcheck", "-socketPath", SERVER_SOCKET],
+        user=str(settings.spire_uid),
+    )
+    return code == 0
+
+
+def agents_known(server: str, settings: Settings) -> str:
+    """`spire-server agent list` on the server: the agents it knows."""
+    code, out = docker_engine.exec_in(
+        server,
+        ["spire-server", "agent", "list", "-socketPath", SERVER_SOCKET],
+        user=str(settings.spire_uid),
+    )
+    assert code == 0, out
+    return out

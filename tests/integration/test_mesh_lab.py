@@ -35,15 +35,12 @@ from builder.engine import docker_engine
 from builder.lab import Lab, lab_status, run_in_lab
 from builder.lab.check import check_outbound_in_lab
 from tests.integration import faces
+from tests.rotation import FACE_ENV
 
 pytestmark = pytest.mark.mesh
 BLUE = "#66CCEE"
 SLEEPING = "&#x1F634;"
 HEART_EYES = "&#x1F60D;"
-FACE_ENV = {
-    "SMILEY_SERVICE": "smiley.faces.svc.cluster.local:8000",
-    "COLOR_SERVICE": "color.faces.svc.cluster.local:8000",
-}
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from builder.config.catalog import find_workload
 from builder.config.settings import Settings
 from builder.lab import Lab, run_in_lab
 from tests.load import SteadyLoad, identity_refreshes, served_svid, signing_ca
+from tests.rotation import FACE_ENV
 
 pytestmark = pytest.mark.mesh
 SVID_TTL = "30s"  # renewed about every 15 s
@@ -26,10 +27,6 @@ CA_TTL = "3m"  # SPIRE's minimum for a 30 s SVID (6 times); the next CA is activ
 SVID_ROTATIONS = 3  # at least, in each proxy
 LIMIT = 330.0  # seconds: the CA's first rotation and the SVIDs it signs, with room
 LONGEST_GAP = 10.0  # seconds without a healthy answer at most (a loaded 2-core machine)
-FACE_ENV = {
-    "SMILEY_SERVICE": "smiley.faces.svc.cluster.local:8000",
-    "COLOR_SERVICE": "color.faces.svc.cluster.local:8000",
-}
 
 
 @pytest.fixture(scope="module")

@@ -34,3 +34,33 @@ def test_figure_verdicts() -> None:
     assert Figure("x", 2.0, "s", "<= 3 s", True).line().startswith("PASS")
     assert Figure("x", 4.0, "s", "<= 3 s", False).line().startswith("FALL SHORT")
     assert Figure("x", 4.0, "s", "reported", None).line().startswith("INFO")
+
+
+def test_the_soak_scenarios_become_a_table_row_each() -> None:
+    from bench.report import scenario_table
+
+    rows = [
+        {
+            "scenario": "SVID rotation",
+            "seconds": 120.0,
+            "requests": 600,
+            "failures": 0,
+            "longest_gap_s": 0.31,
+            "detail": "SVIDs renewed: smiley 8",
+        },
+        {
+            "scenario": "API server restarted",
+            "seconds": 30.5,
+            "requests": 150,
+            "failures": 2,
+            "longest_gap_s": 4.2,
+            "detail": "ready again after 12.0 s",
+        },
+    ]
+    table = scenario_table(rows)
+    assert table[1].startswith("| scenario | duration | requests | failed | longest gap |")
+    assert table[3:] == [
+        "| SVID rotation | 120.0 s | 600 | 0 | 0.31 s | SVIDs renewed: smiley 8 |",
+        "| API server restarted | 30.5 s | 150 | 2 | 4.2 s | ready again after 12.0 s |",
+    ]
+    assert scenario_table([]) == []

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from builder.cli import main
 from builder.cluster.apiserver import linkerd_crds
 from builder.lab.dns import dns_records
-from builder.lab.layout import Addresses, Lab, LabError, pick_subnet
+from builder.lab.layout import Addresses, Lab, LabError, LabSources, pick_subnet
 from builder.lab.objects import endpoint_slice
 from builder.lab.pods import PodPlan, proxy_environment
 from builder.lab.programs import entrypoint_program, linkerd_version
@@ -159,3 +159,23 @@ def test_lab_up_refuses_a_missing_crds_file_before_starting_anything(tmp_path: P
     assert result.exit_code == 2
     assert "nope.yaml' does not exist" in result.output
     assert not (tmp_path / "lab").exists()
+
+
+def test_the_programs_are_kept_with_the_lab_for_its_pods_restarts(tmp_path: Path) -> None:
+    programs = {}
+    for name in ("controller", "policy-controller", "proxy-identity", "proxy", "linkerd"):
+        programs[name.replace("-", "_")] = tmp_path / name
+        (tmp_path / name).write_bytes(b"\x7fELF")
+    LabSources(**programs).check().save(tmp_path)
+    assert LabSources.load(tmp_path) == LabSources(**programs).check()
+    (tmp_path / "proxy").unlink()  # a program gone since: named, not a traceback
+    with pytest.raises(LabError, match=r"the proxy program .* is not a file"):
+        LabSources.load(tmp_path)
+
+
+def test_lab_certs_without_a_lab_names_the_fix(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["lab", "certs", "--dir", str(tmp_path / "none")])
+    assert result.exit_code != 0
+    assert "no lab in" in result.output
+    assert "meshexp-build lab up" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,75 @@
+"""The production topology's external SPIRE server restarted while traffic flows, in the
+mesh lab: smiley is an agent-only image whose agent joined `spire-server start`'s server
+(signing with the lab's issuer); color and face are demo images. face keeps answering
+over mTLS through the restart, and afterwards smiley's agent is still attested and still
+served: the server kept its datastore (the agents and entries it knows).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from builder.config.settings import Settings
+from builder.engine import docker_engine
+from builder.lab import Lab
+from tests.integration import faces
+from tests.load import SteadyLoad, served_chain
+from tests.rotation import agents_known, production_trio, spire_server_healthy
+
+pytestmark = pytest.mark.mesh
+READY_AGAIN = 60.0  # seconds for the restarted server to pass its health check
+LONGEST_GAP = 10.0
+
+
+@pytest.fixture(scope="module")
+def prod_settings(mesh_settings: Settings) -> Settings:
+    return replace(
+        mesh_settings, topology="production", image_name="meshexp-test-mesh/prod-{workload}"
+    ).check()
+
+
+@pytest.fixture(scope="module")
+def mixed(
+    lab: Lab, mesh_settings: Settings, prod_settings: Settings, tmp_path_factory: Any
+) -> Iterator[dict[str, Any]]:
+    try:
+        yield production_trio(lab, mesh_settings, prod_settings, tmp_path_factory.mktemp("prod"))
+    finally:
+        docker_engine.remove_container(f"{lab.name}-spire")
+
+
+def test_the_external_spire_server_restarts_while_traffic_flows(
+    mixed: dict[str, Any], prod_settings: Settings, mesh_settings: Settings
+) -> None:
+    server, smiley = mixed["server"], mixed["smiley"]
+    agent = "spiffe://root.linkerd.cluster.local/meshexp/agent/smiley"
+    assert agent in agents_known(server, prod_settings)
+    with SteadyLoad(lambda: [mixed["face"].ip]) as load:
+        time.sleep(2)
+        began = time.monotonic()
+        docker_engine.restart_container(server)
+        assert faces.wait_for(lambda: spire_server_healthy(server, prod_settings), READY_AGAIN)
+        ready_after = time.monotonic() - began
+        time.sleep(10)  # the agent's next sync with the server, under load
+        figures = load.stop()
+    assert figures.failures == [], figures.failures[:5]
+    assert figures.longest_gap < LONGEST_GAP, figures
+    assert ready_after < READY_AGAIN
+    # The server came back knowing its agent: not a fresh, empty datastore.
+    assert agent in agents_known(server, prod_settings)
+    # smiley's agent still runs and still serves the proxy its SVID.
+    assert docker_engine.container_state(smiley.name).get("Running")
+    leaf = served_chain(smiley.name, prod_settings)[0]
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    ids = names.get_values_for_type(x509.UniformResourceIdentifier)
+    assert ids == [prod_settings.identity_of("faces", "smiley").spiffe_id]
+    # Nor did its agent complain since (its warnings and errors reach the container log).
+    since = docker_engine.container_logs(smiley.name).split("workload ready")[-1]
+    assert "level=error" not in since, since[-2000:]
+    assert "ERROR" not in since, since[-2000:]
