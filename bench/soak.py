@@ -193,7 +193,7 @@ def spire_server_restart(lab: Lab, settings: Settings, scratch: Path) -> dict[st
             ready_after = time.monotonic() - began
             time.sleep(10)  # the agent's next syncs with the server
             figures = load.stop()
-        known = "smiley" in agents_known(server, prod)
+        known = "spire/agent/join_token/" in agents_known(server, prod)
     finally:
         remove(started)
         docker_engine.remove_container(server)

@@ -61,36 +61,47 @@ def face_ip(lab: Lab, name: str) -> str:
     return docker_engine.container_ip(name, lab.network)
 
 
-def restart_one(lab: Lab, client: Any, name: str, serving: dict[str, str]) -> None:
-    """Restart one instance and wait until it is Ready again (face's out of the load
-    meanwhile)."""
-    serving.pop(name, None)
-    started = docker_engine.inspect_if_exists(name)["State"]["StartedAt"]
-    docker_engine.restart_container(name)
+def restart_wave(lab: Lab, client: Any, names: list[str], serving: dict[str, str]) -> None:
+    """Restart one instance of each workload (a rolling restart's step: every Service
+    keeps its other instance) and wait until each is Ready again. A face instance is out
+    of the load meanwhile, as a Service would take it out."""
+    started = {}
+    for name in names:
+        serving.pop(name, None)
+        started[name] = docker_engine.inspect_if_exists(name)["State"]["StartedAt"]
+        docker_engine.restart_container(name)
 
-    def back() -> bool:
+    def back(name: str) -> bool:
         state = docker_engine.inspect_if_exists(name)["State"]
         healthy = state.get("Health", {}).get("Status") == "healthy"
         condition = ready(client, name) or {}
-        return bool(state["StartedAt"] != started and healthy and condition.get("status") == "True")
+        again = state["StartedAt"] != started[name]
+        return bool(again and healthy and condition.get("status") == "True")
 
-    assert faces.wait_for(back, timeout=READY_AGAIN), (name, ready(client, name))
-    time.sleep(2)  # the destination controller hands the endpoint back to the proxies
-    if name.startswith("face-"):
-        serving[name] = face_ip(lab, name)
+    assert faces.wait_for(lambda: all(back(name) for name in names), timeout=READY_AGAIN), {
+        name: ready(client, name) for name in names
+    }
+    time.sleep(2)  # the destination controller hands the endpoints back to the proxies
+    for name in names:
+        if name.startswith("face-"):
+            serving[name] = face_ip(lab, name)
+
+
+WAVES = (["smiley-1", "color-1", "face-1"], ["smiley-2", "color-2", "face-2"])
 
 
 def rotate_trust_anchor(
     lab: Lab, serving: dict[str, str], each_phase: Callable[[str, float], None] = lambda *_: None
 ) -> None:
-    """The three phases, each: the certificates, the control plane, every instance."""
+    """The three phases, each: the certificates, the control plane, then every instance
+    in two waves (the first instance of each workload, then the second)."""
     client = kube.connect(lab.kubeconfig)
     for phase in ROTATION_PHASES:
         began = time.monotonic()
         rotate_certs(folder=lab.folder / "certs", phase=phase)
         lab_certs(folder=lab.folder)
-        for name in INSTANCES:
-            restart_one(lab, client, name, serving)
+        for wave in WAVES:
+            restart_wave(lab, client, wave, serving)
         each_phase(phase, time.monotonic() - began)
 
 

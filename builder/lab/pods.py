@@ -181,6 +181,14 @@ start() {{
   shift
   setpriv --reuid "$uid" --regid "$uid" --clear-groups -- "$@" &
 }}
+# `docker stop` and `docker restart` send SIGTERM, as a kubelet does: pass it on and
+# end (bash as PID 1 would ignore it, and the engine would wait 10 s to kill the pod).
+on_term() {{
+  kill -TERM $(jobs -p) 2>/dev/null
+  wait
+  exit 143
+}}
+trap on_term TERM INT
 {starts}
 start {PROXY_UID} /usr/lib/linkerd/proxy-identity
 wait -n
