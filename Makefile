@@ -76,7 +76,7 @@ integration: setup-test
 bench: setup-test
 	$(VENV)/python -m bench.run_all
 
-# Rotations and restarts under load in the mesh lab (about 13 minutes): bench/REPORT.md 11.
+# Rotations and restarts under load in the mesh lab (about 11 minutes): bench/REPORT.md 11.
 soak: setup-test
 	$(VENV)/python -m bench.soak
 

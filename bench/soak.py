@@ -3,7 +3,7 @@ and the real proxy, under a steady load (face called 5 times a second; face call
 and color over mTLS): SVIDs rotating, the SPIRE CA rotating, each control-plane part
 restarted (or its process killed), and the trust anchor rotated end to end with two
 instances of each workload. Each scenario is bounded in time; the whole run takes about
-14 minutes on 2 cores. The figures go to bench/results/soak.json and REPORT.md.
+11 minutes on 2 cores. The figures go to bench/results/soak.json and REPORT.md.
 """
 
 from __future__ import annotations
@@ -229,6 +229,7 @@ def main() -> None:
                 rows.append(restart_part(lab, started["face"].ip, what, role, how))
         finally:
             remove(started)
+        rows.append(spire_server_restart(lab, settings, Path(scratch)))
         rows.append(trust_anchor(lab, images))
     took = time.monotonic() - began
     figures = [
