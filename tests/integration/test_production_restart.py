@@ -73,7 +73,9 @@ def test_the_external_spire_server_restarts_while_traffic_flows(
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     ids = names.get_values_for_type(x509.UniformResourceIdentifier)
     assert ids == [prod_settings.identity_of("faces", "smiley").spiffe_id]
-    # Nor did its agent complain since (its warnings and errors reach the container log).
+    # Nor did its agent complain since but of the server being away while it restarted
+    # (its warnings and errors reach the container log): never refused, never unknown.
     since = docker_engine.container_logs(smiley.name).split("workload ready")[-1]
-    assert "level=error" not in since, since[-2000:]
-    assert "ERROR" not in since, since[-2000:]
+    errors = [line for line in since.splitlines() if "level=error" in line or "ERROR" in line]
+    away = [line for line in errors if "connect: connection refused" in line]
+    assert errors == away, errors
