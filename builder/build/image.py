@@ -14,6 +14,7 @@ from builder.build.plan import Component, fetch_planned, plan_components
 from builder.build.provenance import provenance_labels
 from builder.build.render import render_build_context
 from builder.build.sources import Fetched, fetch
+from builder.build.upstream import use_upstream_images
 from builder.config.models import ImageSource, Workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core.cache import cache_key, cache_root, link_or_copy
@@ -53,14 +54,17 @@ def build_workload_image(
     progress = as_progress(on_line)
     if tag is not None:
         settings = replace(settings, tag=tag).check()
-    reference = settings.image_reference(workload.name)
     docker_engine.client()  # fail before any Go build when no engine answers
     ensure_base(settings, progress)
+    components = plan_components(workload, settings)  # once per build
+    # Upstream's images first (as the pull policy says, through the mirrors), and the
+    # proxy's version from its image: before any Go build, and before the tag is known.
+    settings, used = use_upstream_images(components, settings, progress)
+    reference = settings.image_reference(workload.name)
     scratch_root = cache_root() / "contexts"
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=f"{workload.name}-", dir=scratch_root)
     try:
-        components = plan_components(workload, settings)  # once per build
         fetched = fetch_planned(components, settings, progress)
         components_image = ensure_components_image(components, fetched, settings, nocache, progress)
         context = render_build_context(
@@ -72,6 +76,7 @@ def build_workload_image(
             progress=progress,
             components=components,
             fetched=fetched,
+            used_images={ref: (one.used, one.digest) for ref, one in used.items()},
         )
         progress.line(f"rendered build context for {workload.name} ({len(context.files)} files)")
         with progress.phase(f"image {reference}"):

@@ -39,7 +39,7 @@ from builder.config.models import (
     Workload,
     describe_source,
 )
-from builder.config.settings import Settings
+from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core.errors import RenderError
 from builder.core.progress import Progress
 
@@ -69,8 +69,14 @@ def _labels(
     components: list[Component],
     fetched: dict[str, Fetched],
     extra_labels: tuple[tuple[str, str], ...] = (),
+    used_images: UsedImages | None = None,
 ) -> list[tuple[str, str]]:
-    """The image's labels: ours (io.meshexp.*), OCI's, then the build's and the user's."""
+    """The image's labels: ours (io.meshexp.*), OCI's, then the build's and the user's.
+
+    An upstream image's label keeps its upstream reference, with the digest actually
+    used and the mirror it came through (`used_images`, where the build pulled them).
+    """
+    used_images = used_images or {}
     facts = settings.facts
     labels = [
         ("org.opencontainers.image.title", workload.name),
@@ -83,6 +89,7 @@ def _labels(
         ("io.meshexp.tool-version", __version__),
         ("io.meshexp.workload", workload.name),
         ("io.meshexp.linkerd-version", facts.linkerd_version),
+        ("io.meshexp.linkerd-release", facts.release),
         *_proxy_labels(settings, fetched),
         ("io.meshexp.spire-version", settings.spire_version),
         ("io.meshexp.spire-topology", settings.topology),
@@ -110,11 +117,18 @@ def _labels(
             ",".join(map(str, settings.outbound_ports_to_ignore)),
         ),
     ]
-    labels.append(("org.opencontainers.image.base.name", settings.resolved_base_image))
+    base = settings.resolved_base_image
+    labels.append(("org.opencontainers.image.base.name", base))
+    if base in used_images:
+        labels.append(("org.opencontainers.image.base.digest", used_images[base][1]))
+        labels.append(("io.meshexp.base-image", _used(base, used_images[base])))
     if workload.licenses:
         labels.append(("org.opencontainers.image.licenses", workload.licenses))
     for component in components:
         described = describe_source(component.source)
+        source = component.source
+        if isinstance(source, ImageSource) and source.ref in used_images:
+            described = f"image {_used(source.ref, used_images[source.ref])} {source.path}"
         if component.role in fetched:
             got = fetched[component.role]
             described = f"{describe_source(got.source or component.source)} sha256:{got.sha256}"
@@ -124,6 +138,16 @@ def _labels(
             ("io.meshexp.proxy-standin", "PROXY STAND-IN: not a Linkerd proxy (test equipment)")
         )
     return [*labels, *extra_labels, *settings.labels]
+
+
+# upstream reference -> (the reference pulled, the digest used): builder.build.upstream's.
+UsedImages = dict[str, tuple[str, str]]
+
+
+def _used(upstream: str, used: tuple[str, str]) -> str:
+    """`upstream@digest`, and the mirror's reference where the image came through one."""
+    reference, digest = used
+    return f"{upstream}@{digest}" + (f" via {reference}" if reference != upstream else "")
 
 
 def spire_build(components: list[Component]) -> str:
@@ -175,16 +199,20 @@ def _context(
     fetched: dict[str, Fetched],
     components_image: str | None = None,
     extra_labels: tuple[tuple[str, str], ...] = (),
+    used_images: UsedImages | None = None,
 ) -> dict[str, Any]:
     facts = settings.facts
     copied = from_components_image(components, components_image)
+    # Upstream's references are pulled through their mirrors; our own images are local.
+    upstream = {c.source.ref for c in components if isinstance(c.source, ImageSource)}
+    base = settings.resolved_base_image
     mode = settings.resolved_iptables_mode
     return {
         "tool_version": __version__,
         "workload": workload,
         "settings": settings,
         "facts": facts,
-        "base_image": settings.resolved_base_image,
+        "base_image": base if base == OFFLINE_BASE_IMAGE else settings.mirrored(base),
         "system_packages": SYSTEM_PACKAGES,
         "iptables_mode": mode,
         "iptables_binary": f"iptables-{mode}",
@@ -195,7 +223,12 @@ def _context(
         "inbound_policy": inbound_policy(workload, settings),
         "spire_server_port": SPIRE_SERVER_PORT,
         "stages": [
-            {"name": c.stage, "ref": c.source.ref}
+            {
+                "name": c.stage,
+                "ref": settings.mirrored(c.source.ref)
+                if c.source.ref in upstream
+                else c.source.ref,
+            }
             for c in copied
             if isinstance(c.source, ImageSource)
         ],
@@ -203,7 +236,7 @@ def _context(
         "workload_components": [
             c for c in copied if c.workload_layer and isinstance(c.source, ImageSource)
         ],
-        "labels": _labels(workload, settings, components, fetched, extra_labels),
+        "labels": _labels(workload, settings, components, fetched, extra_labels, used_images),
         "links": image_links(settings),
         "probe": workload.probe,
         "probe_spec": PROBE_SPEC,
@@ -237,6 +270,7 @@ def render_files(
     components_image: str | None = None,
     extra_labels: tuple[tuple[str, str], ...] = (),
     components: list[Component] | None = None,
+    used_images: UsedImages | None = None,
 ) -> dict[str, tuple[str, int]]:
     """Every templated file of the context: relative path -> (text, mode). Pure.
 
@@ -246,7 +280,7 @@ def render_files(
     if components is None:
         components = plan_components(workload, settings)
     context = _context(
-        workload, settings, components, fetched or {}, components_image, extra_labels
+        workload, settings, components, fetched or {}, components_image, extra_labels, used_images
     )
     files = {
         "Dockerfile": (render_template("Dockerfile.j2", context), READABLE),
@@ -294,6 +328,7 @@ def render_build_context(
     progress: Progress | None = None,
     components: list[Component] | None = None,
     fetched: dict[str, Fetched] | None = None,
+    used_images: UsedImages | None = None,
 ) -> RenderResult:
     """Write a complete build context into `output`, all or nothing.
 
@@ -319,7 +354,7 @@ def render_build_context(
             components, settings, scratch, components_image is not None, progress, fetched
         )
         files = render_files(
-            workload, settings, fetched, components_image, extra_labels, components
+            workload, settings, fetched, components_image, extra_labels, components, used_images
         )
         _write(files, scratch)
         described = tuple(

@@ -11,6 +11,7 @@ import click
 from builder.build.base_image import build_base
 from builder.build.provenance import provenance_labels
 from builder.build.render import render_build_context
+from builder.build.upstream import settle_proxy_version
 from builder.cli.display import display
 from builder.cli.options import (
     F,
@@ -25,6 +26,7 @@ from builder.cli.options import (
 from builder.config.settings import (
     OFFLINE_BASE_IMAGE,
 )
+from builder.core.progress import Progress
 from builder.oci.multiplatform import PublishedIndex, prepare_platforms, publish_platforms
 from builder.oci.publish import BuiltImage, build_and_push, needs_buildkit
 
@@ -45,7 +47,8 @@ def render(
     workload_name: str, output_dir: Path, force: bool, as_json: bool, **options: Any
 ) -> None:
     """Write a complete build context that `docker build DIR` accepts."""
-    settings = settings_from(options)
+    # A Linkerd release newer than the tool's table: its proxy image says its version.
+    settings = settle_proxy_version(settings_from(options), Progress())
     result = render_build_context(
         workload=workload_of(workload_name, settings),
         settings=settings,

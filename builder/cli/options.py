@@ -16,6 +16,7 @@ from builder.cli.display import MODES
 from builder.config.catalog import Override, find_workload, load_catalog
 from builder.config.contract import INBOUND_POLICIES
 from builder.config.identity import IDENTITY_STYLES
+from builder.config.mirrors import PULL_POLICIES
 from builder.config.models import Workload
 from builder.config.schema import IPTABLES_MODES, PLATFORMS, SPIRE_PLUGIN_CHOICES, TOPOLOGIES
 from builder.config.settings import (
@@ -34,7 +35,11 @@ SETTING_OPTIONS = [
         type=click.Path(dir_okay=False, path_type=Path),
         help="Settings file (YAML). Default: ./meshexp.yaml when present.",
     ),
-    click.option("--linkerd-version", help="Linkerd release, e.g. 2.18 or edge-24.2.5."),
+    click.option(
+        "--linkerd-version",
+        help="The Linkerd release you run: a line (2.15 ... 2.20, each its edge release) or "
+        "an edge release (edge-26.8.3). Default 2.20.",
+    ),
     click.option("--proxy-version", help="Override the proxy version, e.g. v2.294.0."),
     click.option("--spire-version", help="SPIRE version, e.g. 1.13.3."),
     click.option(
@@ -50,6 +55,18 @@ SETTING_OPTIONS = [
         help="Offline: no container registry (Debian base, Go sources, --proxy-file).",
     ),
     click.option("--base-image", help="Base image reference."),
+    click.option(
+        "--pull",
+        type=click.Choice(PULL_POLICIES),
+        help="When to pull upstream's images: missing (default), always, never.",
+    ),
+    click.option(
+        "--mirror",
+        "mirrors",
+        multiple=True,
+        help="UPSTREAM=MIRROR: pull images under UPSTREAM from MIRROR (repeat), e.g. "
+        "cr.l5d.io=registry.corp:5000/l5d.",
+    ),
     click.option("--topology", type=click.Choice(TOPOLOGIES), help="SPIRE topology."),
     click.option("--iptables-mode", type=click.Choice(IPTABLES_MODES), help="iptables backend."),
     click.option("--proxy-uid", type=int, help="UID the proxy runs as (default 2102)."),
@@ -110,6 +127,8 @@ SETTING_NAMES = (
     "trust_domain",
     "offline",
     "base_image",
+    "pull",
+    "mirrors",
     "topology",
     "iptables_mode",
     "proxy_uid",

@@ -14,8 +14,15 @@ from typing import Any
 
 import yaml
 
-from builder.config.contract import ContractFacts, facts_for
+from builder.config.contract import (
+    PROXY_VERSION_FILE,
+    ContractFacts,
+    facts_for,
+    known_proxy_version,
+    release_of,
+)
 from builder.config.identity import WorkloadIdentity, workload_identity
+from builder.config.mirrors import mirrored
 from builder.config.models import BinarySource, FileSource, GoSource, ImageSource, source_from
 from builder.config.settings_schema import PRIVATE_NETWORKS, SettingsEntry
 from builder.config.types import parse
@@ -28,7 +35,9 @@ MULTICALL_SPIRE_VERSION = "1.13.3"
 OFFLINE_BASE_IMAGE = "meshexp/debian-base:bookworm"
 ONLINE_BASE_IMAGE = "debian:bookworm-slim"
 TEMPLATE_FIELDS = re.compile(r"\{(\w+)\}")
-NAME_FIELDS = ("workload", "linkerd", "proxy", "spire", "topology", "arch")
+NAME_FIELDS = ("workload", "linkerd", "release", "proxy", "spire", "topology", "arch")
+PROXY_IMAGE = "cr.l5d.io/linkerd/proxy"
+PROXY_IN_IMAGE = "/usr/lib/linkerd/linkerd2-proxy"
 
 
 @dataclass(frozen=True)
@@ -69,12 +78,32 @@ class Settings:
     spire_server_source: BinarySource | None = None
     spire_agent_source: BinarySource | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    # When to pull upstream's images (Docker's --pull: missing, always, never).
+    pull: str = "missing"
+    # (upstream registry prefix, mirror): where upstream references are pulled from.
+    mirrors: tuple[tuple[str, str], ...] = ()
     catalog: tuple[Path, ...] = ()
     binaries: tuple[tuple[str, Path], ...] = ()
 
     @property
     def facts(self) -> ContractFacts:
         return facts_for(self.linkerd_version, self.proxy_version)
+
+    @property
+    def release(self) -> str:
+        """The edge release the Linkerd version names: upstream's image tag."""
+        return release_of(self.linkerd_version)
+
+    @property
+    def proxy_version_known(self) -> bool:
+        """Whether the proxy's version is decided without asking its image."""
+        return (
+            self.proxy_version is not None or known_proxy_version(self.linkerd_version) is not None
+        )
+
+    def mirrored(self, reference: str) -> str:
+        """Where an upstream image reference is pulled from (builder.config.mirrors)."""
+        return mirrored(reference, self.mirrors)
 
     def identity_of(self, namespace: str, name: str) -> WorkloadIdentity:
         """The SVID's names for workload `name` of `namespace` (builder.config.identity)."""
@@ -103,15 +132,22 @@ class Settings:
 
     def image_reference(self, workload: str) -> str:
         """`name:tag` for a workload, from the name and tag patterns."""
+        pattern = f"{self.image_name}:{self.tag}"
+        # Asked only where a pattern names it: it may come from the proxy's image.
+        proxy = self.facts.proxy_version if "{proxy}" in pattern else ""
+        return self._reference(workload, proxy)
+
+    def _reference(self, workload: str, proxy: str) -> str:
         values = {
             "workload": workload,
             "linkerd": self.linkerd_version,
-            "proxy": self.facts.proxy_version,
+            "release": self.release,
+            "proxy": proxy,
             "spire": self.spire_version,
             "topology": self.topology,
             "arch": self.arch,
         }
-        return f"{self.image_name.format(**values)}:{self.tag.format(**values)}"
+        return f"{self.image_name}:{self.tag}".format(**values)
 
     def proxy(self) -> BinarySource:
         """The proxy's source: this platform's file (--proxy-file PLATFORM=FILE), the
@@ -127,9 +163,8 @@ class Settings:
                 "as an image. Give it as a file: --proxy-file PATH (a linkerd2-proxy binary, or "
                 "for tests the stand-in built by `make standin`), or drop --offline"
             )
-        return ImageSource(
-            f"cr.l5d.io/linkerd/proxy:{self.facts.proxy_version}", "/usr/lib/linkerd/linkerd2-proxy"
-        )
+        # Upstream tags the proxy image by Linkerd release, never by proxy version.
+        return ImageSource(f"{PROXY_IMAGE}:{self.release}", PROXY_IN_IMAGE)
 
     @property
     def uses_multicall(self) -> bool:
@@ -174,7 +209,14 @@ class Settings:
 
     def check(self) -> Settings:
         """Cross-field checks; returns self so callers can chain."""
-        self.facts  # noqa: B018 - resolves and validates the Linkerd/proxy versions
+        if self.proxy_version_known:
+            self.facts  # noqa: B018 - resolves and validates the Linkerd/proxy versions
+        elif self.offline or self.proxy_files or self.proxy_source is not None:
+            raise SettingsError(
+                f"Linkerd {self.release} is newer than this tool's table of proxy versions and "
+                "the proxy is a file: give its version with --proxy-version vX.Y.Z (online, "
+                f"it is read from the image's {PROXY_VERSION_FILE})"
+            )
         for pattern, label in ((self.image_name, "image_name"), (self.tag, "tag")):
             unknown = set(TEMPLATE_FIELDS.findall(pattern)) - set(NAME_FIELDS)
             if unknown:
@@ -182,7 +224,9 @@ class Settings:
                     f"{label}: unknown field {{{sorted(unknown)[0]}}}; "
                     f"use any of {{{'}, {'.join(NAME_FIELDS)}}}"
                 )
-        reference = self.image_reference("smiley")
+        # The proxy's version may be known only once its image is read: a placeholder of
+        # its form checks the pattern meanwhile.
+        reference = self._reference("smiley", self.proxy_version or "v0.0.0")
         if not IMAGE_REF.match(reference):
             raise SettingsError(
                 f"image_name/tag give {reference!r}, which is not a valid image "
@@ -237,7 +281,9 @@ def settings_from_mapping(
         value = getattr(entry, key)
         if value is None:
             continue
-        if key.endswith("_ports_to_ignore") or key == "profile_networks":
+        if key == "mirrors":
+            changes[key] = tuple((dict(earlier.mirrors) | value).items())
+        elif key.endswith("_ports_to_ignore") or key == "profile_networks":
             changes[key] = tuple(value)
         elif key.endswith("_source"):
             changes[key] = source_from(value, base_dir)

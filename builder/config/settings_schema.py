@@ -17,6 +17,7 @@ from pydantic import (
 
 from builder.config.contract import InboundPolicy
 from builder.config.identity import IdentityStyle
+from builder.config.mirrors import PULL_POLICIES, PullPolicy, check_mirror_side
 from builder.config.schema import (
     Entry,
     IptablesMode,
@@ -105,6 +106,19 @@ def _label_name(name: str) -> str:
     return name
 
 
+MirrorSide = Annotated[
+    str,
+    AfterValidator(check_mirror_side),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "a registry host with an optional port and path, e.g. "
+            "registry.corp:5000/l5d",
+        }
+    ),
+]
+
+
 LabelName = Annotated[
     str,
     AfterValidator(_label_name),
@@ -118,7 +132,9 @@ class SettingsEntry(Entry):
     """The settings file (meshexp.yaml); flags of the same names override it."""
 
     linkerd_version: FreeText | None = Field(
-        None, description="Linkerd release, e.g. 2.18 or edge-24.2.5"
+        None,
+        description="Linkerd release: a line (2.15 ... 2.20, each its edge release) or the "
+        "edge release you run (edge-26.8.3)",
     )
     proxy_version: FreeText | None = Field(
         None, description="override the proxy version, e.g. v2.294.0"
@@ -172,6 +188,19 @@ class SettingsEntry(Entry):
         None,
         description="SPIRE built from Go sources: only the plugins meshexp-build's configs "
         "name (configured), or every built-in (all)",
+    )
+    pull: Annotated[PullPolicy, AsText] | None = Field(
+        None,
+        description=f"when to pull upstream's images: {', '.join(PULL_POLICIES)} (as Docker's "
+        "--pull; default missing)",
+    )
+    mirrors: Annotated[
+        dict[MirrorSide, MirrorSide] | None,
+        BeforeValidator(_pairs("UPSTREAM=MIRROR")),
+    ] = Field(
+        default=None,
+        description="UPSTREAM: MIRROR, e.g. cr.l5d.io: registry.corp:5000/l5d; every image "
+        "reference under UPSTREAM is pulled from MIRROR instead",
     )
     proxy_source: SourceEntry | None = None
     spire_server_source: SourceEntry | None = None

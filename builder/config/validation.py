@@ -32,6 +32,13 @@ SHA256 = re.compile(r"^[a-f0-9]{64}$")
 SPIFFE_ID = re.compile(r"^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$")
 ARG_TEXT = re.compile(r"^[^\x00-\x1f\x7f]*$")
 SPDX_EXPRESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+:() -]{0,199}$")
+# A registry host (with an optional port) and an optional path under it, as a mirror's
+# two sides are written (`cr.l5d.io`, `registry.corp:5000/l5d`); used with fullmatch.
+REGISTRY_PREFIX = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?"
+    r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*){0,8}",
+    re.ASCII,
+)
 LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._/-]{0,126}[a-z0-9])?$")
 # A Kubernetes label: an optional DNS-subdomain prefix and "/", a name; its value.
 KUBE_LABEL_KEY = re.compile(

@@ -416,6 +416,16 @@ def pull_image(reference: str) -> str:
     return next((d.split("@", 1)[1] for d in digests if d.startswith(repository + "@")), "")
 
 
+def repo_digest(reference: str) -> str:
+    """The registry digest the engine holds for a reference ("" for an image that was
+    built or loaded here, which no registry served)."""
+    digests = image_attrs(reference).get("RepoDigests") or []
+    name = reference.split("@", 1)[0]
+    head, sep, tag = name.rpartition(":")
+    repository = head if sep and "/" not in tag else name
+    return next((d.split("@", 1)[1] for d in digests if d.startswith(repository + "@")), "")
+
+
 def image_entrypoint(reference: str) -> list[str]:
     """The image's entrypoint (pulled first where it is missing)."""
     if not image_exists(reference):

@@ -19,8 +19,11 @@ from pathlib import Path
 from builder.build.base_image import rootfs_tarball
 from builder.build.gobuild import HOST_ARCH, cached_buildkit, cached_go_binary, cached_syft
 from builder.build.image import prefetch_components
+from builder.build.plan import plan_components
 from builder.build.provenance import provenance_labels, revision_and_source
-from builder.build.render import RenderResult, render_build_context
+from builder.build.render import RenderResult, UsedImages, render_build_context
+from builder.build.upstream import settle_proxy_version, upstream_references
+from builder.config.mirrors import normalized
 from builder.config.models import GoSource, Workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core.cache import cache_key, cache_root, link_or_copy
@@ -40,6 +43,8 @@ from builder.oci.registry import (
 )
 
 SYFT_VERSION = "v1.57.1"
+# Where a registry's API answers, where that is not its name.
+REGISTRY_API = {"docker.io": "registry-1.docker.io"}
 SCANNER_WRAPPER = GoSource("./cmd/sbom-scanner", local=go_dir())
 
 
@@ -96,9 +101,34 @@ def refuse_standins(rendered: dict[str, RenderResult], allow_standin: bool) -> N
         )
 
 
+def upstream_digests(workloads: list[Workload], settings: Settings) -> UsedImages:
+    """Each upstream image the builds name, with the digest its registry (the mirror,
+    where one covers it) serves now: what BuildKit resolves the same tag to."""
+    plans = [plan_components(workload, settings) for workload in workloads]
+    references = dict.fromkeys(ref for plan in plans for ref in upstream_references(plan, settings))
+    used: UsedImages = {}
+    for reference in references:
+        pulled = settings.mirrored(reference)
+        host, name, tag = split_reference(normalized(pulled))
+        _, digest = client_for(REGISTRY_API.get(host, host)).manifest(name, tag)
+        used[reference] = (pulled, digest)
+    return used
+
+
+def local_mirrors(settings: Settings) -> list[str]:
+    """The mirrors on this machine, which BuildKit speaks to over plain HTTP."""
+    hosts = [mirror.split("/")[0] for _, mirror in settings.mirrors]
+    return [host for host in dict.fromkeys(hosts) if is_local(host)]
+
+
 @contextlib.contextmanager
 def session(
-    *, builder_address: str | None, registry_host: str, need_helper: bool, progress: Progress
+    *,
+    builder_address: str | None,
+    registry_host: str,
+    need_helper: bool,
+    progress: Progress,
+    insecure: tuple[str, ...] = (),
 ) -> Iterator[Session]:
     """A builder (ours, or the given one) and, where offline parts are needed, the
     helper registry (its storage kept in the cache)."""
@@ -106,11 +136,10 @@ def session(
         helper = ""
         if need_helper:
             helper = stack.enter_context(LocalRegistry(cache_root() / "registry")).address
-        insecure = [helper] if helper else []
-        if is_local(registry_host):
-            insecure.append(registry_host)
+        plain = [helper] if helper else []
+        plain += [host for host in (registry_host, *insecure) if is_local(host)]
         if builder_address is None:
-            builder = stack.enter_context(buildkit.own_builder(insecure, progress))
+            builder = stack.enter_context(buildkit.own_builder(plain, progress))
         else:
             builder = buildkit.given_builder(builder_address, progress)
         yield Session(builder, helper)
@@ -327,6 +356,8 @@ def publish_platforms(
     progress = progress or Progress()
     platforms = check_platforms(settings)
     host = registry_host(registry)
+    settings = settle_proxy_version(settings, progress)
+    used = upstream_digests(workloads, settings) if not settings.offline else {}
     scratch_root = cache_root() / "contexts"
     scratch_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="publish-", dir=scratch_root) as scratch:
@@ -342,6 +373,7 @@ def publish_platforms(
                     output=folder,
                     extra_labels=provenance_labels(Path.cwd()),
                     progress=progress,
+                    used_images=used,
                 )
             refuse_standins(contexts[workload.name], allow_standin)
         need_helper = settings.offline or settings.resolved_base_image == OFFLINE_BASE_IMAGE
@@ -350,6 +382,7 @@ def publish_platforms(
             registry_host=host,
             need_helper=need_helper,
             progress=progress,
+            insecure=tuple(local_mirrors(settings)),
         ) as run:
             offered = run.builder.platforms()
             for platform in platforms:

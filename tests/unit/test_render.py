@@ -259,3 +259,57 @@ def test_a_planned_and_fetched_build_is_neither_planned_nor_fetched_again(
 
 def test_templates_share_one_jinja_environment_per_root() -> None:
     assert templates._environment() is templates._environment()
+
+
+def _from_lines(text: str) -> list[str]:
+    return [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
+
+
+def test_mirrors_rewrite_every_upstream_reference_and_no_local_one() -> None:
+    """Upstream's images are pulled from the mirror; our own (the components image,
+    the offline base) stay local; the labels keep the upstream reference, the mirror
+    and the digest used."""
+    smiley = load_catalog()["smiley"]
+    settings = load_settings(
+        None,
+        {
+            "mirrors": (
+                "cr.l5d.io=127.0.0.1:5000/l5d",
+                "ghcr.io=127.0.0.1:5000/ghcr",
+                "docker.io=127.0.0.1:5000/hub",
+            )
+        },
+    )
+    digest = "sha256:" + "ab" * 32
+    used = {
+        "cr.l5d.io/linkerd/proxy:edge-26.6.3": (
+            "127.0.0.1:5000/l5d/linkerd/proxy:edge-26.6.3",
+            digest,
+        )
+    }
+    files = render_files(
+        smiley, settings, components_image="meshexp/components:0123", used_images=used
+    )
+    dockerfile = files["Dockerfile"][0]
+    froms = _from_lines(dockerfile)
+    assert "127.0.0.1:5000/l5d/linkerd/proxy:edge-26.6.3" in froms
+    assert "127.0.0.1:5000/ghcr/buoyantio/faces-smiley:2.0.0" in froms
+    assert "127.0.0.1:5000/hub/library/debian:bookworm-slim" in froms
+    assert "meshexp/components:0123" in froms
+    assert not [ref for ref in froms if ref.startswith(("cr.l5d.io", "ghcr.io", "debian"))]
+    mirror = "127.0.0.1:5000/l5d/linkerd/proxy:edge-26.6.3"
+    assert (
+        'io.meshexp.source.proxy="image cr.l5d.io/linkerd/proxy:edge-26.6.3@'
+        f'{digest} via {mirror} /usr/lib/linkerd/linkerd2-proxy"'
+    ) in dockerfile
+    offline = load_settings(
+        None,
+        {
+            "offline": True,
+            "proxy_file": (str(Path("/bin/true")),),
+            "mirrors": ("docker.io=127.0.0.1:5000/hub",),
+        },
+    )
+    assert "meshexp/debian-base:bookworm" in _from_lines(
+        render_files(smiley, offline)["Dockerfile"][0]
+    )

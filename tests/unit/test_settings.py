@@ -18,8 +18,56 @@ def test_defaults_follow_the_upstream_images() -> None:
     assert settings.inbound_ports_to_ignore == (4190, 4191, 4567, 4568)
     proxy = settings.proxy()
     assert isinstance(proxy, ImageSource)
-    assert proxy.ref == f"cr.l5d.io/linkerd/proxy:{settings.facts.proxy_version}"
-    assert isinstance(settings.spire("spire-agent"), ImageSource)
+    # Upstream's names, tags and in-image paths (../shared/reference/upstream-images.md).
+    assert (proxy.ref, proxy.path) == (
+        "cr.l5d.io/linkerd/proxy:edge-26.6.3",
+        "/usr/lib/linkerd/linkerd2-proxy",
+    )
+    agent = settings.spire("spire-agent")
+    assert isinstance(agent, ImageSource)
+    assert (agent.ref, agent.path) == (
+        "ghcr.io/spiffe/spire-agent:1.13.3",
+        "/opt/spire/bin/spire-agent",
+    )
+    assert settings.pull == "missing"
+    assert settings.mirrors == ()
+
+
+def test_mirrors_from_the_file_and_flags(tmp_path: Path) -> None:
+    config = tmp_path / "meshexp.yaml"
+    config.write_text("mirrors: {cr.l5d.io: registry.corp:5000/l5d}\npull: always\n")
+    settings = load_settings(config, {"mirrors": ("ghcr.io=127.0.0.1:5000/ghcr",)})
+    assert dict(settings.mirrors) == {
+        "cr.l5d.io": "registry.corp:5000/l5d",
+        "ghcr.io": "127.0.0.1:5000/ghcr",
+    }
+    assert settings.pull == "always"
+    assert settings.mirrored(settings.proxy().ref) == (
+        "registry.corp:5000/l5d/linkerd/proxy:edge-26.6.3"
+    )
+    assert settings.mirrored("ghcr.io/spiffe/spire-agent:1.13.3") == (
+        "127.0.0.1:5000/ghcr/spiffe/spire-agent:1.13.3"
+    )
+    assert settings.mirrored("debian:bookworm-slim") == "debian:bookworm-slim"
+
+
+@pytest.mark.parametrize(
+    "mirror",
+    [
+        "cr.l5d.io",  # no MIRROR
+        "cr.l5d.io=",
+        "cr.l5d.io=Registry.corp",
+        "cr.l5d.io=registry.corp\n",
+        "cr.l5d.io=registry.corp/l5d\nRUN x",
+        "cr.l5d.io=registry.corp:5000/l5d:tag",
+        "cr.l5d.io=noregistry/path",
+        "=registry.corp",
+    ],
+)
+def test_bad_mirrors_are_refused(mirror: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(None, {"mirrors": (mirror,)})
+    assert "\n" not in caught.value.message.replace(repr(mirror), "")
 
 
 def test_file_then_flags(tmp_path: Path) -> None:
@@ -62,7 +110,8 @@ def test_offline_without_proxy_file_says_how() -> None:
         ({"inbound_ports_to_ignore": "99999"}, r"out of range \(1-65535\)"),
         ({"trust_domain": "Bad Domain"}, "a DNS name"),
         ({"spire_version": "v1.13.3"}, "no leading v"),
-        ({"linkerd_version": "3.0"}, "not known"),
+        ({"linkerd_version": "3.0"}, "not a release name"),
+        ({"pull": "sometimes"}, "missing"),
         ({"image_name": "x/{nope}"}, r"unknown field \{nope\}"),
         ({"image_name": "UPPER/{workload}"}, "not a valid image reference"),
         ({"proxy_uid": 2103}, "must differ"),
