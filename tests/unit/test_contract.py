@@ -96,9 +96,7 @@ def test_a_newer_release_with_a_proxy_file_needs_the_proxy_version(tmp_path) -> 
         ("edge-26.8.3", "2.20"),
     ],
 )
-def test_an_edge_release_follows_the_newest_line_at_or_before_it(
-    release: str, series: str
-) -> None:
+def test_an_edge_release_follows_the_newest_line_at_or_before_it(release: str, series: str) -> None:
     minor = int(series.split(".")[1])
     facts = facts_for(release, "v2.300.0")
     assert facts.max_workload_ips == (2 if minor >= 17 else 1)
