@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The main job, on a machine without registry access: build the smiley image
-# (offline profile: Debian base from debootstrap, SPIRE and the workload from
-# the Go module proxy) and start it the way the original walk-through does.
+# The main job: build the smiley image and start it the way the original
+# walk-through does.
 #
-# The Linkerd proxy is published only as an image, which no registry here
-# serves: this uses PROXY_FILE if set, else the real linkerd2-proxy kept as
-# test equipment beside the checkout, else the PROXY STAND-IN (see
-# scripts/proxy-file.sh, which says which one on every run).
+# Where upstream's registries (or the mirrors meshexp.yaml names) answer, it
+# takes the default, online path: upstream's proxy, SPIRE and Faces images, the
+# proxy's version read from its image. Where they do not (a quick probe,
+# `meshexp-build doctor --registries`), the offline profile: a Debian base from
+# debootstrap, SPIRE and the workload from the Go module proxy, and the proxy
+# as a file: PROXY_FILE if set, else the real linkerd2-proxy kept as test
+# equipment beside the checkout, else the PROXY STAND-IN (scripts/proxy-file.sh
+# says which on every run). DEMO_PROFILE=online|offline skips the probe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -16,11 +19,25 @@ network=meshexp-demo
 name=meshexp-demo-smiley
 timeout=${DEMO_TIMEOUT:-120}
 
-PROXY_FILE=$(scripts/proxy-file.sh)
+profile=${DEMO_PROFILE:-}
+if [ -z "$profile" ]; then
+  if probe=$(meshexp-build doctor --registries 2>&1); then
+    profile=online
+    echo "demo: online: the registries answer, so upstream's images are used"
+  else
+    profile=offline
+    echo "demo: offline: no registry answers here ($(printf '%s\n' "$probe" | grep -m1 -o '[^ ]* does not answer' || echo 'see meshexp-build doctor --registries'))"
+  fi
+fi
+build=(meshexp-build image --workload smiley -o json)
+if [ "$profile" = offline ]; then
+  PROXY_FILE=$(scripts/proxy-file.sh)
+  build+=(--offline --proxy-file "$PROXY_FILE")
+fi
 [ -f out/certs/issuer.key ] || meshexp-build certs --output out/certs
 
-if ! docker image inspect meshexp/debian-base:bookworm >/dev/null 2>&1 ||
-  [ -z "$(docker images -q meshexp/components)" ]; then
+if [ "$profile" = offline ] && { ! docker image inspect meshexp/debian-base:bookworm >/dev/null 2>&1 ||
+  [ -z "$(docker images -q meshexp/components)" ]; }; then
   echo "demo: first run on this machine: about 10 minutes on 2 cores. It builds a Debian"
   echo "demo: base image with debootstrap (about a minute) and SPIRE from source through the"
   echo "demo: Go module proxy (most of the time, its module downloads included); both are"
@@ -28,7 +45,7 @@ if ! docker image inspect meshexp/debian-base:bookworm >/dev/null 2>&1 ||
 fi
 
 # Build progress goes to stderr; the JSON result (the image reference) to stdout.
-image=$(meshexp-build image --workload smiley --offline --proxy-file "$PROXY_FILE" -o json |
+image=$("${build[@]}" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["reference"])')
 
 docker network inspect "$network" >/dev/null 2>&1 || docker network create "$network" >/dev/null

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from builder.build.gobuild import CROSS_CC, HOST_ARCH
 from builder.build.plan import helper_source
 from builder.build.sources import STANDIN_BANNER
 from builder.build.spire_plugins import configured_plugins, describe_kept
 from builder.check.e2e_steps import missing_prerequisites
+from builder.config.mirrors import normalized
 from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core.errors import MeshexpError
+from builder.core.net import registry_answers
 from builder.engine import docker_engine
 from builder.oci.buildkit import emulation_missing
 
@@ -23,6 +26,41 @@ class Finding:
     ok: bool
     detail: str
     fix: str = ""
+
+
+# Where a registry's API answers, where that is not its name.
+REGISTRY_API = {"docker.io": "registry-1.docker.io"}
+
+
+def online_registries(settings: Settings) -> list[str]:
+    """The registries the online profile pulls from, as their references name them
+    (through the settings' mirrors): the proxy's, SPIRE's, Faces' and the base's."""
+    online = replace(settings, offline=False)
+    sources = [online.proxy(), online.spire("spire-server"), online.spire("spire-agent")]
+    references = [source.ref for source in sources if isinstance(source, ImageSource)]
+    references += ["ghcr.io/buoyantio/faces-smiley:2.0.0", online.resolved_base_image]
+    hosts = [normalized(online.mirrored(ref)).split("/")[0] for ref in references]
+    return list(dict.fromkeys(hosts))
+
+
+def registry_findings(
+    settings: Settings, probe: Callable[[str], tuple[bool, str]] = registry_answers
+) -> list[Finding]:
+    """Whether each registry of the online profile answers now (`make demo` takes the
+    online path only where all do)."""
+    findings = []
+    for host in online_registries(settings):
+        answers, said = probe(REGISTRY_API.get(host, host))
+        findings.append(
+            Finding(
+                "registry",
+                answers,
+                f"{host} {'answers' if answers else 'does not answer'} ({said})",
+                "build offline (--offline, with --proxy-file), or name a mirror you can "
+                f"reach: --mirror {host}=HOST[:PORT][/PATH]",
+            )
+        )
+    return findings
 
 
 def _engine() -> tuple[list[Finding], bool]:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from builder.check.doctor import diagnose, e2e_findings
+from builder.check.doctor import diagnose, e2e_findings, registry_findings
 from builder.check.e2e import E2EResult, run_e2e
 from builder.check.e2e_kind import kind_e2e_config, kind_inputs, kind_online_config
 from builder.check.e2e_steps import E2EConfig
@@ -197,13 +197,26 @@ def check(
 @click.option(
     "--e2e", "for_e2e", is_flag=True, help="Also what the online end-to-end walk-through needs."
 )
+@click.option(
+    "--registries",
+    "registries_only",
+    is_flag=True,
+    help="Only whether the online profile's registries (or their mirrors) answer now: "
+    "exit 0 where all do (make demo's choice between online and offline).",
+)
 @cluster_option("With --e2e: the cluster provider it would run on.")
 @output_option
 @setting_options
-def doctor(for_e2e: bool, cluster_provider: str, output_format: str, **options: Any) -> None:
+def doctor(
+    for_e2e: bool,
+    registries_only: bool,
+    cluster_provider: str,
+    output_format: str,
+    **options: Any,
+) -> None:
     """Report what a build needs and what is missing, with the fix for each."""
     settings = settings_from(options)
-    findings = diagnose(settings=settings)
+    findings = registry_findings(settings) if registries_only else diagnose(settings=settings)
     if for_e2e:
         findings += e2e_findings(findings, cluster_provider)
     if output_format == "json":
@@ -214,4 +227,6 @@ def doctor(for_e2e: bool, cluster_provider: str, output_format: str, **options: 
             fix = f"\n       fix: {finding.fix}" if finding.fix and not finding.ok else ""
             click.echo(f"{mark} {finding.what:<13} {finding.detail}{fix}")
     if not all(finding.ok for finding in findings):
+        if registries_only:
+            raise MeshexpError("the online profile's registries do not all answer: see above")
         raise MeshexpError("a build could not succeed: fix the FAIL lines above")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
 from builder.cli.display import MODES, display
-from builder.cli.options import folder_option
+from builder.cli.options import folder_option, settings_from
 from builder.cluster.apiserver import linkerd_crds
+from builder.config.mirrors import PULL_POLICIES
+from builder.config.settings import Settings
 from builder.core.cache import cache_root
 from builder.lab import (
     ComponentState,
@@ -41,7 +44,10 @@ def lab() -> None:
 
 
 def sources_from(
-    programs: Path | None, proxy_file: Path | None, linkerd: Path | None
+    programs: Path | None,
+    proxy_file: Path | None,
+    linkerd: Path | None,
+    settings: Settings | None = None,
 ) -> LabSources:
     """Linkerd's programs from one folder (built from source), else copied out of
     Linkerd's images for the linkerd CLI's release; the CLI from the folder or PATH.
@@ -54,7 +60,7 @@ def sources_from(
                 "the lab renders Linkerd's objects with the linkerd CLI: install it "
                 "(https://linkerd.io/2/getting-started/) or give --linkerd FILE"
             )
-        sources = sources_from_images(cli, cache_root() / "lab")
+        sources = sources_from_images(cli, cache_root() / "lab", settings)
         return replace(sources, proxy=proxy_file).check() if proxy_file else sources
     if proxy_file is None:
         raise click.UsageError("with --programs, give the proxy too: --proxy-file FILE")
@@ -97,6 +103,23 @@ def show(running: Lab, states: list[ComponentState]) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Linkerd's CRDs (default: `linkerd install --crds`).",
 )
+@click.option(
+    "--pull",
+    type=click.Choice(PULL_POLICIES),
+    help="When to pull Linkerd's images: missing (default), always, never.",
+)
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    help="UPSTREAM=MIRROR: pull images under UPSTREAM from MIRROR (repeat).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Settings file for pull and mirrors. Default: ./meshexp.yaml when present.",
+)
 @click.option("--progress", "progress_mode", type=click.Choice(MODES), default="auto")
 def lab_up_command(
     folder: Path,
@@ -105,9 +128,10 @@ def lab_up_command(
     linkerd: Path | None,
     crd_files: tuple[Path, ...],
     progress_mode: str,
+    **options: Any,
 ) -> None:
     """Start the lab; print what runs where and the kubeconfig."""
-    sources = sources_from(programs, proxy_file, linkerd)
+    sources = sources_from(programs, proxy_file, linkerd, settings_from(options))
     crds = tuple(path.read_text() for path in crd_files) or linkerd_crds(sources.linkerd)
     with display(progress_mode) as progress:
         started = lab_up(folder=folder, sources=sources, crds=crds, progress=progress)

@@ -71,3 +71,17 @@ def proxy_ready(ip: str, *, timeout: float = 1, refusal_is_up: bool = False) -> 
     """
     ok, reason = answers_ok(f"http://{ip}:{PROXY_ADMIN_PORT}/ready", timeout=timeout)
     return ok or (refusal_is_up and reason in ("HTTP 403", "HTTP 404"))
+
+
+def registry_answers(host: str, timeout: float = 3) -> tuple[bool, str]:
+    """Whether the registry API at `host` answers at all (any HTTP status: Docker Hub and
+    others ask for a token first); with what it said or why nothing came."""
+    local = host.split(":")[0] in ("127.0.0.1", "localhost")
+    url = f"{'http' if local else 'https'}://{host}/v2/"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return True, f"HTTP {answer.status}"
+    except urllib.error.HTTPError as exc:
+        return True, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, str(getattr(exc, "reason", exc))

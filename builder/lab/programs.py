@@ -1,5 +1,6 @@
 """Linkerd's programs copied out of Linkerd's own images for the linkerd CLI's release,
-cached by release: the lab's default program source.
+cached by release: the lab's default program source. From edge-25.8.3 upstream ships
+the policy controller inside the controller image (its own image stops there).
 """
 
 from __future__ import annotations
@@ -8,17 +9,39 @@ import re
 import subprocess
 from pathlib import Path
 
+from builder.build.upstream import ensure_image
+from builder.config.contract import POLICY_IN_CONTROLLER, release_at_least
+from builder.config.settings import PROXY_IMAGE, PROXY_IN_IMAGE, Settings
+from builder.core.progress import Progress
 from builder.engine import docker_engine
 from builder.lab.layout import LabError, LabSources
 
-IMAGES = {
-    "controller": "cr.l5d.io/linkerd/controller",
-    "policy_controller": "cr.l5d.io/linkerd/policy-controller",
-    "proxy": "cr.l5d.io/linkerd/proxy",
+# Where each program is kept in the cache, by release.
+PROGRAM_FILES = {
+    "controller": "controller",
+    "policy_controller": "linkerd-policy-controller",
+    "proxy_identity": "proxy-identity",
+    "proxy": "linkerd2-proxy",
 }
 
+CONTROLLER_IMAGE = "cr.l5d.io/linkerd/controller"
+POLICY_IMAGE = "cr.l5d.io/linkerd/policy-controller"
+POLICY_IN_CONTROLLER_IMAGE = "/linkerd-policy-controller"
 
-PROXY_IN_IMAGE = "/usr/lib/linkerd/linkerd2-proxy"
+
+def program_images(release: str) -> dict[str, tuple[str, str | None]]:
+    """Each program -> (the upstream image that holds it, its path there; None: the
+    image's entrypoint), for `release`."""
+    images: dict[str, tuple[str, str | None]] = {
+        "controller": (f"{CONTROLLER_IMAGE}:{release}", None),
+        "proxy_identity": (f"{PROXY_IMAGE}:{release}", None),
+        "proxy": (f"{PROXY_IMAGE}:{release}", PROXY_IN_IMAGE),
+    }
+    if release_at_least(release, POLICY_IN_CONTROLLER):
+        images["policy_controller"] = (f"{CONTROLLER_IMAGE}:{release}", POLICY_IN_CONTROLLER_IMAGE)
+    else:
+        images["policy_controller"] = (f"{POLICY_IMAGE}:{release}", None)
+    return images
 
 
 def linkerd_version(linkerd: Path) -> str:
@@ -42,23 +65,22 @@ def entrypoint_program(entrypoint: list[str]) -> str:
     return entrypoint[0]
 
 
-def sources_from_images(linkerd: Path, cache: Path) -> LabSources:
-    """Linkerd's programs copied out of its own images, for the CLI's release
-    (pulled from cr.l5d.io where missing; cached by release in `cache`).
+def sources_from_images(
+    linkerd: Path, cache: Path, settings: Settings | None = None, progress: Progress | None = None
+) -> LabSources:
+    """Linkerd's programs copied out of its own images, for the CLI's release (pulled as
+    the settings' pull policy says, through their mirrors; cached by release in `cache`).
     """
+    settings = settings or Settings()
+    progress = progress or Progress()
     version = linkerd_version(linkerd)
     folder = cache / version
     found: dict[str, Path] = {}
-    for key, repository in IMAGES.items():
-        reference = f"{repository}:{version}"
-        path = entrypoint_program(docker_engine.image_entrypoint(reference))
-        target = folder / ("proxy-identity" if key == "proxy" else Path(path).name)
+    for key, (reference, path) in program_images(version).items():
+        target = folder / PROGRAM_FILES[key]
         if not target.is_file():
-            docker_engine.copy_from_image(reference, path, target)
-        found["proxy_identity" if key == "proxy" else key] = target
-        if key == "proxy":
-            proxy = folder / "linkerd2-proxy"
-            if not proxy.is_file():
-                docker_engine.copy_from_image(reference, PROXY_IN_IMAGE, proxy)
-            found["proxy"] = proxy
+            used = ensure_image(reference, settings, progress).used
+            inside = path or entrypoint_program(docker_engine.image_entrypoint(used))
+            docker_engine.copy_from_image(used, inside, target)
+        found[key] = target
     return LabSources(linkerd=linkerd, **found).check()

@@ -25,9 +25,10 @@ from builder.build.image import ImageResult, build_workload_image
 from builder.cluster.certs import create_certs
 from builder.config.catalog import find_workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings, load_settings
-from builder.lab import Lab, LabSources, running_lab
+from builder.lab import Lab, running_lab, sources_from_images
 from tests import equipment
 from tests.conftest import in_ci, need
+from tests.upstream_images import preload, shaped_images
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 TEST_IMAGE_NAME = "meshexp-test/{workload}"
@@ -242,16 +243,28 @@ def plain_base(engine) -> str:
     return build_base(reference=OFFLINE_BASE_IMAGE).reference
 
 
+@pytest.fixture(scope="session")
+def upstream_shaped(
+    engine, real_proxy: Path, real_faces: dict[str, Path], plain_base: str
+) -> list[str]:
+    """Upstream's images, played by upstream-shaped test equipment (tests/upstream_images)
+    preloaded in the engine, as a user with a registry would have them after a pull."""
+    need(equipment.CONTROL_PLANE.is_dir(), f"Linkerd's programs in {equipment.CONTROL_PLANE}")
+    images = shaped_images(
+        proxy=real_proxy, faces=real_faces, control_plane=equipment.CONTROL_PLANE
+    )
+    return preload(engine, images, plain_base)
+
+
 @pytest.fixture(scope="module")
-def lab(engine, real_proxy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    folder = equipment.CONTROL_PLANE
-    need(folder.is_dir(), f"Linkerd's control plane built from source in {folder}")
-    sources = LabSources(
-        controller=folder / "controller",
-        policy_controller=folder / "linkerd-policy-controller",
-        proxy_identity=folder / "proxy-identity",
-        proxy=real_proxy,
-        linkerd=folder / "linkerd",
+def lab(
+    engine, upstream_shaped: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lab]:
+    """The lab as `lab up` starts it by default: Linkerd's programs copied out of
+    upstream's images for the linkerd CLI's release (upstream-shaped here, holding the
+    control plane built from source and the real proxy)."""
+    sources = sources_from_images(
+        equipment.CONTROL_PLANE / "linkerd", tmp_path_factory.mktemp("lab-programs")
     )
     with running_lab(
         folder=tmp_path_factory.mktemp("lab"),

@@ -1,0 +1,225 @@
+"""The default, online path as users with a registry take it: `meshexp-build image
+--workload smiley`, with no --offline and no --proxy-file.
+
+No registry can be reached here, so upstream's images are played by upstream-shaped
+test equipment (tests/upstream_images.py: the real proxy, SPIRE and Faces programs
+under upstream's names, tags and paths), preloaded in the engine, or pushed to a
+local registry that plays a mirror with nothing preloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from builder.cli.main import main
+from builder.config.contract import PROXY_BY_RELEASE
+from builder.core.net import proxy_ready
+from builder.oci.registry import LocalRegistry, RegistryClient
+from tests import equipment
+from tests.integration.conftest import fresh_network
+from tests.upstream_images import NEWER_RELEASE, PROXY_VERSIONS, build_shaped, proxy_image
+
+DEFAULT_IMAGE = "meshexp/smiley:linkerd-2.20"
+READY = "bootstrap: workload ready ("
+
+
+def meshexp(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def labels_of(engine: Any, reference: str) -> dict[str, str]:
+    return dict(engine.images.get(reference).attrs["Config"]["Labels"])
+
+
+def file_in_image(engine: Any, reference: str, path: str) -> bytes:
+    container = engine.containers.create(reference)
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            assert member is not None
+            return member.read()
+    finally:
+        container.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def default_build(engine, upstream_shaped: list[str]) -> Result:
+    """The headline command, exactly as the README gives it."""
+    result = meshexp("image", "--workload", "smiley", "--progress", "plain")
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_the_default_build_takes_upstreams_images_by_release(
+    engine, default_build: Result, real_proxy: Path
+) -> None:
+    labels = labels_of(engine, DEFAULT_IMAGE)
+    # The proxy image is tagged by Linkerd release; its version file decides the facts.
+    assert labels["io.meshexp.linkerd-release"] == "edge-26.6.3"
+    assert labels["io.meshexp.proxy-version"] == PROXY_VERSIONS["edge-26.6.3"]
+    assert "proxy v2.359.0 (read from cr.l5d.io/linkerd/proxy:edge-26.6.3)" in (
+        default_build.output
+    )
+    for role, upstream in {
+        "proxy": "cr.l5d.io/linkerd/proxy:edge-26.6.3@sha256:",
+        "spire-agent": "ghcr.io/spiffe/spire-agent:1.13.3@sha256:",
+        "spire-server": "ghcr.io/spiffe/spire-server:1.13.3@sha256:",
+        "workload.smiley": "ghcr.io/buoyantio/faces-smiley:2.0.0@sha256:",
+    }.items():
+        assert labels[f"io.meshexp.source.{role}"].startswith(f"image {upstream}"), role
+    assert labels["org.opencontainers.image.base.name"] == "debian:bookworm-slim"
+    assert labels["org.opencontainers.image.base.digest"].startswith("sha256:")
+    # The proxy in the image is the one the proxy image carries: the real one.
+    carried = file_in_image(engine, DEFAULT_IMAGE, "/usr/lib/linkerd/linkerd2-proxy")
+    assert (
+        hashlib.sha256(carried).hexdigest() == hashlib.sha256(real_proxy.read_bytes()).hexdigest()
+    )
+
+
+def test_the_walkthroughs_docker_run_brings_it_up_ready(
+    engine, default_build: Result, certs: Path
+) -> None:
+    """`docker run` as the walk-through's lines do, and the real proxy comes up ready."""
+    with fresh_network(engine) as network:
+        container = engine.containers.run(
+            DEFAULT_IMAGE,
+            detach=True,
+            network=network,
+            cap_add=["NET_ADMIN"],
+            volumes={str(certs): {"bind": "/opt/spire/certs", "mode": "ro"}},
+            environment={
+                "WORKLOAD_NAME": "smiley",
+                "WORKLOAD_NAMESPACE": "faces",
+                "NODE_NAME": "$(hostname)",
+            },
+        )
+        deadline = time.monotonic() + 120
+        while READY not in (logs := container.logs().decode(errors="replace")):
+            container.reload()
+            assert container.status == "running", logs[-3000:]
+            assert time.monotonic() < deadline, logs[-3000:]
+            time.sleep(0.5)
+        container.reload()
+        ip = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+        assert proxy_ready(ip, timeout=5)
+        assert "PROXY STAND-IN" not in logs
+
+
+def test_check_passes_on_the_default_image(default_build: Result) -> None:
+    result = meshexp("check", DEFAULT_IMAGE)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_release_newer_than_the_tables_builds_with_its_images_proxy_version(
+    engine, upstream_shaped: list[str]
+) -> None:
+    assert NEWER_RELEASE not in PROXY_BY_RELEASE
+    result = meshexp(
+        "image", "--workload", "smiley", "--linkerd-version", NEWER_RELEASE,
+        "--image-name", "meshexp-test-newer/{workload}", "--progress", "plain",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    labels = labels_of(engine, f"meshexp-test-newer/smiley:linkerd-{NEWER_RELEASE}")
+    assert labels["io.meshexp.proxy-version"] == PROXY_VERSIONS[NEWER_RELEASE]
+    assert labels["io.meshexp.linkerd-release"] == NEWER_RELEASE
+
+
+def test_render_of_a_newer_release_reads_the_version_from_the_image(
+    upstream_shaped: list[str], tmp_path: Path
+) -> None:
+    result = meshexp(
+        "render", "--workload", "smiley", "--linkerd-version", NEWER_RELEASE,
+        "--output", str(tmp_path / "ctx"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    dockerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
+    assert f"FROM cr.l5d.io/linkerd/proxy:{NEWER_RELEASE} AS src-proxy" in dockerfile
+    assert f'io.meshexp.proxy-version="{PROXY_VERSIONS[NEWER_RELEASE]}"' in dockerfile
+
+
+@pytest.mark.parametrize(
+    ("pull", "said"),
+    [
+        ("never", "is not in the Docker engine and --pull never forbids pulling it"),
+        ("missing", "--offline"),  # no registry answers here: the way out is named
+    ],
+)
+def test_a_missing_image_that_cannot_be_pulled_is_one_line(
+    engine, upstream_shaped: list[str], pull: str, said: str
+) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["image", "--workload", "smiley", "--linkerd-version", "2.18", "--pull", pull],
+    )
+    assert result.exit_code == 4, result.output
+    assert "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert "cr.l5d.io/linkerd/proxy:edge-25.4.4" in line
+    assert said in line
+
+
+@pytest.fixture(scope="module")
+def mirror(engine, upstream_shaped: list[str], real_proxy: Path, tmp_path_factory) -> Iterator[str]:
+    """A local registry holding upstream's images under mirror paths (and the 2.19
+    line's proxy image, which the engine never had), none of them left in the engine."""
+    with LocalRegistry(tmp_path_factory.mktemp("mirror")) as registry:
+        host = registry.address
+        prefixes = {"cr.l5d.io": "l5d", "ghcr.io": "ghcr", "docker.io": "hub"}
+        sources = {ref: ref for ref in upstream_shaped if "proxy:" not in ref}
+        sources["docker.io/library/debian:bookworm-slim"] = sources.pop("debian:bookworm-slim")
+        for upstream, local in sources.items():
+            registry_name, _, rest = upstream.partition("/")
+            target = f"{host}/{prefixes[registry_name]}/{rest}"
+            engine.images.get(local).tag(target)
+            engine.images.push(target)
+            engine.images.remove(target)
+        release = "edge-25.10.7"  # the 2.19 line: in the mirror only
+        shaped = proxy_image(
+            release,
+            real_proxy,
+            equipment.CONTROL_PLANE / "proxy-identity",
+            version=PROXY_BY_RELEASE[release],
+            reference=f"{host}/l5d/linkerd/proxy:{release}",
+        )
+        build_shaped(engine, shaped)
+        engine.images.push(shaped.reference)
+        engine.images.remove(shaped.reference)
+        yield host
+
+
+def test_a_build_through_a_mirror_pulls_everything_and_records_the_digests(
+    engine, mirror: str
+) -> None:
+    result = meshexp(
+        "image", "--workload", "smiley", "--linkerd-version", "2.19",
+        "--mirror", f"cr.l5d.io={mirror}/l5d", "--mirror", f"ghcr.io={mirror}/ghcr",
+        "--mirror", f"docker.io={mirror}/hub",
+        "--image-name", "meshexp-test-mirror/{workload}", "--progress", "plain",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    labels = labels_of(engine, "meshexp-test-mirror/smiley:linkerd-2.19")
+    assert labels["io.meshexp.proxy-version"] == "v2.326.0"  # read from the mirror's image
+    registry = RegistryClient(mirror)
+    for role, (upstream, name, tag) in {
+        "proxy": ("cr.l5d.io/linkerd/proxy:edge-25.10.7", "l5d/linkerd/proxy", "edge-25.10.7"),
+        "spire-agent": ("ghcr.io/spiffe/spire-agent:1.13.3", "ghcr/spiffe/spire-agent", "1.13.3"),
+    }.items():
+        _, digest = registry.manifest(name, tag)
+        assert digest.startswith("sha256:")
+        assert labels[f"io.meshexp.source.{role}"].startswith(
+            f"image {upstream}@{digest} via {mirror}/{name}:{tag} "
+        ), labels[f"io.meshexp.source.{role}"]
+    _, base_digest = registry.manifest("hub/library/debian", "bookworm-slim")
+    assert labels["org.opencontainers.image.base.digest"] == base_digest
+    for pulled in ("l5d/linkerd/proxy:edge-25.10.7", "hub/library/debian:bookworm-slim"):
+        assert f"pull {mirror}/{pulled}" in result.output
