@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ from builder.cluster import kube
 from builder.cluster.keeper import StatusKeeper, targets_from_manifests
 from builder.cluster.manifests import build_manifests
 from builder.config.catalog import find_workload
-from builder.config.settings import Settings
+from builder.config.settings import Settings, load_settings
 from builder.core.net import proxy_ready
 from builder.engine import docker_engine
 from builder.lab import Lab, lab_status, run_in_lab
@@ -122,6 +123,30 @@ def test_face_gets_smileys_and_colors_over_mtls(trio: dict[str, Any]) -> None:
         assert series["tls"] == "true", series
         assert series["server_id"] == identity
         assert series["dst_external_workload"] == backend
+
+
+def test_the_default_online_image_joins_the_mesh(
+    lab: Lab, trio: dict[str, Any], mesh_settings: Settings
+) -> None:
+    """smiley built by the default path (no --offline, no --proxy-file: upstream's images,
+    upstream-shaped test equipment here) is called by face over mTLS through the lab."""
+    online = replace(load_settings(None, {}), image_name="meshexp-test-online/{workload}")
+    image = build_workload_image(workload=find_workload("smiley"), settings=online)
+    assert image.labels["io.meshexp.source.proxy"].startswith(
+        "image cr.l5d.io/linkerd/proxy:edge-26.6.3@sha256:"
+    )
+    smiley = start(lab, online, "smiley", "smiley-online", image.reference, {})
+    service = "smiley-online.faces.svc.cluster.local:8000"
+    face_image = build_workload_image(workload=find_workload("face"), settings=mesh_settings)
+    face = start(
+        lab, mesh_settings, "face", "face-online", face_image.reference,
+        {**FACE_ENV, "SMILEY_SERVICE": service},
+    )  # fmt: skip
+    body = ask_face(face.ip)
+    assert body["smiley"] == GRINNING, body
+    [series] = outbound_tls(metrics(face.ip), f"{smiley.ip}:8000")
+    assert series["tls"] == "true", series
+    assert series["server_id"] == online.identity_of("faces", "smiley-online").spiffe_id
 
 
 def test_destination_made_endpoint_slices_of_the_external_workloads(

@@ -14,7 +14,7 @@ from builder.lab.dns import dns_records
 from builder.lab.layout import Addresses, Lab, LabError, LabSources, pick_subnet
 from builder.lab.objects import endpoint_slice
 from builder.lab.pods import PodPlan, proxy_environment
-from builder.lab.programs import entrypoint_program, linkerd_version
+from builder.lab.programs import entrypoint_program, linkerd_version, program_images
 from tests import equipment
 from tests.conftest import need
 
@@ -179,3 +179,25 @@ def test_lab_certs_without_a_lab_names_the_fix(tmp_path: Path) -> None:
     assert "no lab in" in result.output
     assert "meshexp-build lab up" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("release", "policy"),
+    [
+        ("edge-25.4.4", ("cr.l5d.io/linkerd/policy-controller:edge-25.4.4", None)),
+        ("edge-25.8.2", ("cr.l5d.io/linkerd/policy-controller:edge-25.8.2", None)),
+        ("edge-25.8.3", ("cr.l5d.io/linkerd/controller:edge-25.8.3", "/linkerd-policy-controller")),
+        ("edge-26.8.3", ("cr.l5d.io/linkerd/controller:edge-26.8.3", "/linkerd-policy-controller")),
+    ],
+)
+def test_the_policy_controller_comes_from_the_controller_image_from_edge_25_8_3(
+    release: str, policy: tuple[str, str | None]
+) -> None:
+    """Upstream stopped publishing the policy-controller image at edge-25.8.3."""
+    images = program_images(release)
+    assert images["policy_controller"] == policy
+    assert images["controller"] == (f"cr.l5d.io/linkerd/controller:{release}", None)
+    assert images["proxy"] == (
+        f"cr.l5d.io/linkerd/proxy:{release}",
+        "/usr/lib/linkerd/linkerd2-proxy",
+    )
