@@ -120,7 +120,8 @@ def _labels(
     base = settings.resolved_base_image
     labels.append(("org.opencontainers.image.base.name", base))
     if base in used_images:
-        labels.append(("org.opencontainers.image.base.digest", used_images[base][1]))
+        if used_images[base][1].startswith("sha256:"):  # a registry's digest
+            labels.append(("org.opencontainers.image.base.digest", used_images[base][1]))
         labels.append(("io.meshexp.base-image", _used(base, used_images[base])))
     if workload.licenses:
         labels.append(("org.opencontainers.image.licenses", workload.licenses))
@@ -145,9 +146,11 @@ UsedImages = dict[str, tuple[str, str]]
 
 
 def _used(upstream: str, used: tuple[str, str]) -> str:
-    """`upstream@digest`, and the mirror's reference where the image came through one."""
+    """`upstream@digest` (or `upstream (local image ID)` for one no registry served), and
+    the mirror's reference where the image came through one."""
     reference, digest = used
-    return f"{upstream}@{digest}" + (f" via {reference}" if reference != upstream else "")
+    pinned = f"{upstream}@{digest}" if digest.startswith("sha256:") else f"{upstream} ({digest})"
+    return pinned + (f" via {reference}" if reference != upstream else "")
 
 
 def spire_build(components: list[Component]) -> str:

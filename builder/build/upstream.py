@@ -25,11 +25,9 @@ class UsedImage:
 
     upstream: str  # the reference as upstream publishes it
     used: str  # the reference pulled: the mirror's, where one covers it
-    digest: str  # the registry's digest, or the engine's image ID for one no registry served
-
-    def describe(self) -> str:
-        via = f" via {self.used}" if self.used != self.upstream else ""
-        return f"{self.upstream}@{self.digest}{via}"
+    # The registry's digest (sha256:...); for an image that no registry served (built
+    # or loaded into the engine), "local image <its ID>".
+    digest: str
 
 
 def ensure_image(upstream: str, settings: Settings, progress: Progress) -> UsedImage:
@@ -52,7 +50,9 @@ def ensure_image(upstream: str, settings: Settings, progress: Progress) -> UsedI
                     "base, Go sources, --proxy-file), or name a mirror: --mirror "
                     f"{upstream.split('/')[0]}=HOST[:PORT][/PATH]"
                 ) from None
-    digest = docker_engine.repo_digest(used) or str(docker_engine.image_attrs(used)["Id"])
+    digest = docker_engine.repo_digest(used)
+    if not digest:
+        digest = f"local image {docker_engine.image_attrs(used)['Id']}"
     return UsedImage(upstream=upstream, used=used, digest=digest)
 
 

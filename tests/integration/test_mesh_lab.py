@@ -133,7 +133,7 @@ def test_the_default_online_image_joins_the_mesh(
     online = replace(load_settings(None, {}), image_name="meshexp-test-online/{workload}")
     image = build_workload_image(workload=find_workload("smiley"), settings=online)
     assert image.labels["io.meshexp.source.proxy"].startswith(
-        "image cr.l5d.io/linkerd/proxy:edge-26.6.3@sha256:"
+        "image cr.l5d.io/linkerd/proxy:edge-26.6.3 (local image sha256:"
     )
     smiley = start(lab, online, "smiley", "smiley-online", image.reference, {})
     service = "smiley-online.faces.svc.cluster.local:8000"
