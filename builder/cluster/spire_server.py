@@ -72,8 +72,6 @@ def registration_commands(settings: Settings, namespace: str, name: str) -> dict
             identity.spiffe_id,
             "-selector",
             f"unix:uid:{settings.proxy_uid}",
-            "-dns",
-            identity.dns_name,
         ],
         "node": [
             "spire-server",

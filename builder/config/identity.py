@@ -1,11 +1,15 @@
 """The names a workload's SVID carries, and so the names a policy can use.
 
-The proxy's certificate (the SVID from SPIRE) has two names: the SPIFFE ID
-(the URI SAN, which the ExternalWorkload's `meshTLS.identity` names) and a DNS
-name (the ExternalWorkload's `meshTLS.serverName`). A Linkerd server-side
-proxy identifies a client by the DNS name, so a MeshTLSAuthentication must
-list that one (tried with the real proxy and policy controller; see
-`../shared/test-equipment/linkerd-control-plane/README.md`).
+A workload has two names. Its SVID (the proxy's certificate, from SPIRE) carries
+one: the SPIFFE ID (the URI SAN, which the ExternalWorkload's `meshTLS.identity`
+names), as the walk-through's SVIDs do. The other, a DNS-like name, is the
+ExternalWorkload's `meshTLS.serverName`: the TLS server name (SNI) peers ask
+for, which the workload's proxy takes from LINKERD2_PROXY_IDENTITY_SERVER_NAME,
+not from its certificate. linkerd2-proxy takes a client's FIRST certificate
+name as its identity in policy (`l5d-client-id`, `client_id`), and verifies a
+server by any of its names; with the SPIFFE ID alone, policies name an external
+workload by its SPIFFE ID (seen with the real proxy and control plane in the
+lab: tests/integration/test_mesh_lab.py).
 
 Two styles:
 - `namespaced` (the default): both names carry the namespace, so that `face`
@@ -34,10 +38,9 @@ class WorkloadIdentity:
 
     @property
     def policy_names(self) -> list[str]:
-        """What a MeshTLSAuthentication lists: the DNS name (what the server-side
-        proxy matches) and the SPIFFE ID.
-        """
-        return [self.dns_name, self.spiffe_id]
+        """What a MeshTLSAuthentication lists for this workload as a client: its SPIFFE
+        ID, the one name in its certificate and so its identity to the server's proxy."""
+        return [self.spiffe_id]
 
 
 def workload_identity(style: str, trust_domain: str, namespace: str, name: str) -> WorkloadIdentity:

@@ -230,46 +230,83 @@ def test_a_direct_connection_to_a_workload_ip_gets_mtls(trio: dict[str, Any]) ->
     assert all(series["tls"] == "true" for series in direct), direct
 
 
-def test_policy_admits_face_and_refuses_others(
-    lab: Lab, trio: dict[str, Any], mesh_settings: Settings
-) -> None:
-    """deny by default on smiley, an AuthorizationPolicy naming faces/face's identity:
-    face is admitted; a face of another namespace and a plaintext client are not.
+def walkthrough_policy(selector: dict[str, str], identities: list[str]) -> list[dict[str, Any]]:
+    """The walk-through's external-server.yaml and external-auth.yaml, in their shape
+    (service-mesh-academy 2-15-mesh-expansion/k8s): a Server over external workloads
+    that denies by default, and an AuthorizationPolicy whose MeshTLSAuthentication
+    lists the clients by SPIFFE ID. Its Server selects `location: vm`, a label of its
+    own template that our ExternalWorkloads do not carry: `selector` stands in for it.
+    Each carries our managed-by label only so that the test's cleanup deletes it.
     """
-    client = kube.connect(lab.kubeconfig)
-    auth = build_manifests(
-        workload=find_workload("face"),
-        settings=mesh_settings,
-        ips=["10.0.0.1"],
-        authentication=True,
-    ).authentication
-    assert auth is not None
+    managed = {"app.kubernetes.io/managed-by": "meshexp-build"}
     server = {
-        "apiVersion": "policy.linkerd.io/v1beta3",
+        "apiVersion": "policy.linkerd.io/v1beta2",
         "kind": "Server",
-        "metadata": {"name": "smiley-http", "namespace": "faces"},
-        "spec": {
-            "externalWorkloadSelector": {"matchLabels": {"app": "smiley"}},
-            "port": "http",
-            "accessPolicy": "deny",
+        "metadata": {
+            "name": "external-workloads",
+            "namespace": "faces",
+            "labels": managed,
+            "annotations": {"config.linkerd.io/default-inbound-policy": "deny"},
         },
+        "spec": {
+            "externalWorkloadSelector": {"matchLabels": selector},
+            "port": "http",
+            "proxyProtocol": "HTTP/1",
+        },
+    }
+    authentication = {
+        "apiVersion": "policy.linkerd.io/v1alpha1",
+        "kind": "MeshTLSAuthentication",
+        "metadata": {"name": "external-workload-mtls", "namespace": "faces", "labels": managed},
+        "spec": {"identities": identities},
     }
     policy = {
         "apiVersion": "policy.linkerd.io/v1alpha1",
         "kind": "AuthorizationPolicy",
-        "metadata": {"name": "smiley-from-face", "namespace": "faces"},
+        "metadata": {"name": "external-authn", "namespace": "faces", "labels": managed},
         "spec": {
-            "targetRef": {"group": "policy.linkerd.io", "kind": "Server", "name": "smiley-http"},
             "requiredAuthenticationRefs": [
                 {
                     "group": "policy.linkerd.io",
                     "kind": "MeshTLSAuthentication",
-                    "name": auth["metadata"]["name"],
+                    "name": "external-workload-mtls",
                 }
             ],
+            "targetRef": {
+                "group": "policy.linkerd.io",
+                "kind": "Server",
+                "name": "external-workloads",
+            },
         },
     }
-    applied = kube.apply_documents(client, [auth, server, policy])
+    return [server, policy, authentication]
+
+
+def inbound_client_ids(ip: str) -> set[str]:
+    """The client identities a proxy's inbound metrics name (its `client_id` labels)."""
+    return {
+        labels["client_id"]
+        for name in ("tcp_open_total", "request_total")
+        for labels, _ in metric_series(metrics(ip), name)
+        if labels.get("direction") == "inbound" and labels.get("client_id")
+    }
+
+
+def test_policy_names_an_external_client_by_its_spiffe_id(
+    lab: Lab, trio: dict[str, Any], mesh_settings: Settings
+) -> None:
+    """The walk-through's policy objects, naming face by its SPIFFE ID: face is admitted,
+    a face of another identity is refused with 403, a plaintext client too; smiley's
+    proxy names face by its SPIFFE ID."""
+    client = kube.connect(lab.kubeconfig)
+    face_id = mesh_settings.identity_of("faces", "face").spiffe_id
+    generated = build_manifests(
+        workload=find_workload("face"), settings=mesh_settings, ips=["10.0.0.1"],
+        authentication=True,
+    ).authentication  # fmt: skip
+    assert generated is not None
+    assert generated["spec"]["identities"] == [face_id]  # `manifests --authentication` agrees
+    applied = kube.apply_documents(client, walkthrough_policy({"app": "smiley"}, [face_id]))
     other = start(
         lab,
         mesh_settings,
@@ -289,6 +326,9 @@ def test_policy_admits_face_and_refuses_others(
         assert admitted["smiley"] == GRINNING
         plain = faces.http_call(trio["smiley"].ip, "GET", "/", {}, expect_json=False)
         assert plain["status"] == 403
+        seen = inbound_client_ids(trio["smiley"].ip)
+        assert face_id in seen, seen
+        assert not [name for name in seen if not name.startswith("spiffe://")], seen
     finally:
         kube.delete_managed(client, applied)
         docker_engine.remove_container(other.name)

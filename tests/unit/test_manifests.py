@@ -118,7 +118,9 @@ def test_same_name_in_two_namespaces_gets_two_identities() -> None:
     assert len(shared) == 1  # why namespaced is the default
 
 
-def test_authentication_lists_the_dns_name_first() -> None:
+def test_authentication_names_the_workload_by_its_spiffe_id() -> None:
+    """As the walk-through's external-auth.yaml does: the SVID's one name, which the real
+    proxy takes as the client's identity."""
     result = build_manifests(
         workload=find_workload("face"),
         settings=load_settings(None, {}),
@@ -133,4 +135,5 @@ def test_authentication_lists_the_dns_name_first() -> None:
         "labels": {"app.kubernetes.io/managed-by": "meshexp-build"},
     }
     tls = result.external_workload["spec"]["meshTLS"]
-    assert auth["spec"]["identities"] == [tls["serverName"], tls["identity"]]
+    assert auth["spec"]["identities"] == [tls["identity"]]
+    assert tls["identity"] == "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/face"
