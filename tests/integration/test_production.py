@@ -170,7 +170,7 @@ def test_x509pop_node_certificate_instead_of_a_token(
         assert "200" in wait_ready(box, 60)
         detail = check_identity(box, ImageFacts(image.labels), "color", "faces", certs / "ca.crt")
         assert detail.startswith(
-            "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/color "
-            "(DNS color.faces.externalworkload.cluster.local)"
+            "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/color, the SVID's "
+            "one name (server name color.faces.externalworkload.cluster.local)"
         )
         assert "BEGIN" not in box.logs()

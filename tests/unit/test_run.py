@@ -49,5 +49,5 @@ def test_entry_commands_select_the_proxy_uid() -> None:
         "-spiffeID spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/smiley"
         in commands[1]
     )
-    assert "-dns smiley.faces.externalworkload.cluster.local" in commands[1]
+    assert "-dns" not in commands[1]  # the SVID carries the SPIFFE ID alone
     assert "x509pop:subject:cn:smiley" in commands[2]
