@@ -17,17 +17,27 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 
+from builder.build.base_image import rootfs_tarball
 from builder.build.gobuild import cached_go_binary
-from builder.config.contract import PROXY_VERSION_FILE
+from builder.config.contract import PROXY_BY_RELEASE, PROXY_VERSION_FILE
 from builder.config.models import GoSource
-from builder.config.settings import OFFLINE_BASE_IMAGE, PROXY_IMAGE, load_settings
+from builder.config.settings import (
+    OFFLINE_BASE_IMAGE,
+    PROXY_IMAGE,
+    PROXY_IN_IMAGE,
+    load_settings,
+)
+from builder.core.resources import go_dir
+from builder.engine import docker_engine
+from builder.oci.registry import DOCKER_LIST, DOCKER_MANIFEST, RegistryClient
+from tests.equipment import standin_proxy
 
 EQUIPMENT_LABEL = "io.meshexp.test-equipment"
 # The release the test equipment's linkerd CLI and control plane were built at.
@@ -38,6 +48,7 @@ NEWER_RELEASE = "edge-27.1.1"
 PROXY_VERSIONS = {"edge-26.6.3": "v2.359.0", CLI_RELEASE: "v2.366.0", NEWER_RELEASE: "v2.377.0"}
 SPIRE_VERSION = "1.13.3"
 FACES_VERSION = "2.0.0"
+PLATFORMS = ("linux/amd64", "linux/arm64")
 
 
 @dataclass(frozen=True)
@@ -49,24 +60,49 @@ class Shaped:
     entrypoint: list[str]
     what: str  # what it really holds (the label)
     user: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None  # a root filesystem tarball unpacked first (a base image)
 
     def dockerfile(self) -> str:
         lines = ["FROM scratch"]
+        if self.root is not None:
+            lines.append("ADD root.tar /")
         for number, target in enumerate(self.files):
             lines.append(f"COPY f{number} {target}")
         if self.user:
             lines.append(f"USER {self.user}")
-        lines.append(f"ENTRYPOINT {json.dumps(self.entrypoint)}")
+        if self.entrypoint:
+            lines.append(f"ENTRYPOINT {json.dumps(self.entrypoint)}")
+        else:
+            lines.append('CMD ["bash"]')
         lines.append(f"LABEL {EQUIPMENT_LABEL}={json.dumps(self.what)}")
         return "\n".join(lines) + "\n"
 
 
-def spire_binary(component: str) -> Path:
+def spire_binary(component: str, arch: str = "amd64") -> Path:
     """SPIRE as the offline build makes it (Go module proxy; cached by content)."""
     source = load_settings(None, {"offline": True, "proxy_file": ("/bin/true",)}).spire(component)
     assert isinstance(source, GoSource)
-    return cached_go_binary(source, "amd64")
+    return cached_go_binary(source, arch)
+
+
+def spire_image(component: str, arch: str = "amd64") -> Shaped:
+    return Shaped(
+        reference=f"ghcr.io/spiffe/{component}:{SPIRE_VERSION}",
+        files={f"/opt/spire/bin/{component}": spire_binary(component, arch)},
+        entrypoint=[f"/opt/spire/bin/{component}"],
+        user="1000:1000" if component == "spire-server" else "",
+        what=f"upstream-shaped: {component} {SPIRE_VERSION} built from the Go module proxy "
+        "(the configured plugins only)",
+    )
+
+
+def faces_image(name: str, program: Path) -> Shaped:
+    return Shaped(
+        reference=f"ghcr.io/buoyantio/faces-{name}:{FACES_VERSION}",
+        files={"/workload": program},
+        entrypoint=["/workload"],
+        what=f"upstream-shaped: the Faces {FACES_VERSION} {name} program built from source",
+    )
 
 
 def proxy_image(
@@ -78,7 +114,7 @@ def proxy_image(
     return Shaped(
         reference=reference or f"{PROXY_IMAGE}:{release}",
         files={
-            "/usr/lib/linkerd/linkerd2-proxy": proxy,
+            PROXY_IN_IMAGE: proxy,
             PROXY_VERSION_FILE: version + "\n",
             "/usr/lib/linkerd/linkerd2-proxy-identity": identity,
         },
@@ -107,44 +143,14 @@ def shaped_images(*, proxy: Path, faces: dict[str, Path], control_plane: Path) -
             what="upstream-shaped: Linkerd's controller and policy controller built from source",
         )
     )
-    for component in ("spire-server", "spire-agent"):
-        images.append(
-            Shaped(
-                reference=f"ghcr.io/spiffe/{component}:{SPIRE_VERSION}",
-                files={f"/opt/spire/bin/{component}": spire_binary(component)},
-                entrypoint=[f"/opt/spire/bin/{component}"],
-                user="1000:1000" if component == "spire-server" else "",
-                what=f"upstream-shaped: {component} {SPIRE_VERSION} built from the Go module "
-                "proxy (the configured plugins only)",
-            )
-        )
-    for name, program in faces.items():
-        images.append(
-            Shaped(
-                reference=f"ghcr.io/buoyantio/faces-{name}:{FACES_VERSION}",
-                files={"/workload": program},
-                entrypoint=["/workload"],
-                what=f"upstream-shaped: the Faces {FACES_VERSION} {name} program built from source",
-            )
-        )
+    images += [spire_image(component) for component in ("spire-server", "spire-agent")]
+    images += [faces_image(name, program) for name, program in faces.items()]
     return images
 
 
-def build_shaped(engine: Any, image: Shaped) -> str:
-    """Build `image` in the engine (a FROM scratch of its files); its ID."""
-    with tempfile.TemporaryDirectory(prefix="meshexp-shaped-") as scratch:
-        root = Path(scratch)
-        for number, source in enumerate(image.files.values()):
-            target = root / f"f{number}"
-            if isinstance(source, Path):
-                shutil.copyfile(source, target)
-                target.chmod(0o755)
-            else:
-                target.write_text(source)
-                target.chmod(0o644)
-        (root / "Dockerfile").write_text(image.dockerfile())
-        built, _ = engine.images.build(path=str(root), tag=image.reference, rm=True)
-    return str(built.id)
+def build_shaped(engine: Any, image: Shaped) -> None:
+    """Build `image` in the engine, for this machine (a FROM scratch of its files)."""
+    build_for(engine, image, "linux/amd64")
 
 
 def present(engine: Any, reference: str) -> bool:
@@ -166,3 +172,110 @@ def preload(engine: Any, images: list[Shaped], base: str = OFFLINE_BASE_IMAGE) -
     if not present(engine, "debian:bookworm-slim"):
         engine.images.get(base).tag("debian", "bookworm-slim")
     return [image.reference for image in images] + ["debian:bookworm-slim"]
+
+
+def build_for(engine: Any, image: Shaped, platform: str) -> None:
+    """Build `image` in the engine for `platform` (FROM scratch: no emulation needed)."""
+    with tempfile.TemporaryDirectory(prefix="meshexp-shaped-") as scratch:
+        root = Path(scratch)
+        for number, source in enumerate(image.files.values()):
+            target = root / f"f{number}"
+            if isinstance(source, Path):
+                shutil.copyfile(source, target)
+                target.chmod(0o755)
+            else:
+                target.write_text(source)
+        if image.root is not None:
+            shutil.copyfile(image.root, root / "root.tar")
+        (root / "Dockerfile").write_text(image.dockerfile())
+        engine.images.build(path=str(root), tag=image.reference, rm=True, platform=platform)
+
+
+def push_index(engine: Any, registry: str, name: str, tag: str, variants: dict[str, Shaped]) -> str:
+    """Push `variants` (platform -> image) under `registry/name:tag` as ONE index (a
+    Docker manifest list), as upstream publishes linux/amd64 and linux/arm64; its digest.
+    Each variant is built and pushed under a tag of its own, then untagged here."""
+    client = RegistryClient(registry)
+    entries = []
+    for platform, image in variants.items():
+        arch = platform.split("/")[1]
+        staged = replace(image, reference=f"{registry}/{name}:{tag}-{arch}")
+        build_for(engine, staged, platform)
+        docker_engine.push_image(staged.reference)
+        engine.images.remove(staged.reference)
+        _, digest, size = client.manifest_with_size(name, f"{tag}-{arch}")
+        entries.append(
+            {
+                "mediaType": DOCKER_MANIFEST,
+                "digest": digest,
+                "size": size,
+                "platform": {"os": "linux", "architecture": arch},
+            }
+        )
+    return client.put_manifest(
+        name, tag, {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": entries}
+    )
+
+
+# Where the mirror keeps each upstream registry's images (cr.l5d.io=HOST/l5d, ...).
+MIRROR_PATHS = {"cr.l5d.io": "l5d", "ghcr.io": "ghcr", "docker.io": "hub"}
+
+
+def fill_mirror(
+    engine: Any,
+    registry: str,
+    *,
+    release: str,
+    proxy: Path,
+    faces: dict[str, Path],
+    control_plane: Path,
+) -> dict[str, str]:
+    """Push what smiley's online build names for `release` into `registry` under the
+    mirror paths, each as a linux/amd64 + linux/arm64 index, nothing of it left in the
+    engine: amd64 the real programs; arm64 SPIRE and smiley cross-built here (our
+    Faces-compatible smiley: upstream's arm64 build is not test equipment), the arm64
+    Debian root, and the PROXY STAND-IN (no real arm64 proxy exists here). Returns each
+    upstream reference's index digest."""
+    version = PROXY_BY_RELEASE[release]
+    identity = control_plane / "proxy-identity"
+    standin = Shaped(
+        "",
+        {PROXY_IN_IMAGE: standin_proxy("arm64"), PROXY_VERSION_FILE: version + "\n"},
+        [PROXY_IN_IMAGE],
+        "upstream-shaped arm64: the PROXY STAND-IN (test equipment, not a Linkerd proxy)",
+    )
+    our_smiley = cached_go_binary(GoSource(package="./cmd/smiley", local=go_dir()), "arm64")
+    images: dict[str, dict[str, Shaped]] = {
+        f"{PROXY_IMAGE}:{release}": {
+            "linux/amd64": proxy_image(release, proxy, identity, version),
+            "linux/arm64": standin,
+        },
+        f"ghcr.io/buoyantio/faces-smiley:{FACES_VERSION}": {
+            "linux/amd64": faces_image("smiley", faces["smiley"]),
+            "linux/arm64": replace(
+                faces_image("smiley", our_smiley),
+                what="upstream-shaped arm64: meshexp-build's Faces-compatible smiley",
+            ),
+        },
+        "docker.io/library/debian:bookworm-slim": {
+            platform: Shaped(
+                "",
+                {},
+                [],
+                "upstream-shaped: Debian bookworm from Debian's packages (debootstrap)",
+                root=rootfs_tarball(platform.split("/")[1]),
+            )
+            for platform in PLATFORMS
+        },
+    }
+    for component in ("spire-server", "spire-agent"):
+        images[f"ghcr.io/spiffe/{component}:{SPIRE_VERSION}"] = {
+            platform: spire_image(component, platform.split("/")[1]) for platform in PLATFORMS
+        }
+    digests = {}
+    for upstream, variants in images.items():
+        registry_name, _, rest = upstream.partition("/")
+        name, tag = rest.rsplit(":", 1)
+        path = f"{MIRROR_PATHS[registry_name]}/{name}"
+        digests[upstream] = push_index(engine, registry, path, tag, variants)
+    return digests

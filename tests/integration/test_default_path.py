@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -23,11 +26,11 @@ from click.testing import CliRunner, Result
 from builder.cli.main import main
 from builder.config.contract import PROXY_BY_RELEASE
 from builder.core.net import proxy_ready
-from builder.engine import docker_engine
 from builder.oci.registry import LocalRegistry, RegistryClient
 from tests import equipment
+from tests.conftest import need
 from tests.integration.conftest import fresh_network
-from tests.upstream_images import NEWER_RELEASE, PROXY_VERSIONS, build_shaped, proxy_image
+from tests.upstream_images import MIRROR_PATHS, NEWER_RELEASE, PROXY_VERSIONS, fill_mirror
 
 DEFAULT_IMAGE = "meshexp/smiley:linkerd-2.20"
 READY = "bootstrap: workload ready ("
@@ -173,58 +176,90 @@ def test_a_missing_image_that_cannot_be_pulled_is_one_line(
     assert said in line
 
 
+MIRROR_RELEASE = "edge-25.10.7"  # the 2.19 line: its images are in the mirror only
+
+
 @pytest.fixture(scope="module")
-def mirror(engine, upstream_shaped: list[str], real_proxy: Path, tmp_path_factory) -> Iterator[str]:
-    """A local registry holding upstream's images under mirror paths (and the 2.19
-    line's proxy image, which the engine never had), none of them left in the engine."""
+def mirror(
+    engine, real_proxy: Path, real_faces: dict[str, Path], tmp_path_factory
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A local registry holding, under mirror paths, what smiley's online build names for
+    the 2.19 line, each for linux/amd64 and linux/arm64; none of it in the engine."""
+    need(equipment.CONTROL_PLANE.is_dir(), f"Linkerd's programs in {equipment.CONTROL_PLANE}")
     with LocalRegistry(tmp_path_factory.mktemp("mirror")) as registry:
-        host = registry.address
-        prefixes = {"cr.l5d.io": "l5d", "ghcr.io": "ghcr", "docker.io": "hub"}
-        sources = {ref: ref for ref in upstream_shaped if "proxy:" not in ref}
-        sources["docker.io/library/debian:bookworm-slim"] = sources.pop("debian:bookworm-slim")
-        for upstream, local in sources.items():
-            registry_name, _, rest = upstream.partition("/")
-            target = f"{host}/{prefixes[registry_name]}/{rest}"
-            engine.images.get(local).tag(target)
-            docker_engine.push_image(target)
-            engine.images.remove(target)
-        release = "edge-25.10.7"  # the 2.19 line: in the mirror only
-        shaped = proxy_image(
-            release,
-            real_proxy,
-            equipment.CONTROL_PLANE / "proxy-identity",
-            version=PROXY_BY_RELEASE[release],
-            reference=f"{host}/l5d/linkerd/proxy:{release}",
+        digests = fill_mirror(
+            engine,
+            registry.address,
+            release=MIRROR_RELEASE,
+            proxy=real_proxy,
+            faces=real_faces,
+            control_plane=equipment.CONTROL_PLANE,
         )
-        build_shaped(engine, shaped)
-        docker_engine.push_image(shaped.reference)
-        engine.images.remove(shaped.reference)
-        yield host
+        yield registry.address, digests
+
+
+def mirror_flags(host: str) -> list[str]:
+    return [
+        word for up, path in MIRROR_PATHS.items() for word in ("--mirror", f"{up}={host}/{path}")
+    ]
 
 
 def test_a_build_through_a_mirror_pulls_everything_and_records_the_digests(
-    engine, mirror: str
+    engine, mirror: tuple[str, dict[str, str]]
 ) -> None:
+    host, digests = mirror
     result = meshexp(
-        "image", "--workload", "smiley", "--linkerd-version", "2.19",
-        "--mirror", f"cr.l5d.io={mirror}/l5d", "--mirror", f"ghcr.io={mirror}/ghcr",
-        "--mirror", f"docker.io={mirror}/hub",
+        "image", "--workload", "smiley", "--linkerd-version", "2.19", *mirror_flags(host),
         "--image-name", "meshexp-test-mirror/{workload}", "--progress", "plain",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     labels = labels_of(engine, "meshexp-test-mirror/smiley:linkerd-2.19")
     assert labels["io.meshexp.proxy-version"] == "v2.326.0"  # read from the mirror's image
-    registry = RegistryClient(mirror)
-    for role, (upstream, name, tag) in {
-        "proxy": ("cr.l5d.io/linkerd/proxy:edge-25.10.7", "l5d/linkerd/proxy", "edge-25.10.7"),
-        "spire-agent": ("ghcr.io/spiffe/spire-agent:1.13.3", "ghcr/spiffe/spire-agent", "1.13.3"),
+    for role, upstream in {
+        "proxy": f"cr.l5d.io/linkerd/proxy:{MIRROR_RELEASE}",
+        "spire-agent": "ghcr.io/spiffe/spire-agent:1.13.3",
+        "workload.smiley": "ghcr.io/buoyantio/faces-smiley:2.0.0",
     }.items():
-        _, digest = registry.manifest(name, tag)
-        assert digest.startswith("sha256:")
-        assert labels[f"io.meshexp.source.{role}"].startswith(
-            f"image {upstream}@{digest} via {mirror}/{name}:{tag} "
-        ), labels[f"io.meshexp.source.{role}"]
-    _, base_digest = registry.manifest("hub/library/debian", "bookworm-slim")
-    assert labels["org.opencontainers.image.base.digest"] == base_digest
-    for pulled in ("l5d/linkerd/proxy:edge-25.10.7", "hub/library/debian:bookworm-slim"):
-        assert f"pull {mirror}/{pulled}" in result.output
+        pulled = f"{host}/{MIRROR_PATHS[upstream.split('/')[0]]}/{upstream.split('/', 1)[1]}"
+        assert f"pull {pulled}" in result.output
+        label = labels[f"io.meshexp.source.{role}"]
+        assert label.startswith(f"image {upstream}@{digests[upstream]} via {pulled} "), label
+    assert labels["org.opencontainers.image.base.digest"] == digests["debian:bookworm-slim"]
+    assert labels["io.meshexp.base-image"] == (
+        f"debian:bookworm-slim@{digests['debian:bookworm-slim']} "
+        f"via {host}/hub/library/debian:bookworm-slim"
+    )
+
+
+def test_publish_for_two_platforms_through_the_mirror(
+    mirror: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """BuildKit pulls every upstream image from the mirror, each platform its own; the
+    labels name the upstream reference and the index digest resolved."""
+    host, digests = mirror
+    with LocalRegistry(tmp_path / "target") as target:
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "meshexp-build"), "publish",
+                "--workload", "smiley", "--platform", "linux/amd64,linux/arm64",
+                "--linkerd-version", "2.19", *mirror_flags(host),
+                "--registry", target.address, "--image-name", "meshexp-test/{workload}",
+                # BuildKit's default SBOM scanner is an image on Docker Hub, which no
+                # mirror here holds; the offline path's own scanner is tested elsewhere.
+                "--no-sbom", "-o", "json", "--progress", "plain",
+            ],
+            capture_output=True, text=True, check=False, cwd=equipment.ROOT,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-4000:]
+        [published] = json.loads(result.stdout)
+        client = RegistryClient(target.address)
+        for platform in published["platforms"]:
+            manifest, _ = client.manifest("meshexp-test/smiley", platform["digest"])
+            config = json.loads(client.blob("meshexp-test/smiley", manifest["config"]["digest"]))
+            labels = config["config"]["Labels"]
+            assert config["architecture"] == platform["platform"].split("/")[1]
+            upstream = f"cr.l5d.io/linkerd/proxy:{MIRROR_RELEASE}"
+            assert labels["io.meshexp.source.proxy"].startswith(
+                f"image {upstream}@{digests[upstream]} via {host}/l5d/linkerd/proxy:"
+            )
+            assert labels["io.meshexp.proxy-version"] == "v2.326.0"
