@@ -25,7 +25,7 @@ import docker
 import docker.errors
 
 from builder.build.base_image import rootfs_tarball
-from builder.build.gobuild import cached_go_binary
+from builder.build.gobuild import HOST_ARCH, cached_go_binary, cached_syft
 from builder.config.contract import PROXY_BY_RELEASE, PROXY_VERSION_FILE
 from builder.config.models import GoSource
 from builder.config.settings import (
@@ -36,6 +36,7 @@ from builder.config.settings import (
 )
 from builder.core.resources import go_dir
 from builder.engine import docker_engine
+from builder.oci.multiplatform import BUILDKIT_SBOM_SCANNER, SCANNER_WRAPPER, SYFT_VERSION
 from builder.oci.registry import DOCKER_LIST, DOCKER_MANIFEST, RegistryClient
 from tests.equipment import standin_proxy
 
@@ -61,6 +62,7 @@ class Shaped:
     what: str  # what it really holds (the label)
     user: str = ""
     root: Path | None = None  # a root filesystem tarball unpacked first (a base image)
+    env: tuple[tuple[str, str], ...] = ()
 
     def dockerfile(self) -> str:
         lines = ["FROM scratch"]
@@ -68,6 +70,7 @@ class Shaped:
             lines.append("ADD root.tar /")
         for number, target in enumerate(self.files):
             lines.append(f"COPY f{number} {target}")
+        lines += [f"ENV {name}={value}" for name, value in self.env]
         if self.user:
             lines.append(f"USER {self.user}")
         if self.entrypoint:
@@ -272,6 +275,20 @@ def fill_mirror(
         images[f"ghcr.io/spiffe/{component}:{SPIRE_VERSION}"] = {
             platform: spire_image(component, platform.split("/")[1]) for platform in PLATFORMS
         }
+    # BuildKit runs its SBOM scanner on the host: our syft wrapper, as the offline path's.
+    images[BUILDKIT_SBOM_SCANNER] = {
+        f"linux/{HOST_ARCH}": Shaped(
+            "",
+            {
+                "/usr/local/bin/syft": cached_syft(SYFT_VERSION),
+                "/usr/local/bin/sbom-scanner": cached_go_binary(SCANNER_WRAPPER, HOST_ARCH),
+            },
+            ["/usr/local/bin/sbom-scanner"],
+            "upstream-shaped: syft built from the Go module proxy, wrapped for BuildKit's "
+            "scanning protocol by meshexp-build's go/cmd/sbom-scanner",
+            env=(("HOME", "/tmp"), ("TMPDIR", "/tmp")),
+        )
+    }
     digests = {}
     for upstream, variants in images.items():
         registry_name, _, rest = upstream.partition("/")

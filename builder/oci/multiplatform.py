@@ -43,6 +43,8 @@ from builder.oci.registry import (
 )
 
 SYFT_VERSION = "v1.57.1"
+# The SBOM generator BuildKit pulls when none is named (a mirror of Docker Hub serves it).
+BUILDKIT_SBOM_SCANNER = "docker.io/docker/buildkit-syft-scanner:stable-1"
 # Where a registry's API answers, where that is not its name.
 REGISTRY_API = {"docker.io": "registry-1.docker.io"}
 SCANNER_WRAPPER = GoSource("./cmd/sbom-scanner", local=go_dir())
@@ -236,7 +238,11 @@ def build_options(
         if source:
             opts["vcs:source"] = source
     if sbom:
-        opts["attest:sbom"] = f"generator={sbom_scanner(run, progress)}" if settings.offline else ""
+        opts["attest:sbom"] = ""  # BuildKit's own scanner image, from Docker Hub
+        if settings.offline:
+            opts["attest:sbom"] = f"generator={sbom_scanner(run, progress)}"
+        elif settings.mirrored(BUILDKIT_SBOM_SCANNER) != BUILDKIT_SBOM_SCANNER:
+            opts["attest:sbom"] = f"generator={settings.mirrored(BUILDKIT_SBOM_SCANNER)}"
     if settings.resolved_base_image == OFFLINE_BASE_IMAGE:
         base = base_for(run, platform.split("/")[1], progress)
         opts[f"context:{OFFLINE_BASE_IMAGE}"] = f"docker-image://{base}"

@@ -234,8 +234,8 @@ def test_a_build_through_a_mirror_pulls_everything_and_records_the_digests(
 def test_publish_for_two_platforms_through_the_mirror(
     mirror: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
-    """BuildKit pulls every upstream image from the mirror, each platform its own; the
-    labels name the upstream reference and the index digest resolved."""
+    """BuildKit pulls every upstream image from the mirror, each platform its own, and
+    its SBOM scanner too; the labels name the upstream reference and the index digest."""
     host, digests = mirror
     with LocalRegistry(tmp_path / "target") as target:
         result = subprocess.run(
@@ -244,9 +244,7 @@ def test_publish_for_two_platforms_through_the_mirror(
                 "--workload", "smiley", "--platform", "linux/amd64,linux/arm64",
                 "--linkerd-version", "2.19", *mirror_flags(host),
                 "--registry", target.address, "--image-name", "meshexp-test/{workload}",
-                # BuildKit's default SBOM scanner is an image on Docker Hub, which no
-                # mirror here holds; the offline path's own scanner is tested elsewhere.
-                "--no-sbom", "-o", "json", "--progress", "plain",
+                "-o", "json", "--progress", "plain",
             ],
             capture_output=True, text=True, check=False, cwd=equipment.ROOT,
         )  # fmt: skip
@@ -263,3 +261,14 @@ def test_publish_for_two_platforms_through_the_mirror(
                 f"image {upstream}@{digests[upstream]} via {host}/l5d/linkerd/proxy:"
             )
             assert labels["io.meshexp.proxy-version"] == "v2.326.0"
+        index, _ = client.manifest("meshexp-test/smiley", "linkerd-2.19")
+        attestations = [
+            entry for entry in index["manifests"]
+            if (entry.get("annotations") or {}).get("vnd.docker.reference.type")
+            == "attestation-manifest"
+        ]  # fmt: skip
+        assert len(attestations) == 2, index  # one per platform: SBOM (by the mirror's
+        for entry in attestations:  # scanner) and provenance
+            layers = client.manifest("meshexp-test/smiley", entry["digest"])[0]["layers"]
+            predicates = {layer["annotations"]["in-toto.io/predicate-type"] for layer in layers}
+            assert "https://spdx.dev/Document" in predicates, predicates
