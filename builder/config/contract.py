@@ -142,6 +142,12 @@ def release_at_least(release: str, other: str) -> bool:
     return (edge_key(release) or (0, 0, 0)) >= (edge_key(other) or (0, 0, 0))
 
 
+def known_releases() -> list[str]:
+    """Every line, then every edge release the table names that no line means."""
+    lines = sorted(EDGE_BY_LINE, key=lambda line: int(line.split(".")[1]))
+    return lines + [edge for edge in PROXY_BY_RELEASE if edge not in EDGE_BY_LINE.values()]
+
+
 def known_proxy_version(linkerd_version: str) -> str | None:
     """The proxy a release ships as far as this tool's table knows (None: read its image)."""
     return PROXY_BY_RELEASE.get(release_of(linkerd_version))

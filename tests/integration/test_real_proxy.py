@@ -19,7 +19,7 @@ from builder.check.live import wait_ready
 from builder.check.report import ImageFacts, InboundPolicy
 from builder.check.traffic import check_inbound, check_outbound
 from builder.config.catalog import find_workload
-from builder.config.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
+from builder.config.contract import known_releases
 from builder.engine import docker_engine
 from builder.engine.containers import mesh_container
 from tests.integration.test_image import proxy_environment
@@ -37,6 +37,9 @@ REQUIRED = (
 )
 PROXY = "/usr/lib/linkerd/linkerd2-proxy"
 SETTLE_SECONDS = 4.0  # a rejected configuration exits within milliseconds
+
+# Every line (2.15 ... 2.20) and every other release the tables name.
+VERSIONS = known_releases()
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +100,7 @@ def test_each_required_variable_is_required(
     assert "Invalid configuration" in log
 
 
-@pytest.mark.parametrize("linkerd", sorted(PROXY_BY_LINKERD) + sorted(PROXY_BY_EDGE))
+@pytest.mark.parametrize("linkerd", VERSIONS)
 def test_run_proxy_of_every_linkerd_version_is_accepted(
     engine, offline_settings, real_smiley, certs, tmp_path: Path, linkerd: str
 ) -> None:

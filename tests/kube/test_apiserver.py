@@ -18,13 +18,14 @@ from builder.cluster.apiserver import local_apiserver, serving_tls
 from builder.cluster.certs import create_certs
 from builder.cluster.manifests import build_manifests, ready_condition
 from builder.config.catalog import load_catalog
-from builder.config.contract import PROXY_BY_EDGE, PROXY_BY_LINKERD
+from builder.config.contract import known_releases
 from builder.config.settings import load_settings
 from builder.core.errors import MeshexpError
 from builder.core.net import answers_ok
 from tests.conftest import need
 
-VERSIONS = sorted(PROXY_BY_LINKERD) + sorted(PROXY_BY_EDGE)
+# Every line (2.15 ... 2.20) and every other release the tables name.
+VERSIONS = known_releases()
 
 
 @pytest.fixture(scope="module")
