@@ -240,7 +240,9 @@ def walkthrough_policy(selector: dict[str, str], identities: list[str]) -> list[
     """
     managed = {"app.kubernetes.io/managed-by": "meshexp-build"}
     server = {
-        "apiVersion": "policy.linkerd.io/v1beta2",
+        # The walk-through writes v1beta2; the API server serves it as this, the CRD's
+        # stored version, which builder.cluster.kube speaks.
+        "apiVersion": "policy.linkerd.io/v1beta3",
         "kind": "Server",
         "metadata": {
             "name": "external-workloads",
