@@ -121,7 +121,7 @@ def ports_of(labels: dict[str, str]) -> tuple[PortTriple, ...] | str:
     ports = []
     for item in text.split(","):
         match = re.fullmatch(r"([^:]+):(\d{1,5})/(TCP|UDP|SCTP)", item)
-        if not match or not PORT_NAME.match(match[1]) or not 0 < int(match[2]) < 65536:
+        if not match or not PORT_NAME.fullmatch(match[1]) or not 0 < int(match[2]) < 65536:
             return f"its image's io.meshexp.ports label has {item!r}, not NAME:PORT/PROTOCOL"
         ports.append((match[1], int(match[2]), match[3]))
     return tuple(ports)
@@ -150,7 +150,7 @@ def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
     workload = env.get("WORKLOAD_NAME") or labels.get(WORKLOAD_LABEL, "")
     namespace = env.get("WORKLOAD_NAMESPACE") or labels.get("io.meshexp.workload-namespace", "")
     for what, value in (("WORKLOAD_NAME", workload), ("WORKLOAD_NAMESPACE", namespace)):
-        if not DNS_LABEL.match(value):
+        if not DNS_LABEL.fullmatch(value):
             return Skipped(container, f"{what}={value!r} is not a DNS-1123 label")
     if group.workloads and workload not in group.workloads:
         return Skipped(container, f"workload {workload} is not in the group's workloads")
@@ -164,7 +164,7 @@ def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
     if isinstance(ports, str):
         return Skipped(container, ports)
     style, trust_domain = labels.get("io.meshexp.identity"), labels.get("io.meshexp.trust-domain")
-    if style not in IDENTITY_STYLES or not trust_domain or not DNS_NAME.match(trust_domain):
+    if style not in IDENTITY_STYLES or not trust_domain or not DNS_NAME.fullmatch(trust_domain):
         return Skipped(container, "its image does not say its identity style and trust domain")
     ip = address(attrs, group.network)
     if ip is None:
@@ -199,7 +199,7 @@ def subset(wanted: Any, held: Any) -> bool:
 def registrar_id(text: str) -> str:
     """A label value from the engine's host name (or the --id given)."""
     value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-_.")[:63].rstrip("-_.")
-    return value if value and KUBE_LABEL_VALUE.match(value) else "meshexp"
+    return value if value and KUBE_LABEL_VALUE.fullmatch(value) else "meshexp"
 
 
 def default_owner() -> str:

@@ -147,7 +147,7 @@ def new_workload_file(*, name: str, folder: Path, force: bool = False) -> Path:
     """Write a commented starting entry for `name` into `folder`, checked by loading it,
     and the entry schema beside it (refreshed), which the entry's first line names.
     """
-    if not DNS_LABEL.match(name):
+    if not DNS_LABEL.fullmatch(name):
         raise CatalogError(
             f"{name!r} is not a workload name (a DNS-1123 label: lowercase letters, "
             "digits, '-', at most 63)"
@@ -159,7 +159,7 @@ def new_workload_file(*, name: str, folder: Path, force: bool = False) -> Path:
     schema = folder / f".{SCHEMA_FILE}.new"
     schema.write_text(catalog_schema_text())
     schema.replace(folder / SCHEMA_FILE)
-    user = name if USER_NAME.match(name) else "workload"
+    user = name if USER_NAME.fullmatch(name) else "workload"
     scratch = folder / f".{name}.yaml.new"
     scratch.write_text(STARTING_ENTRY.format(name=name, folder=folder, user=user))
     try:

@@ -19,7 +19,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from builder.config.types import DnsLabel, Flag, FreeText, Hint, PortNumber, parse
+from builder.config.types import AsText, DnsLabel, Flag, FreeText, Hint, PortNumber, parse
 from builder.config.validation import KUBE_LABEL_KEY, KUBE_LABEL_VALUE
 from builder.core.errors import SettingsError
 
@@ -30,11 +30,13 @@ KubeLabelKey = Annotated[
     str,
     StringConstraints(pattern=KUBE_LABEL_KEY.pattern),
     Hint("a Kubernetes label key: [prefix/]name, letters, digits, '-', '_', '.'"),
+    AsText,
 ]
 KubeLabelValue = Annotated[
     str,
     StringConstraints(pattern=KUBE_LABEL_VALUE.pattern),
     Hint("a Kubernetes label value: at most 63 letters, digits, '-', '_', '.'"),
+    AsText,
 ]
 
 
@@ -70,7 +72,7 @@ class Group:
                 raise SettingsError(
                     f"label {key!r} is set by the registration itself; choose another key"
                 )
-            if not KUBE_LABEL_KEY.match(key) or not KUBE_LABEL_VALUE.match(value):
+            if not KUBE_LABEL_KEY.fullmatch(key) or not KUBE_LABEL_VALUE.fullmatch(value):
                 raise SettingsError(
                     f"label {key}={value!r} is not a Kubernetes label "
                     "([prefix/]name=value, at most 63 letters, digits, '-', '_', '.' each)"

@@ -291,7 +291,7 @@ def _env_names(value: object) -> object:
     if not isinstance(value, dict):
         raise ValueError("expected a mapping of NAME: value")
     for name in value:
-        if not isinstance(name, str) or not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid variable name (letters, digits, '_')")
         if name.startswith(("LINKERD2_PROXY_", "MESHEXP_")):
             raise ValueError(f"{name!r} is reserved for the proxy and bootstrap; rename it")

@@ -227,7 +227,7 @@ class Settings:
         # The proxy's version may be known only once its image is read: a placeholder of
         # its form checks the pattern meanwhile.
         reference = self._reference("smiley", self.proxy_version or "v0.0.0")
-        if not IMAGE_REF.match(reference):
+        if not IMAGE_REF.fullmatch(reference):
             raise SettingsError(
                 f"image_name/tag give {reference!r}, which is not a valid image "
                 "reference (lowercase name, tag of letters, digits, '.', '_', '-')"

@@ -98,7 +98,7 @@ PortList = Annotated[list[PortNumber], BeforeValidator(_comma_list)]
 
 
 def _label_name(name: str) -> str:
-    if not LABEL_KEY.match(name) or name.startswith("io.meshexp."):
+    if not LABEL_KEY.fullmatch(name) or name.startswith("io.meshexp."):
         raise ValueError(
             f"{name!r} is not a label name of ours to set (lowercase reverse-DNS like "
             "org.example.team; io.meshexp.* is the tool's own)"

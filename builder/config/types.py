@@ -28,7 +28,7 @@ from pydantic import (
 
 from builder.config.validation import (
     ABS_PATH,
-    ARG_TEXT,
+    CONTROL,
     DEBIAN_PACKAGE,
     DNS_LABEL,
     DNS_NAME,
@@ -55,15 +55,18 @@ class Hint:
 
 
 def _as_text(value: object) -> str:
-    """YAML numbers read as text (`8000` -> "8000"); booleans and lists are refused."""
+    """YAML numbers read as text (`8000` -> "8000"); booleans and lists are refused, and
+    so is a control character (a newline is how a value escapes its line), before any
+    pattern sees the value."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected text, got {type(value).__name__}")
-    return str(value)
+    return _no_control_characters(str(value))
 
 
 def _no_control_characters(value: str) -> str:
-    if not ARG_TEXT.match(value):
-        raise ValueError(f"{value!r} holds a control character (newline, tab...); remove it")
+    if CONTROL.search(value):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ValueError(f"{shown!r} holds a control character (newline, tab...); remove it")
     return value
 
 
@@ -151,7 +154,9 @@ def _where(location: tuple[int | str, ...]) -> str:
         elif "[" in part:  # pydantic's tags, like function-after[check()] or [key]
             continue
         else:
-            text += f".{part}" if text else part
+            # A key as written may hold anything (a newline): shown quoted, then.
+            shown = part if re.fullmatch(r"[\w./-]{1,80}", part, re.ASCII) else repr(part[:60])
+            text += f".{shown}" if text else shown
     return text
 
 

@@ -1,5 +1,10 @@
 """The strict patterns every value that can reach a shell script, a Dockerfile or
 a manifest passes first (the catalog and settings models in `schema.py` use them).
+
+They end in `$` because the JSON Schemas publish them (ECMA-262: the end of the
+text). In Python `$` also matches before a final newline, and a newline is how a
+value escapes its line: Python code applies them with `fullmatch`, and the models
+refuse control characters in every string before any pattern (`CONTROL`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ ABS_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
 SHA256 = re.compile(r"^[a-f0-9]{64}$")
 SPIFFE_ID = re.compile(r"^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$")
 ARG_TEXT = re.compile(r"^[^\x00-\x1f\x7f]*$")
+# Any control character: C0, DEL, C1, and Unicode's line and paragraph separators.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 SPDX_EXPRESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+:() -]{0,199}$")
 # A registry host (with an optional port) and an optional path under it, as a mirror's
 # two sides are written (`cr.l5d.io`, `registry.corp:5000/l5d`); used with fullmatch.

@@ -33,7 +33,7 @@ def registry_reference(reference: str, registry: str | None) -> str:
     """`meshexp/smiley:tag` under `registry` (host[:port][/path]), or unchanged without one."""
     if registry is None:
         return reference
-    if not REGISTRY.match(registry):
+    if not REGISTRY.fullmatch(registry):
         raise SettingsError(
             f"--registry {registry!r} is not HOST[:PORT][/PATH] "
             "(e.g. ghcr.io/org or 127.0.0.1:5000)"
