@@ -219,6 +219,7 @@ def _context(
         "system_packages": SYSTEM_PACKAGES,
         "iptables_mode": mode,
         "iptables_binary": f"iptables-{mode}",
+        "ip6tables_binary": f"ip6tables-{mode}",
         "inbound_ignore": ",".join(map(str, settings.inbound_ports_to_ignore)),
         "outbound_ignore": ",".join(map(str, settings.outbound_ports_to_ignore)),
         "inbound_ports": ",".join(str(port.port) for port in workload.ports),

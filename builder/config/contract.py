@@ -86,6 +86,9 @@ class ContractFacts:
     status_subresource: bool
     shutdown_endpoint_env: bool
     default_iptables_mode: str
+    # LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS (several addresses: IPv4 and IPv6), from
+    # proxy v2.228.0 (Linkerd's chart: edge-24.4.5); before it one address only.
+    outbound_listen_addrs: bool = False
 
 
 def edge_key(release: str) -> tuple[int, int, int] | None:
@@ -187,4 +190,5 @@ def facts_for(linkerd_version: str, proxy_version: str | None = None) -> Contrac
         status_subresource=minor >= 16,
         shutdown_endpoint_env=minor >= 16,
         default_iptables_mode="nft" if minor >= 19 else "legacy",
+        outbound_listen_addrs=parsed >= (2, 228, 0),
     )
