@@ -10,9 +10,8 @@ from typing import Any
 import click
 
 from builder.cli.display import MODES, display
-from builder.cli.options import folder_option, settings_from
+from builder.cli.options import folder_option, pull_options, settings_from
 from builder.cluster.apiserver import linkerd_crds
-from builder.config.mirrors import PULL_POLICIES
 from builder.config.settings import Settings
 from builder.core.cache import cache_root
 from builder.lab import (
@@ -103,17 +102,7 @@ def show(running: Lab, states: list[ComponentState]) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Linkerd's CRDs (default: `linkerd install --crds`).",
 )
-@click.option(
-    "--pull",
-    type=click.Choice(PULL_POLICIES),
-    help="When to pull Linkerd's images: missing (default), always, never.",
-)
-@click.option(
-    "--mirror",
-    "mirrors",
-    multiple=True,
-    help="UPSTREAM=MIRROR: pull images under UPSTREAM from MIRROR (repeat).",
-)
+@pull_options
 @click.option(
     "--config",
     "config_file",

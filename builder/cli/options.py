@@ -28,6 +28,29 @@ from builder.config.settings import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Where upstream's images come from: every command that pulls any takes these.
+PULL_OPTIONS = [
+    click.option(
+        "--pull",
+        type=click.Choice(PULL_POLICIES),
+        help="When to pull upstream's images: missing (default), always, never.",
+    ),
+    click.option(
+        "--mirror",
+        "mirrors",
+        multiple=True,
+        help="UPSTREAM=MIRROR: pull images under UPSTREAM from MIRROR (repeat), e.g. "
+        "cr.l5d.io=registry.corp:5000/l5d.",
+    ),
+]
+
+
+def pull_options(func: F) -> F:
+    for option in reversed(PULL_OPTIONS):
+        func = option(func)
+    return func
+
+
 SETTING_OPTIONS = [
     click.option(
         "--config",
@@ -55,18 +78,7 @@ SETTING_OPTIONS = [
         help="Offline: no container registry (Debian base, Go sources, --proxy-file).",
     ),
     click.option("--base-image", help="Base image reference."),
-    click.option(
-        "--pull",
-        type=click.Choice(PULL_POLICIES),
-        help="When to pull upstream's images: missing (default), always, never.",
-    ),
-    click.option(
-        "--mirror",
-        "mirrors",
-        multiple=True,
-        help="UPSTREAM=MIRROR: pull images under UPSTREAM from MIRROR (repeat), e.g. "
-        "cr.l5d.io=registry.corp:5000/l5d.",
-    ),
+    *PULL_OPTIONS,
     click.option("--topology", type=click.Choice(TOPOLOGIES), help="SPIRE topology."),
     click.option("--iptables-mode", type=click.Choice(IPTABLES_MODES), help="iptables backend."),
     click.option("--proxy-uid", type=int, help="UID the proxy runs as (default 2102)."),

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -203,10 +204,11 @@ def demo_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def fresh_network(engine) -> Iterator[str]:
-    """A bridge network, removed afterwards with every container left on it."""
+def fresh_network(engine, **create: Any) -> Iterator[str]:
+    """A bridge network (`create`: more of docker-py's options for it), removed
+    afterwards with every container left on it."""
     name = f"meshexp-test-{uuid.uuid4().hex[:8]}"
-    net = engine.networks.create(name, driver="bridge")
+    net = engine.networks.create(name, driver="bridge", **create)
     try:
         yield name
     finally:

@@ -18,6 +18,7 @@ import pytest
 
 from builder.build.image import ImageResult
 from builder.engine.containers import MeshContainer, mesh_container
+from tests.integration.conftest import fresh_network
 
 WORKLOAD_UID = "2200"  # smiley's (images/smiley.yaml)
 
@@ -25,16 +26,10 @@ WORKLOAD_UID = "2200"  # smiley's (images/smiley.yaml)
 @pytest.fixture(scope="module")
 def dual_stack(engine) -> Iterator[str]:
     """A bridge network with an IPv6 subnet of its own (IPv4 from Docker's pools)."""
-    name = f"meshexp-test-v6-{uuid.uuid4().hex[:8]}"
     subnet = f"fd00:{uuid.uuid4().int % 0xFFFF:x}:{uuid.uuid4().int % 0xFFFF:x}::/64"
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
-    network = engine.networks.create(name, driver="bridge", enable_ipv6=True, ipam=ipam)
-    try:
+    with fresh_network(engine, enable_ipv6=True, ipam=ipam) as name:
         yield name
-    finally:
-        for container in engine.containers.list(all=True, filters={"network": name}):
-            container.remove(force=True)
-        network.remove()
 
 
 def addresses(engine, container: MeshContainer, network: str) -> tuple[str, str]:
