@@ -43,7 +43,8 @@ def ask(engine, base: str, network: str, host: str) -> str:
     (or the shell's error), and the asking container's own addresses after `#`."""
     script = (
         f"hostname -I | sed 's/^/# /'; exec 3<>/dev/tcp/{host}/8000 || exit 0; "
-        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; timeout 10 cat <&3"
+        # The closing echo ends the answer's last line: the log keeps only whole lines.
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; timeout 10 cat <&3; echo"
     )
     output = engine.containers.run(
         base, ["bash", "-c", script], network=network, remove=True, stderr=True
