@@ -343,10 +343,18 @@ def render_build_context(
     output = output.resolve()
     if output.exists() and not output.is_dir():
         raise RenderError(f"{output} exists and is not a folder; choose another --output")
-    if output.is_dir() and any(output.iterdir()) and not force:
-        raise RenderError(
-            f"{output} is not empty; choose an empty folder or add --force to replace its contents"
-        )
+    if output.is_dir() and any(output.iterdir()):
+        if not force:
+            raise RenderError(
+                f"{output} is not empty; choose an empty folder or add --force to replace "
+                "the context rendered there"
+            )
+        if not (output / CONTEXT_MANIFEST).is_file():
+            # --force replaces a context this tool wrote, never anything else (a project).
+            raise RenderError(
+                f"{output} holds files meshexp-build did not write (no {CONTEXT_MANIFEST}), "
+                "and --force replaces only a rendered context: choose an empty or new folder"
+            )
     if components is None:
         components = plan_components(workload, settings)
     # Fails early, before anything is fetched.

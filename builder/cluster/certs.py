@@ -10,6 +10,7 @@ folder that containers mount, so mounting that folder never hands it out.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,6 +182,24 @@ def _certificates(path: Path) -> list[x509.Certificate]:
     return found
 
 
+def certificates_only(path: Path) -> bytes:
+    """The certificates of a PEM bundle, re-encoded: what may go into a folder that
+    containers mount. A file holding anything else (a key above all) is refused."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise CertsError(f"{path}: cannot read it ({exc.strerror})") from None
+    kinds = re.findall(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----", text)
+    others = sorted({kind.decode() for kind in kinds} - {"CERTIFICATE"})
+    if others:
+        raise CertsError(
+            f"{path} holds a {others[0]} besides certificates, and it would be copied into a "
+            "folder that containers mount: keep only the trust anchor's certificate(s) in it"
+        )
+    found = _certificates(path)
+    return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in found)
+
+
 def _describe(cert: x509.Certificate) -> str:
     return f"{cert.subject.rfc4514_string()} serial {cert.serial_number:x}"
 
@@ -285,7 +304,6 @@ def create_node_cert(*, certs: Path, name: str, output: Path, days: int = 30) ->
     try:
         issuer = x509.load_pem_x509_certificate((certs / "issuer.crt").read_bytes())
         issuer_key = serialization.load_pem_private_key((certs / "issuer.key").read_bytes(), None)
-        anchor = (certs / "ca.crt").read_bytes()
     except (OSError, ValueError) as exc:
         raise CertsError(
             f"{certs}: cannot read ca.crt, issuer.crt and issuer.key ({exc}); "
@@ -293,6 +311,7 @@ def create_node_cert(*, certs: Path, name: str, output: Path, days: int = 30) ->
         ) from None
     if not isinstance(issuer_key, ec.EllipticCurvePrivateKey):
         raise CertsError(f"{certs}/issuer.key: expected an ECDSA key")
+    anchor = certificates_only(certs / "ca.crt")  # what the mounted folder gets: no key
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     cert = (

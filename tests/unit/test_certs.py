@@ -204,3 +204,29 @@ def test_a_phase_out_of_order_is_refused_and_changes_nothing(
         rotate_certs(folder=certs, phase=phase)
     after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     assert after == before
+
+
+def test_node_cert_refuses_an_anchor_file_holding_a_key(tmp_path: Path) -> None:
+    """ca.crt is copied into the folder containers mount: a key in it must never go."""
+    from builder.cluster.certs import create_node_cert
+
+    result = create_certs(folder=tmp_path / "certs")
+    anchor = tmp_path / "certs" / "ca.crt"
+    anchor.write_bytes(anchor.read_bytes() + result.anchor_key.read_bytes())
+    with pytest.raises(CertsError, match=r"holds a .*PRIVATE KEY besides certificates"):
+        create_node_cert(certs=tmp_path / "certs", name="smiley", output=tmp_path / "node")
+    assert not (tmp_path / "node").exists()
+
+
+def test_node_cert_copies_the_anchor_bundle_certificate_by_certificate(tmp_path: Path) -> None:
+    from builder.cluster.certs import create_node_cert
+
+    create_certs(folder=tmp_path / "certs")
+    anchor = tmp_path / "certs" / "ca.crt"
+    anchor.write_bytes(b"a comment line\n" + anchor.read_bytes())
+    folder = create_node_cert(certs=tmp_path / "certs", name="smiley", output=tmp_path / "node")
+    copied = (folder / "ca.crt").read_bytes()
+    assert copied.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert x509.load_pem_x509_certificates(copied) == x509.load_pem_x509_certificates(
+        anchor.read_bytes()
+    )

@@ -215,6 +215,28 @@ def test_render_refuses_a_non_empty_folder_without_force(tmp_path: Path) -> None
     assert (output / "keep").read_text() == "mine"
 
 
+def test_force_never_replaces_a_folder_it_did_not_render(tmp_path: Path) -> None:
+    """`render --output . --force` in a project folder deleted its .git (issue 32)."""
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (project / "main.go").write_text("package main\n")
+    smiley = load_catalog()["smiley"]
+    with pytest.raises(RenderError, match=r"did not write \(no meshexp-context.json\)"):
+        render_build_context(workload=smiley, settings=Settings(), output=project, force=True)
+    assert (project / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
+    assert sorted(p.name for p in project.iterdir()) == [".git", "main.go"]
+
+
+def test_force_replaces_a_context_it_rendered(tmp_path: Path) -> None:
+    output = tmp_path / "context"
+    smiley = load_catalog()["smiley"]
+    render_build_context(workload=smiley, settings=Settings(), output=output)
+    (output / "Dockerfile").write_text("edited by hand\n")
+    render_build_context(workload=smiley, settings=Settings(), output=output, force=True)
+    assert (output / "Dockerfile").read_text().startswith("# Rendered by meshexp-build")
+
+
 def test_render_writes_a_complete_context(tmp_path: Path) -> None:
     output = tmp_path / "context"
     result = render_build_context(
