@@ -98,9 +98,7 @@ def use_upstream_images(
         and isinstance(proxy.source, ImageSource)
         and settings.proxy_version is None
     ):
-        version = proxy_version_in(used[proxy.source.ref].used)
-        progress.line(f"proxy {version} (read from {used[proxy.source.ref].used})")
-        settings = replace(settings, proxy_version=version).check()
+        settings = with_version_of(used[proxy.source.ref], settings, progress)
     return settings, used
 
 
@@ -111,7 +109,11 @@ def settle_proxy_version(settings: Settings, progress: Progress) -> Settings:
         return settings
     source = settings.proxy()
     assert isinstance(source, ImageSource)  # Settings.check refuses the other cases
-    used = ensure_image(source.ref, settings, progress)
-    version = proxy_version_in(used.used)
-    progress.line(f"proxy {version} (read from {used.used})")
+    return with_version_of(ensure_image(source.ref, settings, progress), settings, progress)
+
+
+def with_version_of(proxy: UsedImage, settings: Settings, progress: Progress) -> Settings:
+    """The settings with the proxy version that the proxy image `proxy` carries."""
+    version = proxy_version_in(proxy.used)
+    progress.line(f"proxy {version} (read from {proxy.used})")
     return replace(settings, proxy_version=version).check()

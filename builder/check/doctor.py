@@ -11,7 +11,7 @@ from builder.build.plan import helper_source
 from builder.build.sources import STANDIN_BANNER
 from builder.build.spire_plugins import configured_plugins, describe_kept
 from builder.check.e2e_steps import missing_prerequisites
-from builder.config.mirrors import normalized
+from builder.config.mirrors import normalized, registry_api
 from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core.errors import MeshexpError
@@ -26,10 +26,6 @@ class Finding:
     ok: bool
     detail: str
     fix: str = ""
-
-
-# Where a registry's API answers, where that is not its name.
-REGISTRY_API = {"docker.io": "registry-1.docker.io"}
 
 
 def online_registries(settings: Settings) -> list[str]:
@@ -50,7 +46,7 @@ def registry_findings(
     online path only where all do)."""
     findings = []
     for host in online_registries(settings):
-        answers, said = probe(REGISTRY_API.get(host, host))
+        answers, said = probe(registry_api(host))
         findings.append(
             Finding(
                 "registry",

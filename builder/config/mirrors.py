@@ -12,6 +12,13 @@ from builder.config.validation import REGISTRY_PREFIX
 PullPolicy = Literal["missing", "always", "never"]
 PULL_POLICIES: tuple[str, ...] = get_args(PullPolicy)
 DOCKER_HUB = "docker.io"
+# Where a registry's API answers, where that is not its name.
+REGISTRY_API = {DOCKER_HUB: "registry-1.docker.io"}
+
+
+def registry_api(host: str) -> str:
+    """The host that answers the registry API for `host` (Docker Hub's differs)."""
+    return REGISTRY_API.get(host, host)
 
 
 def check_mirror_side(text: str) -> str:

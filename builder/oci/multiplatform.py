@@ -23,7 +23,7 @@ from builder.build.plan import plan_components
 from builder.build.provenance import provenance_labels, revision_and_source
 from builder.build.render import RenderResult, UsedImages, render_build_context
 from builder.build.upstream import settle_proxy_version, upstream_references
-from builder.config.mirrors import normalized
+from builder.config.mirrors import normalized, registry_api
 from builder.config.models import GoSource, Workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core.cache import cache_key, cache_root, link_or_copy
@@ -45,8 +45,6 @@ from builder.oci.registry import (
 SYFT_VERSION = "v1.57.1"
 # The SBOM generator BuildKit pulls when none is named (a mirror of Docker Hub serves it).
 BUILDKIT_SBOM_SCANNER = "docker.io/docker/buildkit-syft-scanner:stable-1"
-# Where a registry's API answers, where that is not its name.
-REGISTRY_API = {"docker.io": "registry-1.docker.io"}
 SCANNER_WRAPPER = GoSource("./cmd/sbom-scanner", local=go_dir())
 
 
@@ -112,7 +110,7 @@ def upstream_digests(workloads: list[Workload], settings: Settings) -> UsedImage
     for reference in references:
         pulled = settings.mirrored(reference)
         host, name, tag = split_reference(normalized(pulled))
-        _, digest = client_for(REGISTRY_API.get(host, host)).manifest(name, tag)
+        _, digest = client_for(registry_api(host)).manifest(name, tag)
         used[reference] = (pulled, digest)
     return used
 
