@@ -27,8 +27,10 @@ def inspected(
     env: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
     network: str = "faces",
+    ipv6: str = "",
 ) -> dict[str, Any]:
-    """A container of the smiley image, as `docker inspect` shows it; `env` is its `-e`."""
+    """A container of the smiley image, as `docker inspect` shows it; `env` is its `-e`;
+    `ipv6`, its address on a dual-stack network."""
     smiley, settings = find_workload("smiley"), Settings()
     environment = {"WORKLOAD_NAME": "smiley", "WORKLOAD_NAMESPACE": "reg", **(env or {})}
     return {
@@ -42,11 +44,19 @@ def inspected(
                 "io.meshexp.ports": ",".join(port.label for port in smiley.ports),
                 "io.meshexp.identity": settings.identity,
                 "io.meshexp.trust-domain": settings.trust_domain,
+                "io.meshexp.linkerd-release": settings.facts.release,
                 **(labels or {}),
             },
         },
         "State": {"Running": running},
-        "NetworkSettings": {"Networks": {network: {"IPAddress": ip if running else ""}}},
+        "NetworkSettings": {
+            "Networks": {
+                network: {
+                    "IPAddress": ip if running else "",
+                    "GlobalIPv6Address": ipv6 if running else "",
+                }
+            }
+        },
     }
 
 

@@ -26,7 +26,7 @@ from builder.check.live import (
 )
 from builder.check.report import CheckReport, CheckResult, ImageFacts, InboundPolicy
 from builder.check.static import check_metadata, check_no_key_material
-from builder.check.traffic import check_inbound, check_outbound
+from builder.check.traffic import check_inbound, check_ipv6, check_outbound
 from builder.cluster.certs import create_certs
 from builder.core.errors import CheckError
 from builder.engine import containers, docker_engine
@@ -53,7 +53,7 @@ def check_image(
         if certs is None:
             certs = Path(scratch) / "certs"
             create_certs(folder=certs)
-        with containers.own_network() as network:
+        with containers.own_network(ipv6=True) as network:
             try:
                 with containers.mesh_container(
                     image=image, network=network, certs=certs, env=env, timeout=timeout
@@ -94,6 +94,10 @@ def _live_checks(
     report.add("capture: rules", lambda: check_rules(box, facts))
     report.add(
         "capture: inbound through the proxy", lambda: check_inbound(box, facts, image, policy)
+    )
+    report.add(
+        "capture: IPv6 never reaches the workload unmeshed",
+        lambda: check_ipv6(box, facts, image, policy),
     )
     report.add("capture: outbound through the proxy", lambda: check_outbound(box, facts))
     report.add("least privilege", lambda: check_least_privilege(box, facts))

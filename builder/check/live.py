@@ -15,12 +15,15 @@ from cryptography.x509 import verification
 from builder.check.listings import count_connections, list_processes
 from builder.check.report import CheckFailed, ImageFacts, InboundPolicy, require
 from builder.config.identity import workload_identity
+from builder.core.net import host_port
 from builder.engine import containers
 
 
 def http_status(ip: str, port: int, path: str, timeout: float = 3) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=timeout) as response:
+        with urllib.request.urlopen(
+            f"http://{host_port(ip, port)}{path}", timeout=timeout
+        ) as response:
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from builder.check import grpcwire
+from builder.core.net import host_port
 
 # The standard gRPC health check: any gRPC status from it (UNIMPLEMENTED too)
 # proves that a gRPC server answered.
@@ -69,7 +70,10 @@ class PortProbe:
                 'printf "GET / HTTP/1.0\\r\\nHost: check\\r\\n\\r\\n" >&3 && timeout 10 cat <&3'
             )
         request = grpcwire.request_bytes(
-            self.grpc_method or HEALTH_CHECK, b"", f"{host}:{self.port}", {"user-agent": "check"}
+            self.grpc_method or HEALTH_CHECK,
+            b"",
+            host_port(host, self.port),
+            {"user-agent": "check"},
         )
         escaped = "".join(f"\\x{byte:02x}" for byte in request)
         # Byte by byte as hex (bash variables cannot hold NUL), until idle.

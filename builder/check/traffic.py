@@ -32,18 +32,25 @@ def port_probes(facts: ImageFacts) -> list[PortProbe]:
 
 
 def check_inbound(
-    box: containers.MeshContainer, facts: ImageFacts, image: str, policy: InboundPolicy
+    box: containers.MeshContainer,
+    facts: ImageFacts,
+    image: str,
+    policy: InboundPolicy,
+    host: str = "",
 ) -> str:
-    """A client container on the network reaches each workload port through the proxy,
-    speaking the port's protocol, or is refused exactly as the default policy says.
+    """A client container on the network reaches each workload port (at `host`, else
+    the container's IPv4 address) through the proxy, speaking the port's protocol, or is
+    refused exactly as the default policy says.
     """
-    admitted = policy.admits(docker_engine.network_subnet(box.network))
+    host = host or box.ip
+    family = 6 if ":" in host else 4
+    admitted = policy.admits(docker_engine.network_subnet(box.network, family))
     lines = []
     for probe in port_probes(facts):
         before = tcp_open_total(box.ip, "inbound") if admitted else None
         code, output = docker_engine.run_once(
             image,
-            ["-c", probe.script(box.ip)],
+            ["-c", probe.script(host)],
             network=box.network,
             entrypoint="bash",
             user="65534",
@@ -68,6 +75,40 @@ def check_inbound(
             )
         else:
             lines.append(refused_by_policy(box, facts, probe, result, policy))
+    return "; ".join(lines)
+
+
+IPV6_OFF_LINE = "bootstrap: IPv6: off"
+
+
+def check_ipv6(
+    box: containers.MeshContainer, facts: ImageFacts, image: str, policy: InboundPolicy
+) -> str:
+    """Over IPv6 (the check's network is dual-stack where the engine can make one), a
+    plaintext client reaches each workload port only through the proxy, as over IPv4,
+    or, with IPV6=off, not at all: never the workload unmeshed."""
+    found = docker_engine.container_addresses(box.id, box.network)
+    ipv6 = next((address for address in found if ":" in address), "")
+    if not ipv6:
+        return (
+            "not tried: the engine gave the container no IPv6 address (it made no dual-stack "
+            "network); where a network has IPv6, the bootstrap captures it or refuses it"
+        )
+    if IPV6_OFF_LINE not in box.logs():
+        return f"[{ipv6}]: " + check_inbound(box, facts, image, policy, ipv6)
+    lines = []
+    for probe in port_probes(facts):
+        code, output = docker_engine.run_once(
+            image, ["-c", probe.script(ipv6)], network=box.network, entrypoint="bash", user="65534"
+        )
+        result = probe.read(output)
+        local = local_answer(box, facts, probe)
+        require(
+            not result.answered and result.signature != local.signature,
+            f"IPV6=off, yet a plaintext client on [{ipv6}] {probe.describe()} got: "
+            f"{result.summary} (exit {code})",
+        )
+        lines.append(f"[{ipv6}] {probe.describe()}: refused (IPV6=off): {result.summary}")
     return "; ".join(lines)
 
 

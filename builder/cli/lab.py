@@ -72,7 +72,8 @@ def sources_from(
 
 
 def show(running: Lab, states: list[ComponentState]) -> None:
-    click.echo(f"lab {running.name}: network {running.network} ({running.addresses.subnet})")
+    subnets = " and ".join(filter(None, (running.addresses.subnet, running.addresses.ipv6_subnet)))
+    click.echo(f"lab {running.name}: network {running.network} ({subnets})")
     for state in states:
         click.echo(f"  {state.name:<28} {state.status:<8} {state.detail}")
 
@@ -109,6 +110,12 @@ def show(running: Lab, states: list[ComponentState]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Settings file for pull and mirrors. Default: ./meshexp.yaml when present.",
 )
+@click.option(
+    "--ipv6",
+    is_flag=True,
+    help="A dual-stack lab network (an IPv6 /64 of fd00::/8 beside the IPv4 /24): "
+    "workloads run into it get both addresses, and their ExternalWorkloads list both.",
+)
 @click.option("--progress", "progress_mode", type=click.Choice(MODES), default="auto")
 def lab_up_command(
     folder: Path,
@@ -116,6 +123,7 @@ def lab_up_command(
     proxy_file: Path | None,
     linkerd: Path | None,
     crd_files: tuple[Path, ...],
+    ipv6: bool,
     progress_mode: str,
     **options: Any,
 ) -> None:
@@ -123,7 +131,7 @@ def lab_up_command(
     sources = sources_from(programs, proxy_file, linkerd, settings_from(options))
     crds = tuple(path.read_text() for path in crd_files) or linkerd_crds(sources.linkerd)
     with display(progress_mode) as progress:
-        started = lab_up(folder=folder, sources=sources, crds=crds, progress=progress)
+        started = lab_up(folder=folder, sources=sources, crds=crds, progress=progress, ipv6=ipv6)
     _, states = lab_status(folder=folder)
     show(started, states)
     click.echo(f"  DNS for workloads: --dns {started.dns}")

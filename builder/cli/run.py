@@ -169,9 +169,11 @@ def run(
         emit_json(dataclasses.asdict(result))
         return
     click.echo(
-        f"{result.name} ready in {result.ready_seconds:.1f}s at {result.ip} "
+        f"{result.name} ready in {result.ready_seconds:.1f}s at {' and '.join(result.ips)} "
         f"(network {result.network})"
     )
+    if result.note:
+        click.echo(result.note)
     click.echo(
         f"wrote {result.manifest}" + (f" and {result.status_patch}" if result.status_patch else "")
     )

@@ -105,7 +105,8 @@ def probe(target: Target) -> Health:
     if not state.get("Running"):
         return Health(False, "ContainerStopped", f"container {target.container} is not running")
     networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    ip = next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), "")
+    found = (docker_engine.endpoint_addresses(n) for n in networks.values())
+    ip = next((held[0] for held in found if held), "")  # IPv4 first; IPv6 on an IPv6-only one
     if not ip or not proxy_ready(ip, refusal_is_up=True):
         return Health(False, "ProxyNotReady", f"the proxy of {target.container} is not ready")
     if listening(int(state.get("Pid") or 0), target.port) is False:

@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,8 @@ def mesh_tls_authentication(
     identity: WorkloadIdentity, name: str, namespace: str
 ) -> dict[str, Any]:
     """A MeshTLSAuthentication that an AuthorizationPolicy can name to admit this
-    workload: it lists both names of the SVID, the DNS name first, since the
-    server-side proxy identifies clients by it (builder.config.identity).
+    workload: it lists the SVID's SPIFFE ID, the name the server-side proxy identifies
+    the client by (builder.config.identity).
     """
     return {
         "apiVersion": "policy.linkerd.io/v1alpha1",
@@ -79,6 +80,20 @@ def check_workload_ips(ips: list[str], settings: Settings) -> list[str]:
                 "unspecified, multicast or loopback)"
             )
     return [str(ipaddress.ip_address(address)) for address in parsed]
+
+
+def listed_addresses(found: Sequence[str], most: int) -> tuple[list[str], list[str]]:
+    """Of a container's addresses (IPv4 first), those its ExternalWorkload lists (a
+    release takes `most`: one before 2.17, one per family since) and those left out."""
+    return list(found[:most]), list(found[most:])
+
+
+def left_out_line(left_out: Sequence[str], linkerd_version: str) -> str:
+    """What the output says of addresses an ExternalWorkload could not list."""
+    return (
+        f"not listed: {', '.join(left_out)} (Linkerd {linkerd_version} takes one workload "
+        "IP; 2.17 and later take one per family, IPv4 and IPv6)"
+    )
 
 
 def status_patch_args(

@@ -7,7 +7,8 @@ workloads, network, labels, Service) is filled from what each container carries:
 - its image's labels: io.meshexp.workload, .ports, .identity, .trust-domain and
   .readiness (the probe);
 - its environment: WORKLOAD_NAME and WORKLOAD_NAMESPACE (else the image's defaults);
-- its address on the group's network (else its first).
+- its addresses on the group's network (else its first): IPv4 and, on a dual-stack
+  network, IPv6 too where its image's Linkerd release takes two (2.17+).
 
 Each container is its own ExternalWorkload, named stably from the workload and the
 container (`smiley-1` for a container `smiley-1`, `smiley-edge` for `edge`),
@@ -46,13 +47,16 @@ from builder.cluster.keeper import POLL_SECONDS, Health, StatusKeeper, Target
 from builder.cluster.manifests import (
     PortTriple,
     external_workload_document,
+    left_out_line,
+    listed_addresses,
     not_ready_condition,
     service_document,
 )
+from builder.config.contract import facts_for
 from builder.config.group import Group
 from builder.config.identity import IDENTITY_STYLES, WorkloadIdentity, workload_identity
 from builder.config.validation import DNS_LABEL, DNS_NAME, KUBE_LABEL_VALUE, PORT_NAME
-from builder.core.errors import EngineError
+from builder.core.errors import EngineError, MeshexpError
 from builder.engine import docker_engine
 
 OWNER = "meshexp.io/registrar"
@@ -77,10 +81,11 @@ class Instance:
     workload: str  # WORKLOAD_NAME: the Service's name and the `app` label
     namespace: str
     name: str  # the ExternalWorkload's
-    ip: str  # "" while it is not running
+    ips: tuple[str, ...]  # those its ExternalWorkload lists, IPv4 first; () while stopped
     running: bool
     ports: tuple[PortTriple, ...]
     identity: WorkloadIdentity
+    left_out: str = ""  # an address its image's Linkerd release cannot list, and why
 
     @property
     def ref(self) -> kube.ObjectRef:
@@ -127,17 +132,26 @@ def ports_of(labels: dict[str, str]) -> tuple[PortTriple, ...] | str:
     return tuple(ports)
 
 
-def address(attrs: dict[str, Any], network: str | None) -> str | None:
-    """The container's IPv4 address on `network` (else on its first network, by name);
-    "" while it has none (stopped), None when it is not on `network` at all."""
+def addresses(attrs: dict[str, Any], network: str | None) -> tuple[str, ...] | None:
+    """The container's addresses on `network` (else on its first network with one, by
+    name), IPv4 first; () while it has none (stopped), None when it is not on `network`."""
     networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
     if network is not None:
         if network not in networks:
             return None
-        return str(networks[network].get("IPAddress") or "")
-    return next(
-        (str(n["IPAddress"]) for _, n in sorted(networks.items()) if n.get("IPAddress")), ""
-    )
+        return docker_engine.endpoint_addresses(networks[network])
+    found = (docker_engine.endpoint_addresses(n) for _, n in sorted(networks.items()))
+    return next((held for held in found if held), ())
+
+
+def workload_ips_of(labels: dict[str, str]) -> tuple[int, str]:
+    """How many workload IPs the image's Linkerd release takes (its
+    io.meshexp.linkerd-release label; one for an image without it), and the release."""
+    release = labels.get("io.meshexp.linkerd-release", "")
+    try:
+        return facts_for(release).max_workload_ips, release
+    except MeshexpError:
+        return 1, release or "of an image without io.meshexp.linkerd-release"
 
 
 def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
@@ -166,9 +180,11 @@ def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
     style, trust_domain = labels.get("io.meshexp.identity"), labels.get("io.meshexp.trust-domain")
     if style not in IDENTITY_STYLES or not trust_domain or not DNS_NAME.fullmatch(trust_domain):
         return Skipped(container, "its image does not say its identity style and trust domain")
-    ip = address(attrs, group.network)
-    if ip is None:
+    found = addresses(attrs, group.network)
+    if found is None:
         return Skipped(container, f"it is not on network {group.network}")
+    most, release = workload_ips_of(labels)
+    ips, left_out = listed_addresses(found, most)
     state = attrs.get("State") or {}
     return Instance(
         container=container,
@@ -176,10 +192,11 @@ def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
         workload=workload,
         namespace=namespace,
         name=instance_name(workload, container),
-        ip=ip,
+        ips=tuple(ips),
         running=bool(state.get("Running")),
         ports=ports,
         identity=workload_identity(style, trust_domain, namespace, workload),
+        left_out=left_out_line(left_out, release) if left_out else "",
     )
 
 
@@ -283,7 +300,7 @@ class Registrar:
         for instance in instances:
             key = (instance.namespace, instance.name)
             held = ours.get(key)
-            if held is None and not (instance.running and instance.ip):
+            if held is None and not (instance.running and instance.ips):
                 continue  # registered once it runs
             if held is None:
                 held = kube.get_object(client, instance.ref)
@@ -293,7 +310,7 @@ class Registrar:
                     )
                     continue
             try:
-                if instance.running and instance.ip:
+                if instance.running and instance.ips:
                     self._apply_instance(client, instance, held)
                 if self.group.service:
                     self._ensure_service(client, instance)
@@ -352,7 +369,7 @@ class Registrar:
             instance.namespace,
             {"app": instance.workload, **self.labels},
             instance.identity,
-            [instance.ip],
+            list(instance.ips),
             list(instance.ports),
         )
         document["metadata"]["annotations"] = {
@@ -372,7 +389,8 @@ class Registrar:
         verb = "registered" if held is None else "updated"
         self.say(
             f"{instance.namespace}/{instance.name}: {verb} (container {instance.container} "
-            f"at {instance.ip})"
+            f"at {' and '.join(instance.ips)})"
+            + (f"; {instance.left_out}" if instance.left_out else "")
         )
 
     def _ensure_service(self, client: kube.KubeClient, instance: Instance) -> None:

@@ -3,7 +3,7 @@
 Replaces the walk-through's long `docker run` line and hand-edited manifest:
 start with the right capabilities, mounts, environment and routes, wait until
 the proxy is ready, then write the ExternalWorkload, Service and status patch
-for the container's address.
+for the container's addresses (both families on a dual-stack network, 2.17+).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from builder.cluster import kube
 from builder.cluster.manifests import (
     Manifests,
     build_manifests,
+    left_out_line,
+    listed_addresses,
     not_ready_condition,
     status_patch_args,
 )
@@ -49,6 +51,8 @@ class RunResult:
     status_patch: Path | None
     applied: bool
     apply_commands: tuple[str, ...] = ()
+    ips: tuple[str, ...] = ()  # the ExternalWorkload's workloadIPs (IPv4 first)
+    note: str = ""  # an address the release could not list, and why
 
 
 def parse_route(text: str) -> Route:
@@ -142,7 +146,10 @@ def run_workload(
         # `register` leaves a container that `run --apply` registers to it.
         labels={RUN_LABEL: environment["WORKLOAD_NAME"]} if apply else None,
     )
-    ip = docker_engine.container_ip(name, network)
+    found = docker_engine.container_addresses(name, network)
+    if not found:
+        raise MeshexpError(f"{name} has no address on network {network}: see docker logs {name}")
+    ips, left_out = listed_addresses(found, settings.facts.max_workload_ips)
     for route in routes or []:
         code, out = docker_engine.exec_in(
             name, ["ip", "route", "replace", route.cidr, "via", route.via]
@@ -154,7 +161,7 @@ def run_workload(
     manifests = build_manifests(
         workload=workload,
         settings=settings,
-        ips=[ip],
+        ips=ips,
         name=environment["WORKLOAD_NAME"],
         namespace=environment["WORKLOAD_NAMESPACE"],
         service_port=service_port,
@@ -176,7 +183,19 @@ def run_workload(
             environment["WORKLOAD_NAME"], environment["WORKLOAD_NAMESPACE"], patch_file=patch_file
         )
         commands.append(shlex.join(["kubectl", *args]))
-    return RunResult(name, image, network, ip, ready, manifest, patch_file, apply, tuple(commands))
+    return RunResult(
+        name,
+        image,
+        network,
+        ips[0],
+        ready,
+        manifest,
+        patch_file,
+        apply,
+        tuple(commands),
+        tuple(ips),
+        left_out_line(left_out, settings.linkerd_version) if left_out else "",
+    )
 
 
 def apply_to_cluster(kubeconfig: Path, manifests: Manifests) -> list[kube.ObjectRef]:

@@ -13,6 +13,11 @@ from collections.abc import Callable
 PROXY_ADMIN_PORT = 4191
 
 
+def host_port(ip: str, port: int) -> str:
+    """HOST:PORT as a URL or a proxy's address takes it: an IPv6 address in brackets."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port on `host` that nothing listens on right now (the kernel's pick)."""
     with socket.socket() as probe:
@@ -69,7 +74,7 @@ def proxy_ready(ip: str, *, timeout: float = 1, refusal_is_up: bool = False) -> 
     With `refusal_is_up`, a 403 or 404 counts too: the proxy answered, refusing the
     caller by its default inbound policy, so it is up.
     """
-    ok, reason = answers_ok(f"http://{ip}:{PROXY_ADMIN_PORT}/ready", timeout=timeout)
+    ok, reason = answers_ok(f"http://{host_port(ip, PROXY_ADMIN_PORT)}/ready", timeout=timeout)
     return ok or (refusal_is_up and reason in ("HTTP 403", "HTTP 404"))
 
 

@@ -17,13 +17,17 @@ for an exit with a time limit.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker.errors
+import docker.types
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer, ExecConfig
 from testcontainers.core.network import Network
@@ -106,19 +110,44 @@ def _without_reaper() -> None:
 
 
 @contextlib.contextmanager
-def own_network() -> Iterator[str]:
-    """A bridge network of its own, removed afterwards with anything left on it."""
+def own_network(ipv6: bool = False) -> Iterator[str]:
+    """A bridge network of its own, removed afterwards with anything left on it; with
+    `ipv6`, dual-stack (a random /64 of fd00::/8 beside an IPv4 subnet from Docker's
+    pools) where the engine can make one, else IPv4 only."""
     _without_reaper()
-    network = Network()
-    network.name = f"meshexp-check-{uuid.uuid4().hex[:10]}"
-    with network:
-        try:
-            yield network.name
-        finally:
-            # A container a failed check left attached would make the network's own
-            # remove() fail: docker_engine removes those first.
-            for name in docker_engine.network_containers(network.name):
-                docker_engine.remove_container(name)
+    name = f"meshexp-check-{uuid.uuid4().hex[:10]}"
+    network = created(name, dual_stack_options()) if ipv6 else None
+    network = network or created(name, {})
+    if network is None:
+        raise CheckError(f"the engine could not create the check's network {name}")
+    try:
+        yield name
+    finally:
+        # A container a failed check left attached would make the network's own
+        # remove() fail: docker_engine removes those first.
+        for attached in docker_engine.network_containers(name):
+            docker_engine.remove_container(attached)
+        with contextlib.suppress(docker.errors.NotFound):
+            network.remove()
+
+
+def dual_stack_options() -> dict[str, object]:
+    """docker-py's options for a dual-stack bridge: a random unique-local /64 (RFC 4193)."""
+    prefix = (0xFD << 120) | (secrets.randbits(56) << 64)
+    subnet = ipaddress.IPv6Network((prefix, 64))
+    pool = docker.types.IPAMPool(subnet=str(subnet))
+    return {"enable_ipv6": True, "ipam": docker.types.IPAMConfig(pool_configs=[pool])}
+
+
+def created(name: str, options: dict[str, object]) -> Network | None:
+    """A network made with docker-py's `options`, or None where the engine refuses them
+    (IPv6 where its kernel has it off)."""
+    network = Network(docker_network_kw=options)
+    network.name = name
+    try:
+        return network.create()
+    except docker.errors.APIError:
+        return None
 
 
 def configure(

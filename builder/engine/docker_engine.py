@@ -14,6 +14,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -207,9 +208,12 @@ def network_gateway(name: str) -> str:
     return str(client().networks.get(name).attrs["IPAM"]["Config"][0]["Gateway"])
 
 
-def network_subnet(name: str) -> str:
-    """The bridge network's subnet (CIDR), where its containers get their addresses."""
-    return str(client().networks.get(name).attrs["IPAM"]["Config"][0]["Subnet"])
+def network_subnet(name: str, version: int = 4) -> str:
+    """The bridge network's subnet (CIDR) of one family, where its containers get their
+    addresses of that family ("" where it has none)."""
+    configs = client().networks.get(name).attrs["IPAM"]["Config"] or []
+    subnets = (str(config.get("Subnet") or "") for config in configs)
+    return next((s for s in subnets if s and ip_network(s).version == version), "")
 
 
 def save_image(reference: str, target: Path) -> None:
@@ -356,6 +360,20 @@ def container_ip(name: str, network: str) -> str:
     container = client().containers.get(name)
     container.reload()
     return str(container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def endpoint_addresses(endpoint: dict[str, Any]) -> tuple[str, ...]:
+    """The addresses a container holds on one network (an entry of `docker inspect`'s
+    NetworkSettings.Networks): IPv4 first, then the global IPv6 one; () while stopped."""
+    found = (endpoint.get("IPAddress"), endpoint.get("GlobalIPv6Address"))
+    return tuple(str(address) for address in found if address)
+
+
+def container_addresses(name: str, network: str) -> tuple[str, ...]:
+    """The container's addresses on `network`, IPv4 first (both on a dual-stack one)."""
+    container = client().containers.get(name)
+    container.reload()
+    return endpoint_addresses(container.attrs["NetworkSettings"]["Networks"][network])
 
 
 def exec_in(name: str, command: list[str], user: str = "0") -> tuple[int, str]:

@@ -17,13 +17,22 @@ from builder.core.errors import BuildError
 from builder.engine.docker_engine import client, remove_container
 
 
-def create_lab_network(name: str, subnet: str, dynamic: str, labels: dict[str, str]) -> None:
+def create_lab_network(
+    name: str, subnet: str, dynamic: str, labels: dict[str, str], ipv6_subnet: str = ""
+) -> None:
     """A bridge network with a fixed subnet; the engine hands out only `dynamic`
-    (a part of it), leaving the rest for addresses the caller assigns.
+    (a part of it), leaving the rest for addresses the caller assigns. With
+    `ipv6_subnet`, dual-stack: the engine hands out IPv6 addresses from all of it.
     """
-    pool = docker.types.IPAMPool(subnet=subnet, iprange=dynamic)
+    pools = [docker.types.IPAMPool(subnet=subnet, iprange=dynamic)]
+    if ipv6_subnet:
+        pools.append(docker.types.IPAMPool(subnet=ipv6_subnet))
     client().networks.create(
-        name, driver="bridge", ipam=docker.types.IPAMConfig(pool_configs=[pool]), labels=labels
+        name,
+        driver="bridge",
+        ipam=docker.types.IPAMConfig(pool_configs=pools),
+        labels=labels,
+        enable_ipv6=bool(ipv6_subnet),
     )
 
 

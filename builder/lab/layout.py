@@ -96,9 +96,11 @@ class LabSources:
 
 @dataclass(frozen=True)
 class Addresses:
-    """Fixed addresses on the lab's /24; the engine hands out only the upper half."""
+    """Fixed addresses on the lab's /24; the engine hands out only the upper half. A
+    dual-stack lab has an IPv6 /64 too, from which the engine hands out addresses."""
 
     subnet: str
+    ipv6_subnet: str = ""
 
     def host(self, number: int) -> str:
         return str(ipaddress.ip_network(self.subnet)[number])
@@ -140,7 +142,12 @@ class Lab:
         return self.addresses.dns
 
     def save(self) -> None:
-        state = {"name": self.name, "network": self.network, "subnet": self.addresses.subnet}
+        state = {
+            "name": self.name,
+            "network": self.network,
+            "subnet": self.addresses.subnet,
+            "ipv6_subnet": self.addresses.ipv6_subnet,
+        }
         (self.folder / "lab.json").write_text(json.dumps(state, indent=2) + "\n")
 
     @classmethod
@@ -156,7 +163,7 @@ class Lab:
             state["name"],
             folder,
             state["network"],
-            Addresses(state["subnet"]),
+            Addresses(state["subnet"], str(state.get("ipv6_subnet") or "")),
             folder / "kubeconfig",
         )
 
@@ -168,6 +175,20 @@ def pick_subnet(used: list[str]) -> str:
         if not any(candidate.overlaps(other) for other in taken):
             return str(candidate)
     raise LabError("lab: no free /24 left in 10.213.0.0/16 for the lab network")
+
+
+def ipv6_subnet_beside(subnet: str, used: list[str]) -> str:
+    """The dual-stack lab's IPv6 /64, named after its IPv4 /24 (10.213.N.0/24 gives
+    fd00:10:213:N::/64, inside Linkerd's default cluster networks' fd00::/8)."""
+    octets = str(ipaddress.ip_network(subnet).network_address).split(".")
+    candidate = ipaddress.ip_network(f"fd00:{octets[0]}:{octets[1]}:{octets[2]}::/64")
+    taken = [ipaddress.ip_network(found) for found in used]
+    if any(candidate.overlaps(other) for other in taken if other.version == 6):
+        raise LabError(
+            f"lab: {candidate} is held by another engine network; remove it "
+            "(docker network ls) or start the lab without --ipv6"
+        )
+    return str(candidate)
 
 
 def ensure_runtime_image() -> None:

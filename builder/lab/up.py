@@ -41,6 +41,7 @@ from builder.lab.layout import (
     LabNotUp,
     LabSources,
     ensure_runtime_image,
+    ipv6_subnet_beside,
     lab_container,
     pick_subnet,
 )
@@ -55,18 +56,24 @@ def lab_up(
     crds: tuple[str, ...],
     name: str = "meshexp-lab",
     progress: Progress | None = None,
+    ipv6: bool = False,
 ) -> Lab:
-    """Start the lab; on any failure, remove what was started and raise."""
+    """Start the lab (with `ipv6`, on a dual-stack network); on any failure, remove what
+    was started and raise."""
     progress = progress or Progress()
     sources = sources.check()
     lab_down(name=name, folder=folder)
     folder.mkdir(parents=True, exist_ok=True)
-    addresses = Addresses(pick_subnet(lab_containers.used_subnets()))
+    used = lab_containers.used_subnets()
+    subnet = pick_subnet(used)
+    addresses = Addresses(subnet, ipv6_subnet_beside(subnet, used) if ipv6 else "")
     lab = Lab(name, folder.resolve(), name, addresses, folder.resolve() / "kubeconfig")
     try:
         with progress.phase("lab runtime image"):
             ensure_runtime_image()
-        lab_containers.create_lab_network(name, addresses.subnet, addresses.dynamic, {LABEL: name})
+        lab_containers.create_lab_network(
+            name, addresses.subnet, addresses.dynamic, {LABEL: name}, addresses.ipv6_subnet
+        )
         lab.save()
         sources.save(lab.folder)
         with progress.phase(f"Kubernetes API server on {addresses.apiserver}"):

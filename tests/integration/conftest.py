@@ -258,22 +258,33 @@ def upstream_shaped(
     return preload(engine, images, plain_base)
 
 
+@contextlib.contextmanager
+def started_lab(
+    tmp_path_factory: pytest.TempPathFactory, name: str, ipv6: bool = False
+) -> Iterator[Lab]:
+    """The lab as `lab up` starts it by default (with `ipv6`, as `lab up --ipv6` does):
+    Linkerd's programs copied out of upstream's images for the linkerd CLI's release
+    (upstream-shaped here, holding the control plane built from source and the real
+    proxy)."""
+    sources = sources_from_images(
+        equipment.CONTROL_PLANE / "linkerd", tmp_path_factory.mktemp(f"{name}-programs")
+    )
+    with running_lab(
+        folder=tmp_path_factory.mktemp(name),
+        sources=sources,
+        crds=(equipment.LINKERD_CRDS.read_text(),),
+        name=name,
+        ipv6=ipv6,
+    ) as running:
+        yield running
+
+
 @pytest.fixture(scope="module")
 def lab(
     engine, upstream_shaped: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Lab]:
-    """The lab as `lab up` starts it by default: Linkerd's programs copied out of
-    upstream's images for the linkerd CLI's release (upstream-shaped here, holding the
-    control plane built from source and the real proxy)."""
-    sources = sources_from_images(
-        equipment.CONTROL_PLANE / "linkerd", tmp_path_factory.mktemp("lab-programs")
-    )
-    with running_lab(
-        folder=tmp_path_factory.mktemp("lab"),
-        sources=sources,
-        crds=(equipment.LINKERD_CRDS.read_text(),),
-        name="meshexp-test-lab",
-    ) as running:
+    """The lab as `lab up` starts it by default."""
+    with started_lab(tmp_path_factory, "meshexp-test-lab") as running:
         yield running
 
 

@@ -24,6 +24,7 @@ EXPECTED_CHECKS = {
     "identity",
     "capture: rules",
     "capture: inbound through the proxy",
+    "capture: IPv6 never reaches the workload unmeshed",
     "capture: outbound through the proxy",
     "least privilege",
     "stop",
@@ -37,6 +38,9 @@ def test_every_catalog_workload_passes_check(build, workload: str) -> None:
     failures = [f"{r.name}: {r.detail}" for r in report.results if not r.passed]
     assert not failures, "\n".join(failures)
     assert {result.name for result in report.results} == EXPECTED_CHECKS
+    # Tried for real: the check's network is dual-stack on CI's engine.
+    ipv6 = next(r for r in report.results if r.name.startswith("capture: IPv6"))
+    assert ipv6.detail.startswith("[fd"), ipv6.detail
 
 
 INVENTORY = """\

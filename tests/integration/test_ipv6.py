@@ -7,6 +7,7 @@ workload's UID is captured by the proxy; with IPV6=off, IPv6 is refused instead.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from collections.abc import Iterator
@@ -16,9 +17,22 @@ from typing import Any
 import docker.types
 import pytest
 
-from builder.build.image import ImageResult
-from builder.engine.containers import MeshContainer, mesh_container
-from tests.integration.conftest import fresh_network
+from builder.build.image import ImageResult, build_workload_image
+from builder.check.checks import check_image
+from builder.check.listings import metric_series
+from builder.check.live import http_status
+from builder.check.report import CheckFailed, ImageFacts, InboundPolicy
+from builder.check.traffic import check_ipv6
+from builder.cluster import kube
+from builder.config.catalog import find_workload
+from builder.config.settings import Settings
+from builder.core.net import host_port
+from builder.engine import containers, docker_engine
+from builder.engine.containers import MeshContainer, mesh_container, own_network
+from builder.lab import Lab, run_in_lab
+from tests.integration import faces
+from tests.integration.conftest import fresh_network, started_lab
+from tests.registration import Running, all_ready, docker_run
 
 WORKLOAD_UID = "2200"  # smiley's (images/smiley.yaml)
 
@@ -154,3 +168,146 @@ def test_a_bad_ipv6_setting_is_one_line_and_exit_64(
         assert "IPV6=sometimes" in line
     finally:
         container.remove(force=True)
+
+
+def test_check_passes_ipv6_through_the_proxy_and_refuses_it_when_off(
+    smiley_image: ImageResult,
+) -> None:
+    """`check`'s IPv6 line on its dual-stack network: the answer came through the proxy
+    (its inbound counter moved); with IPV6=off, a refusal."""
+    for env, said in (({}, "inbound"), ({"IPV6": "off"}, "refused (IPV6=off)")):
+        report = check_image(image=smiley_image.reference, env=env)
+        failures = [f"{r.name}: {r.detail}" for r in report.results if not r.passed]
+        assert not failures, failures
+        [line] = [r for r in report.results if r.name.startswith("capture: IPv6")]
+        assert line.detail.startswith("[fd"), line.detail
+        assert said in line.detail, line.detail
+
+
+def test_check_fails_where_ipv6_reaches_the_workload_around_the_proxy(
+    smiley_image: ImageResult, certs: Path
+) -> None:
+    """The IPv6 line can fail: with the container's IPv6 capture taken out (as an image
+    whose bootstrap only knew IPv4 would be), the workload answers a client directly."""
+    facts = ImageFacts(smiley_image.labels)
+    policy = InboundPolicy("all-unauthenticated")
+    with (
+        own_network(ipv6=True) as network,
+        mesh_container(image=smiley_image.reference, network=network, certs=certs, env={}) as box,
+    ):
+        code, out = box.exec(["ip6tables-nft", "-t", "nat", "-F", "PREROUTING"])
+        assert code == 0, out
+        with pytest.raises(CheckFailed, match=r"the answer was not the workload's|did not move"):
+            check_ipv6(box, facts, smiley_image.reference, policy)
+
+
+@pytest.fixture(scope="module")
+def dual_stack_lab(
+    engine, upstream_shaped: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lab]:
+    """The lab as `lab up --ipv6` starts it."""
+    with started_lab(tmp_path_factory, "meshexp-test-lab6", ipv6=True) as running:
+        yield running
+
+
+def test_in_a_dual_stack_lab_face_reaches_smiley_over_mtls_at_either_address(
+    dual_stack_lab: Lab, mesh_settings: Settings
+) -> None:
+    """smiley's ExternalWorkload lists both its addresses, and face's call to each goes
+    out of face's proxy over mTLS to smiley's identity (the destination controller
+    found the ExternalWorkload by either address)."""
+    lab = dual_stack_lab
+    started = {}
+    for name in ("smiley", "face"):
+        image = build_workload_image(workload=find_workload(name), settings=mesh_settings)
+        started[name] = run_in_lab(
+            lab=lab,
+            workload=find_workload(name),
+            settings=mesh_settings,
+            manifests_dir=lab.folder / "manifests",
+            image=image.reference,
+            name=f"{lab.name}-w-{name}",
+            env={"WORKLOAD_NAME": name},
+            timeout=120,
+        )
+    smiley, face = started["smiley"], started["face"]
+    ipv4, ipv6 = smiley.ips
+    assert ipaddress.ip_address(ipv6) in ipaddress.ip_network(lab.addresses.ipv6_subnet)
+    held = kube.get_object(
+        kube.connect(lab.kubeconfig), kube.ObjectRef("ExternalWorkload", "smiley", "faces")
+    )
+    assert held is not None
+    assert [entry["ip"] for entry in held["spec"]["workloadIPs"]] == [ipv4, ipv6]
+    uid = docker_engine.image_attrs(face.image)["Config"]["Labels"]["io.meshexp.workload-uid"]
+    identity = mesh_settings.identity_of("faces", "smiley").spiffe_id
+    for address in (ipv4, ipv6):
+        code, out = docker_engine.exec_in(
+            face.name,
+            [
+                "bash",
+                "-c",
+                f"exec 3<>/dev/tcp/{address}/8000 && "
+                'printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3 && timeout 10 cat <&3',
+            ],
+            user=uid,
+        )
+        assert code == 0, out[:300]
+        assert out.startswith("HTTP/1.0 200"), out[:300]
+        _, text = http_status(face.ip, 4191, "/metrics")
+        series = [
+            labels
+            for labels, _ in metric_series(text, "tcp_open_total")
+            if (labels.get("direction"), labels.get("peer")) == ("outbound", "dst")
+            and labels.get("target_addr") == host_port(address, 8000)
+        ]
+        assert series, f"face's proxy has no outbound series to {host_port(address, 8000)}"
+        assert all(s.get("tls") == "true" for s in series), series
+        assert all(s.get("server_id") == identity for s in series), series
+
+
+def test_the_registrar_lists_both_addresses_of_a_dual_stack_container(
+    engine, dual_stack_lab: Lab, mesh_settings: Settings
+) -> None:
+    """The walk-through's `docker run` on the dual-stack lab's network, `register`
+    beside it: its ExternalWorkload lists the container's IPv4 and IPv6 addresses, and
+    the keeper (which asks the proxy on IPv4) marks it Ready."""
+    lab = dual_stack_lab
+    image = build_workload_image(workload=find_workload("smiley"), settings=mesh_settings)
+    container = docker_run(engine, lab, "edge6", image.reference, {"WORKLOAD_NAME": "smiley6"})
+    running = Running(lab, "test-ipv6")
+    try:
+        client = kube.connect(lab.kubeconfig)
+        assert faces.wait_for(lambda: all_ready(client, ["smiley6-edge6"]), timeout=180), (
+            running.lines
+        )
+        wanted = docker_engine.container_addresses(container.id, lab.network)
+        assert len(wanted) == 2, wanted
+        held = kube.get_object(client, kube.ObjectRef("ExternalWorkload", "smiley6-edge6", "faces"))
+        assert held is not None
+        assert tuple(entry["ip"] for entry in held["spec"]["workloadIPs"]) == wanted
+        said = next(line for line in running.lines if "registered" in line)
+        assert f"at {wanted[0]} and {wanted[1]}" in said, said
+    finally:
+        running.end()
+        container.remove(force=True)
+
+
+def test_where_the_engine_makes_no_ipv6_network_checks_network_is_ipv4_only(
+    engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine that refuses the dual-stack options (as one whose kernel has IPv6 off
+    does) still gets the check its network, IPv4 only: the IPv6 line says "not tried"."""
+    monkeypatch.setattr(
+        containers,
+        "dual_stack_options",
+        lambda: {
+            "enable_ipv6": True,
+            "ipam": docker.types.IPAMConfig(
+                pool_configs=[docker.types.IPAMPool(subnet="fd00::/200")]
+            ),
+        },
+    )
+    with own_network(ipv6=True) as name:
+        assert docker_engine.network_subnet(name, 4)
+        assert docker_engine.network_subnet(name, 6) == ""
+    assert not docker_engine.network_exists(name)

@@ -11,7 +11,14 @@ from click.testing import CliRunner
 from builder.cli import main
 from builder.cluster.apiserver import linkerd_crds
 from builder.lab.dns import dns_records
-from builder.lab.layout import Addresses, Lab, LabError, LabSources, pick_subnet
+from builder.lab.layout import (
+    Addresses,
+    Lab,
+    LabError,
+    LabSources,
+    ipv6_subnet_beside,
+    pick_subnet,
+)
 from builder.lab.objects import endpoint_slice
 from builder.lab.pods import PodPlan, proxy_environment
 from builder.lab.programs import entrypoint_program, linkerd_version, program_images
@@ -24,6 +31,20 @@ def test_subnet_avoids_every_network_the_engine_holds() -> None:
     assert pick_subnet(["10.213.0.0/24", "10.213.1.0/25"]) == "10.213.2.0/24"
     with pytest.raises(LabError, match="no free /24"):
         pick_subnet(["10.213.0.0/16"])
+
+
+def test_a_dual_stack_lab_takes_the_ipv6_subnet_named_after_its_ipv4_one() -> None:
+    subnet = ipv6_subnet_beside("10.213.7.0/24", ["172.17.0.0/16", "fd00:10:213:6::/64"])
+    assert subnet == "fd00:10:213:7::/64"
+    with pytest.raises(LabError, match="without --ipv6"):
+        ipv6_subnet_beside("10.213.7.0/24", ["fd00:10:213::/48"])
+
+
+def test_the_labs_state_keeps_its_ipv6_subnet(tmp_path: Path) -> None:
+    for ipv6 in ("", "fd00:10:213:7::/64"):
+        lab = Lab("l", tmp_path, "l", Addresses("10.213.7.0/24", ipv6), tmp_path / "kubeconfig")
+        lab.save()
+        assert Lab.load(tmp_path).addresses == lab.addresses
 
 
 def test_fixed_addresses_sit_below_the_engines_own_range() -> None:

@@ -8,7 +8,7 @@ import shlex
 import pytest
 import yaml
 
-from builder.cluster.manifests import build_manifests
+from builder.cluster.manifests import build_manifests, left_out_line, listed_addresses
 from builder.config.catalog import find_workload
 from builder.config.settings import load_settings
 from builder.core.errors import MeshexpError
@@ -137,3 +137,21 @@ def test_authentication_names_the_workload_by_its_spiffe_id() -> None:
     tls = result.external_workload["spec"]["meshTLS"]
     assert auth["spec"]["identities"] == [tls["identity"]]
     assert tls["identity"] == "spiffe://root.linkerd.cluster.local/ns/faces/externalworkload/face"
+
+
+@pytest.mark.parametrize(
+    ("linkerd", "listed"),
+    [("2.16", ["172.18.0.5"]), ("2.17", ["172.18.0.5", "fd00:18::5"])],
+)
+def test_a_dual_stack_container_is_listed_as_its_release_takes_it(
+    linkerd: str, listed: list[str]
+) -> None:
+    """What `run` and the registrar do with a container's two addresses: both from 2.17,
+    the IPv4 one before, the other named in the output."""
+    found = ("172.18.0.5", "fd00:18::5")
+    most = load_settings(None, {"linkerd_version": linkerd}).facts.max_workload_ips
+    ips, left_out = listed_addresses(found, most)
+    assert ips == listed
+    assert [*ips, *left_out] == list(found)
+    if left_out:
+        assert "fd00:18::5" in left_out_line(left_out, linkerd)

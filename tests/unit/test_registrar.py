@@ -53,14 +53,38 @@ def test_a_container_becomes_an_instance_of_its_environments_workload() -> None:
         inspected("edge-1", "172.30.0.5", env={"WORKLOAD_NAME": "smiley2"}), Group()
     )
     assert isinstance(found, Instance)
-    assert (found.workload, found.namespace, found.name, found.ip) == (
+    assert (found.workload, found.namespace, found.name, found.ips) == (
         "smiley2",
         "reg",
         "smiley2-edge-1",
-        "172.30.0.5",
+        ("172.30.0.5",),
     )
     assert found.identity == Settings().identity_of("reg", "smiley2")
     assert found.ports == (("http", 8000, "TCP"), ("metrics", 9090, "TCP"))
+
+
+def test_a_dual_stack_container_lists_both_addresses_from_linkerd_2_17() -> None:
+    attrs = inspected("edge-1", "172.30.0.5", ipv6="fd00:30::5")
+    found = instance_of(attrs, Group())
+    assert isinstance(found, Instance)
+    assert (found.ips, found.left_out) == (("172.30.0.5", "fd00:30::5"), "")
+
+
+@pytest.mark.parametrize("release", ["edge-24.8.2", ""])  # 2.16's edge; an unlabelled image
+def test_before_2_17_one_address_is_listed_and_the_other_is_said(release: str) -> None:
+    attrs = inspected("edge-1", "172.30.0.5", ipv6="fd00:30::5")
+    attrs["Config"]["Labels"]["io.meshexp.linkerd-release"] = release
+    found = instance_of(attrs, Group())
+    assert isinstance(found, Instance)
+    assert found.ips == ("172.30.0.5",)
+    assert "fd00:30::5" in found.left_out
+    assert "takes one workload IP" in found.left_out
+
+
+def test_an_ipv6_only_container_lists_its_ipv6_address() -> None:
+    found = instance_of(inspected("edge-1", "", ipv6="fd00:30::5"), Group())
+    assert isinstance(found, Instance)
+    assert found.ips == ("fd00:30::5",)
 
 
 def test_without_its_environment_the_images_defaults_name_it() -> None:
@@ -120,7 +144,7 @@ def test_two_containers_of_one_name_after_cleaning_are_not_both_registered(
 def test_a_stopped_container_has_no_address_yet() -> None:
     found = instance_of(inspected("smiley-1", "1.2.3.4", running=False), Group())
     assert isinstance(found, Instance)
-    assert (found.running, found.ip) == (False, "")
+    assert (found.running, found.ips) == (False, ())
 
 
 def test_the_server_may_add_to_what_we_wanted_but_not_change_it() -> None:
