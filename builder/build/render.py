@@ -41,6 +41,7 @@ from builder.config.models import (
 )
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core.errors import RenderError
+from builder.core.files import make_folder, path_problem
 from builder.core.progress import Progress
 
 SYSTEM_PACKAGES = ("iproute2", "iptables")
@@ -359,8 +360,14 @@ def render_build_context(
         components = plan_components(workload, settings)
     # Fails early, before anything is fetched.
     files = render_files(workload, settings, components=components)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".meshexp-render-", dir=output.parent))
+    make_folder(output.parent, "--output", RenderError)
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".meshexp-render-", dir=output.parent))
+    except OSError as exc:
+        raise RenderError(
+            f"{output}: cannot write the context there ({path_problem(exc)}); choose "
+            "another --output"
+        ) from None
     try:
         fetched = fetch_components(
             components, settings, scratch, components_image is not None, progress, fetched

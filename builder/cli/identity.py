@@ -16,7 +16,7 @@ from builder.cli.options import (
     settings_from,
     workload_of,
 )
-from builder.cluster.certs import ROTATION_PHASES, create_certs, create_node_cert, rotate_certs
+from builder.cluster.certs import ROTATION_COMMANDS, create_certs, create_node_cert, rotate_certs
 from builder.cluster.spire_server import (
     build_server_image,
     entry_commands,
@@ -44,10 +44,11 @@ from builder.config.settings import (
 @click.option("--force", is_flag=True, help="Replace existing certificates and keys.")
 @click.option(
     "--rotate",
-    type=click.Choice(ROTATION_PHASES),
+    type=click.Choice(ROTATION_COMMANDS),
     help="One phase of a trust-anchor rotation of the folder's certificates: bundle (a "
     "new anchor, ca.crt trusts both), issuer (a new issuer under the new anchor), finish "
-    "(ca.crt trusts the new anchor alone). README: Rotation.",
+    "(ca.crt trusts the new anchor alone); status (where a rotation stands, writes "
+    "nothing) or abort (back to the old anchor, before the issuer moved). README: Rotation.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def certs(

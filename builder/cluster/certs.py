@@ -9,6 +9,7 @@ folder that containers mount, so mounting that folder never hands it out.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -101,8 +102,15 @@ def create_certs(
     anchor_days: int = 3650,
     issuer_days: int = 365,
 ) -> CertsResult:
-    """Create ca.crt, issuer.crt and issuer.key in `folder`, and the anchor key apart."""
+    """Create ca.crt, issuer.crt and issuer.key in `folder`, and the anchor key apart.
+    Never in the middle of a rotation: that would replace the anchor everything trusts."""
     anchor_key = _anchor_key(folder, anchor_key)
+    pending = [path for path in _next_files(anchor_key) if path.exists()]
+    if pending:
+        raise CertsError(
+            f"{folder}: a trust-anchor rotation is under way ({pending[0]} is there); finish "
+            "it or go back (`certs --rotate status` says how) before creating new certificates"
+        )
     targets = {
         folder / "ca.crt": 0o644,
         folder / "issuer.crt": 0o644,
@@ -139,7 +147,11 @@ def create_certs(
 def _anchor_key(folder: Path, anchor_key: Path | None) -> Path:
     """Where the trust anchor's key is kept: never under the folder containers mount
     (a subfolder, or through a symlink, is inside it too)."""
-    anchor_key = anchor_key or folder.with_name(folder.name + "-anchor") / "ca.key"
+    if anchor_key is None:
+        named = folder.resolve()
+        if not named.name:
+            raise CertsError(f"{folder}: choose a folder of its own for the certificates, not /")
+        anchor_key = named.with_name(named.name + "-anchor") / "ca.key"
     if anchor_key.resolve().is_relative_to(folder.resolve()):
         raise CertsError(
             f"{anchor_key}: keep the trust anchor's key out of {folder}, the folder "
@@ -152,6 +164,8 @@ def _anchor_key(folder: Path, anchor_key: Path | None) -> Path:
 # trust both anchors everywhere, move the issuer to the new one, drop the old one.
 # Between two phases every proxy restarts onto the new files, one at a time.
 ROTATION_PHASES = ("bundle", "issuer", "finish")
+# Not phases: where a rotation stands (read only), and the way back before the issuer moved.
+ROTATION_COMMANDS = (*ROTATION_PHASES, "status", "abort")
 NEXT_STEP = {
     "bundle": "restart the control plane and each workload, one at a time, onto the bundle; "
     "then --rotate issuer",
@@ -159,6 +173,8 @@ NEXT_STEP = {
     "sign with the new issuer; then --rotate finish",
     "finish": "restart the control plane and each workload, one at a time: the old anchor "
     "is trusted no more once all have restarted",
+    "abort": "restart the control plane and each workload, one at a time, onto the old "
+    "anchor alone; a rotation can start again with --rotate bundle",
 }
 
 
@@ -212,6 +228,101 @@ def _signed_by(cert: x509.Certificate, signer: x509.Certificate) -> bool:
     return True
 
 
+def _next_files(anchor_key: Path) -> tuple[Path, Path]:
+    """The new anchor's key and certificate, beside the anchor's key, while a rotation
+    is under way."""
+    next_key = anchor_key.with_name(f"next-{anchor_key.name}")
+    return next_key, next_key.with_suffix(".crt")
+
+
+def _fingerprint(cert: x509.Certificate) -> bytes:
+    return cert.fingerprint(hashes.SHA256())
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Where a trust-anchor rotation of `folder` stands, read from its files."""
+
+    folder: Path
+    anchor_key: Path
+    anchors: list[x509.Certificate]  # ca.crt
+    issuer: x509.Certificate
+    new: x509.Certificate | None  # next-ca.crt, while a rotation is under way
+    new_key: ec.EllipticCurvePrivateKey | None  # next-ca.key, None when missing or broken
+    key_problem: str  # why new_key is None
+
+    @property
+    def under_way(self) -> bool:
+        next_key, next_cert = _next_files(self.anchor_key)
+        return next_key.exists() or next_cert.exists()
+
+    @property
+    def bundled(self) -> bool:
+        """ca.crt trusts the new anchor beside the old one."""
+        return self.new is not None and any(
+            _fingerprint(a) == _fingerprint(self.new) for a in self.anchors
+        )
+
+    @property
+    def issuer_moved(self) -> bool:
+        return self.new is not None and _signed_by(self.issuer, self.new)
+
+    def stage(self) -> str:
+        if not self.under_way:
+            return "none"
+        if self.new is None or not self.bundled:
+            return "broken"
+        return "issuer" if self.issuer_moved else "bundle"
+
+    def describe(self) -> str:
+        stage = self.stage()
+        next_key, next_cert = _next_files(self.anchor_key)
+        if stage == "none":
+            return (
+                f"no rotation under way: ca.crt trusts {len(self.anchors)} anchor(s); "
+                "start one with --rotate bundle"
+            )
+        key = "present" if self.new_key is not None else f"NOT usable ({self.key_problem})"
+        if stage == "broken":
+            return (
+                f"a rotation was begun but ca.crt does not hold {next_cert}'s anchor; go back "
+                "with --rotate abort"
+            )
+        if stage == "bundle":
+            return (
+                f"bundle done: ca.crt trusts the old and the new anchor, the issuer is still "
+                f"the old anchor's; {next_key.name} {key}. Next: --rotate issuer (after "
+                "restarting everything onto the bundle), or go back with --rotate abort"
+            )
+        return (
+            f"issuer done: the issuer is signed by the new anchor; {next_key.name} {key}. "
+            "Next: --rotate finish (after restarting everything onto the new issuer); "
+            "going back is no longer offered (issued certificates chain to the new anchor)"
+        )
+
+
+def _read_rotation(folder: Path, anchor_key: Path) -> Rotation:
+    next_key, next_cert = _next_files(anchor_key)
+    anchors = _certificates(folder / "ca.crt")
+    issuer = _certificates(folder / "issuer.crt")[0]
+    new = None
+    with contextlib.suppress(CertsError):  # missing or broken: the rotation is "broken"
+        new = _certificates(next_cert)[0]
+    new_key, problem = None, ""
+    try:
+        loaded = serialization.load_pem_private_key(next_key.read_bytes(), None)
+        if isinstance(loaded, ec.EllipticCurvePrivateKey):
+            new_key = loaded
+        else:
+            problem = "not an ECDSA key"
+    except FileNotFoundError:
+        problem = "missing"
+    except (OSError, ValueError, TypeError) as exc:
+        said = (str(exc).splitlines() or [type(exc).__name__])[0]
+        problem = f"unreadable ({said[:120]})"
+    return Rotation(folder, anchor_key, anchors, issuer, new, new_key, problem)
+
+
 def rotate_certs(
     *,
     folder: Path,
@@ -220,26 +331,32 @@ def rotate_certs(
     anchor_days: int = 3650,
     issuer_days: int = 365,
 ) -> RotationResult:
-    """One phase of a trust-anchor rotation of the certificates in `folder`.
+    """One step of a trust-anchor rotation of the certificates in `folder`.
 
     bundle: a new anchor (its key beside the old one's, as next-<name>) and ca.crt =
     old + new; issuer: a new issuer signed by the new anchor; finish: ca.crt = the new
     anchor alone, whose key takes the old one's place. Each phase refuses to run out
-    of order, naming the phase that comes first; nothing is written then.
+    of order, naming the phase that comes first; nothing is written then. status says
+    where a rotation stands and writes nothing; abort goes back (ca.crt = the old
+    anchor alone, the new anchor's files removed) while the issuer is still the old
+    anchor's, also when the new anchor's key is missing or broken.
     """
-    if phase not in ROTATION_PHASES:
-        raise CertsError(f"--rotate {phase}: choose one of {', '.join(ROTATION_PHASES)}")
+    if phase not in ROTATION_COMMANDS:
+        raise CertsError(f"--rotate {phase}: choose one of {', '.join(ROTATION_COMMANDS)}")
     anchor_key = _anchor_key(folder, anchor_key)
-    next_key = anchor_key.with_name(f"next-{anchor_key.name}")
-    next_cert = next_key.with_suffix(".crt")
-    anchors = _certificates(folder / "ca.crt")
-    under_way = next_key.exists() or next_cert.exists()
+    next_key, next_cert = _next_files(anchor_key)
+    state = _read_rotation(folder, anchor_key)
+    anchors, new = state.anchors, state.new
+    if phase == "status":
+        return _rotated(phase, folder, (), (), anchors, state.describe())
+    if phase == "abort":
+        return _abort(state)
     if phase == "bundle":
-        if under_way or len(anchors) != 1:
+        if state.under_way or len(anchors) != 1:
             raise CertsError(
                 f"{folder}: a rotation is under way ({len(anchors)} anchors in ca.crt, "
-                f"{next_key} {'present' if next_key.exists() else 'absent'}); go on with "
-                "--rotate issuer or --rotate finish"
+                f"{next_key} {'present' if next_key.exists() else 'absent'}); see where with "
+                "--rotate status"
             )
         key = ec.generate_private_key(ec.SECP256R1())
         new = _ca(ANCHOR_CN, key, None, anchor_days, None)
@@ -250,14 +367,21 @@ def rotate_certs(
         }
         write_files(files)
         return _rotated(phase, folder, tuple(files), (), [anchors[0], new])
-    if not under_way:
+    if not state.under_way:
         raise CertsError(f"{folder}: no rotation is under way; start one with --rotate bundle")
-    new = _certificates(next_cert)[0]
-    loaded = serialization.load_pem_private_key(next_key.read_bytes(), None)
-    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-        raise CertsError(f"{next_key}: expected an ECDSA key")
-    if not any(a.fingerprint(hashes.SHA256()) == new.fingerprint(hashes.SHA256()) for a in anchors):
-        raise CertsError(f"{folder}/ca.crt does not hold the new anchor; run --rotate bundle first")
+    if new is None or not state.bundled:
+        raise CertsError(
+            f"{folder}/ca.crt does not hold the new anchor ({next_cert}); go back with "
+            "--rotate abort, then start again with --rotate bundle"
+        )
+    loaded = state.new_key
+    if loaded is None:
+        back = (
+            "restore it from a backup (the issuer already signs with the new anchor)"
+            if state.issuer_moved
+            else "restore it, or go back with --rotate abort and start again"
+        )
+        raise CertsError(f"{next_key}: the new anchor's key is {state.key_problem}; {back}")
     if phase == "issuer":
         issuer_key = ec.generate_private_key(ec.SECP256R1())
         issuer = _ca(ISSUER_CN, issuer_key, (new, loaded), issuer_days, 1)
@@ -267,20 +391,44 @@ def rotate_certs(
         }
         write_files(files)
         return _rotated(phase, folder, tuple(files), (), anchors)
-    issuer = _certificates(folder / "issuer.crt")[0]
-    if not _signed_by(issuer, new):
+    if not state.issuer_moved:
         raise CertsError(
             f"{folder}/issuer.crt is not signed by the new anchor yet; run --rotate issuer "
             "(and restart everything onto it) before --rotate finish"
         )
     files = {
         folder / "ca.crt": (_pem_cert(new), 0o644),
-        anchor_key: (next_key.read_bytes(), 0o600),
+        anchor_key: (_pem_key(loaded), 0o600),
     }
     write_files(files)
     next_key.unlink()
     next_cert.unlink()
     return _rotated(phase, folder, tuple(files), (next_key, next_cert), [new])
+
+
+def _abort(state: Rotation) -> RotationResult:
+    """Back to the old anchor alone, while the issuer is still the old anchor's."""
+    folder = state.folder
+    if not state.under_way:
+        raise CertsError(f"{folder}: no rotation is under way: nothing to go back from")
+    if state.issuer_moved:
+        raise CertsError(
+            f"{folder}: the issuer already signs with the new anchor, so going back would "
+            "leave certificates nothing trusts; go on with --rotate finish"
+        )
+    old = next((a for a in state.anchors if _signed_by(state.issuer, a)), None)
+    if old is None:
+        raise CertsError(
+            f"{folder}/ca.crt holds no anchor that signed issuer.crt; recreate the "
+            "certificates with `meshexp-build certs --force` after removing "
+            f"{_next_files(state.anchor_key)[0].name} and {_next_files(state.anchor_key)[1].name}"
+        )
+    files = {folder / "ca.crt": (_pem_cert(old), 0o644)}
+    write_files(files)
+    removed = tuple(path for path in _next_files(state.anchor_key) if path.exists())
+    for path in removed:
+        path.unlink()
+    return _rotated("abort", folder, tuple(files), removed, [old])
 
 
 def _rotated(
@@ -289,9 +437,10 @@ def _rotated(
     written: tuple[Path, ...],
     removed: tuple[Path, ...],
     anchors: list[x509.Certificate],
+    next_step: str = "",
 ) -> RotationResult:
     described = tuple(_describe(anchor) for anchor in anchors)
-    return RotationResult(phase, folder, written, removed, described, NEXT_STEP[phase])
+    return RotationResult(phase, folder, written, removed, described, next_step or NEXT_STEP[phase])
 
 
 def create_node_cert(*, certs: Path, name: str, output: Path, days: int = 30) -> Path:

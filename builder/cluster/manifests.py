@@ -21,7 +21,7 @@ import yaml
 from builder.config.identity import WorkloadIdentity
 from builder.config.models import Workload
 from builder.config.settings import Settings
-from builder.config.validation import check_ip
+from builder.config.validation import check_dns_label, check_ip
 from builder.core.errors import MeshexpError
 
 
@@ -222,8 +222,10 @@ def build_manifests(
     `service_port` changes the Service's first port (the Faces chart's Services
     listen on 80); its targetPort still names the workload's declared port.
     """
-    name = name or workload.name
-    namespace = namespace or workload.namespace
+    name = check_dns_label(workload.name if name is None else name, "--name")
+    namespace = check_dns_label(
+        workload.namespace if namespace is None else namespace, "--namespace"
+    )
     addresses = check_workload_ips(ips, settings)
     labels = {"app": name, "app.kubernetes.io/managed-by": "meshexp-build"}
     identity = settings.identity_of(namespace, name)

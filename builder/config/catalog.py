@@ -7,23 +7,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from builder.config.editor_schema import json_schema
 from builder.config.models import Workload, read_workload
 from builder.config.validation import DNS_LABEL, USER_NAME
+from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import CatalogError
 from builder.core.resources import catalog_dir
 
 
 def load_workload_file(path: Path) -> Workload:
     """Read and validate one catalog file; the file name must match the workload name."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML ({exc})") from None
+    document = read_yaml_file(path, "catalog entry", CatalogError)
     where = f"{path.parent.name}/{path.name}:"
     workload = read_workload(document, where, path.parent)
     if workload.name != path.stem:

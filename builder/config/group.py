@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from builder.config.types import AsText, DnsLabel, Flag, FreeText, Hint, PortNumber, parse
 from builder.config.validation import KUBE_LABEL_KEY, KUBE_LABEL_VALUE
+from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import SettingsError
 
 # Labels the registration itself sets: a template cannot give them.
@@ -93,10 +93,7 @@ def group_from(entry: GroupEntry) -> Group:
 
 def load_group(path: Path) -> Group:
     """The group file at `path`, checked: one line naming the field on any problem."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"{path}: cannot read the group file ({exc})") from None
+    data = read_yaml_file(path, "group file", SettingsError) or {}
     entry = parse(GroupEntry, data, f"{path}:", SettingsError)
     try:
         return group_from(entry)

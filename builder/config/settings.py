@@ -7,12 +7,10 @@ a proxy file the user supplies).
 
 from __future__ import annotations
 
-import re
+import string
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from builder.config.contract import (
     PROXY_VERSION_FILE,
@@ -27,6 +25,7 @@ from builder.config.models import BinarySource, FileSource, GoSource, ImageSourc
 from builder.config.settings_schema import PRIVATE_NETWORKS, SettingsEntry
 from builder.config.types import parse
 from builder.config.validation import IMAGE_REF
+from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import SettingsError
 
 SPIRE_MODULE = "github.com/spiffe/spire"
@@ -34,8 +33,26 @@ SPIRE_MODULE = "github.com/spiffe/spire"
 MULTICALL_SPIRE_VERSION = "1.13.3"
 OFFLINE_BASE_IMAGE = "meshexp/debian-base:bookworm"
 ONLINE_BASE_IMAGE = "debian:bookworm-slim"
-TEMPLATE_FIELDS = re.compile(r"\{(\w+)\}")
 NAME_FIELDS = ("workload", "linkerd", "release", "proxy", "spire", "topology", "arch")
+
+
+def check_name_pattern(pattern: str, label: str) -> None:
+    """An image name or tag pattern names only NAME_FIELDS, plainly ({workload}: no
+    positional {}, no index, attribute, conversion or format spec), else one line."""
+    fields = "{" + "}, {".join(NAME_FIELDS) + "}"
+    try:
+        parsed = list(string.Formatter().parse(pattern))
+    except ValueError as exc:
+        raise SettingsError(f"{label}: {pattern!r}: {exc}; use any of {fields}") from None
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in NAME_FIELDS or spec or conversion:
+            written = "{" + field + (f"!{conversion}" if conversion else "")
+            written += (f":{spec}" if spec else "") + "}"
+            raise SettingsError(f"{label}: unknown field {written}; use any of {fields}")
+
+
 PROXY_IMAGE = "cr.l5d.io/linkerd/proxy"
 PROXY_IN_IMAGE = "/usr/lib/linkerd/linkerd2-proxy"
 
@@ -218,12 +235,7 @@ class Settings:
                 f"it is read from the image's {PROXY_VERSION_FILE})"
             )
         for pattern, label in ((self.image_name, "image_name"), (self.tag, "tag")):
-            unknown = set(TEMPLATE_FIELDS.findall(pattern)) - set(NAME_FIELDS)
-            if unknown:
-                raise SettingsError(
-                    f"{label}: unknown field {{{sorted(unknown)[0]}}}; "
-                    f"use any of {{{'}, {'.join(NAME_FIELDS)}}}"
-                )
+            check_name_pattern(pattern, label)
         # The proxy's version may be known only once its image is read: a placeholder of
         # its form checks the pattern meanwhile.
         reference = self._reference("smiley", self.proxy_version or "v0.0.0")
@@ -317,12 +329,7 @@ def load_settings(path: Path | None, overrides: dict[str, Any]) -> Settings:
     """Defaults, then the settings file (if any), then flag overrides."""
     settings = Settings()
     if path is not None:
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise SettingsError(f"{path}: cannot read the settings file ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise SettingsError(f"{path}: not valid YAML ({exc})") from None
+        document = read_yaml_file(path, "settings file", SettingsError) or {}
         settings = settings_from_mapping(document, f"{path}:", path.parent, settings)
     flags = {key: _plain(value) for key, value in overrides.items() if value not in (None, ())}
     _platform_flags(flags)

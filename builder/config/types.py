@@ -205,6 +205,12 @@ def _bounds(metadata: list[Any]) -> tuple[int, int]:
     return typing.cast(int, low), typing.cast(int, high)
 
 
+def _shown(value: object) -> str:
+    """A value as an error line quotes it: its repr, cut to about 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}...{text[-6:]} ({len(text)} characters)"
+
+
 def _message(model: type[BaseModel], problem: Any) -> str:
     """Our words for one of pydantic's errors (see the module's docstring)."""
     kind, value, location = problem["type"], problem.get("input"), tuple(problem["loc"])
@@ -217,18 +223,18 @@ def _message(model: type[BaseModel], problem: Any) -> str:
         return f"expected a list, got {type(value).__name__}"
     if kind == "string_pattern_mismatch":
         hint = next((m.text for m in metadata if isinstance(m, Hint)), problem["ctx"]["pattern"])
-        return f"{value!r} is not valid ({hint})"
+        return f"{_shown(value)} is not valid ({hint})"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         low, high = _bounds(metadata)
-        return f"expected a whole number from {low} to {high}, got {value!r}"
+        return f"expected a whole number from {low} to {high}, got {_shown(value)}"
     if kind in ("greater_than_equal", "less_than_equal"):
         low, high = _bounds(metadata)
-        return f"{value} is out of range ({low}-{high})"
+        return f"{_shown(value)} is out of range ({low}-{high})"
     if kind == "literal_error":
         choices = get_args(declared) if get_origin(declared) is Literal else ()
-        return f"{str(value)!r} is not one of: {', '.join(map(str, choices))}"
+        return f"{_shown(str(value))} is not one of: {', '.join(map(str, choices))}"
     if kind == "bool_type":
-        return f"expected true or false, got {value!r}"
+        return f"expected true or false, got {_shown(value)}"
     return str(problem["msg"]).removeprefix("Value error, ")
 
 

@@ -55,6 +55,16 @@ KUBE_LABEL_KEY = re.compile(
 KUBE_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
+def check_dns_label(text: str, where: str) -> str:
+    """A Kubernetes object's name or namespace (a DNS-1123 label), or fail naming it."""
+    if not DNS_LABEL.fullmatch(text):
+        raise MeshexpError(
+            f"{where}: {text[:80]!r} is not a DNS-1123 label (lowercase letters, digits and "
+            "'-', at most 63, starting and ending with a letter or digit)"
+        )
+    return text
+
+
 def check_ip(text: str, where: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """Parse one IP address (v4 or v6) or fail naming it."""
     try:

@@ -5,9 +5,12 @@ new one, so its old mode never carries over."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+from builder.core.errors import MeshexpError
 
 
 def write_files(files: dict[Path, tuple[bytes, int]], owner: int | None = None) -> None:
@@ -35,4 +38,25 @@ def write_files(files: dict[Path, tuple[bytes, int]], owner: int | None = None) 
 def write_secret(path: Path, data: bytes, mode: int = 0o600, owner: int | None = None) -> Path:
     """One secret file, with `mode` (and `owner`) before any of its bytes is written."""
     write_files({path: (data, mode)}, owner)
+    return path
+
+
+def path_problem(exc: OSError) -> str:
+    """Why a path could not be used, in words a user can act on."""
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        return "a part of it is a file, not a folder"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "not writable here"
+    return exc.strerror or str(exc)
+
+
+def make_folder(path: Path, what: str, error: type[MeshexpError] = MeshexpError) -> Path:
+    """`path` and its parents as folders, or `error` with one line naming it and why."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(
+            f"{path}: cannot make the {what} folder there ({path_problem(exc)}); "
+            "choose a folder you can write to"
+        ) from None
     return path

@@ -230,3 +230,98 @@ def test_node_cert_copies_the_anchor_bundle_certificate_by_certificate(tmp_path:
     assert x509.load_pem_x509_certificates(copied) == x509.load_pem_x509_certificates(
         anchor.read_bytes()
     )
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("done", "said"),
+    [
+        ((), "no rotation under way"),
+        (("bundle",), "bundle done"),
+        (("bundle", "issuer"), "issuer done"),
+        (("bundle", "issuer", "finish"), "no rotation under way"),
+    ],
+)
+def test_rotate_status_says_where_a_rotation_stands_and_writes_nothing(
+    tmp_path: Path, done: tuple[str, ...], said: str
+) -> None:
+    certs = tmp_path / "certs"
+    create_certs(folder=certs)
+    for phase in done:
+        rotate_certs(folder=certs, phase=phase)
+    before = _files(tmp_path)
+    status = rotate_certs(folder=certs, phase="status")
+    assert said in status.next_step
+    assert (status.written, status.removed) == ((), ())
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("key", ["missing", "corrupt", "sound"])
+def test_abort_after_the_bundle_goes_back_to_the_old_anchor(tmp_path: Path, key: str) -> None:
+    """Also when the new anchor's key is gone or broken: nothing signed by it is trusted
+    by anyone yet, so dropping it leaves every certificate valid."""
+    certs = tmp_path / "certs"
+    create_certs(folder=certs)
+    [old] = _anchors(certs)
+    issuer = (certs / "issuer.crt").read_bytes()
+    rotate_certs(folder=certs, phase="bundle")
+    next_key = tmp_path / "certs-anchor/next-ca.key"
+    if key == "missing":
+        next_key.unlink()
+    elif key == "corrupt":
+        next_key.write_bytes(b"-----BEGIN EC PRIVATE KEY-----\nbroken\n")
+    if key != "sound":
+        with pytest.raises(
+            CertsError, match=r"next-ca.key: the new anchor's key is .*--rotate abort"
+        ):
+            rotate_certs(folder=certs, phase="issuer")
+        assert "NOT usable" in rotate_certs(folder=certs, phase="status").next_step
+    back = rotate_certs(folder=certs, phase="abort")
+    assert _anchors(certs) == [old]
+    assert (certs / "issuer.crt").read_bytes() == issuer
+    assert not next_key.exists()
+    assert not (tmp_path / "certs-anchor/next-ca.crt").exists()
+    assert "old anchor alone" in back.next_step
+    rotate_certs(folder=certs, phase="bundle")  # and a rotation can start again
+
+
+def test_abort_after_the_issuer_moved_is_refused_and_finish_needs_the_key(
+    tmp_path: Path,
+) -> None:
+    certs = tmp_path / "certs"
+    create_certs(folder=certs)
+    rotate_certs(folder=certs, phase="bundle")
+    rotate_certs(folder=certs, phase="issuer")
+    before = _files(tmp_path)
+    with pytest.raises(CertsError, match="go on with --rotate finish"):
+        rotate_certs(folder=certs, phase="abort")
+    (tmp_path / "certs-anchor/next-ca.key").unlink()
+    with pytest.raises(CertsError, match="is missing; restore it from a backup"):
+        rotate_certs(folder=certs, phase="finish")
+    assert _files(tmp_path) == {k: v for k, v in before.items() if k.name != "next-ca.key"}
+
+
+def test_certs_force_in_the_middle_of_a_rotation_is_refused(tmp_path: Path) -> None:
+    """--force would replace the anchor that every workload trusts, and leave the
+    rotation's files pointing at an anchor no longer in ca.crt."""
+    certs = tmp_path / "certs"
+    create_certs(folder=certs)
+    rotate_certs(folder=certs, phase="bundle")
+    before = _files(tmp_path)
+    with pytest.raises(CertsError, match=r"rotation is under way.*--rotate status"):
+        create_certs(folder=certs, force=True)
+    assert _files(tmp_path) == before
+
+
+def test_certs_in_the_current_folder_keep_the_anchor_key_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    result = create_certs(folder=Path())
+    assert result.anchor_key == tmp_path / "here-anchor" / "ca.key"
+    with pytest.raises(CertsError, match="not /"):
+        create_certs(folder=Path("/"))
