@@ -152,6 +152,8 @@ def _anchor_key(folder: Path, anchor_key: Path | None) -> Path:
         if not named.name:
             raise CertsError(f"{folder}: choose a folder of its own for the certificates, not /")
         anchor_key = named.with_name(named.name + "-anchor") / "ca.key"
+    if not anchor_key.name or anchor_key.name in (".", ".."):
+        raise CertsError(f"--anchor-key {str(anchor_key)!r}: give the path of a file")
     if anchor_key.resolve().is_relative_to(folder.resolve()):
         raise CertsError(
             f"{anchor_key}: keep the trust anchor's key out of {folder}, the folder "

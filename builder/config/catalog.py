@@ -9,9 +9,10 @@ from pathlib import Path
 
 from builder.config.editor_schema import json_schema
 from builder.config.models import Workload, read_workload
-from builder.config.validation import DNS_LABEL, USER_NAME
+from builder.config.validation import DNS_LABEL, USER_NAME, shown
 from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import CatalogError
+from builder.core.files import is_folder
 from builder.core.resources import catalog_dir
 
 
@@ -22,8 +23,8 @@ def load_workload_file(path: Path) -> Workload:
     workload = read_workload(document, where, path.parent)
     if workload.name != path.stem:
         raise CatalogError(
-            f"{where} name {workload.name!r} must match the file name "
-            f"({path.stem!r}); rename one of them"
+            f"{where} name {shown(workload.name)} must match the file name "
+            f"({shown(path.stem)}); rename one of them"
         )
     return workload
 
@@ -39,7 +40,7 @@ class Override:
 
 def load_folder(folder: Path) -> dict[str, Workload]:
     """The workloads of one catalog folder, by name."""
-    if not folder.is_dir():
+    if not is_folder(folder):
         raise CatalogError(
             f"{folder}: no such catalog folder; give --catalog an existing folder "
             "of workload files (meshexp-build workloads new NAME --dir FOLDER makes one)"
@@ -79,7 +80,7 @@ def find_workload(
     catalog = load_catalog(folders, on_override=on_override)
     if name not in catalog:
         raise CatalogError(
-            f"no workload {name!r} in the catalog; known: {', '.join(sorted(catalog))} "
+            f"no workload {shown(name)} in the catalog; known: {', '.join(sorted(catalog))} "
             "(add your own with --catalog FOLDER; meshexp-build workloads new NAME starts one)"
         )
     return catalog[name]
@@ -143,7 +144,7 @@ def new_workload_file(*, name: str, folder: Path, force: bool = False) -> Path:
     """
     if not DNS_LABEL.fullmatch(name):
         raise CatalogError(
-            f"{name!r} is not a workload name (a DNS-1123 label: lowercase letters, "
+            f"{shown(name)} is not a workload name (a DNS-1123 label: lowercase letters, "
             "digits, '-', at most 63)"
         )
     path = folder / f"{name}.yaml"

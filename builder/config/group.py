@@ -19,7 +19,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from builder.config.types import AsText, DnsLabel, Flag, FreeText, Hint, PortNumber, parse
-from builder.config.validation import KUBE_LABEL_KEY, KUBE_LABEL_VALUE
+from builder.config.validation import KUBE_LABEL_KEY, KUBE_LABEL_VALUE, shown
 from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import SettingsError
 
@@ -70,11 +70,11 @@ class Group:
         for key, value in self.labels:
             if key in RESERVED_LABELS:
                 raise SettingsError(
-                    f"label {key!r} is set by the registration itself; choose another key"
+                    f"label {shown(key)} is set by the registration itself; choose another key"
                 )
             if not KUBE_LABEL_KEY.fullmatch(key) or not KUBE_LABEL_VALUE.fullmatch(value):
                 raise SettingsError(
-                    f"label {key}={value!r} is not a Kubernetes label "
+                    f"label {key}={shown(value)} is not a Kubernetes label "
                     "([prefix/]name=value, at most 63 letters, digits, '-', '_', '.' each)"
                 )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from builder.config.validation import REGISTRY_PREFIX
+from builder.config.validation import REGISTRY_PREFIX, shown
 
 PullPolicy = Literal["missing", "always", "never"]
 PULL_POLICIES: tuple[str, ...] = get_args(PullPolicy)
@@ -28,7 +28,7 @@ def check_mirror_side(text: str) -> str:
         "." in host or ":" in host or host == "localhost"
     ):
         raise ValueError(
-            f"{text!r} is not a registry (HOST[:PORT][/PATH], lowercase, e.g. cr.l5d.io or "
+            f"{shown(text)} is not a registry (HOST[:PORT][/PATH], lowercase, e.g. cr.l5d.io or "
             "registry.corp:5000/l5d)"
         )
     return text

@@ -52,7 +52,7 @@ from builder.config.types import (
     UserName,
     WorkloadName,
 )
-from builder.config.validation import ENV_NAME
+from builder.config.validation import ENV_NAME, shown
 
 SCHEMA_ID = "https://meshexp.dev/schema/{kind}.json"
 AppProtocol = Literal["http", "grpc", "opaque"]
@@ -102,7 +102,7 @@ class UrlSourceEntry(Entry):
     @model_validator(mode="after")
     def _https(self) -> Self:
         if not self.url.startswith("https://"):
-            raise ValueError(f"url: {self.url!r} must start with https://")
+            raise ValueError(f"url: {shown(self.url)} must start with https://")
         return self
 
 
@@ -217,7 +217,8 @@ class DispatchEntry(Entry):
             raise ValueError("commands: expected a mapping of choice -> command list")
         if self.default not in self.commands:
             raise ValueError(
-                f"default: {self.default!r} is not one of the commands: {', '.join(self.commands)}"
+                f"default: {shown(self.default)} is not one of the commands: "
+                f"{', '.join(self.commands)}"
             )
         return self
 
@@ -292,9 +293,9 @@ def _env_names(value: object) -> object:
         raise ValueError("expected a mapping of NAME: value")
     for name in value:
         if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a valid variable name (letters, digits, '_')")
+            raise ValueError(f"{shown(name)} is not a valid variable name (letters, digits, '_')")
         if name.startswith(("LINKERD2_PROXY_", "MESHEXP_")):
-            raise ValueError(f"{name!r} is reserved for the proxy and bootstrap; rename it")
+            raise ValueError(f"{shown(name)} is reserved for the proxy and bootstrap; rename it")
     return value
 
 
@@ -352,6 +353,6 @@ class WorkloadEntry(Entry):
         known = [p.name for p in self.ports] + [str(p.port) for p in self.ports]
         if str(port) not in known:
             raise ValueError(
-                f"readiness: port {port!r} is not one of the entry's ports "
+                f"readiness: port {shown(port)} is not one of the entry's ports "
                 f"({', '.join(str(p.name) + '=' + str(p.port) for p in self.ports)})"
             )

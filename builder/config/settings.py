@@ -24,9 +24,10 @@ from builder.config.mirrors import mirrored
 from builder.config.models import BinarySource, FileSource, GoSource, ImageSource, source_from
 from builder.config.settings_schema import PRIVATE_NETWORKS, SettingsEntry
 from builder.config.types import parse
-from builder.config.validation import IMAGE_REF
+from builder.config.validation import IMAGE_REF, shown
 from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import SettingsError
+from builder.core.files import is_folder, is_plain_file
 
 SPIRE_MODULE = "github.com/spiffe/spire"
 # The SPIRE version go/go.mod requires for the multi-call binary (go/cmd/multicall).
@@ -43,7 +44,7 @@ def check_name_pattern(pattern: str, label: str) -> None:
     try:
         parsed = list(string.Formatter().parse(pattern))
     except ValueError as exc:
-        raise SettingsError(f"{label}: {pattern!r}: {exc}; use any of {fields}") from None
+        raise SettingsError(f"{label}: {shown(pattern)}: {exc}; use any of {fields}") from None
     for _, field, spec, conversion in parsed:
         if field is None:
             continue
@@ -241,7 +242,7 @@ class Settings:
         reference = self._reference("smiley", self.proxy_version or "v0.0.0")
         if not IMAGE_REF.fullmatch(reference):
             raise SettingsError(
-                f"image_name/tag give {reference!r}, which is not a valid image "
+                f"image_name/tag give {shown(reference)}, which is not a valid image "
                 "reference (lowercase name, tag of letters, digits, '.', '_', '-')"
             )
         if self.proxy_uid == self.spire_uid:
@@ -256,9 +257,9 @@ def _folders(items: list[str], base_dir: Path, where: str) -> tuple[Path, ...]:
     folders = []
     for item in items:
         folder = (base_dir / item).resolve()
-        if not folder.is_dir():
+        if not is_folder(folder):
             raise SettingsError(
-                f"{where} catalog: {item!r} is not a folder; make one with "
+                f"{where} catalog: {shown(item)} is not a folder; make one with "
                 "`meshexp-build workloads new NAME --dir FOLDER`"
             )
         folders.append(folder)
@@ -270,7 +271,7 @@ def _binary_files(given: dict[str, str], base_dir: Path, where: str) -> dict[str
     files = {}
     for name, path in given.items():
         resolved = (base_dir / path).resolve()
-        if not resolved.is_file():
+        if not is_plain_file(resolved):
             raise SettingsError(
                 f"{where} binaries: {name}: {resolved} is not a file; give the binary itself"
             )

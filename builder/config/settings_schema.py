@@ -37,7 +37,7 @@ from builder.config.types import (
     TrustDomain,
     Uid,
 )
-from builder.config.validation import LABEL_KEY
+from builder.config.validation import LABEL_KEY, shown
 
 
 def _comma_list(value: object) -> object:
@@ -61,7 +61,7 @@ def _pairs(what: str) -> Callable[[object], object]:
             for item in value:
                 name, sep, text = str(item).partition("=")
                 if not sep:
-                    raise ValueError(f"{item!r} is not {what}")
+                    raise ValueError(f"{shown(item)} is not {what}")
                 pairs[name] = text
             return pairs
         if not isinstance(value, dict):
@@ -83,7 +83,8 @@ def _network(value: str) -> str:
         return str(ipaddress.ip_network(value, strict=True))
     except ValueError:
         raise ValueError(
-            f"{value!r} is not a network in CIDR form (like 10.0.0.0/8 or fd00::/8, host bits zero)"
+            f"{shown(value)} is not a network in CIDR form (like 10.0.0.0/8 or fd00::/8, "
+            "host bits zero)"
         ) from None
 
 
@@ -100,7 +101,7 @@ PortList = Annotated[list[PortNumber], BeforeValidator(_comma_list)]
 def _label_name(name: str) -> str:
     if not LABEL_KEY.fullmatch(name) or name.startswith("io.meshexp."):
         raise ValueError(
-            f"{name!r} is not a label name of ours to set (lowercase reverse-DNS like "
+            f"{shown(name)} is not a label name of ours to set (lowercase reverse-DNS like "
             "org.example.team; io.meshexp.* is the tool's own)"
         )
     return name

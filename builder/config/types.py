@@ -41,6 +41,7 @@ from builder.config.validation import (
     SHA256,
     SPDX_EXPRESSION,
     USER_NAME,
+    shown,
 )
 from builder.core.errors import MeshexpError
 
@@ -65,8 +66,7 @@ def _as_text(value: object) -> str:
 
 def _no_control_characters(value: str) -> str:
     if CONTROL.search(value):
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        raise ValueError(f"{shown!r} holds a control character (newline, tab...); remove it")
+        raise ValueError(f"{shown(value)} holds a control character (newline, tab...); remove it")
     return value
 
 
@@ -205,12 +205,6 @@ def _bounds(metadata: list[Any]) -> tuple[int, int]:
     return typing.cast(int, low), typing.cast(int, high)
 
 
-def _shown(value: object) -> str:
-    """A value as an error line quotes it: its repr, cut to about 60 characters."""
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:50]}...{text[-6:]} ({len(text)} characters)"
-
-
 def _message(model: type[BaseModel], problem: Any) -> str:
     """Our words for one of pydantic's errors (see the module's docstring)."""
     kind, value, location = problem["type"], problem.get("input"), tuple(problem["loc"])
@@ -223,18 +217,18 @@ def _message(model: type[BaseModel], problem: Any) -> str:
         return f"expected a list, got {type(value).__name__}"
     if kind == "string_pattern_mismatch":
         hint = next((m.text for m in metadata if isinstance(m, Hint)), problem["ctx"]["pattern"])
-        return f"{_shown(value)} is not valid ({hint})"
+        return f"{shown(value)} is not valid ({hint})"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         low, high = _bounds(metadata)
-        return f"expected a whole number from {low} to {high}, got {_shown(value)}"
+        return f"expected a whole number from {low} to {high}, got {shown(value)}"
     if kind in ("greater_than_equal", "less_than_equal"):
         low, high = _bounds(metadata)
-        return f"{_shown(value)} is out of range ({low}-{high})"
+        return f"{shown(value)} is out of range ({low}-{high})"
     if kind == "literal_error":
         choices = get_args(declared) if get_origin(declared) is Literal else ()
-        return f"{_shown(str(value))} is not one of: {', '.join(map(str, choices))}"
+        return f"{shown(str(value))} is not one of: {', '.join(map(str, choices))}"
     if kind == "bool_type":
-        return f"expected true or false, got {_shown(value)}"
+        return f"expected true or false, got {shown(value)}"
     return str(problem["msg"]).removeprefix("Value error, ")
 
 

@@ -55,11 +55,18 @@ KUBE_LABEL_KEY = re.compile(
 KUBE_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
+def shown(value: object) -> str:
+    """A value as an error line quotes it: its repr, cut to about 60 characters (a
+    megabyte value in a file must not make a megabyte error line)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}...{text[-6:]} ({len(text)} characters)"
+
+
 def check_dns_label(text: str, where: str) -> str:
     """A Kubernetes object's name or namespace (a DNS-1123 label), or fail naming it."""
     if not DNS_LABEL.fullmatch(text):
         raise MeshexpError(
-            f"{where}: {text[:80]!r} is not a DNS-1123 label (lowercase letters, digits and "
+            f"{where}: {shown(text)} is not a DNS-1123 label (lowercase letters, digits and "
             "'-', at most 63, starting and ending with a letter or digit)"
         )
     return text
@@ -71,5 +78,5 @@ def check_ip(text: str, where: str) -> ipaddress.IPv4Address | ipaddress.IPv6Add
         return ipaddress.ip_address(text)
     except ValueError:
         raise MeshexpError(
-            f"{where}: {text!r} is not an IP address (e.g. 172.18.0.5 or fd00::5)"
+            f"{where}: {shown(text)} is not an IP address (e.g. 172.18.0.5 or fd00::5)"
         ) from None

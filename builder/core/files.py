@@ -60,3 +60,20 @@ def make_folder(path: Path, what: str, error: type[MeshexpError] = MeshexpError)
             "choose a folder you can write to"
         ) from None
     return path
+
+
+def is_folder(path: Path) -> bool:
+    """Whether `path` is a folder; False, not an error, for a name the system cannot
+    even look up (too long, a NUL in it)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def is_plain_file(path: Path) -> bool:
+    """Whether `path` is a regular file, as is_folder answers for folders."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

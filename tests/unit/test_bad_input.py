@@ -234,6 +234,12 @@ CASES = [
     ),
     Case("an unknown option", ["render", "--no-such-option"], 2, ("--no-such-option",)),
     Case(
+        "certs --anchor-key that names no file",
+        ["certs", "--output", "{tmp}/new-certs", "--anchor-key", ""],
+        1,
+        ("--anchor-key", "give the path of a file"),
+    ),
+    Case(
         "a catalog value of 500 kB (the error line stays short)",
         RENDER,
         1,
