@@ -819,3 +819,17 @@ def test_the_structure_compared_is_sensitive() -> None:
     assert dockerfile_shape(base) != dockerfile_shape(base.replace('["a"]', '["a", "b"]'))
     assert text_shape('a = "x"') == text_shape('a = "y \\" z"')
     assert text_shape('a = "x"') != text_shape('a = "x" b = "y"')
+
+
+def test_no_value_lands_in_a_comment() -> None:
+    """A comment line of a template (shell, Dockerfile, HCL) holds no template value:
+    what a comment says is fixed text, whatever a user writes."""
+    root = Path(__file__).parents[2]
+    found = [
+        f"{template.relative_to(root)}:{number}"
+        for folder in ("bootstrap", "run-proxy", "dockerfile", "spire")
+        for template in sorted((root / folder).glob("*.j2"))
+        for number, line in enumerate(template.read_text().splitlines(), 1)
+        if line.lstrip().startswith("#") and not line.startswith("#!") and "{{" in line
+    ]
+    assert found == []
