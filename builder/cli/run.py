@@ -25,7 +25,8 @@ from builder.cluster.keeper import Health, StatusKeeper, Target, targets_from_ma
 from builder.cluster.manifests import build_manifests
 from builder.cluster.registrar import Registrar, default_owner, registrar_id
 from builder.cluster.run import container_name, parse_route, run_workload, stop_workload
-from builder.config.group import Group, load_group
+from builder.config.group import Group, group_with_flags, load_group
+from builder.core.errors import MeshexpError
 from builder.lab import Lab, register_in_lab, run_in_lab
 
 
@@ -313,15 +314,14 @@ def register(
         raise click.UsageError("give --kubeconfig FILE or --lab DIR")
     if output_format == "json" and not once:
         raise click.UsageError("-o json prints one round: add --once")
-    base = load_group(group_file) if group_file is not None else Group()
-    labels = dict(base.labels) | parse_pairs(label_pairs, "--label")
-    group = Group(
-        namespace=namespace or base.namespace,
-        workloads=workloads or base.workloads,
-        network=network or base.network,
-        labels=tuple(sorted(labels.items())),
-        service=base.service and not no_service,
-        service_port=service_port or base.service_port,
+    group = group_with_flags(
+        load_group(group_file) if group_file is not None else Group(),
+        namespace=namespace,
+        workloads=workloads,
+        network=network,
+        labels=parse_pairs(label_pairs, "--label"),
+        service=not no_service,
+        service_port=service_port,
     )
     say = (lambda line: None) if output_format == "json" else click.echo
     owner = registrar_id(owner) if owner else default_owner()
@@ -333,6 +333,10 @@ def register(
         registrar = Registrar(kubeconfig, group, owner, say=say)
     if once:
         registrar.step()
+        if registrar.keeper.waiting():  # the API server did not answer this round
+            raise MeshexpError(
+                f"register --once: nothing registered: {registrar.keeper.last_error}"
+            )
         if output_format == "json":
             emit_json(
                 {

@@ -188,6 +188,7 @@ class StatusKeeper:
     retry_at: float = 0.0
     writes: int = 0
     client: kube.KubeClient | None = None
+    last_error: str = ""  # why the API server was last unreachable
 
     def step(self) -> None:
         """One round: probe every target, write what changed (or all, after an outage)."""
@@ -217,7 +218,8 @@ class StatusKeeper:
         self.backoff = min(BACKOFF_MAX, max(0.5, self.backoff * 2))
         self.retry_at = time.monotonic() + self.backoff
         self.written.clear()
-        self.on_error(str(exc.message))
+        self.last_error = str(exc.message)
+        self.on_error(self.last_error)
 
     def _keep(self, client: kube.KubeClient, target: Target) -> None:
         health = probe(target)

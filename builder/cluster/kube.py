@@ -26,6 +26,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import Namespace, Service
 from lightkube.types import PatchType
 
+from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import MeshexpError
 
 FIELD_MANAGER = "meshexp-build"
@@ -65,9 +66,15 @@ class ObjectRef:
 
 def connect(kubeconfig: Path) -> Client:
     """A client for the cluster `kubeconfig` names (its current context)."""
+    document = read_yaml_file(kubeconfig, "kubeconfig", KubeError)
+    if not isinstance(document, dict) or not document.get("clusters"):
+        raise KubeError(
+            f"{kubeconfig}: not a kubeconfig (no clusters in it); give the file "
+            "`kind get kubeconfig`, `k3d kubeconfig get` or `lab up` wrote"
+        )
     try:
-        config = KubeConfig.from_file(kubeconfig)
-    except (OSError, ConfigError, yaml.YAMLError) as exc:
+        config = KubeConfig.from_dict(document, fname=kubeconfig.expanduser())
+    except (ConfigError, AttributeError, KeyError, TypeError, ValueError) as exc:
         raise KubeError(f"{kubeconfig}: not a usable kubeconfig ({exc})") from None
     return Client(config, field_manager=FIELD_MANAGER, timeout=httpx.Timeout(15.0))
 

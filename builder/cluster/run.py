@@ -30,6 +30,7 @@ from builder.cluster.manifests import (
 from builder.cluster.registrar import RUN_LABEL
 from builder.config.models import Workload
 from builder.config.settings import Settings
+from builder.config.validation import check_container_name
 from builder.core.errors import CheckError, MeshexpError
 from builder.engine import docker_engine
 
@@ -125,7 +126,7 @@ def run_workload(
     if apply and kubeconfig is None:
         raise MeshexpError("--apply needs --kubeconfig FILE")
     image = image or settings.image_reference(workload.name)
-    name = name or container_name(workload.name)
+    name = check_container_name(name or container_name(workload.name), "--name")
     if not docker_engine.network_exists(network):
         docker_engine.create_network(network)
     docker_engine.remove_container(name)
@@ -231,6 +232,7 @@ def stop_workload(
     then delete what `run` applied (only objects that carry our managed-by label).
     Returns whether a container was removed and the manifest files that belong to it.
     """
+    check_container_name(name, "--name")
     files = [path for path in (manifests_dir / f"{name}.yaml",) if path.is_file()]
     if kubeconfig is not None:
         client = kube.connect(kubeconfig)

@@ -99,3 +99,28 @@ def load_group(path: Path) -> Group:
         return group_from(entry)
     except SettingsError as exc:
         raise SettingsError(f"{path}: {exc}") from None
+
+
+def group_with_flags(
+    base: Group,
+    *,
+    namespace: str | None = None,
+    workloads: tuple[str, ...] = (),
+    network: str | None = None,
+    labels: dict[str, str] | None = None,
+    service: bool = True,
+    service_port: int | None = None,
+) -> Group:
+    """The group file's template with the command's flags over it, checked as the file
+    is (a flag's value is held to the same field's rules)."""
+    data: dict[str, object] = {
+        "namespace": namespace or base.namespace,
+        "workloads": list(workloads or base.workloads) or None,
+        "network": network or base.network,
+        "labels": dict(base.labels) | (labels or {}),
+        "service": {"enabled": base.service and service, "port": service_port or base.service_port},
+    }
+    entry = parse(
+        GroupEntry, {k: v for k, v in data.items() if v is not None}, "flags:", SettingsError
+    )
+    return group_from(entry)

@@ -52,6 +52,8 @@ KUBE_LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
+# Docker's own rule for a container's name.
+CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}", re.ASCII)
 KUBE_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
@@ -68,6 +70,16 @@ def check_dns_label(text: str, where: str) -> str:
         raise MeshexpError(
             f"{where}: {shown(text)} is not a DNS-1123 label (lowercase letters, digits and "
             "'-', at most 63, starting and ending with a letter or digit)"
+        )
+    return text
+
+
+def check_container_name(text: str, where: str) -> str:
+    """A Docker container's name, or fail naming it."""
+    if not CONTAINER_NAME.fullmatch(text):
+        raise MeshexpError(
+            f"{where}: {shown(text)} is not a container name (letters, digits, '_', '.', '-', "
+            "starting with a letter or digit)"
         )
     return text
 

@@ -234,6 +234,50 @@ CASES = [
     ),
     Case("an unknown option", ["render", "--no-such-option"], 2, ("--no-such-option",)),
     Case(
+        "register with an empty kubeconfig",
+        ["register", "--kubeconfig", "{tmp}/kc", "--once"],
+        1,
+        ("kc", "not a kubeconfig"),
+        write("kc", ""),
+    ),
+    Case(
+        "register --namespace that is not a DNS label",
+        ["register", "--kubeconfig", "{tmp}/kc", "--once", "--namespace", "Faces"],
+        1,
+        ("namespace", "DNS-1123"),
+        write("kc", "clusters: []\n"),
+    ),
+    Case(
+        "register --label with a newline",
+        ["register", "--kubeconfig", "{tmp}/kc", "--once", "--label", "team=a\nb"],
+        1,
+        ("labels", "control character"),
+        write("kc", "clusters: []\n"),
+    ),
+    Case(
+        "register --once where no API server answers",
+        ["register", "--kubeconfig", "{tmp}/kc", "--once"],
+        1,
+        ("register --once: nothing registered", "did not answer"),
+        write(
+            "kc",
+            "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+            "users: [{name: u, user: {token: x}}]\n"
+            "contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+        ),
+    ),
+    Case("stop --name with a newline", ["stop", "--name", "smiley\nx"], 1, ("--name",)),
+    Case("lab status without a lab", ["lab", "status", "--dir", "{tmp}/none"], 1, ("lab up",)),
+    Case("image of an unknown workload", ["image", "--workload", "nope"], 1, ("nope",)),
+    Case(
+        "a Linkerd release before ExternalWorkload",
+        ["doctor", "--linkerd-version", "stable-2.14"],
+        1,
+        ("stable-2.14", "predates ExternalWorkload"),
+    ),
+    Case("schema of an unknown kind", ["schema", "bogus"], 2, ("bogus",)),
+    Case("check --env without =", ["check", "--env", "NOEQUALS", "x"], 2, ("NAME=VALUE",)),
+    Case(
         "certs --anchor-key that names no file",
         ["certs", "--output", "{tmp}/new-certs", "--anchor-key", ""],
         1,
