@@ -135,6 +135,24 @@ def test_outbound_ipv6_from_the_workload_is_captured(smiley_v6: dict[str, Any]) 
     assert "-A PROXY_INIT_OUTPUT -m owner --uid-owner 2102 -j RETURN" in rules, rules
 
 
+def test_docker_restart_captures_ipv6_again_once(
+    engine, smiley_image: ImageResult, certs: Path, plain_base: str, dual_stack: str
+) -> None:
+    """`docker restart` keeps the container's network namespace and its rules: the
+    bootstrap installs the IPv6 capture again without doubling a jump, and a client
+    over IPv6 still gets the proxy's hop."""
+    with mesh_container(
+        image=smiley_image.reference, network=dual_stack, certs=certs, env={}
+    ) as box:
+        box.restart(timeout=120)
+        ipv4, ipv6 = addresses(engine, box, dual_stack)
+        code, rules = box.exec(["ip6tables-nft-save", "-t", "nat"])
+        assert code == 0, rules
+        for jump in ("-A PREROUTING -j PROXY_INIT_REDIRECT", "-A OUTPUT -j PROXY_INIT_OUTPUT"):
+            assert rules.splitlines().count(jump) == 1, rules
+        through_the_proxy(ask(engine, plain_base, dual_stack, ipv6), (ipv4, ipv6))
+
+
 def test_with_ipv6_off_it_is_refused(
     engine, smiley_image: ImageResult, certs: Path, plain_base: str, dual_stack: str
 ) -> None:
