@@ -291,10 +291,15 @@ class Rotation:
                 "with --rotate abort"
             )
         if stage == "bundle":
+            onward = (
+                "--rotate issuer (after restarting everything onto the bundle)"
+                if self.new_key is not None
+                else f"restore {next_key.name}"
+            )
             return (
                 f"bundle done: ca.crt trusts the old and the new anchor, the issuer is still "
-                f"the old anchor's; {next_key.name} {key}. Next: --rotate issuer (after "
-                "restarting everything onto the bundle), or go back with --rotate abort"
+                f"the old anchor's; {next_key.name} {key}. Next: {onward}, or go back with "
+                "--rotate abort"
             )
         return (
             f"issuer done: the issuer is signed by the new anchor; {next_key.name} {key}. "
