@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.build.gobuild import HOST_ARCH
+from builder.core import image_contract
 from builder.core.cache import cache_key, cache_root
 from builder.core.errors import BuildError
 from builder.core.progress import Progress, stream_command
@@ -87,7 +88,7 @@ def apt_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str:
     )
 
 
-RECIPE_LABEL = "io.meshexp.base-recipe"
+RECIPE_LABEL = image_contract.BASE_RECIPE
 
 
 def recipe() -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from builder.build.base_image import ensure_offline_base
 from builder.build.gobuild import HOST_ARCH
 from builder.config.settings import OFFLINE_BASE_IMAGE
+from builder.core import image_contract
 from builder.core.cache import cache_key, file_sha256
 from builder.core.errors import BuildError
 from builder.core.progress import Progress
@@ -182,7 +183,7 @@ def build_faces_images(
     return made
 
 
-CONTENT_LABEL = "io.meshexp.content"
+CONTENT_LABEL = image_contract.CONTENT
 
 
 def _label(reference: str, label: str) -> str | None:

@@ -29,6 +29,7 @@ from builder.build.gomodules import (
 )
 from builder.build.kind_adapt import KIND_MODULE
 from builder.config.settings import OFFLINE_BASE_IMAGE
+from builder.core import image_contract
 from builder.core.cache import cache_key, cache_root, file_sha256, tree_sha256
 from builder.core.progress import Progress
 from builder.core.resources import data_root
@@ -40,7 +41,7 @@ PAUSE_VERSION = "3.10.1"
 PAUSE_ALIASES = ("3.10",)
 REGISTRY = "registry.k8s.io"
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
-BUILD_STAGE_LABEL = "io.meshexp.build-stage"
+BUILD_STAGE_LABEL = image_contract.BUILD_STAGE
 # Part of the tag: a change to how the node is put together makes a new one.
 RECIPE = 1
 

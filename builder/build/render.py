@@ -40,6 +40,7 @@ from builder.config.models import (
     describe_source,
 )
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.core import image_contract
 from builder.core.errors import RenderError
 from builder.core.files import make_folder, path_problem
 from builder.core.progress import Progress
@@ -87,34 +88,34 @@ def _labels(
             settings.image_reference(workload.name).split(":")[-1],
         ),
         ("org.opencontainers.image.vendor", "meshexp-build"),
-        ("io.meshexp.tool-version", __version__),
-        ("io.meshexp.workload", workload.name),
-        ("io.meshexp.linkerd-version", facts.linkerd_version),
-        ("io.meshexp.linkerd-release", facts.release),
+        (image_contract.TOOL_VERSION, __version__),
+        (image_contract.WORKLOAD, workload.name),
+        (image_contract.LINKERD_VERSION, facts.linkerd_version),
+        (image_contract.LINKERD_RELEASE, facts.release),
         *_proxy_labels(settings, fetched),
-        ("io.meshexp.spire-version", settings.spire_version),
-        ("io.meshexp.spire-topology", settings.topology),
-        ("io.meshexp.iptables-mode", settings.resolved_iptables_mode),
-        ("io.meshexp.proxy-uid", str(settings.proxy_uid)),
-        ("io.meshexp.trust-domain", settings.trust_domain),
-        ("io.meshexp.identity", settings.identity),
-        ("io.meshexp.spire-multicall", "true" if settings.uses_multicall else "false"),
-        ("io.meshexp.spire-plugins", spire_build(components)),
-        ("io.meshexp.spire-uid", str(settings.spire_uid)),
-        ("io.meshexp.workload-uid", str(workload.uid)),
-        ("io.meshexp.workload-namespace", workload.namespace),
-        ("io.meshexp.workload-ports", ",".join(str(port.port) for port in workload.ports)),
+        (image_contract.SPIRE_VERSION, settings.spire_version),
+        (image_contract.SPIRE_TOPOLOGY, settings.topology),
+        (image_contract.IPTABLES_MODE, settings.resolved_iptables_mode),
+        (image_contract.PROXY_UID, str(settings.proxy_uid)),
+        (image_contract.TRUST_DOMAIN, settings.trust_domain),
+        (image_contract.IDENTITY, settings.identity),
+        (image_contract.SPIRE_MULTICALL, "true" if settings.uses_multicall else "false"),
+        (image_contract.SPIRE_PLUGINS, spire_build(components)),
+        (image_contract.SPIRE_UID, str(settings.spire_uid)),
+        (image_contract.WORKLOAD_UID, str(workload.uid)),
+        (image_contract.WORKLOAD_NAMESPACE, workload.namespace),
+        (image_contract.WORKLOAD_PORTS, ",".join(str(port.port) for port in workload.ports)),
         # NAME:PORT/PROTOCOL each: what `register` writes into the ExternalWorkload.
-        ("io.meshexp.ports", ",".join(port.label for port in workload.ports)),
-        ("io.meshexp.port-protocols", ",".join(port.probe_spec for port in workload.ports)),
-        ("io.meshexp.inbound-policy", inbound_policy(workload, settings)),
-        ("io.meshexp.readiness", readiness_label(workload)),
+        (image_contract.PORTS, ",".join(port.label for port in workload.ports)),
+        (image_contract.PORT_PROTOCOLS, ",".join(port.probe_spec for port in workload.ports)),
+        (image_contract.INBOUND_POLICY, inbound_policy(workload, settings)),
+        (image_contract.READINESS, readiness_label(workload)),
         (
-            "io.meshexp.inbound-ports-to-ignore",
+            image_contract.INBOUND_PORTS_TO_IGNORE,
             ",".join(map(str, settings.inbound_ports_to_ignore)),
         ),
         (
-            "io.meshexp.outbound-ports-to-ignore",
+            image_contract.OUTBOUND_PORTS_TO_IGNORE,
             ",".join(map(str, settings.outbound_ports_to_ignore)),
         ),
     ]
@@ -123,7 +124,7 @@ def _labels(
     if base in used_images:
         if used_images[base][1].startswith("sha256:"):  # a registry's digest
             labels.append(("org.opencontainers.image.base.digest", used_images[base][1]))
-        labels.append(("io.meshexp.base-image", _used(base, used_images[base])))
+        labels.append((image_contract.BASE_IMAGE, _used(base, used_images[base])))
     if workload.licenses:
         labels.append(("org.opencontainers.image.licenses", workload.licenses))
     for component in components:
@@ -134,10 +135,12 @@ def _labels(
         if component.role in fetched:
             got = fetched[component.role]
             described = f"{describe_source(got.source or component.source)} sha256:{got.sha256}"
-        labels.append((f"io.meshexp.source.{component.role.replace('/', '.')}", described))
+        labels.append(
+            (f"{image_contract.SOURCE_PREFIX}{component.role.replace('/', '.')}", described)
+        )
     if any(item.standin for item in fetched.values()):
         labels.append(
-            ("io.meshexp.proxy-standin", "PROXY STAND-IN: not a Linkerd proxy (test equipment)")
+            (image_contract.PROXY_STANDIN, "PROXY STAND-IN: not a Linkerd proxy (test equipment)")
         )
     return [*labels, *extra_labels, *settings.labels]
 
@@ -183,16 +186,16 @@ def _proxy_labels(settings: Settings, fetched: dict[str, Fetched]) -> list[tuple
     """
     got = fetched.get("proxy")
     if got is None:
-        return [("io.meshexp.proxy-version", settings.facts.proxy_version)]
+        return [(image_contract.PROXY_VERSION, settings.facts.proxy_version)]
     release = proxy_release(got.path, got.sha256, settings.arch)
     if release is None:
         return [
-            ("io.meshexp.proxy-version", settings.facts.proxy_version),
-            ("io.meshexp.proxy-release", "unverified: the binary could not be asked here"),
+            (image_contract.PROXY_VERSION, settings.facts.proxy_version),
+            (image_contract.PROXY_RELEASE, "unverified: the binary could not be asked here"),
         ]
     return [
-        ("io.meshexp.proxy-version", release.version),
-        ("io.meshexp.proxy-release", release.label),
+        (image_contract.PROXY_VERSION, release.version),
+        (image_contract.PROXY_RELEASE, release.label),
     ]
 
 
@@ -263,7 +266,7 @@ def image_links(settings: Settings) -> list[tuple[str, str]]:
 
 
 def readiness_label(workload: Workload) -> str:
-    """io.meshexp.readiness: the probe and its timings, so a container carries its probe."""
+    """The readiness label: the probe and its timings, so a container carries its probe."""
     probe = workload.probe
     return json.dumps(probe.spec(workload.uid) | probe.timings, sort_keys=True)
 

@@ -15,6 +15,7 @@ from cryptography.x509 import verification
 from builder.check.listings import count_connections, list_processes
 from builder.check.report import CheckFailed, ImageFacts, InboundPolicy, require
 from builder.config.identity import workload_identity
+from builder.core import image_contract
 from builder.core.net import host_port
 from builder.engine import containers
 
@@ -27,9 +28,6 @@ def http_status(ip: str, port: int, path: str, timeout: float = 3) -> tuple[int,
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
-
-
-CERTIFIED_LINE = "Certified identity"
 
 
 def wait_ready(
@@ -48,7 +46,7 @@ def wait_ready(
             status = exc
         if status == 200:
             return f"/ready answered 200 {time.monotonic() - box.started_at:.1f}s after start"
-        if status in (403, 404) and CERTIFIED_LINE in box.logs():
+        if status in (403, 404) and image_contract.CERTIFIED_LINE in box.logs():
             return (
                 f"the proxy certified its identity {time.monotonic() - box.started_at:.1f}s "
                 f"after start (its log); /ready is refused ({status}) by the default inbound "
@@ -57,12 +55,11 @@ def wait_ready(
         time.sleep(0.2)
     raise CheckFailed(
         f"the proxy was not ready within {limit:.0f}s: /ready last answered {status!r} and "
-        f"the proxy did not log {CERTIFIED_LINE!r}; see the container log"
+        f"the proxy did not log {image_contract.CERTIFIED_LINE!r}; see the container log"
     )
 
 
 PROBE = "/usr/local/bin/meshexp-probe"
-READY_LINE = "bootstrap: workload ready ("
 
 
 def check_workload_readiness(box: containers.MeshContainer, facts: ImageFacts, limit: float) -> str:
@@ -73,12 +70,12 @@ def check_workload_readiness(box: containers.MeshContainer, facts: ImageFacts, l
     code, answer = -1, ""
     while time.monotonic() < deadline:
         code, answer = box.exec([PROBE])
-        if code == 0 and READY_LINE in box.logs():
+        if code == 0 and image_contract.WORKLOAD_READY_LINE in box.logs():
             return f"{answer.strip()} (the image's probe: {label})"
         time.sleep(0.5)
     said = (
         "and the bootstrap said workload ready"
-        if READY_LINE in box.logs()
+        if image_contract.WORKLOAD_READY_LINE in box.logs()
         else ("and the bootstrap never said workload ready")
     )
     raise CheckFailed(
@@ -122,7 +119,7 @@ def check_identity(
     chain = x509.load_pem_x509_certificates(pem.encode())
     names = list(chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     # Images from before the identity label carry the walk-through's names.
-    style = facts.labels.get("io.meshexp.identity", "walkthrough")
+    style = facts.labels.get(image_contract.IDENTITY, image_contract.IDENTITY_BEFORE_THE_LABEL)
     wanted = workload_identity(style, facts.get("trust-domain"), namespace, name)
     expected = wanted.spiffe_id
     # The real proxy takes a client's FIRST name as its identity in policy: it must be

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
+from builder.core import image_contract
 from builder.core.errors import CheckError, MeshexpError
 
 Exec = Callable[[list[str], str], tuple[int, str]]  # (command, user) -> (exit code, output)
@@ -77,11 +78,11 @@ class CheckReport:
 
 
 REQUIRED_LABELS = (
-    "io.meshexp.workload",
-    "io.meshexp.proxy-uid",
-    "io.meshexp.workload-uid",
-    "io.meshexp.trust-domain",
-    "io.meshexp.iptables-mode",
+    image_contract.WORKLOAD,
+    image_contract.PROXY_UID,
+    image_contract.WORKLOAD_UID,
+    image_contract.TRUST_DOMAIN,
+    image_contract.IPTABLES_MODE,
 )
 
 
@@ -92,10 +93,10 @@ class ImageFacts:
     labels: dict[str, str]
 
     def get(self, key: str) -> str:
-        value = self.labels.get(f"io.meshexp.{key}")
+        value = self.labels.get(image_contract.label(key))
         if value is None:
             raise CheckError(
-                f"label io.meshexp.{key} is missing: was the image built by "
+                f"label {image_contract.label(key)} is missing: was the image built by "
                 "meshexp-build? Rebuild it with `meshexp-build image`"
             )
         return value
@@ -117,7 +118,7 @@ class InboundPolicy:
     @classmethod
     def of(cls, facts: ImageFacts, env: dict[str, str]) -> InboundPolicy:
         name = env.get("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY") or facts.labels.get(
-            "io.meshexp.inbound-policy", "all-unauthenticated"
+            image_contract.INBOUND_POLICY, "all-unauthenticated"
         )
         networks = env.get("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", "")
         return cls(name, tuple(n.strip() for n in networks.split(",") if n.strip()))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.check.report import REQUIRED_LABELS, ImageFacts, require
+from builder.core import image_contract
 from builder.engine import docker_engine
 
 KEY_MATERIAL = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=]{40,}")
@@ -35,13 +36,14 @@ def check_metadata(attrs: dict[str, Any]) -> str:
         "4191/tcp",
     }
     require(wanted <= exposed, f"exposed ports {sorted(exposed)} lack {sorted(wanted - exposed)}")
-    standin = labels.get("io.meshexp.proxy-standin")
-    release = labels.get("io.meshexp.proxy-release") or labels.get("io.meshexp.proxy-version")
+    standin = labels.get(image_contract.PROXY_STANDIN)
+    release = labels.get(image_contract.PROXY_RELEASE) or labels.get(image_contract.PROXY_VERSION)
     proxy = standin if standin else f"proxy {release}"
     return (
         f"entrypoint bootstrap, user {config.get('User') or 'root'}, {proxy}, "
-        f"Linkerd {labels.get('io.meshexp.linkerd-version')}, SPIRE "
-        f"{labels.get('io.meshexp.spire-version')} ({labels.get('io.meshexp.spire-topology')})"
+        f"Linkerd {labels.get(image_contract.LINKERD_VERSION)}, SPIRE "
+        f"{labels.get(image_contract.SPIRE_VERSION)} "
+        f"({labels.get(image_contract.SPIRE_TOPOLOGY)})"
     )
 
 

@@ -13,6 +13,7 @@ from builder.check.listings import Socket, parse_sockets
 from builder.check.live import tcp_open_total
 from builder.check.probes import PortProbe, ProbeResult
 from builder.check.report import Exec, ImageFacts, InboundPolicy, require
+from builder.core import image_contract
 from builder.engine import containers, docker_engine
 
 
@@ -27,7 +28,7 @@ def first_line(text: str) -> str:
 
 def port_probes(facts: ImageFacts) -> list[PortProbe]:
     return PortProbe.from_label(
-        facts.labels.get("io.meshexp.port-protocols"), facts.ports("workload-ports")
+        facts.labels.get(image_contract.PORT_PROTOCOLS), facts.ports("workload-ports")
     )
 
 
@@ -78,9 +79,6 @@ def check_inbound(
     return "; ".join(lines)
 
 
-IPV6_OFF_LINE = "bootstrap: IPv6: off"
-
-
 def check_ipv6(
     box: containers.MeshContainer, facts: ImageFacts, image: str, policy: InboundPolicy
 ) -> str:
@@ -94,7 +92,7 @@ def check_ipv6(
             "not tried: the engine gave the container no IPv6 address (it made no dual-stack "
             "network); where a network has IPv6, the bootstrap captures it or refuses it"
         )
-    if IPV6_OFF_LINE not in box.logs():
+    if image_contract.IPV6_OFF_LINE not in box.logs():
         return f"[{ipv6}]: " + check_inbound(box, facts, image, policy, ipv6)
     lines = []
     for probe in port_probes(facts):

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from builder.cluster import kube
+from builder.core import image_contract
 from builder.core.errors import MeshexpError
 from builder.core.net import proxy_ready
 from builder.engine import docker_engine
@@ -143,7 +144,7 @@ def probe_now(container: str, labels: dict[str, str]) -> Health | None:
     return Health(False, "ProbeStarting", f"the readiness probe has not passed yet ({said})")
 
 
-READINESS_LABEL = "io.meshexp.readiness"
+READINESS_LABEL = image_contract.READINESS
 
 
 def probe_health(health: dict[str, Any] | None, labels: dict[str, str]) -> Health | None:

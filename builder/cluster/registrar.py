@@ -56,14 +56,15 @@ from builder.config.contract import facts_for
 from builder.config.group import Group
 from builder.config.identity import IDENTITY_STYLES, WorkloadIdentity, workload_identity
 from builder.config.validation import DNS_LABEL, DNS_NAME, KUBE_LABEL_VALUE, PORT_NAME
+from builder.core import image_contract
 from builder.core.errors import EngineError, MeshexpError
 from builder.engine import docker_engine
 
 OWNER = "meshexp.io/registrar"
 CONTAINER_ANNOTATION = "meshexp.io/container"
-WORKLOAD_LABEL = "io.meshexp.workload"
+WORKLOAD_LABEL = image_contract.WORKLOAD
 # `run --apply` registers its own containers; the registrar leaves those to it.
-RUN_LABEL = "io.meshexp.run"
+RUN_LABEL = image_contract.RUN
 RESYNC_SECONDS = 30.0
 EVENTS_BACKOFF = 5.0
 # The engine's container events after which the containers are listed again.
@@ -120,14 +121,14 @@ def environment(attrs: dict[str, Any]) -> dict[str, str]:
 
 def ports_of(labels: dict[str, str]) -> tuple[PortTriple, ...] | str:
     """The image's ports (`io.meshexp.ports`: NAME:PORT/PROTOCOL,...), or why not."""
-    text = labels.get("io.meshexp.ports", "")
+    text = labels.get(image_contract.PORTS, "")
     if not text:
-        return "its image has no io.meshexp.ports label: rebuild it with this meshexp-build"
+        return f"its image has no {image_contract.PORTS} label: rebuild it with this meshexp-build"
     ports = []
     for item in text.split(","):
         match = re.fullmatch(r"([^:]+):(\d{1,5})/(TCP|UDP|SCTP)", item)
         if not match or not PORT_NAME.fullmatch(match[1]) or not 0 < int(match[2]) < 65536:
-            return f"its image's io.meshexp.ports label has {item!r}, not NAME:PORT/PROTOCOL"
+            return f"its image's {image_contract.PORTS} label has {item!r}, not NAME:PORT/PROTOCOL"
         ports.append((match[1], int(match[2]), match[3]))
     return tuple(ports)
 
@@ -147,11 +148,11 @@ def addresses(attrs: dict[str, Any], network: str | None) -> tuple[str, ...] | N
 def workload_ips_of(labels: dict[str, str]) -> tuple[int, str]:
     """How many workload IPs the image's Linkerd release takes (its
     io.meshexp.linkerd-release label; one for an image without it), and the release."""
-    release = labels.get("io.meshexp.linkerd-release", "")
+    release = labels.get(image_contract.LINKERD_RELEASE, "")
     try:
         return facts_for(release).max_workload_ips, release
     except MeshexpError:
-        return 1, release or "of an image without io.meshexp.linkerd-release"
+        return 1, release or f"of an image without {image_contract.LINKERD_RELEASE}"
 
 
 def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
@@ -162,7 +163,7 @@ def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
     if RUN_LABEL in labels:
         return Skipped(container, "started by `meshexp-build run --apply`, which registers it")
     workload = env.get("WORKLOAD_NAME") or labels.get(WORKLOAD_LABEL, "")
-    namespace = env.get("WORKLOAD_NAMESPACE") or labels.get("io.meshexp.workload-namespace", "")
+    namespace = env.get("WORKLOAD_NAMESPACE") or labels.get(image_contract.WORKLOAD_NAMESPACE, "")
     for what, value in (("WORKLOAD_NAME", workload), ("WORKLOAD_NAMESPACE", namespace)):
         if not DNS_LABEL.fullmatch(value):
             return Skipped(container, f"{what}={value!r} is not a DNS-1123 label")
@@ -177,7 +178,10 @@ def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
     ports = ports_of(labels)
     if isinstance(ports, str):
         return Skipped(container, ports)
-    style, trust_domain = labels.get("io.meshexp.identity"), labels.get("io.meshexp.trust-domain")
+    style, trust_domain = (
+        labels.get(image_contract.IDENTITY),
+        labels.get(image_contract.TRUST_DOMAIN),
+    )
     if style not in IDENTITY_STYLES or not trust_domain or not DNS_NAME.fullmatch(trust_domain):
         return Skipped(container, "its image does not say its identity style and trust domain")
     found = addresses(attrs, group.network)

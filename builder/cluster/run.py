@@ -31,6 +31,7 @@ from builder.cluster.registrar import RUN_LABEL
 from builder.config.models import Workload
 from builder.config.settings import Settings
 from builder.config.validation import check_container_name
+from builder.core import image_contract
 from builder.core.errors import CheckError, MeshexpError
 from builder.engine import docker_engine
 
@@ -75,10 +76,6 @@ def container_name(workload: str) -> str:
     return f"meshexp-{workload}"
 
 
-PROXY_READY_LINE = "bootstrap: proxy ready"
-WORKLOAD_STARTED_LINE = "bootstrap: workload started"
-
-
 def wait_proxy_ready(name: str, timeout: float) -> float:
     """Seconds until the bootstrap says the proxy is ready.
 
@@ -87,7 +84,7 @@ def wait_proxy_ready(name: str, timeout: float) -> float:
     a policy controller answers), so its word is waited for, not /ready's.
     """
     start = time.monotonic()
-    wait_for_log(name, PROXY_READY_LINE, timeout)
+    wait_for_log(name, image_contract.PROXY_READY_LINE, timeout)
     return time.monotonic() - start
 
 
@@ -158,7 +155,7 @@ def run_workload(
         if code != 0:
             raise MeshexpError(f"ip route {route.cidr} via {route.via} in {name}: {out.strip()}")
     ready = wait_proxy_ready(name, timeout)
-    wait_for_log(name, WORKLOAD_STARTED_LINE, timeout)
+    wait_for_log(name, image_contract.WORKLOAD_STARTED_LINE, timeout)
     manifests = build_manifests(
         workload=workload,
         settings=settings,

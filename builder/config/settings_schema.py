@@ -38,6 +38,7 @@ from builder.config.types import (
     Uid,
 )
 from builder.config.validation import LABEL_KEY, shown
+from builder.core import image_contract
 
 
 def _comma_list(value: object) -> object:
@@ -99,7 +100,7 @@ PortList = Annotated[list[PortNumber], BeforeValidator(_comma_list)]
 
 
 def _label_name(name: str) -> str:
-    if not LABEL_KEY.fullmatch(name) or name.startswith("io.meshexp."):
+    if not LABEL_KEY.fullmatch(name) or name.startswith(image_contract.PREFIX):
         raise ValueError(
             f"{shown(name)} is not a label name of ours to set (lowercase reverse-DNS like "
             "org.example.team; io.meshexp.* is the tool's own)"

@@ -33,10 +33,10 @@ from testcontainers.core.container import DockerContainer, ExecConfig
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
+from builder.core import image_contract
 from builder.core.errors import CheckError
 from builder.engine import docker_engine
 
-READY_LINE = "bootstrap: workload started"
 CERTS_PATH = "/opt/spire/certs"
 
 
@@ -78,7 +78,7 @@ class MeshContainer:
 
     def restart(self, timeout: float) -> None:
         docker_engine.restart_container(self.id)  # docker-py: testcontainers has no restart
-        wait_for_log_count(self, READY_LINE, 2, timeout)
+        wait_for_log_count(self, image_contract.WORKLOAD_STARTED_LINE, 2, timeout)
 
     def wait_for_exit(self, timeout: float) -> int:
         # docker-py: testcontainers' wait() has no time limit.
@@ -189,7 +189,11 @@ def mesh_container(
 ) -> Iterator[MeshContainer]:
     """Start a workload image and wait for the bootstrap's 'workload started' line."""
     container = configure(image, network, certs, env, caps, name)
-    container.waiting_for(LogMessageWaitStrategy(READY_LINE).with_startup_timeout(int(timeout)))
+    container.waiting_for(
+        LogMessageWaitStrategy(image_contract.WORKLOAD_STARTED_LINE).with_startup_timeout(
+            int(timeout)
+        )
+    )
     started_at = time.monotonic()
     try:
         container.start()

@@ -22,6 +22,7 @@ from builder.check.traffic import port_probes
 from builder.cluster.run import stop_workload
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings, load_settings
+from builder.core import image_contract
 from builder.engine import docker_engine
 from builder.lab import Lab, run_in_lab
 
@@ -43,7 +44,9 @@ def check_outbound_in_lab(*, image: str, lab: Lab, catalog: Sequence[Path] = ())
         {
             "linkerd_version": facts.get("linkerd-version"),
             "trust_domain": facts.get("trust-domain"),
-            "identity": facts.labels.get("io.meshexp.identity", "walkthrough"),
+            "identity": facts.labels.get(
+                image_contract.IDENTITY, image_contract.IDENTITY_BEFORE_THE_LABEL
+            ),
         },
     )
     workload = find_workload(name, catalog)

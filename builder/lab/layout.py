@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from builder.config.settings import OFFLINE_BASE_IMAGE
+from builder.core import image_contract
 from builder.core.errors import MeshexpError
 from builder.engine import docker_engine, lab_containers
 
-LABEL = "io.meshexp.lab"
+LABEL = image_contract.LAB
 
 
 RUNTIME_IMAGE = "meshexp/lab-runtime:bookworm"
