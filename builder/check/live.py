@@ -17,6 +17,7 @@ from builder.check.report import CheckFailed, ImageFacts, InboundPolicy, require
 from builder.config.identity import workload_identity
 from builder.core import image_contract
 from builder.core.net import host_port
+from builder.core.wait import NotYet, TimedOut, until
 from builder.engine import containers
 
 
@@ -37,9 +38,9 @@ def wait_ready(
     probe (no policy controller answers), the proxy has logged its certified identity.
     """
     policy = policy or InboundPolicy("all-unauthenticated")
-    deadline = time.monotonic() + limit
-    status: object = None
-    while time.monotonic() < deadline:
+
+    def ready() -> str | NotYet:
+        status: object
         try:
             status, _ = http_status(box.ip, 4191, "/ready")
         except OSError as exc:
@@ -52,11 +53,15 @@ def wait_ready(
                 f"after start (its log); /ready is refused ({status}) by the default inbound "
                 f"policy {policy.name}, as the proxy does until a policy controller answers"
             )
-        time.sleep(0.2)
-    raise CheckFailed(
-        f"the proxy was not ready within {limit:.0f}s: /ready last answered {status!r} and "
-        f"the proxy did not log {image_contract.CERTIFIED_LINE!r}; see the container log"
-    )
+        return NotYet(repr(status))
+
+    try:
+        return until(ready, timeout=limit)
+    except TimedOut as exc:
+        raise CheckFailed(
+            f"the proxy was not ready within {limit:.0f}s: /ready last answered {exc.reason} "
+            f"and the proxy did not log {image_contract.CERTIFIED_LINE!r}; see the container log"
+        ) from None
 
 
 PROBE = "/usr/local/bin/meshexp-probe"
@@ -66,13 +71,19 @@ def check_workload_readiness(box: containers.MeshContainer, facts: ImageFacts, l
     """The image's readiness probe (its label says which) passes in the container, and the
     bootstrap said "workload ready" once it did."""
     label = facts.get("readiness")
-    deadline = time.monotonic() + limit
-    code, answer = -1, ""
-    while time.monotonic() < deadline:
+    last: dict[str, object] = {"exit": -1}  # the probe's last exit code
+
+    def passed() -> str | NotYet:
         code, answer = box.exec([PROBE])
+        last["exit"] = code
         if code == 0 and image_contract.WORKLOAD_READY_LINE in box.logs():
             return f"{answer.strip()} (the image's probe: {label})"
-        time.sleep(0.5)
+        return NotYet(answer.strip())
+
+    try:
+        return until(passed, timeout=limit, interval=0.5)
+    except TimedOut as exc:
+        answer, code = exc.reason, last["exit"]
     said = (
         "and the bootstrap said workload ready"
         if image_contract.WORKLOAD_READY_LINE in box.logs()
@@ -80,7 +91,7 @@ def check_workload_readiness(box: containers.MeshContainer, facts: ImageFacts, l
     )
     raise CheckFailed(
         f"the image's readiness probe did not pass within {limit:.0f}s: it last answered "
-        f"{answer.strip()!r} (exit {code}), {said}; the probe is {label}"
+        f"{answer!r} (exit {code}), {said}; the probe is {label}"
     )
 
 

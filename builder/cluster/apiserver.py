@@ -20,7 +20,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from builder.core.errors import MeshexpError
 from builder.core.files import write_secret
 from builder.core.net import free_port, wait_for_ok
 from builder.core.progress import Progress
+from builder.core.wait import NotYet, TimedOut, until
 
 KUBERNETES_VERSION = "v1.34.4"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -156,15 +156,21 @@ def serving_tls(
     server has written it (kube-apiserver makes it at its start, in folder/certs): the
     admin token is only ever sent to that server."""
     certificate = folder / "certs" / "apiserver.crt"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def trusted() -> ssl.SSLContext | NotYet:
         alive()
-        with contextlib.suppress(OSError, ssl.SSLError):
+        try:
             return ssl.create_default_context(cafile=str(certificate))
-        time.sleep(0.2)
-    raise APIServerError(
-        f"kube-apiserver wrote no serving certificate {certificate} in {timeout:.0f}s"
-    )
+        except (OSError, ssl.SSLError) as exc:
+            return NotYet(str(exc))
+
+    try:
+        return until(trusted, timeout=timeout)
+    except TimedOut as exc:
+        raise APIServerError(
+            f"kube-apiserver wrote no serving certificate {certificate} in {timeout:.0f}s "
+            f"({exc.reason})"
+        ) from None
 
 
 def connect_with_crds(

@@ -36,6 +36,7 @@ from builder.cluster import kube
 from builder.core import image_contract
 from builder.core.errors import MeshexpError
 from builder.core.net import proxy_ready
+from builder.core.wait import later
 from builder.engine import docker_engine
 
 POLL_SECONDS = 1.0  # 20 % of a core for 10 workloads at 0.5 s; half at 1 s (bench/keeper.py)
@@ -217,7 +218,7 @@ class StatusKeeper:
         """The API server is away: retry with backoff; write the truth when back."""
         self.client = None
         self.backoff = min(BACKOFF_MAX, max(0.5, self.backoff * 2))
-        self.retry_at = time.monotonic() + self.backoff
+        self.retry_at = later(self.backoff)
         self.written.clear()
         self.last_error = str(exc.message)
         self.on_error(self.last_error)

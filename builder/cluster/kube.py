@@ -28,6 +28,7 @@ from lightkube.types import PatchType
 
 from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import MeshexpError
+from builder.core.wait import NotYet, TimedOut, until
 
 FIELD_MANAGER = "meshexp-build"
 KubeClient = Client  # for callers that hold one without importing lightkube
@@ -251,12 +252,17 @@ def apply_crds(client: Client, text: str, timeout: float = 60) -> list[str]:
         except (ApiError, httpx.HTTPError) as exc:
             raise_for(exc, f"CustomResourceDefinition {name}")
         names.append(name)
-    deadline = time.monotonic() + timeout
-    for name in names:
-        while not _established(client.get(CustomResourceDefinition, name)):
-            if time.monotonic() > deadline:
-                raise KubeError(f"CustomResourceDefinition {name} not Established in {timeout}s")
-            time.sleep(0.2)
+    pending = list(names)
+
+    def established() -> bool | NotYet:
+        while pending and _established(client.get(CustomResourceDefinition, pending[0])):
+            pending.pop(0)
+        return True if not pending else NotYet(f"CustomResourceDefinition {pending[0]}")
+
+    try:
+        until(established, timeout=timeout)
+    except TimedOut as exc:
+        raise KubeError(f"{exc.reason} not Established in {timeout}s") from None
     return names
 
 

@@ -33,6 +33,7 @@ from builder.config.settings import Settings
 from builder.config.validation import check_container_name
 from builder.core import image_contract
 from builder.core.errors import CheckError, MeshexpError
+from builder.core.wait import NotYet, TimedOut, until
 from builder.engine import docker_engine
 
 
@@ -90,15 +91,25 @@ def wait_proxy_ready(name: str, timeout: float) -> float:
 
 def wait_for_log(name: str, line: str, timeout: float) -> None:
     """Wait until the container logs `line` (the bootstrap's 'workload started')."""
-    deadline = time.monotonic() + timeout
-    while line not in docker_engine.container_logs(name):
+
+    def gone(state: dict[str, object]) -> CheckError:
+        return CheckError(
+            f"{name}: no {line!r} (exit code {state.get('ExitCode')}):\n"
+            f"{docker_engine.container_logs(name)[-3000:]}"
+        )
+
+    def logged() -> bool | NotYet:
+        if line in docker_engine.container_logs(name):
+            return True
         state = docker_engine.container_state(name)
-        if not state.get("Running") or time.monotonic() > deadline:
-            raise CheckError(
-                f"{name}: no {line!r} (exit code {state.get('ExitCode')}):\n"
-                f"{docker_engine.container_logs(name)[-3000:]}"
-            )
-        time.sleep(0.2)
+        if not state.get("Running"):
+            raise gone(state)
+        return NotYet(f"no {line!r} yet")
+
+    try:
+        until(logged, timeout=timeout)
+    except TimedOut:
+        raise gone(docker_engine.container_state(name)) from None
 
 
 def run_workload(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import shlex
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from builder.config.settings import Settings
 from builder.core.errors import CheckError, MeshexpError
 from builder.core.files import write_secret
 from builder.core.progress import Progress, as_progress
+from builder.core.wait import NotYet, TimedOut, until
 from builder.engine import docker_engine
 
 SERVER_PORT = 8081
@@ -156,9 +156,9 @@ def start_server(
     docker_engine.run_detached(
         reference, name=name, network=network, volumes={str(certs.resolve()): "/opt/spire/certs"}
     )
-    deadline = time.monotonic() + timeout
-    while True:
-        code, _ = docker_engine.exec_in(
+
+    def healthy() -> str | NotYet:
+        code, out = docker_engine.exec_in(
             name,
             ["spire-server", "healthcheck", "-socketPath", SERVER_SOCKET],
             user=str(settings.spire_uid),
@@ -171,9 +171,14 @@ def start_server(
                 f"the SPIRE server {name} exited (code {state.get('ExitCode')}):\n"
                 f"{docker_engine.container_logs(name)[-2000:]}"
             )
-        if time.monotonic() > deadline:
-            raise CheckError(f"the SPIRE server {name} was not healthy within {timeout:.0f}s")
-        time.sleep(0.3)
+        return NotYet((out.strip().splitlines() or ["no answer"])[-1][:200])
+
+    try:
+        return until(healthy, timeout=timeout, interval=0.3)
+    except TimedOut as exc:
+        raise CheckError(
+            f"the SPIRE server {name} was not healthy within {timeout:.0f}s: {exc.reason}"
+        ) from None
 
 
 def _server_exec(server: str, settings: Settings, command: list[str]) -> str:

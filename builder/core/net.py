@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+
+from builder.core.wait import NotYet, TimedOut, until
 
 PROXY_ADMIN_PORT = 4191
 
@@ -57,15 +58,17 @@ def wait_for_ok(
     `alive` is called before each try and raises when the server behind `url` has
     died, so that a dead server fails at once, not after the timeout.
     """
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
+
+    def answered() -> NotYet | None:
         alive()
         ok, last = answers_ok(url, headers=headers, context=context)
-        if ok:
-            return None
-        time.sleep(interval)
-    return last
+        return None if ok else NotYet(last)
+
+    try:
+        until(answered, timeout=timeout, interval=interval)
+    except TimedOut as exc:
+        return str(exc.reason)
+    return None
 
 
 def proxy_ready(ip: str, *, timeout: float = 1, refusal_is_up: bool = False) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from builder.cluster.registrar import Registrar
 from builder.config.group import Group
 from builder.core.net import proxy_ready, wait_for_ok
 from builder.core.progress import Progress
+from builder.core.wait import NotYet, TimedOut, until
 from builder.engine import docker_engine, lab_containers
 from builder.lab.dns import add_dns_records, start_dns, write_dns
 from builder.lab.layout import (
@@ -136,9 +136,9 @@ def wait_readyz(url: str, token: str, lab: Lab, timeout: float = 90) -> None:
 
 def wait_until_ready(lab: Lab, timeout: float = READY_TIMEOUT) -> None:
     """Both control-plane proxies ready (certified by the identity controller)."""
-    deadline = time.monotonic() + timeout
     waiting = dict(lab.addresses.pods)
-    while waiting and time.monotonic() < deadline:
+
+    def all_ready() -> bool | NotYet:
         for role, ip in list(waiting.items()):
             state = docker_engine.container_state(f"{lab.name}-{role}")
             if not state.get("Running"):
@@ -146,11 +146,16 @@ def wait_until_ready(lab: Lab, timeout: float = READY_TIMEOUT) -> None:
                 raise LabNotUp(f"lab: the {role} pod stopped:\n{logs}")
             if proxy_ready(ip, timeout=2):
                 del waiting[role]
-        time.sleep(0.5)
-    if waiting:
+        return True if not waiting else NotYet(f"the {next(iter(waiting))} pod's proxy")
+
+    try:
+        until(all_ready, timeout=timeout, interval=0.5)
+    except TimedOut:
         role = next(iter(waiting))
         logs = docker_engine.container_logs(f"{lab.name}-{role}")[-2000:]
-        raise LabNotUp(f"lab: the {role} pod's proxy was not ready in {timeout:.0f}s:\n{logs}")
+        raise LabNotUp(
+            f"lab: the {role} pod's proxy was not ready in {timeout:.0f}s:\n{logs}"
+        ) from None
 
 
 def lab_certs(*, folder: Path, progress: Progress | None = None) -> Lab:

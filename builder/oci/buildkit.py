@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from builder.build.gobuild import HOST_ARCH, cached_buildkit
 from builder.core.cache import cache_root
 from builder.core.errors import BuildError
 from builder.core.progress import Progress, stream_command
+from builder.core.wait import NotYet, TimedOut, until
 
 BUILDKIT_VERSION = "v0.34.2"
 QEMU_NAMES = {"arm64": "aarch64", "amd64": "x86_64"}
@@ -186,13 +186,16 @@ def own_builder(insecure: list[str], progress: Progress) -> Iterator[Builder]:
 
 
 def _wait_until_answers(builder: Builder, daemon: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def answers() -> bool | NotYet:
         if daemon.poll() is not None:
-            break
+            return False  # it exited: its log says why
         if builder.run("debug", "workers", timeout=10).returncode == 0:
+            return True
+        return NotYet("buildctl debug workers failed")
+
+    with contextlib.suppress(TimedOut):
+        if until(answers, timeout=60, interval=0.3):
             return
-        time.sleep(0.3)
     tail = log.read_text(errors="replace")[-800:]
     raise BuildError(f"buildkitd did not answer within 60 s; its log ({log}) ends:\n{tail}")
 

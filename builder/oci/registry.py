@@ -10,12 +10,12 @@ config of its own: the builder's helper registry, and the tests' registry.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +25,7 @@ from typing import Any
 
 from builder.core.errors import BuildError
 from builder.core.net import free_port
+from builder.core.wait import NotYet, TimedOut, until
 from builder.engine import docker_engine
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -198,15 +199,20 @@ class LocalRegistry:
             [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        process = self.process
+
+        def listening() -> bool | NotYet:
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    self.address = f"127.0.0.1:{port}"
-                    return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
+                    return True
+            if process.poll() is not None:
+                return False  # it exited: its log says why
+            return NotYet(f"nothing listens on 127.0.0.1:{port}")
+
+        with contextlib.suppress(TimedOut):
+            if until(listening, timeout=timeout, interval=0.1):
+                self.address = f"127.0.0.1:{port}"
+                return self
         self.stop()
         tail = (self.root / "registry.log").read_text(errors="replace")[-600:]
         raise BuildError(f"the local registry did not listen on 127.0.0.1:{port}:\n{tail}")
