@@ -1,5 +1,5 @@
 # The few verbs people type. Each target does its own set-up.
-.PHONY: setup setup-dev setup-test demo demo-trio lab lab-down bench soak test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare cluster-prepare
+.PHONY: docs setup setup-dev setup-test demo demo-trio lab lab-down bench soak test lint unit integration go-test golden standin clean apiserver-prepare publish-prepare cluster-prepare
 
 VENV := .venv/bin
 
@@ -50,6 +50,13 @@ lint: setup-dev
 	$(VENV)/lint-imports
 	$(VENV)/shellcheck scripts/*.sh .ci/run
 	scripts/actionlint.sh
+	$(VENV)/python scripts/docs.py --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
+
+# The docs site in site/: the reference pages generated from the code, then MkDocs.
+docs: setup-dev
+	$(VENV)/python scripts/docs.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/mkdocs build --strict
 
 # -trimpath and the SPIRE with only the configured plugins, as in the image
 # builds (builder/build/gobuild.py, spire_plugins.py), so that vetting

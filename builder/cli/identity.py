@@ -48,7 +48,7 @@ from builder.config.settings import (
     help="One phase of a trust-anchor rotation of the folder's certificates: bundle (a "
     "new anchor, ca.crt trusts both), issuer (a new issuer under the new anchor), finish "
     "(ca.crt trusts the new anchor alone); status (where a rotation stands, writes "
-    "nothing) or abort (back to the old anchor, before the issuer moved). README: Rotation.",
+    "nothing) or abort (back to the old anchor, before the issuer moved). docs/rotation.md.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def certs(

@@ -154,7 +154,7 @@ def lab_status_command(folder: Path) -> None:
 def lab_certs_command(folder: Path, progress_mode: str) -> None:
     """Take the lab's certs/ (after `certs --rotate`) into its control plane: the trust
     roots and the issuer applied, then each control-plane pod started again, one at a
-    time. Restart the workloads after it, one at a time (README: Rotation)."""
+    time. Restart the workloads after it, one at a time (docs/rotation.md)."""
     with display(progress_mode) as progress:
         running = lab_certs(folder=folder, progress=progress)
     _, states = lab_status(folder=folder)
