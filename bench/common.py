@@ -17,7 +17,7 @@ from builder.build.gobuild import go_version
 from builder.cluster.certs import create_certs
 from builder.config.settings import Settings, load_settings
 from builder.engine import docker_engine
-from tests import equipment
+from harness import equipment
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

@@ -21,7 +21,7 @@ from builder.cluster.apiserver import local_apiserver
 from builder.cluster.run import run_workload
 from builder.config.catalog import find_workload
 from builder.engine import docker_engine
-from tests import equipment
+from harness import equipment
 
 NETWORK = "meshexp-bench-keeper"
 WORKLOADS = 10

@@ -17,7 +17,7 @@ from builder.build.image import build_workload_image
 from builder.config.catalog import find_workload
 from builder.engine import docker_engine, lab_containers
 from builder.lab import LABEL, RUNTIME_IMAGE, LabSources, lab_down, lab_up, run_in_lab
-from tests import equipment
+from harness import equipment
 
 NAME = "meshexp-bench-lab"
 WARM_RUNS = 3

@@ -22,7 +22,7 @@ from builder.config.settings import Settings
 from builder.core.cache import cache_root
 from builder.oci.multiplatform import PublishedIndex, publish_platforms
 from builder.oci.registry import LocalRegistry, RegistryClient, split_reference
-from tests import equipment
+from harness import equipment
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 

@@ -22,8 +22,8 @@ from builder.cluster import kube
 from builder.cluster.apiserver import local_apiserver
 from builder.config.catalog import find_workload
 from builder.engine import docker_engine
-from tests import equipment
-from tests.registration import refuse_probe
+from harness import equipment
+from harness.registration import refuse_probe
 
 NETWORK = "meshexp-bench-register"
 STARTS = 5

@@ -23,9 +23,9 @@ from builder.config.catalog import find_workload
 from builder.config.settings import Settings
 from builder.engine import docker_engine
 from builder.lab import Lab, lab_status, run_in_lab, running_lab
-from tests import equipment
-from tests.load import SteadyLoad, identity_refreshes, served_svid, signing_ca
-from tests.rotation import (
+from harness import equipment
+from harness.load import SteadyLoad, identity_refreshes, served_svid, signing_ca
+from harness.rotation import (
     FACE_ENV,
     INSTANCES,
     agents_known,

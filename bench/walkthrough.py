@@ -16,7 +16,7 @@ from bench import common
 from builder.check.e2e import CLUSTER_READY, FIRST_ANSWER, LINKERD_AVAILABLE, WHOLE, run_e2e
 from builder.check.e2e_kind import kind_e2e_config
 from builder.check.e2e_steps import E2EConfig
-from tests import equipment
+from harness import equipment
 
 RUNS = 3
 BY_HAND_S = 600.0  # the walk-through's "about 10 minutes by hand"

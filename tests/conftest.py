@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.cluster.apiserver import APIServer, APIServerError, find_etcd, local_apiserver
-from tests import equipment
+from harness import equipment
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

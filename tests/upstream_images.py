@@ -38,7 +38,7 @@ from builder.core.resources import go_dir
 from builder.engine import docker_engine
 from builder.oci.multiplatform import BUILDKIT_SBOM_SCANNER, SCANNER_WRAPPER, SYFT_VERSION
 from builder.oci.registry import DOCKER_LIST, DOCKER_MANIFEST, RegistryClient
-from tests.equipment import standin_proxy
+from harness.equipment import standin_proxy
 
 EQUIPMENT_LABEL = "io.meshexp.test-equipment"
 # The release the test equipment's linkerd CLI and control plane were built at.

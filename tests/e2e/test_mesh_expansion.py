@@ -24,7 +24,7 @@ from builder.check.e2e import run_e2e
 from builder.check.e2e_kind import kind_e2e_config
 from builder.check.e2e_steps import E2EConfig, missing_prerequisites
 from builder.config.settings import Settings, load_settings
-from tests import equipment
+from harness import equipment
 from tests.conftest import need
 from tests.integration.conftest import EngineState, clean_up_after
 

@@ -27,7 +27,7 @@ from builder.cluster.certs import create_certs
 from builder.config.catalog import find_workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings, load_settings
 from builder.lab import Lab, running_lab, sources_from_images
-from tests import equipment
+from harness import equipment
 from tests.conftest import in_ci, need
 from tests.upstream_images import preload, shaped_images
 

@@ -27,7 +27,7 @@ from builder.cli.main import main
 from builder.config.contract import PROXY_BY_RELEASE
 from builder.core.net import proxy_ready
 from builder.oci.registry import LocalRegistry, RegistryClient
-from tests import equipment
+from harness import equipment
 from tests.conftest import need
 from tests.integration.conftest import fresh_network
 from tests.upstream_images import MIRROR_PATHS, NEWER_RELEASE, PROXY_VERSIONS, fill_mirror

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests import equipment
-from tests.integration import faces
-from tests.integration.faces import Program
+from harness import equipment, faces
+from harness.faces import Program
 
 PEER = {"X-Faces-User": "alice", "User-Agent": "conformance/1"}
 GET_ROOT = ("GET", "/", {})

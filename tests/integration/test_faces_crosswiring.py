@@ -20,7 +20,7 @@ from builder.check.answers import GRINNING
 from builder.check.live import tcp_open_total
 from builder.cluster.run import run_workload
 from builder.config.catalog import find_workload
-from tests.integration import faces
+from harness import faces
 
 BLUE = "#66CCEE"
 

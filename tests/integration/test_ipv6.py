@@ -30,9 +30,9 @@ from builder.core.net import host_port
 from builder.engine import containers, docker_engine
 from builder.engine.containers import MeshContainer, mesh_container, own_network
 from builder.lab import Lab, run_in_lab
-from tests.integration import faces
+from harness import faces
+from harness.registration import Running, all_ready, docker_run
 from tests.integration.conftest import fresh_network, started_lab
-from tests.registration import Running, all_ready, docker_run
 
 WORKLOAD_UID = "2200"  # smiley's (images/smiley.yaml)
 

@@ -18,7 +18,7 @@ from builder.build import gomodules
 from builder.cluster.kind import kind_cluster, leftovers, prepare_kind, run_command
 from builder.cluster.providers import POD_SUBNET, KindProvider
 from builder.engine import docker_engine
-from tests import equipment
+from harness import equipment
 from tests.conftest import need
 
 pytestmark = pytest.mark.cluster

@@ -35,8 +35,8 @@ from builder.core.net import proxy_ready
 from builder.engine import docker_engine
 from builder.lab import Lab, lab_status, run_in_lab
 from builder.lab.check import check_outbound_in_lab
-from tests.integration import faces
-from tests.rotation import FACE_ENV
+from harness import faces
+from harness.rotation import FACE_ENV
 
 pytestmark = pytest.mark.mesh
 BLUE = "#66CCEE"
@@ -418,7 +418,7 @@ def traffic_while(face_ip: str, until: threading.Event) -> list[str]:
                 problems.append(f"{answer['status']}: {body[:200]}")
         except OSError as exc:
             problems.append(str(exc))
-        time.sleep(TRAFFIC_GAP)
+        time.sleep(TRAFFIC_GAP)  # the pace of the calls, not a wait for anything
     return problems
 
 
@@ -441,7 +441,7 @@ def test_a_part_restarted_or_killed_comes_back_while_traffic_flows(
     stop = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         calls = pool.submit(traffic_while, trio["face"].ip, stop)
-        time.sleep(1)
+        time.sleep(1)  # traffic flowing before the part goes: what it must not interrupt
         container = f"{lab.name}-{role}"
         restarts = docker_engine.inspect_if_exists(container)["RestartCount"]
         began = time.monotonic()

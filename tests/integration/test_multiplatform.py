@@ -27,7 +27,7 @@ import pytest
 from builder.build.gobuild import cached_buildkit
 from builder.oci.buildkit import BUILDKIT_VERSION
 from builder.oci.registry import LocalRegistry, RegistryClient
-from tests import equipment
+from harness import equipment
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = ("linux/amd64", "linux/arm64")

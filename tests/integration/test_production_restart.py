@@ -19,9 +19,9 @@ from cryptography import x509
 from builder.config.settings import Settings
 from builder.engine import docker_engine
 from builder.lab import Lab
-from tests.integration import faces
-from tests.load import SteadyLoad, served_chain
-from tests.rotation import agents_known, production_trio, spire_server_healthy
+from harness import faces
+from harness.load import SteadyLoad, served_chain
+from harness.rotation import agents_known, production_trio, spire_server_healthy
 
 pytestmark = pytest.mark.mesh
 READY_AGAIN = 60.0  # seconds for the restarted server to pass its health check
@@ -55,7 +55,7 @@ def test_the_external_spire_server_restarts_while_traffic_flows(
     server, smiley = mixed["server"], mixed["smiley"]
     [agent] = agent_ids(agents_known(server, prod_settings))  # smiley's, by join token
     with SteadyLoad(lambda: [mixed["face"].ip]) as load:
-        time.sleep(2)
+        time.sleep(2)  # answers before the restart: the gap is measured from a steady start
         began = time.monotonic()
         docker_engine.restart_container(server)
         assert faces.wait_for(lambda: spire_server_healthy(server, prod_settings), READY_AGAIN)

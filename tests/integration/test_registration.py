@@ -30,8 +30,8 @@ from builder.config.group import Group
 from builder.config.settings import Settings
 from builder.engine import docker_engine
 from builder.lab import Lab, register_in_lab
-from tests.integration import faces
-from tests.registration import Running, all_ready, docker_run, ready, refuse_probe
+from harness import faces
+from harness.registration import Running, all_ready, docker_run, ready, refuse_probe
 
 pytestmark = pytest.mark.mesh
 HEART_EYES = "&#x1F60D;"

@@ -18,8 +18,8 @@ from builder.build.image import build_workload_image
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings
 from builder.lab import Lab, run_in_lab
-from tests.load import SteadyLoad, identity_refreshes, served_svid, signing_ca
-from tests.rotation import FACE_ENV
+from harness.load import SteadyLoad, identity_refreshes, served_svid, signing_ca
+from harness.rotation import FACE_ENV
 
 pytestmark = pytest.mark.mesh
 SVID_TTL = "30s"  # renewed about every 15 s

@@ -24,8 +24,8 @@ from builder.config.catalog import find_workload
 from builder.config.settings import Settings
 from builder.engine import docker_engine
 from builder.lab import Lab
-from tests.load import SteadyLoad, served_chain
-from tests.rotation import INSTANCES, face_ip, remove_pairs, rotate_trust_anchor, start_pairs
+from harness.load import SteadyLoad, served_chain
+from harness.rotation import INSTANCES, face_ip, remove_pairs, rotate_trust_anchor, start_pairs
 
 pytestmark = pytest.mark.mesh
 OWNER_ID = "trust-rotation-test"

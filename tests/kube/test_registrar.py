@@ -18,7 +18,7 @@ from builder.cluster import kube
 from builder.cluster.registrar import OWNER, Registrar
 from builder.config.group import Group
 from builder.config.settings import Settings
-from tests.registration import inspected
+from harness.registration import inspected
 
 NAMESPACE = "reg"
 

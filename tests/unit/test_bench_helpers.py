@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.common import Figure, spread
 from bench.rebuild import count_rebuilt_layers
 
@@ -64,3 +66,17 @@ def test_the_soak_scenarios_become_a_table_row_each() -> None:
         "| API server restarted | 30.5 s | 150 | 2 | 4.2 s | ready again after 12.0 s |",
     ]
     assert scenario_table([]) == []
+
+
+def test_the_benchmarks_never_import_the_tests() -> None:
+    """bench/ and tests/ share harness/; bench/ importing tests/ would make a cycle
+    (tests/ imports bench/ to test its helpers)."""
+    root = Path(__file__).parents[2]
+    found = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("bench", "harness")
+        for path in sorted((root / folder).glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if line.startswith(("from tests", "import tests"))
+    ]
+    assert found == []

@@ -16,7 +16,7 @@ from builder.config.contract import (
 )
 from builder.config.settings import load_settings
 from builder.core.errors import SettingsError
-from tests import equipment
+from harness import equipment
 from tests.conftest import need
 
 FACTS_FILE = equipment.ROOT.parent / "shared" / "reference" / "upstream-images.md"

@@ -22,7 +22,7 @@ from builder.lab.layout import (
 from builder.lab.objects import endpoint_slice
 from builder.lab.pods import PodPlan, proxy_environment
 from builder.lab.programs import entrypoint_program, linkerd_version, program_images
-from tests import equipment
+from harness import equipment
 from tests.conftest import need
 
 

@@ -24,7 +24,7 @@ from builder.cluster.registrar import (
 from builder.config.group import Group, load_group
 from builder.config.settings import Settings
 from builder.core.errors import SettingsError
-from tests.registration import inspected
+from harness.registration import inspected
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ on: the per-connection client address is dropped, nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
 import socket
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 
 from builder.check import grpcwire
 from builder.check.listings import metric_series
+from builder.core.wait import NotYet, TimedOut, until
 
 PORT = 8000
 METRICS_PORT = 9090
@@ -39,16 +40,19 @@ class Program:
 
 
 def wait_port(ip: str, port: int, container: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool | NotYet:
         with socket.socket() as probe:
             probe.settimeout(1)
             if probe.connect_ex((ip, port)) == 0:
-                return
+                return True
         container.reload()
         if container.status == "exited":
-            break
-        time.sleep(0.1)
+            return False
+        return NotYet(f"nothing listens on {ip}:{port}")
+
+    with contextlib.suppress(TimedOut):
+        if until(listening, timeout=timeout, interval=0.1):
+            return
     logs = container.logs().decode(errors="replace")
     raise AssertionError(f"{container.name} does not listen on {ip}:{port}: {logs[-2000:]}")
 
@@ -160,9 +164,9 @@ def config_lines(logs: str) -> list[str]:
 
 def wait_for(condition: Any, timeout: float, every: float = 0.5) -> bool:
     """Poll `condition()` until it holds or `timeout` seconds pass; whether it held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return bool(condition())
+    try:
+        return until(
+            lambda: True if condition() else NotYet("not yet"), timeout=timeout, interval=every
+        )
+    except TimedOut:
+        return bool(condition())

@@ -21,8 +21,8 @@ from builder.config.catalog import find_workload
 from builder.config.settings import Settings
 from builder.engine import docker_engine
 from builder.lab import Lab, lab_certs, run_in_lab
-from tests.integration import faces
-from tests.registration import Running, all_ready, docker_run, ready
+from harness import faces
+from harness.registration import Running, all_ready, docker_run, ready
 
 SERVICES = "{}.faces.svc.cluster.local:8000"
 INSTANCES = {

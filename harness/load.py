@@ -24,7 +24,7 @@ from builder.check.answers import face_trouble
 from builder.check.listings import metric_series
 from builder.config.settings import Settings
 from builder.engine import docker_engine
-from tests.integration import faces
+from harness import faces
 
 RATE = 5.0  # calls a second: the rate of the measurements
 AGENT_SOCKET = "/run/spire/agent/public/api.sock"
@@ -58,6 +58,9 @@ class SteadyLoad:
     targets: Callable[[], Sequence[str]]
     rate: float = RATE
     limit: float = 1200.0
+    # The clock and the wait between calls (the stop event's): tests run it on a fake one.
+    clock: Callable[[], float] = time.monotonic
+    pause: Callable[[float], object] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _figures: LoadFigures | None = None
@@ -78,27 +81,27 @@ class SteadyLoad:
         return self._figures
 
     def _run(self) -> None:
-        began = time.monotonic()
+        began = self.clock()
         last_success, longest, requests, turn = began, 0.0, 0, 0
         failures: list[str] = []
         due = began
-        while not self._stop.is_set() and time.monotonic() - began < self.limit:
+        while not self._stop.is_set() and self.clock() - began < self.limit:
             targets = list(self.targets())
             if targets:
                 ip = targets[turn % len(targets)]
                 turn += 1
                 requests += 1
                 problem = call_face(ip)
-                now = time.monotonic()
+                now = self.clock()
                 if problem is None:
                     longest = max(longest, now - last_success)
                     last_success = now
                 else:
                     failures.append(f"{ip}: {problem}")
             # The next call is due one interval on; never a burst to catch up after a slow one.
-            due = max(due + 1 / self.rate, time.monotonic())
-            self._stop.wait(max(0.0, due - time.monotonic()))
-        end = time.monotonic()
+            due = max(due + 1 / self.rate, self.clock())
+            (self.pause or self._stop.wait)(max(0.0, due - self.clock()))
+        end = self.clock()
         longest = max(longest, end - last_success)
         self._figures = LoadFigures(end - began, requests, failures, longest)
 
