@@ -2,8 +2,8 @@
 
 The real linkerd2-proxy is test equipment beside the checkout
 (`../shared/test-equipment/linkerd2-proxy/linkerd2-proxy`, always present in
-CI); `PROXY_FILE` names another binary. Where neither exists, the stand-in
-from tests/standin-proxy is built and used, and says so everywhere.
+CI); `PROXY_FILE` names another binary. Where neither exists, the stand-in (its
+source in tests/standin-proxy) is built and used, and says so everywhere.
 """
 
 from __future__ import annotations
