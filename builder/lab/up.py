@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -135,7 +136,9 @@ def wait_readyz(url: str, token: str, lab: Lab, timeout: float = 90) -> None:
 
 
 def wait_until_ready(lab: Lab, timeout: float = READY_TIMEOUT) -> None:
-    """Both control-plane proxies ready (certified by the identity controller)."""
+    """Both control-plane proxies ready (certified by the identity controller), and half a
+    second more for the controllers behind them (as before core.wait: a lab handed over
+    at once let the first Services race the policy controller's start in one CI run)."""
     waiting = dict(lab.addresses.pods)
 
     def all_ready() -> bool | NotYet:
@@ -156,6 +159,7 @@ def wait_until_ready(lab: Lab, timeout: float = READY_TIMEOUT) -> None:
         raise LabNotUp(
             f"lab: the {role} pod's proxy was not ready in {timeout:.0f}s:\n{logs}"
         ) from None
+    time.sleep(0.5)
 
 
 def lab_certs(*, folder: Path, progress: Progress | None = None) -> Lab:
