@@ -260,3 +260,26 @@ def test_online_kind_runs_kindest_node_unless_the_engine_refuses_it_privileged(
         assert config["networking"]["disableDefaultCNI"] is True
     saved = kind.saved_provider(tmp_path / "k")
     assert (saved.node_image, saved.note) == (provider.node_image, provider.note)
+
+
+def test_the_clusters_faces_images_hold_the_program_where_the_catalog_copies_it() -> None:
+    """The cluster's Faces images take upstream's names, so a later online build copies
+    out of them: the program must be where the catalog's entries look for it (one CI run
+    built the e2e images first, and every online build then failed on `/workload`)."""
+    from builder.build.cluster_images import FACES_REPOSITORY
+    from builder.config.catalog import load_catalog
+    from builder.config.models import ImageSource
+
+    dockerfile = (KIND_DATA / "images" / "Dockerfile.faces").read_text().splitlines()
+    copies = {line.split()[1]: line.split()[2] for line in dockerfile if line.startswith("COPY ")}
+    entrypoint = next(line for line in dockerfile if line.startswith("ENTRYPOINT "))
+    program = copies["program"]
+    assert entrypoint == f'ENTRYPOINT ["{program}"]'
+    looked_for = {
+        source.path
+        for entry in load_catalog().values()
+        for binary in entry.binaries
+        if isinstance(source := binary.source_for(offline=False), ImageSource)
+        and source.ref.startswith(FACES_REPOSITORY + "-")
+    }
+    assert looked_for == {program}
