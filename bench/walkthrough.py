@@ -13,9 +13,15 @@ import uuid
 from pathlib import Path
 
 from bench import common
-from builder.check.e2e import CLUSTER_READY, FIRST_ANSWER, LINKERD_AVAILABLE, WHOLE, run_e2e
-from builder.check.e2e_kind import kind_e2e_config
-from builder.check.e2e_steps import E2EConfig
+from builder.check.walkthrough.kind import kind_e2e_config
+from builder.check.walkthrough.run import (
+    CLUSTER_READY,
+    FIRST_ANSWER,
+    LINKERD_AVAILABLE,
+    WHOLE,
+    run_e2e,
+)
+from builder.check.walkthrough.steps import E2EConfig
 from harness import equipment
 
 RUNS = 3

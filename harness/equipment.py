@@ -70,7 +70,7 @@ CONTROL_PLANE = SHARED_EQUIPMENT / "linkerd-control-plane"
 def kind_e2e_inputs() -> tuple[dict[str, Any], list[str]]:
     """What the e2e on kind takes from the test equipment (kind_e2e_config's keywords),
     or what of it is missing."""
-    from builder.check.e2e_kind import kind_inputs
+    from builder.check.walkthrough.kind import kind_inputs
     from builder.core.errors import CheckError
 
     proxy = real_proxy()

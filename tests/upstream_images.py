@@ -25,7 +25,8 @@ import docker
 import docker.errors
 
 from builder.build.base_image import rootfs_tarball
-from builder.build.gobuild import HOST_ARCH, cached_go_binary, cached_syft
+from builder.build.gobuild import HOST_ARCH, cached_go_binary
+from builder.build.syft import cached_syft
 from builder.config.contract import PROXY_BY_RELEASE, PROXY_VERSION_FILE
 from builder.config.models import GoSource
 from builder.config.settings import (

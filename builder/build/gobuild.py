@@ -1,4 +1,6 @@
 """The one module that runs `go`: builds Go sources for the image, cached by content.
+The programs built otherwise (kube-apiserver, BuildKit, syft) are recipes of their own
+(builder.build.kube_apiserver, .buildkit_programs, .syft) on this module's runner.
 
 A remote package is built as a tool dependency of a throwaway module of our
 own (`go get -tool pkg@version`), the way this workplace's module proxy serves
@@ -27,7 +29,7 @@ from builder.build.spire_plugins import (
     kept_key,
 )
 from builder.config.models import GoSource
-from builder.core.cache import build_lock, cache_key, cache_root, tree_sha256
+from builder.core.cache import build_lock, cache_key, cache_root, cached_file, tree_sha256
 from builder.core.errors import SourceError
 from builder.core.progress import Progress
 
@@ -119,14 +121,14 @@ def cached_go_binary(source: GoSource, arch: str, progress: Progress | None = No
     name = source.package.rstrip("/").rsplit("/", 1)[-1]
     if name in (".", "") and source.local is not None:
         name = source.local.name
-    target = cache_root() / "go" / key / name
-    if target.is_file():
-        return target
     what = f"go build {source.describe()} for linux/{arch}"
-    with build_lock(target.parent, what, progress):
-        if target.is_file():  # built by another process while this one waited
-            return target
-        return _build_go_binary(source, arch, target, name, what, progress)
+    return cached_file(
+        cache_root() / "go" / key,
+        name,
+        what,
+        lambda scratch: _build_go_binary(source, arch, scratch / name, what, progress),
+        progress,
+    )
 
 
 def binary_key(source: GoSource, arch: str) -> str:
@@ -144,35 +146,21 @@ def binary_key(source: GoSource, arch: str) -> str:
 
 
 def _build_go_binary(
-    source: GoSource, arch: str, target: Path, name: str, what: str, progress: Progress | None
-) -> Path:
+    source: GoSource, arch: str, out: Path, what: str, progress: Progress | None
+) -> None:
     env = build_environment(arch, source.cgo)
-    phase = (progress or Progress()).phase(f"{what} (cached afterwards)")
-    with phase, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        out = Path(scratch) / name
+    with (progress or Progress()).phase(f"{what} (cached afterwards)"):
         if source.version:
-            module_dir = _tool_module(source, env)
+            module_dir = tool_module(source, env)
             vendor = ["-mod=vendor"] if source.trim_spire else []
-            _run(
-                [_go(), "build", *vendor, "-ldflags", LDFLAGS, "-o", str(out), source.package],
-                module_dir,
-                env,
-                "go build",
-                source,
-            )
+            command = [_go(), "build", *vendor, "-ldflags", LDFLAGS, "-o", str(out)]
         else:
             assert source.local is not None
-            modfile = _local_modfile(source, env)
-            _run(
-                [_go(), "build", *modfile, "-ldflags", LDFLAGS, "-o", str(out), source.package],
-                source.local,
-                env,
-                "go build",
-                source,
-            )
+            module_dir = source.local
+            command = [_go(), "build", *_local_modfile(source, env), "-ldflags", LDFLAGS]
+            command += ["-o", str(out)]
+        _run([*command, source.package], module_dir, env, "go build", source)
         out.chmod(0o755)
-        out.replace(target)
-    return target
 
 
 def _trim_key(source: GoSource) -> dict[str, object]:
@@ -250,7 +238,7 @@ def trimmed_modfile_flag(local: Path) -> str:
     return flag
 
 
-def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
+def tool_module(source: GoSource, env: dict[str, str]) -> Path:
     """A module of our own that has `source` as a tool dependency (kept for reuse)."""
     module_dir = (
         cache_root()
@@ -267,11 +255,11 @@ def _tool_module(source: GoSource, env: dict[str, str]) -> Path:
     # Builds of the same module for several platforms share this folder: one writes it.
     with build_lock(module_dir, f"go get -tool {source.describe()}"):
         if not ready():
-            _write_tool_module(source, env, module_dir)
+            _writetool_module(source, env, module_dir)
     return module_dir
 
 
-def _write_tool_module(source: GoSource, env: dict[str, str], module_dir: Path) -> None:
+def _writetool_module(source: GoSource, env: dict[str, str], module_dir: Path) -> None:
     host_env = dict(env, GOOS="", GOARCH="")
     if not (module_dir / "go.mod").is_file():
         _run(
@@ -301,25 +289,6 @@ def _write_tool_module(source: GoSource, env: dict[str, str], module_dir: Path) 
 DERIVED_MARK = ".meshexp-derived"
 
 
-KUBERNETES = "k8s.io/kubernetes"
-STAGING_PIN = "v0.0.0"
-
-
-def staging_replacements(kubernetes_go_mod: str, version: str) -> list[str]:
-    """`replace` lines for the staging modules k8s.io/kubernetes requires at v0.0.0.
-
-    Its go.mod points them at ./staging, which a module of ours cannot use; the
-    module proxy serves each at v0.MINOR.PATCH of the release.
-    """
-    staged = f"v0.{version.removeprefix('v').split('.', 1)[1]}"
-    modules = []
-    for line in kubernetes_go_mod.splitlines():
-        words = line.split()
-        if len(words) == 2 and words[0].startswith("k8s.io/") and words[1] == STAGING_PIN:
-            modules.append(words[0])
-    return [f"replace {module} => {module} {staged}" for module in sorted(set(modules))]
-
-
 def published_go_mod(module: str, version: str, cwd: Path, env: dict[str, str]) -> str:
     """The go.mod that `module@version` was published with, from the module proxy."""
     return Path(module_download(module, version, cwd, env)["GoMod"]).read_text()
@@ -339,168 +308,3 @@ def module_download(module: str, version: str, cwd: Path, env: dict[str, str]) -
         raise SourceError(f"{module}@{version}: go mod download failed: {download.stderr}")
     found: dict[str, str] = json.loads(download.stdout)
     return found
-
-
-def _kubernetes_module(version: str, env: dict[str, str], source: GoSource) -> Path:
-    """A module of ours that requires k8s.io/kubernetes `version` and can build it."""
-    module_dir = cache_root() / "gomod" / cache_key(package=KUBERNETES, version=version)
-    if (module_dir / "go.sum").is_file():
-        return module_dir
-    module_dir.mkdir(parents=True, exist_ok=True)
-    go_mod = published_go_mod(KUBERNETES, version, module_dir, env)
-    head = ["module meshexp.local/kube", "", "go 1.25", "", f"require {KUBERNETES} {version}", ""]
-    (module_dir / "go.mod").write_text(
-        "\n".join(head + staging_replacements(go_mod, version)) + "\n"
-    )
-    _run([_go(), "get", f"{source.package}@{version}"], module_dir, env, "go get", source)
-    return module_dir
-
-
-def cached_kube_apiserver(version: str, progress: Progress | None = None) -> Path:
-    """kube-apiserver `version` built from the Go module proxy, cached by version and Go.
-
-    k8s.io/kubernetes cannot be `go install`ed (its staging modules are
-    replaced by local paths), so it is built in a module of our own that
-    requires it and replaces each staging module by its published version.
-    """
-    source = GoSource(package=f"{KUBERNETES}/cmd/kube-apiserver", version=version)
-    key = cache_key(package=source.package, version=version, go=go_version(), ldflags=LDFLAGS)
-    target = cache_root() / "go" / key / "kube-apiserver"
-    if target.is_file():
-        return target
-    with build_lock(target.parent, f"go build kube-apiserver {version}", progress):
-        if not target.is_file():
-            _build_kube_apiserver(source, version, target, progress)
-    return target
-
-
-def _build_kube_apiserver(
-    source: GoSource, version: str, target: Path, progress: Progress | None
-) -> None:
-    env = build_environment(HOST_ARCH, cgo=False)
-    major, minor = version.removeprefix("v").split(".")[:2]
-    ldflags = (
-        f"{LDFLAGS} -X k8s.io/component-base/version.gitVersion={version}"
-        f" -X k8s.io/component-base/version.gitMajor={major}"
-        f" -X k8s.io/component-base/version.gitMinor={minor}"
-    )
-    phase = (progress or Progress()).phase(
-        f"go build kube-apiserver {version} (about 11 minutes cold on 2 cores; cached afterwards)"
-    )
-    with phase:
-        module_dir = _kubernetes_module(version, dict(env, GOOS="", GOARCH="", GOFLAGS=""), source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-            out = Path(scratch) / "kube-apiserver"
-            command = [_go(), "build", "-ldflags", ldflags, "-o", str(out), source.package]
-            _run(command, module_dir, env, "go build", source)
-            out.replace(target)
-
-
-BUILDKIT = "github.com/moby/buildkit"
-BUILDKIT_PROGRAMS = ("buildkitd", "buildctl")
-
-
-def exclude_block(go_mod: str) -> str:
-    """A module's `exclude ( ... )` block (comments dropped): a module of ours that
-    requires it must carry the same, or `go get` refuses it.
-    """
-    match = re.search(r"^exclude \((.*?)^\)", go_mod, re.S | re.M)
-    if match is None:
-        return ""
-    lines = [line for line in match.group(0).splitlines() if not line.strip().startswith("//")]
-    return "\n".join(lines) + "\n"
-
-
-def cached_buildkit(version: str, progress: Progress | None = None) -> dict[str, Path]:
-    """buildkitd and buildctl `version`, built from the Go module proxy, cached.
-
-    `go install` refuses buildkit ("contains one or more exclude directives"):
-    they are built in a module of ours that carries buildkit's exclude block.
-    """
-    key = cache_key(package=BUILDKIT, version=version, go=go_version(), ldflags=LDFLAGS)
-    folder = cache_root() / "go" / key
-    targets = {name: folder / name for name in BUILDKIT_PROGRAMS}
-    if all(path.is_file() for path in targets.values()):
-        return targets
-    with build_lock(folder, f"go build buildkitd and buildctl {version}", progress):
-        if not all(path.is_file() for path in targets.values()):
-            _build_buildkit(version, key, folder, targets, progress)
-    return targets
-
-
-def _build_buildkit(
-    version: str, key: str, folder: Path, targets: dict[str, Path], progress: Progress | None
-) -> None:
-    env = build_environment(HOST_ARCH, cgo=False)
-    host_env = dict(env, GOOS="", GOARCH="", GOFLAGS="")
-    source = GoSource(package=f"{BUILDKIT}/cmd/buildkitd", version=version)
-    phase = (progress or Progress()).phase(
-        f"go build buildkitd and buildctl {version} (about 2 minutes cold; cached afterwards)"
-    )
-    with phase:
-        module_dir = cache_root() / "gomod" / key
-        module_dir.mkdir(parents=True, exist_ok=True)
-        go_mod = published_go_mod(BUILDKIT, version, module_dir, host_env)
-        (module_dir / "go.mod").write_text(
-            f"module meshexp.local/buildkit\n\ngo 1.25\n\n{exclude_block(go_mod)}"
-        )
-        packages = [f"{BUILDKIT}/cmd/{name}@{version}" for name in BUILDKIT_PROGRAMS]
-        _run([_go(), "get", "-tool", *packages], module_dir, host_env, "go get -tool", source)
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as scratch:
-            for name, target in targets.items():
-                out = Path(scratch) / name
-                command = [
-                    _go(),
-                    "build",
-                    "-ldflags",
-                    LDFLAGS,
-                    "-o",
-                    str(out),
-                    f"{BUILDKIT}/cmd/{name}",
-                ]
-                _run(command, module_dir, env, "go build", source)
-                out.replace(target)
-
-
-SYFT = "github.com/anchore/syft/cmd/syft"
-
-
-def cached_syft(version: str, progress: Progress | None = None) -> Path:
-    """syft `version` (the SBOM scanner) for the host, stamped with its version, cached.
-
-    Pure Go (its SQLite is modernc's), so no C compiler is needed.
-    """
-    source = GoSource(package=SYFT, version=version)
-    ldflags = f"{LDFLAGS} -X main.version={version.removeprefix('v')}"
-    key = cache_key(package=SYFT, version=version, go=go_version(), ldflags=ldflags)
-    target = cache_root() / "go" / key / "syft"
-    if target.is_file():
-        return target
-    with build_lock(target.parent, f"go build syft {version}", progress):
-        if not target.is_file():
-            _build_syft(source, version, ldflags, target, progress)
-    return target
-
-
-def _build_syft(
-    source: GoSource, version: str, ldflags: str, target: Path, progress: Progress | None
-) -> None:
-    env = build_environment(HOST_ARCH, cgo=False)
-    phase = (progress or Progress()).phase(
-        f"go build syft {version} (the SBOM scanner; minutes cold, cached afterwards)"
-    )
-    with phase:
-        module_dir = _tool_module(source, env)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-            out = Path(scratch) / "syft"
-            _run(
-                [_go(), "build", "-ldflags", ldflags, "-o", str(out), SYFT],
-                module_dir,
-                env,
-                "go build",
-                source,
-            )
-            out.replace(target)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from builder.build.gobuild import (
     HOST_ARCH,
-    KUBERNETES,
     LDFLAGS,
     build_environment,
     cached_go_binary,
@@ -23,11 +22,11 @@ from builder.build.gobuild import (
     module_folder,
     published_go_mod,
     run_go,
-    staging_replacements,
 )
 from builder.build.kind_adapt import ADAPTATION, KIND_MODULE, KindShapeError, adapt_kind
+from builder.build.kube_apiserver import KUBERNETES, staging_replacements
 from builder.config.models import GoSource
-from builder.core.cache import build_lock, cache_key, cache_root, tree_sha256
+from builder.core.cache import cache_key, cache_root, cached_file, tree_sha256
 from builder.core.progress import Progress
 from builder.core.resources import data_root
 
@@ -124,19 +123,16 @@ def cached_main_program(program: MainProgram, progress: Progress | None = None) 
         go=go_version(),
         ldflags=program.ldflags,
     )
-    target = cache_root() / "go" / key / program.name
-    if target.is_file():
-        return target
     what = f"go build {program.name} ({program.describe()})"
-    with build_lock(target.parent, what, progress):
-        if not target.is_file():
-            phase = (progress or Progress()).phase(f"{what}, {program.cold}; cached afterwards")
-            with phase:
-                _build_main(program, key, target)
-    return target
+
+    def build(scratch: Path) -> None:
+        with (progress or Progress()).phase(f"{what}, {program.cold}; cached afterwards"):
+            _build_main(program, key, scratch / program.name)
+
+    return cached_file(cache_root() / "go" / key, program.name, what, build, progress)
 
 
-def _build_main(program: MainProgram, key: str, target: Path) -> None:
+def _build_main(program: MainProgram, key: str, out: Path) -> None:
     env = build_environment(HOST_ARCH, cgo=False)
     host_env = dict(env, GOOS="", GOARCH="", GOFLAGS="")
     source = GoSource(package=program.describe())
@@ -150,11 +146,8 @@ def _build_main(program: MainProgram, key: str, target: Path) -> None:
     (module_dir / "go.mod").write_text("\n".join(lines) + "\n")
     shutil.copyfile(program.main / "main.go", module_dir / "main.go")
     run_go(["mod", "tidy"], module_dir, host_env, "go mod tidy", source)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        out = Path(scratch) / program.name
-        command = ["build", "-ldflags", program.ldflags, "-o", str(out), "."]
-        run_go(command, module_dir, env, "go build", source)
-        out.replace(target)
+    command = ["build", "-ldflags", program.ldflags, "-o", str(out), "."]
+    run_go(command, module_dir, env, "go build", source)
 
 
 # Where kind pins its own node image (kindest/node at a digest).
@@ -189,18 +182,16 @@ def cached_kind(
     if not adapted:
         return cached_go_binary(source, HOST_ARCH, progress)
     key = cache_key(package=KIND_MODULE, version=version, go=go_version(), adaptation=ADAPTATION)
-    target = cache_root() / "go" / key / "kind"
-    if target.is_file():
-        return target
     what = f"go build kind {version} without --privileged"
-    with build_lock(target.parent, what, progress):
-        if not target.is_file():
-            with (progress or Progress()).phase(f"{what} (about 1 minute cold; cached)"):
-                _build_adapted_kind(source, key, target)
-    return target
+
+    def build(scratch: Path) -> None:
+        with (progress or Progress()).phase(f"{what} (about 1 minute cold; cached)"):
+            _build_adapted_kind(source, key, scratch / "kind")
+
+    return cached_file(cache_root() / "go" / key, "kind", what, build, progress)
 
 
-def _build_adapted_kind(source: GoSource, key: str, target: Path) -> None:
+def _build_adapted_kind(source: GoSource, key: str, out: Path) -> None:
     env = build_environment(HOST_ARCH, cgo=False)
     host_env = dict(env, GOOS="", GOARCH="", GOFLAGS="")
     module_dir = cache_root() / "gomod" / key
@@ -213,8 +204,5 @@ def _build_adapted_kind(source: GoSource, key: str, target: Path) -> None:
     # Vendored, so the build info still names kind's own version.
     run_go(["mod", "vendor"], module_dir, host_env, "go mod vendor", source)
     adapt_kind(module_dir / "vendor" / KIND_MODULE)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        out = Path(scratch) / "kind"
-        command = ["build", "-mod=vendor", "-ldflags", LDFLAGS, "-o", str(out), KIND_MODULE]
-        run_go(command, module_dir, env, "go build", source)
-        out.replace(target)
+    command = ["build", "-mod=vendor", "-ldflags", LDFLAGS, "-o", str(out), KIND_MODULE]
+    run_go(command, module_dir, env, "go build", source)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.build.base_image import ensure_offline_base
-from builder.build.gobuild import HOST_ARCH, KUBERNETES, module_download
+from builder.build.gobuild import HOST_ARCH, module_download
 from builder.build.gomodules import (
     COREDNS_VERSION,
     ETCD_VERSION,
@@ -28,6 +28,7 @@ from builder.build.gomodules import (
     kube_multicall,
 )
 from builder.build.kind_adapt import KIND_MODULE
+from builder.build.kube_apiserver import KUBERNETES
 from builder.config.settings import OFFLINE_BASE_IMAGE
 from builder.core import image_contract
 from builder.core.cache import cache_key, cache_root, file_sha256, tree_sha256

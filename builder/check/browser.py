@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from builder.core import process
 from builder.core.errors import CheckError
 
 # Virtual time for the page's JavaScript: each cell asks face every 2 s.
@@ -77,17 +77,13 @@ def font_environment(profile: Path, text_font: Path = TEXT_FONT) -> dict[str, st
 
 def _chromium(args: list[str], timeout: float = 120) -> str:
     with tempfile.TemporaryDirectory(prefix="meshexp-chromium-") as profile:
-        done = subprocess.run(
+        return process.run(
             [find_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+            what=f"chromium {args[0]}",
             env=font_environment(Path(profile)),
+            timeout=timeout,
+            error=CheckError,
         )
-    if done.returncode != 0:
-        raise CheckError(f"chromium {args[0]} failed ({done.returncode}): {done.stderr[-500:]}")
-    return done.stdout
 
 
 def page_dom(url: str) -> str:

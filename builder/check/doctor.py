@@ -10,7 +10,7 @@ from builder.build.gobuild import CROSS_CC, HOST_ARCH
 from builder.build.plan import helper_source
 from builder.build.sources import STANDIN_BANNER
 from builder.build.spire_plugins import configured_plugins, describe_kept
-from builder.check.e2e_steps import missing_prerequisites
+from builder.check.walkthrough.steps import missing_prerequisites
 from builder.config.mirrors import normalized, registry_api
 from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings

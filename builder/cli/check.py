@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 import click
 
 from builder.check.doctor import diagnose, e2e_findings, registry_findings
-from builder.check.e2e import E2EResult, run_e2e
-from builder.check.e2e_kind import kind_e2e_config, kind_inputs, kind_online_config
-from builder.check.e2e_steps import E2EConfig
+from builder.check.walkthrough.kind import kind_e2e_config, kind_inputs, kind_online_config
+from builder.check.walkthrough.run import run_e2e
+from builder.check.walkthrough.steps import E2EConfig
+from builder.check.walkthrough.walk import E2EResult
 from builder.cli.display import display
 from builder.cli.options import (
     emit_json,

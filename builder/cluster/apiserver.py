@@ -28,12 +28,13 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from builder.build.gobuild import cached_kube_apiserver
+from builder.build.kube_apiserver import cached_kube_apiserver
 from builder.cluster import kube
 from builder.core.cache import cache_root
 from builder.core.errors import MeshexpError
 from builder.core.files import write_secret
 from builder.core.net import free_port, wait_for_ok
+from builder.core.process import run as run_program
 from builder.core.progress import Progress
 from builder.core.wait import NotYet, TimedOut, until
 
@@ -325,12 +326,10 @@ def linkerd_crds(cli: Path | None = None) -> tuple[str, ...]:
     linkerd = str(cli) if cli is not None else shutil.which("linkerd")
     if linkerd is None:
         return ()
-    done = subprocess.run(
-        [linkerd, "install", "--crds", "--ignore-cluster"],
-        capture_output=True,
-        text=True,
-        check=False,
+    return (
+        run_program(
+            [linkerd, "install", "--crds", "--ignore-cluster"],
+            what="linkerd install --crds",
+            error=APIServerError,
+        ),
     )
-    if done.returncode != 0:
-        raise APIServerError(f"linkerd install --crds failed: {done.stderr.strip()[-400:]}")
-    return (done.stdout,)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from builder.build.gomodules import cached_kind, kind_node_image, kube_command
 from builder.build.kind_node import build_node_image
 from builder.cluster.providers import KindProvider, ProviderError, kind_config
+from builder.core import process
 from builder.core.progress import Progress
 from builder.engine import docker_engine
 
@@ -128,11 +128,7 @@ def saved_provider(folder: Path) -> KindProvider:
 
 
 def run_command(command: list[str], what: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-        raise ProviderError(f"kind: {what} failed ({done.returncode}):\n{tail}")
-    return done.stdout
+    return process.run(command, what=f"kind: {what}", error=ProviderError)
 
 
 def leftovers(cluster: KindCluster) -> list[str]:

@@ -3,7 +3,7 @@
 The walk-through's steps are the same on both; only creating a cluster on a
 named Docker network, writing its kubeconfig, loading a local image into its
 nodes and deleting it differ. Each provider gives those as command lines (pure,
-unit-tested); builder.check.e2e runs them. k3d is what users with registry
+unit-tested); builder.check.walkthrough.run runs them. k3d is what users with registry
 access get by default; kind runs on machines without one, with a node image
 built offline (builder.build.kind_node), and on engines that cannot start
 privileged containers with kind adapted to that (builder.build.kind_adapt).

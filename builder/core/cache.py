@@ -8,7 +8,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from builder.core.progress import Progress
@@ -77,3 +78,39 @@ def build_lock(folder: Path, what: str, progress: Progress | None = None) -> Ite
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_files(
+    folder: Path,
+    names: Sequence[str],
+    what: str,
+    build: Callable[[Path], None],
+    progress: Progress | None = None,
+) -> list[Path]:
+    """The files `names` of the cache entry `folder`, built once: where one is missing,
+    `build(scratch)` is called with the entry's lock held (and the entry looked at again,
+    another process may have built it meanwhile) to write each name into a scratch
+    folder beside them; each then takes its place by a rename, so that no reader sees a
+    half-written file and a failed build leaves none."""
+    targets = [folder / name for name in names]
+    if all(target.is_file() for target in targets):
+        return targets
+    with build_lock(folder, what, progress):
+        if all(target.is_file() for target in targets):
+            return targets
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".building-") as scratch:
+            build(Path(scratch))
+            for target in targets:
+                (Path(scratch) / target.name).replace(target)
+    return targets
+
+
+def cached_file(
+    folder: Path,
+    name: str,
+    what: str,
+    build: Callable[[Path], None],
+    progress: Progress | None = None,
+) -> Path:
+    """One file of a cache entry, as cached_files builds it."""
+    return cached_files(folder, [name], what, build, progress)[0]

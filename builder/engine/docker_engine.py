@@ -20,10 +20,20 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 
+from builder.core import wait
 from builder.core.errors import BuildError, EngineError
 
 BUILD_LOG_TAIL = 25
+# What a call through docker-py can raise beyond our own errors: the engine's refusals,
+# and the connection's (the engine went away mid-call).
+ENGINE_ERRORS: tuple[type[Exception], ...] = (
+    docker.errors.DockerException,
+    requests.exceptions.RequestException,
+)
+# How long a removal the engine already has in progress is waited for.
+REMOVAL_WAIT_S = 60.0
 
 
 def socket_hint() -> str:
@@ -196,9 +206,10 @@ def create_network(name: str) -> None:
 
 
 def remove_network(name: str) -> None:
-    """Remove a network and every container still attached to it."""
+    """Remove a network and every container still attached to it (each as
+    remove_container does: gone already, or going, is fine)."""
     for container in client().containers.list(all=True, filters={"network": name}):
-        container.remove(force=True)
+        remove_container(container.id)
     with contextlib.suppress(docker.errors.NotFound):
         client().networks.get(name).remove()
 
@@ -299,12 +310,31 @@ def run_detached(
 
 
 def remove_container(name: str) -> bool:
-    """Remove a container by name if it exists; whether it existed."""
+    """Remove a container by name or id if it exists; whether it existed. A removal the
+    engine has in progress already (its 409, e.g. after a `docker rm -f` elsewhere) is
+    waited for rather than counted as a failure."""
     try:
         client().containers.get(name).remove(force=True)
     except docker.errors.NotFound:
         return False
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409 or "in progress" not in str(exc.explanation or exc):
+            raise EngineError(f"docker could not remove {name}: {exc.explanation or exc}") from None
+        try:
+            wait.until(
+                lambda: (
+                    wait.NotYet("its removal is in progress") if inspect_if_exists(name) else True
+                ),
+                timeout=REMOVAL_WAIT_S,
+                interval=0.5,
+            )
+        except wait.TimedOut as timed_out:
+            raise EngineError(f"docker did not finish removing {name}: {timed_out}") from None
     return True
+
+
+def _gone(name: str) -> bool | wait.NotYet:
+    return wait.NotYet("its removal is in progress") if inspect_if_exists(name) else True
 
 
 def container_state(name: str) -> dict[str, Any]:

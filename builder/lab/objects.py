@@ -5,7 +5,6 @@ the lab reads from them, and the EndpointSlices no controller-manager makes in a
 from __future__ import annotations
 
 import base64
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import yaml
 
 from builder.cluster import kube
 from builder.cluster.certs import create_certs
+from builder.core import process
 from builder.lab.layout import NODE_NAME, PODS, Lab, LabError
 
 
@@ -21,25 +21,22 @@ def linkerd_objects(linkerd: Path, lab: Lab) -> list[dict[str, Any]]:
     certs = lab.folder / "certs"
     if not (certs / "issuer.key").is_file():
         create_certs(folder=certs)
-    done = subprocess.run(
+    rendered = process.run(
         [
-            str(linkerd),
+            linkerd,
             "install",
             "--ignore-cluster",
             "--identity-trust-anchors-file",
-            str(certs / "ca.crt"),
+            certs / "ca.crt",
             "--identity-issuer-certificate-file",
-            str(certs / "issuer.crt"),
+            certs / "issuer.crt",
             "--identity-issuer-key-file",
-            str(certs / "issuer.key"),
+            certs / "issuer.key",
         ],
-        capture_output=True,
-        text=True,
-        check=False,
+        what="lab: linkerd install",
+        error=LabError,
     )
-    if done.returncode != 0:
-        raise LabError(f"lab: linkerd install failed: {done.stderr.strip()[-600:]}")
-    return [doc for doc in yaml.safe_load_all(done.stdout) if isinstance(doc, dict)]
+    return [doc for doc in yaml.safe_load_all(rendered) if isinstance(doc, dict)]
 
 
 def find_object(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

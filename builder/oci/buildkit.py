@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.build.gobuild import HOST_ARCH, cached_buildkit
+from builder.build.buildkit_programs import cached_buildkit
+from builder.build.gobuild import HOST_ARCH
 from builder.core.cache import cache_root
 from builder.core.errors import BuildError
 from builder.core.progress import Progress, stream_command

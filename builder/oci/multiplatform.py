@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.build.base_image import rootfs_tarball
-from builder.build.gobuild import HOST_ARCH, cached_buildkit, cached_go_binary, cached_syft
+from builder.build.buildkit_programs import cached_buildkit
+from builder.build.gobuild import HOST_ARCH, cached_go_binary
 from builder.build.image import prefetch_components
 from builder.build.plan import plan_components
 from builder.build.provenance import provenance_labels, revision_and_source
 from builder.build.render import RenderResult, UsedImages, render_build_context
+from builder.build.syft import cached_syft
 from builder.build.upstream import settle_proxy_version, upstream_references
 from builder.config.mirrors import normalized, registry_api
 from builder.config.models import GoSource, Workload

@@ -20,9 +20,9 @@ import docker
 import pytest
 
 from builder.check.browser import rgb
-from builder.check.e2e import run_e2e
-from builder.check.e2e_kind import kind_e2e_config
-from builder.check.e2e_steps import E2EConfig, missing_prerequisites
+from builder.check.walkthrough.kind import kind_e2e_config
+from builder.check.walkthrough.run import run_e2e
+from builder.check.walkthrough.steps import E2EConfig, missing_prerequisites
 from builder.config.settings import Settings, load_settings
 from harness import equipment
 from tests.conftest import need

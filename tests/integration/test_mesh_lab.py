@@ -24,8 +24,8 @@ from lightkube.resources.discovery_v1 import EndpointSlice
 
 from builder.build.image import build_workload_image
 from builder.check.answers import CURSING, GRINNING, face_trouble, smiley_share
-from builder.check.e2e_steps import canary_route
 from builder.check.listings import metric_series
+from builder.check.walkthrough.steps import canary_route
 from builder.cluster import kube
 from builder.cluster.keeper import StatusKeeper, targets_from_manifests
 from builder.cluster.manifests import build_manifests
@@ -353,7 +353,7 @@ def test_a_canary_route_splits_between_two_external_smileys(
             lambda: ask_face(trio["face"].ip, "/")["smiley"] == HEART_EYES, timeout=30
         ), "face's proxy never routed to smiley2"
         answers = [json.dumps(ask_face(trio["face"].ip, "/")) for _ in range(40)]
-        # The k3d e2e's own checks of face's answers (builder.check.e2e), shared.
+        # The k3d e2e's own checks of face's answers (builder.check.walkthrough.run), shared.
         assert face_trouble(answers) == []
         share = smiley_share(answers, HEART_EYES)
         # 40 draws at 50/50: outside 20-80 % has odds below 1 in 10,000.

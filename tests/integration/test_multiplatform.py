@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from builder.build.gobuild import cached_buildkit
+from builder.build.buildkit_programs import cached_buildkit
 from builder.oci.buildkit import BUILDKIT_VERSION
 from builder.oci.registry import LocalRegistry, RegistryClient
 from harness import equipment

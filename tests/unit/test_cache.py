@@ -57,3 +57,35 @@ def test_four_builds_at_once_build_once_and_share_one_entry(tmp_path: Path) -> N
     assert entries == [Path(paths.pop())]  # nothing else: no temporary, no lock file
     assert entries[0].read_bytes().startswith(b"\x7fELF")
     assert os.access(entries[0], os.X_OK)
+
+
+def test_an_entry_of_several_files_is_built_once_and_a_failed_build_leaves_none(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import pytest
+
+    from builder.core.cache import cached_files
+
+    monkeypatch.setenv("MESHEXP_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "entry"
+    builds: list[Path] = []
+
+    def half_then_fail(scratch: Path) -> None:
+        (scratch / "one").write_text("1")
+        raise OSError("the build broke after one of two files")
+
+    with pytest.raises(OSError, match="broke"):
+        cached_files(folder, ["one", "two"], "pair", half_then_fail)
+    assert [p.name for p in folder.iterdir()] == []  # no half entry, no scratch
+
+    def build(scratch: Path) -> None:
+        builds.append(scratch)
+        for name in ("one", "two"):
+            (scratch / name).write_text(name)
+
+    first = cached_files(folder, ["one", "two"], "pair", build)
+    again = cached_files(folder, ["one", "two"], "pair", build)
+    assert first == again == [folder / "one", folder / "two"]
+    assert [p.read_text() for p in first] == ["one", "two"]
+    assert len(builds) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["one", "two"]

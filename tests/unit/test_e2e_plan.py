@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.check import answers, e2e, e2e_steps
+from builder.check import answers
+from builder.check.walkthrough import observe, run, walk
+from builder.check.walkthrough import steps as e2e_steps
 from builder.cluster.providers import KindProvider
 from builder.core.errors import CheckError
 
@@ -213,30 +215,9 @@ def test_canary_route_weights() -> None:
     assert [(b["name"], b["weight"]) for b in backends] == [("smiley", 30), ("smiley2", 70)]
 
 
-def test_wait_until_polls_then_gives_up() -> None:
-    now = [0.0]
-    answers = iter([False, False, True])
-    taken = e2e.wait_until(
-        "x",
-        lambda: next(answers),
-        60,
-        clock=lambda: now[0],
-        sleep=lambda s: now.__setitem__(0, now[0] + s),
-    )
-    assert taken == 4.0
-    with pytest.raises(CheckError, match="never did not happen within 5s"):
-        e2e.wait_until(
-            "never",
-            lambda: False,
-            5,
-            clock=lambda: now[0],
-            sleep=lambda s: now.__setitem__(0, now[0] + s),
-        )
-
-
 def test_cleanup_runs_in_reverse_and_survives_failures() -> None:
     done: list[str] = []
-    cleanup = e2e.Cleanup()
+    cleanup = walk.Cleanup()
     cleanup.push("cluster", lambda: done.append("cluster"))
 
     def broken() -> None:
@@ -249,24 +230,112 @@ def test_cleanup_runs_in_reverse_and_survives_failures() -> None:
     assert errors == ["forwarder: boom"]
 
 
-def test_cluster_setup_stops_and_still_cleans_up(tmp_path: Path) -> None:
-    """A step that fails after the cluster exists leaves a cleanup that deletes it."""
-    seen: list[list[str]] = []
+def test_an_error_is_one_line_with_the_tools_last_word() -> None:
+    said = CheckError("`kind load docker-image ...` failed (1):\nloading...\nERROR: no nodes")
+    assert walk.one_line(said) == "`kind load docker-image ...` failed (1): ... ERROR: no nodes"
+    assert walk.one_line(CheckError("x" * 900), 100) == "x" * 97 + "..."
+    assert walk.one_line(OSError()) == "OSError"
 
+
+class Engine:
+    """What the cleanup asks the engine, answered from sets (containers, networks)."""
+
+    def __init__(self, containers: set[str], networks: set[str]) -> None:
+        self.containers, self.networks = containers, networks
+
+    def inspect(self, name: str) -> dict[str, str]:
+        return {"Id": name} if name in self.containers else {}
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        engine = walk.docker_engine
+        monkeypatch.setattr(
+            engine,
+            "inspect_if_exists",
+            lambda name: {"Id": name} if name in self.containers else {},
+        )
+        monkeypatch.setattr(engine, "network_exists", lambda name: name in self.networks)
+        monkeypatch.setattr(engine, "remove_network", self.networks.discard)
+        monkeypatch.setattr(walk, "GONE_WITHIN_S", 0.0)
+
+
+def recording_runner(fail_on: str, seen: list[list[str]], error: Exception | None = None):
     def runner(command, stdin=None):
         seen.append(list(command))
+        if fail_on in command:
+            raise error or e2e_steps.CommandFailed(
+                f"`{' '.join(command[:3])} ...` failed (1):\nstarting\nERROR: node is gone"
+            )
         if command[:2] == ["k3d", "kubeconfig"]:
             return "apiVersion: v1\n"
-        if "wait" in command:
-            raise CheckError("nodes never became ready")
-        return ""
+        return "ok"
 
+    return runner
+
+
+def test_a_failed_step_is_one_line_and_what_it_made_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node never gets Ready: one line names the step and the tool's last word, the
+    cluster is deleted and its network removed, and nothing is said to be left."""
+    engine = Engine(set(), {"meshexp-e2e"})
+    engine.install(monkeypatch)
+    seen: list[list[str]] = []
     config = e2e_steps.E2EConfig(certs=tmp_path / "certs")
-    cleanup = e2e.Cleanup()
-    with pytest.raises(CheckError, match="nodes never became ready"):
-        e2e.cluster_setup(config, runner, cleanup)
-    cleanup.run()
+    with pytest.raises(walk.StepFailed) as failed:
+        run.run_e2e(config=config, settings=None, run=recording_runner("wait", seen))  # type: ignore[arg-type]
+    message = str(failed.value)
+    assert "\n" not in message
+    assert message.startswith(f"e2e stopped at step 1/{len(run.STEPS)} (create the cluster): ")
+    assert message.endswith("ERROR: node is gone")
     assert seen[-1] == ["k3d", "cluster", "delete", "meshexp-e2e"]
+    assert engine.networks == set()
+
+
+def test_what_is_still_there_after_cleanup_is_named_in_the_same_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine refuses mid-run (an engine error, not ours), and the node container
+    outlives `k3d cluster delete`: the line says so, after the step's cause."""
+    import docker.errors
+
+    engine = Engine({"k3d-meshexp-e2e-server-0"}, {"meshexp-e2e"})
+    engine.install(monkeypatch)
+    seen: list[list[str]] = []
+    refused = docker.errors.APIError("500 Server Error: engine refused")
+    config = e2e_steps.E2EConfig(certs=tmp_path / "certs")
+    with pytest.raises(walk.StepFailed) as failed:
+        run.run_e2e(config=config, settings=None, run=recording_runner("wait", seen, refused))  # type: ignore[arg-type]
+    message = str(failed.value)
+    assert "\n" not in message
+    assert "(create the cluster): 500 Server Error: engine refused" in message
+    assert message.endswith("cleanup left behind container k3d-meshexp-e2e-server-0")
+
+
+def test_an_interrupt_still_cleans_up_and_is_not_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = Engine(set(), {"meshexp-e2e"})
+    engine.install(monkeypatch)
+    seen: list[list[str]] = []
+    config = e2e_steps.E2EConfig(certs=tmp_path / "certs")
+    runner = recording_runner("wait", seen, KeyboardInterrupt())  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        run.run_e2e(config=config, settings=None, run=runner)  # type: ignore[arg-type]
+    assert seen[-1] == ["k3d", "cluster", "delete", "meshexp-e2e"]
+    assert engine.networks == set()
+
+
+def test_with_keep_a_failed_run_leaves_the_cluster_for_debugging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = Engine(set(), {"meshexp-e2e"})
+    engine.install(monkeypatch)
+    seen: list[list[str]] = []
+    config = e2e_steps.E2EConfig(certs=tmp_path / "certs", keep=True)
+    with pytest.raises(walk.StepFailed):
+        run.run_e2e(config=config, settings=None, run=recording_runner("wait", seen))  # type: ignore[arg-type]
+    assert ["k3d", "cluster", "delete", "meshexp-e2e"] not in seen
+    assert engine.networks == {"meshexp-e2e"}
 
 
 def test_metrics_and_split_helpers() -> None:
@@ -276,7 +345,9 @@ def test_metrics_and_split_helpers() -> None:
         'tcp_open_total{direction="inbound",tls="no_identity"} 9\n'
     )
     assert (
-        e2e.tls_inbound_from(metrics, "face.faces.serviceaccount.identity.linkerd.cluster.local")
+        observe.tls_inbound_from(
+            metrics, "face.faces.serviceaccount.identity.linkerd.cluster.local"
+        )
         == 3
     )
 
@@ -312,9 +383,9 @@ tcp_open_total{{direction="inbound",peer="src",tls="true",client_id="{FACE_ID}"}
 
 
 def test_face_metrics_name_the_external_workloads_spiffe_identities() -> None:
-    assert e2e.tls_outbound_to_external(FACE_OUTBOUND, "smiley") == [f"{SPIFFE}/smiley"]
-    assert e2e.tls_outbound_to_external(FACE_OUTBOUND, "face") == []
-    assert e2e.tls_inbound_from(FACE_OUTBOUND, FACE_ID) == 3
+    assert observe.tls_outbound_to_external(FACE_OUTBOUND, "smiley") == [f"{SPIFFE}/smiley"]
+    assert observe.tls_outbound_to_external(FACE_OUTBOUND, "face") == []
+    assert observe.tls_inbound_from(FACE_OUTBOUND, FACE_ID) == 3
 
 
 def test_endpoint_slices_are_found_by_their_external_workload_target() -> None:
@@ -331,5 +402,5 @@ def test_endpoint_slices_are_found_by_their_external_workload_target() -> None:
             {"metadata": {"name": "empty"}, "endpoints": None},
         ]
     }
-    assert e2e.external_endpoint_slices(slices, "smiley") == ["linkerd-external-smiley-abc"]
-    assert e2e.external_endpoint_slices(slices, "color") == []
+    assert observe.external_endpoint_slices(slices, "smiley") == ["linkerd-external-smiley-abc"]
+    assert observe.external_endpoint_slices(slices, "color") == []

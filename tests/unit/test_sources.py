@@ -145,7 +145,7 @@ def test_apt_mirror_from_deb822_and_one_line_sources(tmp_path: Path) -> None:
 
 
 def test_exclude_block_is_carried_without_its_comments() -> None:
-    from builder.build.gobuild import exclude_block
+    from builder.build.buildkit_programs import exclude_block
 
     go_mod = (
         "module github.com/moby/buildkit\n\ngo 1.24\n\nexclude (\n"

@@ -1,5 +1,12 @@
 """The walk-through's steps as pure parts, tested without a cluster: the prerequisites, the
-command line of each step, and the manifests and configuration files it applies.
+command line of each step, and the manifests and configuration files it applies; and the
+Runner that runs a command line (a test gives one that records them).
+
+The walk-through runs `kubectl`, `helm` and `linkerd` as the user would by hand where
+replaying its own command lines is the point (the cluster's create, `linkerd install |
+kubectl apply`, `linkerd check`, the Faces chart's install, the waits for rollouts, the
+reads of what the cluster made). The in-cluster objects of our own are written through
+builder.cluster.kube elsewhere; here they are applied as the walk-through's YAML is.
 """
 
 from __future__ import annotations
@@ -8,11 +15,14 @@ import json
 import shlex
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from builder.cluster.providers import ClusterProvider, K3dProvider
+from builder.core import process
+from builder.core.errors import CheckError
 
 TOOLS = {
     "k3d": "k3d (https://k3d.io: `curl -s https://raw.githubusercontent.com/k3d-io/k3d/main/"
@@ -120,6 +130,19 @@ class E2EConfig:
     @property
     def kubeconfig(self) -> Path:
         return self.certs.parent / "kubeconfig"
+
+
+class Runner(Protocol):
+    def __call__(self, command: Sequence[str], stdin: str | None = None) -> str: ...
+
+
+class CommandFailed(process.CommandFailed, CheckError):
+    """A step's command exited non-zero (a check failure, exit 5); `output` is its stdout."""
+
+
+def subprocess_runner(command: Sequence[str], stdin: str | None = None) -> str:
+    """Run a command; its stdout, or CommandFailed with the end of what it said."""
+    return process.run(command, stdin=stdin, error=CommandFailed)
 
 
 def kubectl(config: E2EConfig, *args: str) -> list[str]:
