@@ -79,7 +79,6 @@ def _labels(
     used and the mirror it came through (`used_images`, where the build pulled them).
     """
     used_images = used_images or {}
-    facts = settings.facts
     labels = [
         ("org.opencontainers.image.title", workload.name),
         ("org.opencontainers.image.description", workload.description or workload.name),
@@ -88,36 +87,7 @@ def _labels(
             settings.image_reference(workload.name).split(":")[-1],
         ),
         ("org.opencontainers.image.vendor", "meshexp-build"),
-        (image_contract.TOOL_VERSION, __version__),
-        (image_contract.WORKLOAD, workload.name),
-        (image_contract.LINKERD_VERSION, facts.linkerd_version),
-        (image_contract.LINKERD_RELEASE, facts.release),
-        *_proxy_labels(settings, fetched),
-        (image_contract.SPIRE_VERSION, settings.spire_version),
-        (image_contract.SPIRE_TOPOLOGY, settings.topology),
-        (image_contract.IPTABLES_MODE, settings.resolved_iptables_mode),
-        (image_contract.PROXY_UID, str(settings.proxy_uid)),
-        (image_contract.TRUST_DOMAIN, settings.trust_domain),
-        (image_contract.IDENTITY, settings.identity),
-        (image_contract.SPIRE_MULTICALL, "true" if settings.uses_multicall else "false"),
-        (image_contract.SPIRE_PLUGINS, spire_build(components)),
-        (image_contract.SPIRE_UID, str(settings.spire_uid)),
-        (image_contract.WORKLOAD_UID, str(workload.uid)),
-        (image_contract.WORKLOAD_NAMESPACE, workload.namespace),
-        (image_contract.WORKLOAD_PORTS, ",".join(str(port.port) for port in workload.ports)),
-        # NAME:PORT/PROTOCOL each: what `register` writes into the ExternalWorkload.
-        (image_contract.PORTS, ",".join(port.label for port in workload.ports)),
-        (image_contract.PORT_PROTOCOLS, ",".join(port.probe_spec for port in workload.ports)),
-        (image_contract.INBOUND_POLICY, inbound_policy(workload, settings)),
-        (image_contract.READINESS, readiness_label(workload)),
-        (
-            image_contract.INBOUND_PORTS_TO_IGNORE,
-            ",".join(map(str, settings.inbound_ports_to_ignore)),
-        ),
-        (
-            image_contract.OUTBOUND_PORTS_TO_IGNORE,
-            ",".join(map(str, settings.outbound_ports_to_ignore)),
-        ),
+        *image_contract_of(workload, settings, fetched, components).to_labels(),
     ]
     base = settings.resolved_base_image
     labels.append(("org.opencontainers.image.base.name", base))
@@ -177,26 +147,55 @@ def inbound_policy(workload: Workload, settings: Settings) -> str:
     return workload.inbound_default_policy or settings.inbound_default_policy
 
 
-def _proxy_labels(settings: Settings, fetched: dict[str, Fetched]) -> list[tuple[str, str]]:
-    """The proxy's version as the binary itself tells it, where it can be asked.
+def image_contract_of(
+    workload: Workload, settings: Settings, fetched: dict[str, Fetched], components: list[Component]
+) -> image_contract.ImageContract:
+    """The run-time contract the image carries in its labels."""
+    proxy_version, proxy_release = _proxy_release(settings, fetched)
+    return image_contract.ImageContract(
+        workload=workload.name,
+        namespace=workload.namespace,
+        tool_version=__version__,
+        linkerd_version=settings.facts.linkerd_version,
+        linkerd_release=settings.facts.release,
+        proxy_version=proxy_version,
+        proxy_release=proxy_release,
+        spire_version=settings.spire_version,
+        spire_topology=settings.topology,
+        iptables_mode=settings.resolved_iptables_mode,
+        proxy_uid=settings.proxy_uid,
+        trust_domain=settings.trust_domain,
+        identity=settings.identity,
+        spire_multicall=settings.uses_multicall,
+        spire_plugins=spire_build(components),
+        spire_uid=settings.spire_uid,
+        workload_uid=workload.uid,
+        ports=tuple(
+            image_contract.Port(port.name, port.port, port.protocol) for port in workload.ports
+        ),
+        probes=tuple(port.probe_spec for port in workload.ports),
+        inbound_policy=inbound_policy(workload, settings),
+        readiness=readiness_label(workload),
+        inbound_ports_to_ignore=tuple(settings.inbound_ports_to_ignore),
+        outbound_ports_to_ignore=tuple(settings.outbound_ports_to_ignore),
+    )
+
+
+def _proxy_release(settings: Settings, fetched: dict[str, Fetched]) -> tuple[str, str]:
+    """The proxy's version, and its release as the binary itself tells it where it can be
+    asked.
 
     An image source is named by its tag; a binary file is run once (empty
     environment) and its release line read; where it cannot run here (another
-    architecture), the settings' table speaks and the label says so.
+    architecture), the settings' table speaks and the release says so.
     """
     got = fetched.get("proxy")
     if got is None:
-        return [(image_contract.PROXY_VERSION, settings.facts.proxy_version)]
+        return settings.facts.proxy_version, ""
     release = proxy_release(got.path, got.sha256, settings.arch)
     if release is None:
-        return [
-            (image_contract.PROXY_VERSION, settings.facts.proxy_version),
-            (image_contract.PROXY_RELEASE, "unverified: the binary could not be asked here"),
-        ]
-    return [
-        (image_contract.PROXY_VERSION, release.version),
-        (image_contract.PROXY_RELEASE, release.label),
-    ]
+        return settings.facts.proxy_version, "unverified: the binary could not be asked here"
+    return release.version, release.label
 
 
 def _context(
@@ -208,12 +207,12 @@ def _context(
     extra_labels: tuple[tuple[str, str], ...] = (),
     used_images: UsedImages | None = None,
 ) -> dict[str, Any]:
-    facts = settings.facts
     copied = from_components_image(components, components_image)
     # Upstream's references are pulled through their mirrors; our own images are local.
     upstream = {c.source.ref for c in components if isinstance(c.source, ImageSource)}
     base = settings.resolved_base_image
     mode = settings.resolved_iptables_mode
+    facts = settings.facts
     return {
         "tool_version": __version__,
         "workload": workload,

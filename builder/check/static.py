@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from builder.check.report import REQUIRED_LABELS, ImageFacts, require
+from builder.check.report import REQUIRED_LABELS, CheckFailed, require
 from builder.core import image_contract
 from builder.engine import docker_engine
 
@@ -30,20 +30,17 @@ def check_metadata(attrs: dict[str, Any]) -> str:
     )
     missing = [label for label in REQUIRED_LABELS if label not in labels]
     require(not missing, f"labels missing: {', '.join(missing)}")
+    try:
+        contract = image_contract.ImageContract.from_labels(labels)
+    except image_contract.ContractError as exc:
+        raise CheckFailed(str(exc)) from None
     exposed = set(config.get("ExposedPorts") or {})
-    wanted = {f"{port}/tcp" for port in ImageFacts(labels).ports("workload-ports")} | {
-        "4143/tcp",
-        "4191/tcp",
-    }
+    wanted = {f"{port}/tcp" for port in contract.port_numbers} | {"4143/tcp", "4191/tcp"}
     require(wanted <= exposed, f"exposed ports {sorted(exposed)} lack {sorted(wanted - exposed)}")
-    standin = labels.get(image_contract.PROXY_STANDIN)
-    release = labels.get(image_contract.PROXY_RELEASE) or labels.get(image_contract.PROXY_VERSION)
-    proxy = standin if standin else f"proxy {release}"
     return (
-        f"entrypoint bootstrap, user {config.get('User') or 'root'}, {proxy}, "
-        f"Linkerd {labels.get(image_contract.LINKERD_VERSION)}, SPIRE "
-        f"{labels.get(image_contract.SPIRE_VERSION)} "
-        f"({labels.get(image_contract.SPIRE_TOPOLOGY)})"
+        f"entrypoint bootstrap, user {config.get('User') or 'root'}, {contract.proxy}, "
+        f"Linkerd {contract.linkerd_version}, SPIRE {contract.spire_version} "
+        f"({contract.spire_topology})"
     )
 
 

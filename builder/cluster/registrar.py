@@ -55,7 +55,7 @@ from builder.cluster.manifests import (
 from builder.config.contract import facts_for
 from builder.config.group import Group
 from builder.config.identity import IDENTITY_STYLES, WorkloadIdentity, workload_identity
-from builder.config.validation import DNS_LABEL, DNS_NAME, KUBE_LABEL_VALUE, PORT_NAME
+from builder.config.validation import DNS_LABEL, DNS_NAME, KUBE_LABEL_VALUE
 from builder.core import image_contract
 from builder.core.errors import EngineError, MeshexpError
 from builder.engine import docker_engine
@@ -119,18 +119,11 @@ def environment(attrs: dict[str, Any]) -> dict[str, str]:
     return dict(pair.partition("=")[::2] for pair in pairs)
 
 
-def ports_of(labels: dict[str, str]) -> tuple[PortTriple, ...] | str:
-    """The image's ports (`io.meshexp.ports`: NAME:PORT/PROTOCOL,...), or why not."""
-    text = labels.get(image_contract.PORTS, "")
-    if not text:
+def ports_of(contract: image_contract.ImageContract) -> tuple[PortTriple, ...] | str:
+    """The image's ports (its PORTS label: NAME:PORT/PROTOCOL,...), or why not."""
+    if image_contract.PORTS not in contract.present or not contract.ports:
         return f"its image has no {image_contract.PORTS} label: rebuild it with this meshexp-build"
-    ports = []
-    for item in text.split(","):
-        match = re.fullmatch(r"([^:]+):(\d{1,5})/(TCP|UDP|SCTP)", item)
-        if not match or not PORT_NAME.fullmatch(match[1]) or not 0 < int(match[2]) < 65536:
-            return f"its image's {image_contract.PORTS} label has {item!r}, not NAME:PORT/PROTOCOL"
-        ports.append((match[1], int(match[2]), match[3]))
-    return tuple(ports)
+    return tuple((port.name, port.number, port.protocol) for port in contract.ports)
 
 
 def addresses(attrs: dict[str, Any], network: str | None) -> tuple[str, ...] | None:
@@ -145,10 +138,10 @@ def addresses(attrs: dict[str, Any], network: str | None) -> tuple[str, ...] | N
     return next((held for held in found if held), ())
 
 
-def workload_ips_of(labels: dict[str, str]) -> tuple[int, str]:
-    """How many workload IPs the image's Linkerd release takes (its
-    io.meshexp.linkerd-release label; one for an image without it), and the release."""
-    release = labels.get(image_contract.LINKERD_RELEASE, "")
+def workload_ips_of(contract: image_contract.ImageContract) -> tuple[int, str]:
+    """How many workload IPs the image's Linkerd release takes (its LINKERD_RELEASE
+    label; one for an image without it), and the release."""
+    release = contract.linkerd_release
     try:
         return facts_for(release).max_workload_ips, release
     except MeshexpError:
@@ -162,8 +155,12 @@ def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
     env = environment(attrs)
     if RUN_LABEL in labels:
         return Skipped(container, "started by `meshexp-build run --apply`, which registers it")
-    workload = env.get("WORKLOAD_NAME") or labels.get(WORKLOAD_LABEL, "")
-    namespace = env.get("WORKLOAD_NAMESPACE") or labels.get(image_contract.WORKLOAD_NAMESPACE, "")
+    try:
+        contract = image_contract.ImageContract.from_labels(labels)
+    except image_contract.ContractError as exc:
+        return Skipped(container, str(exc))
+    workload = env.get("WORKLOAD_NAME") or contract.workload
+    namespace = env.get("WORKLOAD_NAMESPACE") or contract.namespace
     for what, value in (("WORKLOAD_NAME", workload), ("WORKLOAD_NAMESPACE", namespace)):
         if not DNS_LABEL.fullmatch(value):
             return Skipped(container, f"{what}={value!r} is not a DNS-1123 label")
@@ -175,19 +172,17 @@ def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
             f"its identity names namespace {namespace}, the group's is {group.namespace} "
             f"(start it with -e WORKLOAD_NAMESPACE={group.namespace})",
         )
-    ports = ports_of(labels)
+    ports = ports_of(contract)
     if isinstance(ports, str):
         return Skipped(container, ports)
-    style, trust_domain = (
-        labels.get(image_contract.IDENTITY),
-        labels.get(image_contract.TRUST_DOMAIN),
-    )
+    said = image_contract.IDENTITY in contract.present
+    style, trust_domain = (contract.identity if said else ""), contract.trust_domain
     if style not in IDENTITY_STYLES or not trust_domain or not DNS_NAME.fullmatch(trust_domain):
         return Skipped(container, "its image does not say its identity style and trust domain")
     found = addresses(attrs, group.network)
     if found is None:
         return Skipped(container, f"it is not on network {group.network}")
-    most, release = workload_ips_of(labels)
+    most, release = workload_ips_of(contract)
     ips, left_out = listed_addresses(found, most)
     state = attrs.get("State") or {}
     return Instance(

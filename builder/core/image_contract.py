@@ -21,6 +21,10 @@ are named here too, so that `io.meshexp.` is written in this module only.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 PREFIX = "io.meshexp."
 
 # The image's labels --------------------------------------------------------------
@@ -83,6 +87,185 @@ IMAGE_LABELS = (
 
 # The identity style an image from before the IDENTITY label carries.
 IDENTITY_BEFORE_THE_LABEL = "walkthrough"
+
+
+class ContractError(ValueError):
+    """A label of the image's contract is missing or does not say what it should."""
+
+
+PORT_ITEM = re.compile(r"([a-z0-9](?:[-a-z0-9]{0,13}[a-z0-9])?):(\d{1,5})/(TCP|UDP|SCTP)")
+
+
+@dataclass(frozen=True)
+class Port:
+    """One port of the workload as the PORTS label records it (`http:8000/TCP`)."""
+
+    name: str
+    number: int
+    protocol: str = "TCP"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.number}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class ImageContract:
+    """The image's run-time contract, typed: what `render` writes into its io.meshexp
+    labels (`to_labels`, in the order the Dockerfile carries them) and what the readers
+    take back (`from_labels`: lenient where an image of an older meshexp-build lacks a
+    label, with `require` to insist). Provenance labels (the base image used, each
+    component's source, the stand-in's mark) are written beside these by render."""
+
+    workload: str = ""
+    namespace: str = ""
+    tool_version: str = ""
+    linkerd_version: str = ""
+    linkerd_release: str = ""
+    proxy_version: str = ""
+    proxy_release: str = ""  # the binary's own word, where it could be asked
+    spire_version: str = ""
+    spire_topology: str = ""
+    iptables_mode: str = ""
+    proxy_uid: int | None = None
+    trust_domain: str = ""
+    identity: str = IDENTITY_BEFORE_THE_LABEL
+    spire_multicall: bool = False
+    spire_plugins: str = ""
+    spire_uid: int | None = None
+    workload_uid: int | None = None
+    ports: tuple[Port, ...] = ()
+    probes: tuple[str, ...] = ()  # PORT=PROTOCOL[:METHOD] each: what `check` asks
+    inbound_policy: str = ""
+    readiness: str = ""  # the probe and its timings, as JSON
+    inbound_ports_to_ignore: tuple[int, ...] = ()
+    outbound_ports_to_ignore: tuple[int, ...] = ()
+    # read only (render writes these among its provenance labels)
+    proxy_standin: str = ""
+    base_image: str = ""
+    present: frozenset[str] = frozenset()  # the labels the image carries
+
+    def to_labels(self) -> list[tuple[str, str]]:
+        """The contract's labels, in the image's order."""
+        return [
+            (TOOL_VERSION, self.tool_version),
+            (WORKLOAD, self.workload),
+            (LINKERD_VERSION, self.linkerd_version),
+            (LINKERD_RELEASE, self.linkerd_release),
+            (PROXY_VERSION, self.proxy_version),
+            *([(PROXY_RELEASE, self.proxy_release)] if self.proxy_release else []),
+            (SPIRE_VERSION, self.spire_version),
+            (SPIRE_TOPOLOGY, self.spire_topology),
+            (IPTABLES_MODE, self.iptables_mode),
+            (PROXY_UID, _text(self.proxy_uid)),
+            (TRUST_DOMAIN, self.trust_domain),
+            (IDENTITY, self.identity),
+            (SPIRE_MULTICALL, "true" if self.spire_multicall else "false"),
+            (SPIRE_PLUGINS, self.spire_plugins),
+            (SPIRE_UID, _text(self.spire_uid)),
+            (WORKLOAD_UID, _text(self.workload_uid)),
+            (WORKLOAD_NAMESPACE, self.namespace),
+            (WORKLOAD_PORTS, ",".join(str(port.number) for port in self.ports)),
+            # NAME:PORT/PROTOCOL each: what `register` writes into the ExternalWorkload.
+            (PORTS, ",".join(port.label for port in self.ports)),
+            (PORT_PROTOCOLS, ",".join(self.probes)),
+            (INBOUND_POLICY, self.inbound_policy),
+            (READINESS, self.readiness),
+            (INBOUND_PORTS_TO_IGNORE, ",".join(map(str, self.inbound_ports_to_ignore))),
+            (OUTBOUND_PORTS_TO_IGNORE, ",".join(map(str, self.outbound_ports_to_ignore))),
+        ]
+
+    @classmethod
+    def from_labels(cls, labels: Mapping[str, str]) -> ImageContract:
+        """The contract an image's labels carry; a label that is there but does not say
+        what it should is a ContractError naming it (a missing one leaves its default)."""
+        get = labels.get
+        ports = get(PORTS)
+        return cls(
+            workload=get(WORKLOAD, ""),
+            namespace=get(WORKLOAD_NAMESPACE, ""),
+            tool_version=get(TOOL_VERSION, ""),
+            linkerd_version=get(LINKERD_VERSION, ""),
+            linkerd_release=get(LINKERD_RELEASE, ""),
+            proxy_version=get(PROXY_VERSION, ""),
+            proxy_release=get(PROXY_RELEASE, ""),
+            spire_version=get(SPIRE_VERSION, ""),
+            spire_topology=get(SPIRE_TOPOLOGY, ""),
+            iptables_mode=get(IPTABLES_MODE, ""),
+            proxy_uid=_number(labels, PROXY_UID),
+            trust_domain=get(TRUST_DOMAIN, ""),
+            identity=get(IDENTITY, IDENTITY_BEFORE_THE_LABEL),
+            spire_multicall=get(SPIRE_MULTICALL, "false") == "true",
+            spire_plugins=get(SPIRE_PLUGINS, ""),
+            spire_uid=_number(labels, SPIRE_UID),
+            workload_uid=_number(labels, WORKLOAD_UID),
+            ports=_ports(ports) if ports is not None else _bare_ports(labels),
+            probes=tuple(item for item in get(PORT_PROTOCOLS, "").split(",") if item),
+            inbound_policy=get(INBOUND_POLICY, ""),
+            readiness=get(READINESS, ""),
+            inbound_ports_to_ignore=_numbers(labels, INBOUND_PORTS_TO_IGNORE),
+            outbound_ports_to_ignore=_numbers(labels, OUTBOUND_PORTS_TO_IGNORE),
+            proxy_standin=get(PROXY_STANDIN, ""),
+            base_image=get(BASE_IMAGE, ""),
+            present=frozenset(name for name in labels if name in IMAGE_LABELS),
+        )
+
+    def require(self, *names: str) -> None:
+        """ContractError naming the first of these labels the image does not carry."""
+        for name in names:
+            if name not in self.present:
+                raise ContractError(
+                    f"label {name} is missing: was the image built by meshexp-build? "
+                    "Rebuild it with `meshexp-build image`"
+                )
+
+    @property
+    def port_numbers(self) -> tuple[int, ...]:
+        return tuple(port.number for port in self.ports)
+
+    @property
+    def proxy(self) -> str:
+        """The proxy as the image names it: the stand-in's mark, else its release."""
+        return self.proxy_standin or f"proxy {self.proxy_release or self.proxy_version}"
+
+
+def _text(number: int | None) -> str:
+    return "" if number is None else str(number)
+
+
+def _number(labels: Mapping[str, str], name: str) -> int | None:
+    text = labels.get(name)
+    if text is None:
+        return None
+    if not re.fullmatch(r"\d{1,10}", text):
+        raise ContractError(f"the image's {name} label has {text[:40]!r}, not a number")
+    return int(text)
+
+
+def _numbers(labels: Mapping[str, str], name: str) -> tuple[int, ...]:
+    items = [item for item in labels.get(name, "").split(",") if item]
+    bad = [item for item in items if not re.fullmatch(r"\d{1,5}", item)]
+    if bad:
+        raise ContractError(f"the image's {name} label has {bad[0][:40]!r}, not a port")
+    return tuple(int(item) for item in items)
+
+
+def _ports(text: str) -> tuple[Port, ...]:
+    ports = []
+    for item in text.split(",") if text else []:
+        match = PORT_ITEM.fullmatch(item)
+        if match is None or not 0 < int(match[2]) < 65536:
+            raise ContractError(
+                f"the image's {PORTS} label has {item[:40]!r}, not NAME:PORT/PROTOCOL"
+            )
+        ports.append(Port(match[1], int(match[2]), match[3]))
+    return tuple(ports)
+
+
+def _bare_ports(labels: Mapping[str, str]) -> tuple[Port, ...]:
+    """An image with the port numbers only (WORKLOAD_PORTS): unnamed TCP ports."""
+    return tuple(Port("", number) for number in _numbers(labels, WORKLOAD_PORTS))
+
 
 # Labels on what else the tool makes ------------------------------------------------
 RUN = "io.meshexp.run"  # a container `run --apply` started (it registers it itself)

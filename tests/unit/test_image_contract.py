@@ -84,3 +84,94 @@ def test_no_module_but_the_contract_spells_a_label_of_ours() -> None:
         if re.search(r"[\"']io\.meshexp\.", line)
     ]
     assert spelled == []
+
+
+def all_labels(dockerfile: str) -> dict[str, str]:
+    """Every label of the Dockerfile's LABEL instructions, key -> value."""
+    joined = re.sub(r"\\\n", " ", dockerfile)
+    found: dict[str, str] = {}
+    for line in joined.splitlines():
+        if line.startswith("LABEL "):
+            for word in shlex.split(line.removeprefix("LABEL ")):
+                key, _, value = word.partition("=")
+                found[key] = value
+    return found
+
+
+@pytest.mark.parametrize("workload", sorted(load_catalog()))
+def test_what_render_writes_the_contract_reads_back_as_written(workload: str) -> None:
+    """Read from a rendered Dockerfile's labels, the contract says what the build was
+    given, and writes the same labels again."""
+    found = find_workload(workload)
+    for settings in (Settings().check(), replace(Settings(), topology="production").check()):
+        files = render_files(found, settings, components=plan_components(found, settings))
+        labels = all_labels(files["Dockerfile"][0])
+        contract = image_contract.ImageContract.from_labels(labels)
+        assert contract.workload == found.name
+        assert contract.namespace == found.namespace
+        assert [(p.name, p.number, p.protocol) for p in contract.ports] == [
+            (p.name, p.port, p.protocol) for p in found.ports
+        ]
+        assert contract.probes == tuple(p.probe_spec for p in found.ports)
+        assert (contract.proxy_uid, contract.spire_uid, contract.workload_uid) == (
+            settings.proxy_uid,
+            settings.spire_uid,
+            found.uid,
+        )
+        assert contract.spire_topology == settings.topology
+        assert contract.identity == settings.identity
+        assert contract.trust_domain == settings.trust_domain
+        assert contract.outbound_ports_to_ignore == tuple(settings.outbound_ports_to_ignore)
+        assert contract.to_labels() == [
+            (key, value) for key, value in labels.items() if key in contract.present
+        ]
+
+
+def test_an_image_without_a_label_reads_with_its_default_and_require_names_it() -> None:
+    contract = image_contract.ImageContract.from_labels({image_contract.WORKLOAD: "old"})
+    assert contract.identity == image_contract.IDENTITY_BEFORE_THE_LABEL
+    assert contract.proxy_uid is None
+    contract.require(image_contract.WORKLOAD)
+    with pytest.raises(
+        image_contract.ContractError, match=re.escape(f"label {image_contract.PROXY_UID} is miss")
+    ):
+        contract.require(image_contract.WORKLOAD, image_contract.PROXY_UID)
+
+
+@pytest.mark.parametrize(
+    ("label", "value"),
+    [
+        (image_contract.PROXY_UID, "2102\n"),
+        (image_contract.PROXY_UID, "-1"),
+        (image_contract.PORTS, "http:8000/TCP\n"),
+        (image_contract.PORTS, "http-:8000/TCP"),
+        (image_contract.PORTS, "http:0/TCP"),
+        (image_contract.INBOUND_PORTS_TO_IGNORE, "4190,x"),
+    ],
+)
+def test_a_label_that_does_not_say_what_it_should_is_named(label: str, value: str) -> None:
+    with pytest.raises(image_contract.ContractError, match=f"the image's {re.escape(label)} "):
+        image_contract.ImageContract.from_labels({label: value})
+
+
+def test_check_reads_a_rendered_images_metadata_through_the_contract() -> None:
+    """`check`'s metadata line from the labels render wrote (as `docker inspect` shows
+    them), and its refusal of an image whose ports are not exposed or whose labels lie."""
+    from builder.check.report import CheckFailed
+    from builder.check.static import check_metadata
+
+    smiley, settings = find_workload("smiley"), Settings().check()
+    files = render_files(smiley, settings, components=plan_components(smiley, settings))
+    labels = all_labels(files["Dockerfile"][0])
+    exposed = {f"{port.port}/tcp": {} for port in smiley.ports} | {"4143/tcp": {}, "4191/tcp": {}}
+    config = {"Entrypoint": ["/usr/local/bin/bootstrap"], "Labels": labels, "User": ""}
+    line = check_metadata({"Config": {**config, "ExposedPorts": exposed}})
+    assert line == (
+        f"entrypoint bootstrap, user root, proxy {settings.facts.proxy_version}, Linkerd "
+        f"{settings.facts.linkerd_version}, SPIRE {settings.spire_version} (demo)"
+    )
+    with pytest.raises(CheckFailed, match="lack"):
+        check_metadata({"Config": {**config, "ExposedPorts": {"4143/tcp": {}}}})
+    lying = {**labels, image_contract.PROXY_UID: "root"}
+    with pytest.raises(CheckFailed, match="proxy-uid label has 'root', not a number"):
+        check_metadata({"Config": {**config, "Labels": lying, "ExposedPorts": exposed}})

@@ -4,6 +4,7 @@ group file, and the command's refusals."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,13 @@ from builder.cluster.registrar import (
     Skipped,
     instance_name,
     instance_of,
-    ports_of,
     registrar_id,
     subset,
 )
 from builder.config.group import Group, load_group
 from builder.config.settings import Settings
 from builder.core.errors import SettingsError
+from builder.core.image_contract import ContractError, ImageContract
 from harness.registration import inspected
 
 
@@ -127,7 +128,11 @@ def test_what_is_left_out_says_why(attrs: dict, group: Group, reason: str) -> No
 
 @pytest.mark.parametrize("text", ["http:8000", "HTTP:8000/TCP", "http:70000/TCP", "a:1/ICMP"])
 def test_a_bad_ports_label_is_refused(text: str) -> None:
-    assert isinstance(ports_of({"io.meshexp.ports": text}), str)
+    with pytest.raises(ContractError, match=f"ports label has '{re.escape(text)}'"):
+        ImageContract.from_labels({"io.meshexp.ports": text})
+    found = instance_of(inspected("smiley", "1.2.3.4", labels={"io.meshexp.ports": text}), Group())
+    assert isinstance(found, Skipped)
+    assert "not NAME:PORT/PROTOCOL" in found.reason
 
 
 def test_two_containers_of_one_name_after_cleaning_are_not_both_registered(
