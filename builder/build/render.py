@@ -6,7 +6,9 @@ and writes everything into a scratch folder beside the output, then moves it
 into place: on any error, nothing is left in the output folder.
 
 The plan of components (what each binary is and where it comes from) is
-builder.build.plan's.
+builder.build.plan's. It is one module of over 400 lines because the labels, the
+template context and the all-or-nothing write are one transaction over the same
+workload, settings and components.
 """
 
 from __future__ import annotations
@@ -324,6 +326,61 @@ def _move_into_place(scratch: Path, output: Path) -> None:
         scratch.rename(output)
 
 
+def _check_output(output: Path, force: bool) -> None:
+    """`output` may take the context: a new or empty folder, or with --force one that
+    holds a context this tool rendered (never anything else, such as a project)."""
+    if output.exists() and not output.is_dir():
+        raise RenderError(f"{output} exists and is not a folder; choose another --output")
+    if output.is_dir() and any(output.iterdir()):
+        if not force:
+            raise RenderError(
+                f"{output} is not empty; choose an empty folder or add --force to replace "
+                "the context rendered there"
+            )
+        if not (output / CONTEXT_MANIFEST).is_file():
+            raise RenderError(
+                f"{output} holds files meshexp-build did not write (no {CONTEXT_MANIFEST}), "
+                "and --force replaces only a rendered context: choose an empty or new folder"
+            )
+
+
+def _describe(
+    workload: Workload,
+    settings: Settings,
+    components: list[Component],
+    fetched: dict[str, Fetched],
+    output: Path,
+    scratch: Path,
+) -> RenderResult:
+    """What was rendered into `scratch` (bound for `output`), also written there as the
+    context's manifest."""
+    described = tuple(
+        {
+            "role": c.role,
+            "destination": c.destination,
+            "source": describe_source(c.source),
+            "sha256": fetched[c.role].sha256 if c.role in fetched else None,
+        }
+        for c in components
+    )
+    result = RenderResult(
+        output=output,
+        image=settings.image_reference(workload.name),
+        components=described,
+        standin=any(item.standin for item in fetched.values()),
+        files=tuple(sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*") if p.is_file())),
+    )
+    manifest = {
+        "workload": workload.name,
+        "image": result.image,
+        "platform": settings.platform,
+        "standin": result.standin,
+        "components": list(described),
+    }
+    (scratch / CONTEXT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return result
+
+
 def render_build_context(
     *,
     workload: Workload,
@@ -344,20 +401,7 @@ def render_build_context(
     (`components`, `fetched`), so that neither is done again here.
     """
     output = output.resolve()
-    if output.exists() and not output.is_dir():
-        raise RenderError(f"{output} exists and is not a folder; choose another --output")
-    if output.is_dir() and any(output.iterdir()):
-        if not force:
-            raise RenderError(
-                f"{output} is not empty; choose an empty folder or add --force to replace "
-                "the context rendered there"
-            )
-        if not (output / CONTEXT_MANIFEST).is_file():
-            # --force replaces a context this tool wrote, never anything else (a project).
-            raise RenderError(
-                f"{output} holds files meshexp-build did not write (no {CONTEXT_MANIFEST}), "
-                "and --force replaces only a rendered context: choose an empty or new folder"
-            )
+    _check_output(output, force)
     if components is None:
         components = plan_components(workload, settings)
     # Fails early, before anything is fetched.
@@ -378,32 +422,7 @@ def render_build_context(
             workload, settings, fetched, components_image, extra_labels, components, used_images
         )
         _write(files, scratch)
-        described = tuple(
-            {
-                "role": c.role,
-                "destination": c.destination,
-                "source": describe_source(c.source),
-                "sha256": fetched[c.role].sha256 if c.role in fetched else None,
-            }
-            for c in components
-        )
-        result = RenderResult(
-            output=output,
-            image=settings.image_reference(workload.name),
-            components=described,
-            standin=any(item.standin for item in fetched.values()),
-            files=tuple(
-                sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*") if p.is_file())
-            ),
-        )
-        manifest = {
-            "workload": workload.name,
-            "image": result.image,
-            "platform": settings.platform,
-            "standin": result.standin,
-            "components": list(described),
-        }
-        (scratch / CONTEXT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        result = _describe(workload, settings, components, fetched, output, scratch)
         scratch.chmod(0o755)
         _move_into_place(scratch, output)
         return result

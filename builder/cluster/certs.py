@@ -4,7 +4,9 @@ ECDSA P-256, with the extensions `linkerd install --identity-trust-anchors-file
 ... --identity-issuer-certificate-file ... --identity-issuer-key-file ...`
 accepts. The issuer allows one more CA below it (pathlen 1) because SPIRE's
 own signing CA sits there. The trust anchor's key is written apart from the
-folder that containers mount, so mounting that folder never hands it out.
+folder that containers mount, so mounting that folder never hands it out. One module
+of over 400 lines: creation and each phase of a rotation read and write the same
+files with the same modes, and are checked together.
 """
 
 from __future__ import annotations
@@ -350,45 +352,14 @@ def rotate_certs(
     """
     if phase not in ROTATION_COMMANDS:
         raise CertsError(f"--rotate {phase}: choose one of {', '.join(ROTATION_COMMANDS)}")
-    anchor_key = _anchor_key(folder, anchor_key)
-    next_key, next_cert = _next_files(anchor_key)
-    state = _read_rotation(folder, anchor_key)
-    anchors, new = state.anchors, state.new
+    state = _read_rotation(folder, _anchor_key(folder, anchor_key))
     if phase == "status":
-        return _rotated(phase, folder, (), (), anchors, state.describe())
+        return _rotated(phase, folder, (), (), state.anchors, state.describe())
     if phase == "abort":
         return _abort(state)
     if phase == "bundle":
-        if state.under_way or len(anchors) != 1:
-            raise CertsError(
-                f"{folder}: a rotation is under way ({len(anchors)} anchors in ca.crt, "
-                f"{next_key} {'present' if next_key.exists() else 'absent'}); see where with "
-                "--rotate status"
-            )
-        key = ec.generate_private_key(ec.SECP256R1())
-        new = _ca(ANCHOR_CN, key, None, anchor_days, None)
-        files = {
-            next_key: (_pem_key(key), 0o600),
-            next_cert: (_pem_cert(new), 0o644),
-            folder / "ca.crt": (_pem_cert(anchors[0]) + _pem_cert(new), 0o644),
-        }
-        write_files(files)
-        return _rotated(phase, folder, tuple(files), (), [anchors[0], new])
-    if not state.under_way:
-        raise CertsError(f"{folder}: no rotation is under way; start one with --rotate bundle")
-    if new is None or not state.bundled:
-        raise CertsError(
-            f"{folder}/ca.crt does not hold the new anchor ({next_cert}); go back with "
-            "--rotate abort, then start again with --rotate bundle"
-        )
-    loaded = state.new_key
-    if loaded is None:
-        back = (
-            "restore it from a backup (the issuer already signs with the new anchor)"
-            if state.issuer_moved
-            else "restore it, or go back with --rotate abort and start again"
-        )
-        raise CertsError(f"{next_key}: the new anchor's key is {state.key_problem}; {back}")
+        return _bundle(state, anchor_days)
+    new, loaded = _new_anchor(state)
     if phase == "issuer":
         issuer_key = ec.generate_private_key(ec.SECP256R1())
         issuer = _ca(ISSUER_CN, issuer_key, (new, loaded), issuer_days, 1)
@@ -397,20 +368,71 @@ def rotate_certs(
             folder / "issuer.key": (_pem_key(issuer_key), 0o600),
         }
         write_files(files)
-        return _rotated(phase, folder, tuple(files), (), anchors)
+        return _rotated(phase, folder, tuple(files), (), state.anchors)
+    return _finish(state, new, loaded)
+
+
+def _bundle(state: Rotation, anchor_days: int) -> RotationResult:
+    """A new anchor beside the old one's key, and ca.crt = old + new."""
+    folder, anchors = state.folder, state.anchors
+    next_key, next_cert = _next_files(state.anchor_key)
+    if state.under_way or len(anchors) != 1:
+        raise CertsError(
+            f"{folder}: a rotation is under way ({len(anchors)} anchors in ca.crt, "
+            f"{next_key} {'present' if next_key.exists() else 'absent'}); see where with "
+            "--rotate status"
+        )
+    key = ec.generate_private_key(ec.SECP256R1())
+    new = _ca(ANCHOR_CN, key, None, anchor_days, None)
+    files = {
+        next_key: (_pem_key(key), 0o600),
+        next_cert: (_pem_cert(new), 0o644),
+        folder / "ca.crt": (_pem_cert(anchors[0]) + _pem_cert(new), 0o644),
+    }
+    write_files(files)
+    return _rotated("bundle", folder, tuple(files), (), [anchors[0], new])
+
+
+def _new_anchor(state: Rotation) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The rotation's new anchor and its key, or why a later phase cannot run yet."""
+    folder = state.folder
+    next_key, next_cert = _next_files(state.anchor_key)
+    if not state.under_way:
+        raise CertsError(f"{folder}: no rotation is under way; start one with --rotate bundle")
+    if state.new is None or not state.bundled:
+        raise CertsError(
+            f"{folder}/ca.crt does not hold the new anchor ({next_cert}); go back with "
+            "--rotate abort, then start again with --rotate bundle"
+        )
+    if state.new_key is None:
+        back = (
+            "restore it from a backup (the issuer already signs with the new anchor)"
+            if state.issuer_moved
+            else "restore it, or go back with --rotate abort and start again"
+        )
+        raise CertsError(f"{next_key}: the new anchor's key is {state.key_problem}; {back}")
+    return state.new, state.new_key
+
+
+def _finish(
+    state: Rotation, new: x509.Certificate, loaded: ec.EllipticCurvePrivateKey
+) -> RotationResult:
+    """ca.crt = the new anchor alone, whose key takes the old one's place."""
+    folder = state.folder
     if not state.issuer_moved:
         raise CertsError(
             f"{folder}/issuer.crt is not signed by the new anchor yet; run --rotate issuer "
             "(and restart everything onto it) before --rotate finish"
         )
+    next_key, next_cert = _next_files(state.anchor_key)
     files = {
         folder / "ca.crt": (_pem_cert(new), 0o644),
-        anchor_key: (_pem_key(loaded), 0o600),
+        state.anchor_key: (_pem_key(loaded), 0o600),
     }
     write_files(files)
     next_key.unlink()
     next_cert.unlink()
-    return _rotated(phase, folder, tuple(files), (next_key, next_cert), [new])
+    return _rotated("finish", folder, tuple(files), (next_key, next_cert), [new])
 
 
 def _abort(state: Rotation) -> RotationResult:

@@ -27,7 +27,8 @@ conditions back and writes nothing that is already right.
 It follows the engine's events: a container's start, death, removal or rename makes
 it list the containers at once, a health change makes it probe at once (the health
 checks' own execs do neither), and it lists them again every RESYNC_SECONDS in case
-an event was missed.
+an event was missed. (One module of over 400 lines: the plan, the ownership rule and
+the event loop are read together whenever one of them changes.)
 """
 
 from __future__ import annotations

@@ -135,15 +135,58 @@ def run_workload(
         raise MeshexpError("--apply needs --kubeconfig FILE")
     image = image or settings.image_reference(workload.name)
     name = check_container_name(name or container_name(workload.name), "--name")
-    if not docker_engine.network_exists(network):
-        docker_engine.create_network(network)
-    docker_engine.remove_container(name)
     environment = {
         "WORKLOAD_NAME": workload.name,
         "WORKLOAD_NAMESPACE": workload.namespace,
         "NODE_NAME": node_name or socket.gethostname(),
         **(env or {}),
     }
+    found = start_container(image, name, network, environment, certs, dns, routes or [], apply)
+    ips, left_out = listed_addresses(found, settings.facts.max_workload_ips)
+    ready = wait_proxy_ready(name, timeout)
+    wait_for_log(name, image_contract.WORKLOAD_STARTED_LINE, timeout)
+    manifests = build_manifests(
+        workload=workload,
+        settings=settings,
+        ips=ips,
+        name=environment["WORKLOAD_NAME"],
+        namespace=environment["WORKLOAD_NAMESPACE"],
+        service_port=service_port,
+    )
+    manifest, patch_file, commands = write_manifests(manifests, manifests_dir, name)
+    if apply and kubeconfig is not None:
+        # Only now: the bootstrap said the proxy is ready and the workload listens.
+        apply_to_cluster(kubeconfig, manifests)
+    return RunResult(
+        name,
+        image,
+        network,
+        ips[0],
+        ready,
+        manifest,
+        patch_file,
+        apply,
+        commands,
+        tuple(ips),
+        left_out_line(left_out, settings.linkerd_version) if left_out else "",
+    )
+
+
+def start_container(
+    image: str,
+    name: str,
+    network: str,
+    environment: dict[str, str],
+    certs: Path,
+    dns: list[str] | None,
+    routes: list[Route],
+    apply: bool,
+) -> tuple[str, ...]:
+    """The container started (replacing one of its name) on `network`, its routes added;
+    its addresses there, IPv4 first."""
+    if not docker_engine.network_exists(network):
+        docker_engine.create_network(network)
+    docker_engine.remove_container(name)
     docker_engine.run_detached(
         image,
         name=name,
@@ -158,53 +201,32 @@ def run_workload(
     found = docker_engine.container_addresses(name, network)
     if not found:
         raise MeshexpError(f"{name} has no address on network {network}: see docker logs {name}")
-    ips, left_out = listed_addresses(found, settings.facts.max_workload_ips)
-    for route in routes or []:
+    for route in routes:
         code, out = docker_engine.exec_in(
             name, ["ip", "route", "replace", route.cidr, "via", route.via]
         )
         if code != 0:
             raise MeshexpError(f"ip route {route.cidr} via {route.via} in {name}: {out.strip()}")
-    ready = wait_proxy_ready(name, timeout)
-    wait_for_log(name, image_contract.WORKLOAD_STARTED_LINE, timeout)
-    manifests = build_manifests(
-        workload=workload,
-        settings=settings,
-        ips=ips,
-        name=environment["WORKLOAD_NAME"],
-        namespace=environment["WORKLOAD_NAMESPACE"],
-        service_port=service_port,
-    )
-    manifests_dir.mkdir(parents=True, exist_ok=True)
-    manifest = manifests_dir / f"{name}.yaml"
+    return tuple(found)
+
+
+def write_manifests(
+    manifests: Manifests, folder: Path, name: str
+) -> tuple[Path, Path | None, tuple[str, ...]]:
+    """The manifests (and the status patch, 2.16+) written into `folder`; their paths,
+    and the kubectl command lines that apply them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / f"{name}.yaml"
     manifest.write_text(manifests.yaml())
-    patch_file = None
-    if manifests.status_patch is not None:
-        patch_file = manifests_dir / f"{name}-status-patch.json"
-        patch_file.write_text(json.dumps(manifests.status_patch) + "\n")
-    if apply and kubeconfig is not None:
-        # Only now: the bootstrap said the proxy is ready and the workload listens.
-        apply_to_cluster(kubeconfig, manifests)
     commands = [shlex.join(["kubectl", "apply", "-f", str(manifest)])]
-    if patch_file is not None:
-        # Without the status step the ExternalWorkload is never Ready (2.16+).
-        args = status_patch_args(
-            environment["WORKLOAD_NAME"], environment["WORKLOAD_NAMESPACE"], patch_file=patch_file
-        )
-        commands.append(shlex.join(["kubectl", *args]))
-    return RunResult(
-        name,
-        image,
-        network,
-        ips[0],
-        ready,
-        manifest,
-        patch_file,
-        apply,
-        tuple(commands),
-        tuple(ips),
-        left_out_line(left_out, settings.linkerd_version) if left_out else "",
-    )
+    if manifests.status_patch is None:
+        return manifest, None, tuple(commands)
+    patch_file = folder / f"{name}-status-patch.json"
+    patch_file.write_text(json.dumps(manifests.status_patch) + "\n")
+    # Without the status step the ExternalWorkload is never Ready (2.16+).
+    metadata = manifests.external_workload["metadata"]
+    args = status_patch_args(metadata["name"], metadata["namespace"], patch_file=patch_file)
+    return manifest, patch_file, (*commands, shlex.join(["kubectl", *args]))
 
 
 def apply_to_cluster(kubeconfig: Path, manifests: Manifests) -> list[kube.ObjectRef]:

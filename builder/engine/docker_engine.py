@@ -2,7 +2,8 @@
 (builder.engine.lab_containers has those; testcontainers is in builder.engine.containers).
 
 Other modules get plain values back (ids, dicts, lines), never docker objects,
-and every failure becomes an EngineError or BuildError that says what to do.
+and every failure becomes an EngineError or BuildError that says what to do. It is
+over 400 lines on purpose: it is the one place that knows docker-py.
 """
 
 from __future__ import annotations

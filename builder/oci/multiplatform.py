@@ -5,7 +5,9 @@ single-platform build would be (its own binaries, labels and proxy), built by
 BuildKit for that platform and pushed by digest. The platforms' indexes (each
 an image manifest and its attestation manifest) are then put together as ONE
 index under the tag. Offline, the Debian base of each platform and the SBOM
-scanner come from the builder's helper registry on 127.0.0.1.
+scanner come from the builder's helper registry on 127.0.0.1. It is one module of
+over 400 lines because the per-platform builds and the index put together from their
+digests share one set of names, and splitting them would pass those around.
 """
 
 from __future__ import annotations
