@@ -49,6 +49,7 @@ from builder.check.walkthrough.setup import (
 )
 from builder.check.walkthrough.steps import (
     SECOND_BACKENDS,
+    CommandFailed,
     E2EConfig,
     Runner,
     canary_route,
@@ -160,7 +161,10 @@ def stop_the_external_smiley(walk: Walk) -> None:
     docker_engine.stop_container(f"{config.cluster}-smiley", timeout=5)
 
     def not_ready() -> bool | wait.NotYet:
-        status = ready_condition(config, walk.run, "smiley")
+        try:
+            status = ready_condition(config, walk.run, "smiley")
+        except CommandFailed as exc:
+            return wait.NotYet(one_line(exc, 300))
         return status == "False" or wait.NotYet(f"Ready is {status or 'unset'}")
 
     wait.until(not_ready, timeout=60, interval=2.0)
