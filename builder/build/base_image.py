@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.build.gobuild import HOST_ARCH
-from builder.core import image_contract
+from builder.core import image_contract, process
 from builder.core.cache import cache_key, cache_root
 from builder.core.errors import BuildError
 from builder.core.progress import Progress, stream_command
@@ -183,8 +182,10 @@ def rootfs_tarball(arch: str, progress: Progress | None = None, rebuild: bool = 
             _second_stage(root, arch, progress)
         _slim(root, mirror)
         tarball = Path(scratch) / "rootfs.tar"
-        subprocess.run(
-            ["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."], check=True
+        process.run(
+            ["tar", "-C", root, "--numeric-owner", "-cf", tarball, "."],
+            what="packing the base's root file system",
+            error=BuildError,
         )
         tarball.replace(target)
     return target

@@ -29,6 +29,7 @@ from builder.build.spire_plugins import (
     kept_key,
 )
 from builder.config.models import GoSource
+from builder.core import process
 from builder.core.cache import build_lock, cache_key, cache_root, cached_file, tree_sha256
 from builder.core.errors import SourceError
 from builder.core.progress import Progress
@@ -57,18 +58,18 @@ def go_version() -> str:
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str], what: str, source: GoSource) -> None:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode == 0:
-        return
-    tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
-    refused = "not available" in tail or "403" in tail or "410 Gone" in tail
-    hint = (
-        "the Go module proxy refused this module or version; check the version, or use an "
-        "image source (registry access) or a file source (a binary you have)"
-        if refused
-        else "see the Go output above"
-    )
-    raise SourceError(f"go source {source.describe()}: {what} failed:\n{tail}\n{hint}")
+    try:
+        process.run(command, cwd=cwd, env=env, what=f"go source {source.describe()}: {what}")
+    except process.CommandFailed as exc:
+        said = str(exc)
+        refused = "not available" in said or "403" in said or "410 Gone" in said
+        hint = (
+            "the Go module proxy refused this module or version; check the version, or use "
+            "an image source (registry access) or a file source (a binary you have)"
+            if refused
+            else "see the Go output above"
+        )
+        raise SourceError(f"{said}\n{hint}") from None
 
 
 def run_go(args: list[str], cwd: Path, env: dict[str, str], what: str, source: GoSource) -> None:
