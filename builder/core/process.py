@@ -40,10 +40,10 @@ def tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
 def shown(command: Sequence[str | os.PathLike[str]], words: int = 4, width: int = 40) -> str:
     """A command as an error names it, on one line: its program's name and first words
     (each with its white space collapsed and cut to `width` characters)."""
-    parts = [_word(str(word), width) for word in command]
+    parts = [str(word) for word in command]
     if not parts:
         return "``"
-    head = [Path(parts[0]).name, *parts[1:words]]
+    head = [_word(word, width) for word in [Path(parts[0]).name, *parts[1:words]]]
     return "`" + " ".join(head) + (" ...`" if len(parts) > words else "`")
 
 

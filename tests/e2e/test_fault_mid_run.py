@@ -98,6 +98,7 @@ def test_the_node_removed_while_images_load_ends_in_one_line_and_leaves_nothing(
     assert result.exit_code == 5, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, result.output
+    print(errors[0])  # what a user reads (shown with -s)
     assert "e2e stopped at step 2/" in errors[0], result.output
     assert "(load the images into the cluster): " in errors[0], result.output
     assert "cleanup" not in errors[0], result.output

@@ -105,3 +105,10 @@ def test_another_refusal_to_remove_is_one_engine_error(monkeypatch: pytest.Monke
     engine_with(monkeypatch, Removing(3, "container is paused"))
     with pytest.raises(EngineError, match=r"^docker could not remove node: container is paused$"):
         docker_engine.remove_container("node")
+
+
+def test_a_program_in_a_deep_folder_is_named_by_its_name() -> None:
+    deep = "/root/.cache/meshexp-build/go/5906e2abcf0144d213c4621f/kind"
+    assert process.shown([deep, "load", "docker-image", "x" * 80, "--name", "c"]) == (
+        f"`kind load docker-image {'x' * 37}... ...`"
+    )
