@@ -22,8 +22,9 @@ from builder.build.image import build_workload_image
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings
 from builder.engine import docker_engine
-from builder.lab import Lab, lab_status, run_in_lab, running_lab
+from builder.lab import Lab, lab_status, running_lab
 from harness import equipment
+from harness.lab import into_lab
 from harness.load import SteadyLoad, identity_refreshes, served_svid, signing_ca
 from harness.rotation import (
     FACE_ENV,
@@ -58,15 +59,13 @@ PARTS = (
 def trio(lab: Lab, images: dict[str, str], env: dict[str, str], tag: str) -> dict[str, Any]:
     started = {}
     for name in ("smiley", "color", "face"):
-        started[name] = run_in_lab(
-            lab=lab,
-            workload=find_workload(name),
-            settings=common.settings(),
-            manifests_dir=lab.folder / "manifests",
+        started[name] = into_lab(
+            lab,
+            common.settings(),
+            name,
+            f"{NAME}-{tag}-{name}",
+            env={**env, **(FACE_ENV if name == "face" else {})},
             image=images[name],
-            name=f"{NAME}-{tag}-{name}",
-            env={"WORKLOAD_NAME": name, **env, **(FACE_ENV if name == "face" else {})},
-            timeout=120,
         )
     return started
 

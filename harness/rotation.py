@@ -13,15 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from builder.build.image import build_workload_image
 from builder.cluster import kube
 from builder.cluster.certs import ROTATION_PHASES, rotate_certs
 from builder.cluster.spire_server import SERVER_SOCKET, build_server_image, register, start_server
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings
 from builder.engine import docker_engine
-from builder.lab import Lab, lab_certs, run_in_lab
+from builder.lab import Lab, lab_certs
 from harness import faces
+from harness.lab import into_lab
 from harness.registration import Running, all_ready, docker_run, ready
 
 SERVICES = "{}.faces.svc.cluster.local:8000"
@@ -136,19 +136,14 @@ def production_trio(
         ("color", mesh_settings),
         ("face", mesh_settings),
     ):
-        env = {"WORKLOAD_NAME": name}
-        env |= agent_env if name == "smiley" else FACE_ENV if name == "face" else {}
-        image = build_workload_image(workload=find_workload(name), settings=settings)
-        started[name] = run_in_lab(
-            lab=lab,
-            workload=find_workload(name),
-            settings=settings,
-            manifests_dir=lab.folder / "manifests",
-            image=image.reference,
-            name=f"{lab.name}-prod-{name}",
+        env = agent_env if name == "smiley" else FACE_ENV if name == "face" else {}
+        started[name] = into_lab(
+            lab,
+            settings,
+            name,
+            f"{lab.name}-prod-{name}",
             env=env,
-            timeout=120,
-            certs=certs if name == "smiley" else lab.folder / "certs",
+            certs=certs if name == "smiley" else None,
         )
     return started
 

@@ -29,8 +29,9 @@ from builder.config.settings import Settings
 from builder.core.net import host_port
 from builder.engine import containers, docker_engine
 from builder.engine.containers import MeshContainer, mesh_container, own_network
-from builder.lab import Lab, run_in_lab
+from builder.lab import Lab
 from harness import faces
+from harness.lab import into_lab
 from harness.registration import Running, all_ready, docker_run
 from tests.integration.conftest import fresh_network, started_lab
 
@@ -237,17 +238,7 @@ def test_in_a_dual_stack_lab_face_reaches_smiley_over_mtls_at_either_address(
     lab = dual_stack_lab
     started = {}
     for name in ("smiley", "face"):
-        image = build_workload_image(workload=find_workload(name), settings=mesh_settings)
-        started[name] = run_in_lab(
-            lab=lab,
-            workload=find_workload(name),
-            settings=mesh_settings,
-            manifests_dir=lab.folder / "manifests",
-            image=image.reference,
-            name=f"{lab.name}-w-{name}",
-            env={"WORKLOAD_NAME": name},
-            timeout=120,
-        )
+        started[name] = into_lab(lab, mesh_settings, name, f"{lab.name}-w-{name}")
     smiley, face = started["smiley"], started["face"]
     ipv4, ipv6 = smiley.ips
     assert ipaddress.ip_address(ipv6) in ipaddress.ip_network(lab.addresses.ipv6_subnet)

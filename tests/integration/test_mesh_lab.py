@@ -33,9 +33,10 @@ from builder.config.catalog import find_workload
 from builder.config.settings import Settings, load_settings
 from builder.core.net import proxy_ready
 from builder.engine import docker_engine
-from builder.lab import Lab, lab_status, run_in_lab
+from builder.lab import Lab, lab_status
 from builder.lab.check import check_outbound_in_lab
 from harness import faces
+from harness.lab import into_lab
 from harness.rotation import FACE_ENV
 
 pytestmark = pytest.mark.mesh
@@ -59,15 +60,8 @@ def start(
     lab: Lab, settings: Settings, workload: str, name: str, image: str, env: dict[str, str]
 ) -> Any:
     """Run `image` (catalog entry `workload`) into the lab as ExternalWorkload `name`."""
-    return run_in_lab(
-        lab=lab,
-        workload=find_workload(workload),
-        settings=settings,
-        manifests_dir=lab.folder / "manifests",
-        image=image,
-        name=f"{lab.name}-w-{name}",
-        env={"WORKLOAD_NAME": name, **env},
-        timeout=120,
+    return into_lab(
+        lab, settings, workload, f"{lab.name}-w-{name}", name=name, env=env, image=image
     )
 
 

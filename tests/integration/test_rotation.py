@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from builder.build.image import build_workload_image
-from builder.config.catalog import find_workload
 from builder.config.settings import Settings
-from builder.lab import Lab, run_in_lab
+from builder.lab import Lab
+from harness.lab import into_lab
 from harness.load import SteadyLoad, identity_refreshes, served_svid, signing_ca
 from harness.rotation import FACE_ENV
 
@@ -34,18 +33,9 @@ def short_lived(lab: Lab, mesh_settings: Settings) -> dict[str, Any]:
     """smiley, color and face in the lab, each with a 30 s SVID and a 3 min SPIRE CA."""
     started = {}
     for name in ("smiley", "color", "face"):
-        image = build_workload_image(workload=find_workload(name), settings=mesh_settings)
         env = {"SPIRE_SVID_TTL": SVID_TTL, "SPIRE_CA_TTL": CA_TTL}
-        started[name] = run_in_lab(
-            lab=lab,
-            workload=find_workload(name),
-            settings=mesh_settings,
-            manifests_dir=lab.folder / "manifests",
-            image=image.reference,
-            name=f"{lab.name}-rot-{name}",
-            env={"WORKLOAD_NAME": name, **env, **(FACE_ENV if name == "face" else {})},
-            timeout=120,
-        )
+        env |= FACE_ENV if name == "face" else {}
+        started[name] = into_lab(lab, mesh_settings, name, f"{lab.name}-rot-{name}", env=env)
     return started
 
 
