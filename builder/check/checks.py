@@ -46,8 +46,8 @@ def check_image(
     report.add("metadata", lambda: check_metadata(attrs))
     report.add("contents: no private key in any layer", lambda: check_no_key_material(image))
     env = dict(env or {})
-    name = env.get("WORKLOAD_NAME") or facts.get("workload")
-    namespace = env.get("WORKLOAD_NAMESPACE") or facts.get("workload-namespace")
+    name = env.get("WORKLOAD_NAME") or facts.workload
+    namespace = env.get("WORKLOAD_NAMESPACE") or facts.namespace
     policy = InboundPolicy.of(facts, env)
     with tempfile.TemporaryDirectory(prefix="meshexp-check-") as scratch:
         if certs is None:

@@ -70,7 +70,7 @@ PROBE = "/usr/local/bin/meshexp-probe"
 def check_workload_readiness(box: containers.MeshContainer, facts: ImageFacts, limit: float) -> str:
     """The image's readiness probe (its label says which) passes in the container, and the
     bootstrap said "workload ready" once it did."""
-    label = facts.get("readiness")
+    label = facts.readiness
     last: dict[str, object] = {"exit": -1}  # the probe's last exit code
 
     def passed() -> str | NotYet:
@@ -109,7 +109,7 @@ LOG_HELPERS = ("tee", "grep", "awk")
 def check_identity(
     box: containers.MeshContainer, facts: ImageFacts, name: str, namespace: str, anchor_file: Path
 ) -> str:
-    proxy_uid = facts.get("proxy-uid")
+    proxy_uid = str(facts.proxy_uid)
     box.exec(["install", "-d", "-o", proxy_uid, "-m", "0700", "/tmp/meshexp-check"])
     code, out = box.exec(
         [
@@ -130,8 +130,7 @@ def check_identity(
     chain = x509.load_pem_x509_certificates(pem.encode())
     names = list(chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     # Images from before the identity label carry the walk-through's names.
-    style = facts.labels.get(image_contract.IDENTITY, image_contract.IDENTITY_BEFORE_THE_LABEL)
-    wanted = workload_identity(style, facts.get("trust-domain"), namespace, name)
+    wanted = workload_identity(facts.identity, facts.trust_domain, namespace, name)
     expected = wanted.spiffe_id
     # The real proxy takes a client's FIRST name as its identity in policy: it must be
     # the SPIFFE ID that policies (and the ExternalWorkload's meshTLS.identity) name.
@@ -161,11 +160,11 @@ def check_identity(
 
 
 def check_rules(box: containers.MeshContainer, facts: ImageFacts) -> str:
-    binary = f"iptables-{facts.get('iptables-mode')}-save"
+    binary = f"iptables-{facts.iptables_mode}-save"
     code, rules = box.exec([binary, "-t", "nat"])
     require(code == 0, f"{binary} failed: {rules.strip()}")
     lines = [line for line in rules.splitlines() if line.startswith("-A ")]
-    uid = facts.get("proxy-uid")
+    uid = facts.proxy_uid
     wanted = [
         "-A PREROUTING -j PROXY_INIT_REDIRECT",
         "-A OUTPUT -j PROXY_INIT_OUTPUT",
@@ -175,8 +174,8 @@ def check_rules(box: containers.MeshContainer, facts: ImageFacts) -> str:
         "-A PROXY_INIT_OUTPUT -p tcp -j REDIRECT --to-ports 4140",
     ]
     for port_list, chain in (
-        (facts.get("inbound-ports-to-ignore"), "PROXY_INIT_REDIRECT"),
-        (facts.get("outbound-ports-to-ignore"), "PROXY_INIT_OUTPUT"),
+        (facts.ignored_ports(image_contract.INBOUND_PORTS_TO_IGNORE), "PROXY_INIT_REDIRECT"),
+        (facts.ignored_ports(image_contract.OUTBOUND_PORTS_TO_IGNORE), "PROXY_INIT_OUTPUT"),
     ):
         if port_list:
             wanted.append(f"-A {chain} -p tcp -m multiport --dports {port_list} -j RETURN")
@@ -202,12 +201,12 @@ def process_uids(box: containers.MeshContainer) -> dict[str, int]:
 def check_binaries(box: containers.MeshContainer, facts: ImageFacts) -> str:
     """Each binary is present and executable by the UID that runs it."""
     wanted = {
-        "/usr/lib/linkerd/linkerd2-proxy": facts.get("proxy-uid"),
-        "/usr/local/bin/spire-agent": facts.get("spire-uid"),
-        "/opt/workload/launch": facts.get("workload-uid"),
+        "/usr/lib/linkerd/linkerd2-proxy": str(facts.proxy_uid),
+        "/usr/local/bin/spire-agent": str(facts.spire_uid),
+        "/opt/workload/launch": str(facts.workload_uid),
     }
-    if facts.get("spire-topology") == "demo":
-        wanted["/usr/local/bin/spire-server"] = facts.get("spire-uid")
+    if facts.spire_topology == "demo":
+        wanted["/usr/local/bin/spire-server"] = str(facts.spire_uid)
     for path, uid in wanted.items():
         code, out = box.exec(["test", "-f", path, "-a", "-x", path], user=uid)
         require(code == 0, f"{path} is missing or not executable by UID {uid} {out}".strip())
@@ -218,7 +217,7 @@ def check_least_privilege(box: containers.MeshContainer, facts: ImageFacts) -> s
     running = processes(box)
     roots = sorted(name for name, uid in running if uid == 0 and name != "meshexp-probe")
     require(roots == ["bootstrap"], f"running as root besides the bootstrap: {roots}")
-    proxy_uid, spire_uid = int(facts.get("proxy-uid")), int(facts.get("spire-uid"))
+    proxy_uid, spire_uid = facts.proxy_uid, facts.spire_uid
     expected = {
         "linkerd2-proxy": {proxy_uid},
         "spire-server": {spire_uid},
@@ -227,18 +226,18 @@ def check_least_privilege(box: containers.MeshContainer, facts: ImageFacts) -> s
         # of their own UIDs (tee, grep, awk).
         **{helper: {proxy_uid, spire_uid} for helper in LOG_HELPERS},
         # Docker's health check starts it as root; its first act is to become the workload.
-        "meshexp-probe": {0, int(facts.get("workload-uid"))},
+        "meshexp-probe": {0, facts.workload_uid},
     }
     proxy = [uid for name, uid in running if name == "linkerd2-proxy"]
     require(
-        proxy == [int(facts.get("proxy-uid"))],
+        proxy == [proxy_uid],
         f"the proxy runs as UID {', '.join(map(str, proxy)) or 'nothing'}, "
-        f"the image declares {facts.get('proxy-uid')}",
+        f"the image declares {proxy_uid}",
     )
     for name, uid in running:
         if name in expected:
             require(uid in expected[name], f"{name} runs as UID {uid}, not {expected[name]}")
-    workload_uid = int(facts.get("workload-uid"))
+    workload_uid = facts.workload_uid
     others = {(name, uid) for name, uid in running if name not in expected and name != "bootstrap"}
     require(others, "no workload process found")
     require(

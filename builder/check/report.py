@@ -88,21 +88,93 @@ REQUIRED_LABELS = (
 
 @dataclass(frozen=True)
 class ImageFacts:
-    """What the image's labels say it should be."""
+    """What the image's labels say it should be, read through its contract
+    (builder.core.image_contract): a fact a check needs is required, and a label that is
+    missing or does not say what it should is one CheckError naming it."""
 
     labels: dict[str, str]
 
-    def get(self, key: str) -> str:
-        value = self.labels.get(image_contract.label(key))
-        if value is None:
-            raise CheckError(
-                f"label {image_contract.label(key)} is missing: was the image built by "
-                "meshexp-build? Rebuild it with `meshexp-build image`"
-            )
-        return value
+    def need(self, *names: str) -> image_contract.ImageContract:
+        try:
+            contract = image_contract.ImageContract.from_labels(self.labels)
+            contract.require(*names)
+        except image_contract.ContractError as exc:
+            raise CheckError(str(exc)) from None
+        return contract
 
-    def ports(self, key: str) -> list[int]:
-        return [int(port) for port in self.get(key).split(",") if port]
+    def _uid(self, name: str) -> int:
+        contract = self.need(name)
+        uids = {
+            image_contract.PROXY_UID: contract.proxy_uid,
+            image_contract.SPIRE_UID: contract.spire_uid,
+            image_contract.WORKLOAD_UID: contract.workload_uid,
+        }
+        uid = uids[name]
+        assert uid is not None  # required above
+        return uid
+
+    @property
+    def proxy_uid(self) -> int:
+        return self._uid(image_contract.PROXY_UID)
+
+    @property
+    def spire_uid(self) -> int:
+        return self._uid(image_contract.SPIRE_UID)
+
+    @property
+    def workload_uid(self) -> int:
+        return self._uid(image_contract.WORKLOAD_UID)
+
+    @property
+    def workload(self) -> str:
+        return self.need(image_contract.WORKLOAD).workload
+
+    @property
+    def namespace(self) -> str:
+        return self.need(image_contract.WORKLOAD_NAMESPACE).namespace
+
+    @property
+    def trust_domain(self) -> str:
+        return self.need(image_contract.TRUST_DOMAIN).trust_domain
+
+    @property
+    def linkerd_version(self) -> str:
+        return self.need(image_contract.LINKERD_VERSION).linkerd_version
+
+    @property
+    def identity(self) -> str:
+        """The identity style (the walk-through's for images from before the label)."""
+        return self.need().identity
+
+    @property
+    def readiness(self) -> str:
+        return self.need(image_contract.READINESS).readiness
+
+    @property
+    def iptables_mode(self) -> str:
+        return self.need(image_contract.IPTABLES_MODE).iptables_mode
+
+    @property
+    def spire_topology(self) -> str:
+        return self.need(image_contract.SPIRE_TOPOLOGY).spire_topology
+
+    @property
+    def port_numbers(self) -> list[int]:
+        return list(self.need(image_contract.WORKLOAD_PORTS).port_numbers)
+
+    @property
+    def probes(self) -> tuple[str, ...]:
+        return self.need().probes
+
+    def ignored_ports(self, name: str) -> str:
+        """INBOUND_ or OUTBOUND_PORTS_TO_IGNORE, as iptables' --dports lists them."""
+        contract = self.need(name)
+        ports = (
+            contract.inbound_ports_to_ignore
+            if name == image_contract.INBOUND_PORTS_TO_IGNORE
+            else contract.outbound_ports_to_ignore
+        )
+        return ",".join(map(str, ports))
 
 
 @dataclass(frozen=True)
@@ -117,8 +189,10 @@ class InboundPolicy:
 
     @classmethod
     def of(cls, facts: ImageFacts, env: dict[str, str]) -> InboundPolicy:
-        name = env.get("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY") or facts.labels.get(
-            image_contract.INBOUND_POLICY, "all-unauthenticated"
+        name = (
+            env.get("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY")
+            or facts.need().inbound_policy
+            or "all-unauthenticated"
         )
         networks = env.get("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", "")
         return cls(name, tuple(n.strip() for n in networks.split(",") if n.strip()))

@@ -27,9 +27,7 @@ def first_line(text: str) -> str:
 
 
 def port_probes(facts: ImageFacts) -> list[PortProbe]:
-    return PortProbe.from_label(
-        facts.labels.get(image_contract.PORT_PROTOCOLS), facts.ports("workload-ports")
-    )
+    return PortProbe.from_label(",".join(facts.probes) or None, facts.port_numbers)
 
 
 def check_inbound(
@@ -114,7 +112,7 @@ def local_answer(box: containers.MeshContainer, facts: ImageFacts, probe: PortPr
     """The same probe from inside, as the workload's UID to 127.0.0.1 (not captured):
     the workload's own answer.
     """
-    _, output = box.exec(["bash", "-c", probe.script()], user=facts.get("workload-uid"))
+    _, output = box.exec(["bash", "-c", probe.script()], user=str(facts.workload_uid))
     local = probe.read(output)
     require(local.answered, f"{probe.describe()} on 127.0.0.1: {local.summary}")
     return local
@@ -250,8 +248,8 @@ def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:
     gateway = docker_engine.network_gateway(box.network)
     with peer_listener(gateway) as (port, seen):
         peer = f"{gateway}:{port}"
-        answer, sockets = outbound_connection(box.exec, facts.get("workload-uid"), peer)
-        proxy_uid = int(facts.get("proxy-uid"))
+        answer, sockets = outbound_connection(box.exec, str(facts.workload_uid), peer)
+        proxy_uid = facts.proxy_uid
         landed = landed_on_proxy(sockets, peer, proxy_uid)
         workload_seen = len(seen)
         fate = (
@@ -263,7 +261,7 @@ def check_outbound(box: containers.MeshContainer, facts: ImageFacts) -> str:
             (answer == "peer") == (workload_seen == 1),
             f"the peer saw {workload_seen} connection(s) but the workload got {answer!r}",
         )
-        own_answer, own_sockets = outbound_connection(box.exec, facts.get("proxy-uid"), peer)
+        own_answer, own_sockets = outbound_connection(box.exec, str(facts.proxy_uid), peer)
         require(
             own_answer == "peer", f"the proxy UID could not reach {peer} directly: {own_answer!r}"
         )

@@ -22,7 +22,6 @@ from builder.check.traffic import port_probes
 from builder.cluster.run import stop_workload
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings, load_settings
-from builder.core import image_contract
 from builder.engine import docker_engine
 from builder.lab import Lab, run_in_lab
 
@@ -38,15 +37,13 @@ def outbound_to(metrics: str, workload: str) -> list[dict[str, str]]:
 
 def check_outbound_in_lab(*, image: str, lab: Lab, catalog: Sequence[Path] = ()) -> str:
     facts = ImageFacts(dict(docker_engine.image_attrs(image)["Config"].get("Labels") or {}))
-    name, namespace = facts.get("workload"), facts.get("workload-namespace")
+    name, namespace = facts.workload, facts.namespace
     settings = load_settings(
         None,
         {
-            "linkerd_version": facts.get("linkerd-version"),
-            "trust_domain": facts.get("trust-domain"),
-            "identity": facts.labels.get(
-                image_contract.IDENTITY, image_contract.IDENTITY_BEFORE_THE_LABEL
-            ),
+            "linkerd_version": facts.linkerd_version,
+            "trust_domain": facts.trust_domain,
+            "identity": facts.identity,
         },
     )
     workload = find_workload(name, catalog)
@@ -79,7 +76,7 @@ def _call_peer(
     probe = port_probes(facts)[0]
     host = f"{peer}.{namespace}.svc.cluster.local"
     code, output = docker_engine.exec_in(
-        container, ["bash", "-c", probe.script(host)], user=facts.get("workload-uid")
+        container, ["bash", "-c", probe.script(host)], user=str(facts.workload_uid)
     )
     result = probe.read(output)
     require(result.answered, f"the call to {host} {probe.describe()}: {result.summary} ({code})")

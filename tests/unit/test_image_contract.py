@@ -175,3 +175,29 @@ def test_check_reads_a_rendered_images_metadata_through_the_contract() -> None:
     lying = {**labels, image_contract.PROXY_UID: "root"}
     with pytest.raises(CheckFailed, match="proxy-uid label has 'root', not a number"):
         check_metadata({"Config": {**config, "Labels": lying, "ExposedPorts": exposed}})
+
+
+def test_checks_read_the_facts_they_need_typed_and_name_a_missing_or_lying_label() -> None:
+    from builder.check.report import ImageFacts
+    from builder.core.errors import CheckError
+
+    smiley, settings = find_workload("smiley"), Settings().check()
+    files = render_files(smiley, settings, components=plan_components(smiley, settings))
+    facts = ImageFacts(all_labels(files["Dockerfile"][0]))
+    assert (facts.proxy_uid, facts.spire_uid, facts.workload_uid) == (
+        settings.proxy_uid,
+        settings.spire_uid,
+        smiley.uid,
+    )
+    assert facts.port_numbers == [port.port for port in smiley.ports]
+    assert facts.ignored_ports(image_contract.OUTBOUND_PORTS_TO_IGNORE) == ",".join(
+        map(str, settings.outbound_ports_to_ignore)
+    )
+    assert (facts.workload, facts.namespace) == (smiley.name, smiley.namespace)
+    without = ImageFacts({k: v for k, v in facts.labels.items() if k != image_contract.PROXY_UID})
+    with pytest.raises(CheckError, match=re.escape(f"label {image_contract.PROXY_UID} is missing")):
+        _ = without.proxy_uid
+    assert without.workload_uid == smiley.uid  # only what a check needs is required
+    lying = ImageFacts({**facts.labels, image_contract.WORKLOAD_UID: "2200 "})
+    with pytest.raises(CheckError, match="workload-uid label has '2200 ', not a number"):
+        _ = lying.workload_uid
