@@ -275,16 +275,6 @@ CONTENT = "io.meshexp.content"  # cluster images, by the hash of what went in
 BASE_RECIPE = "io.meshexp.base-recipe"  # the offline base, by its recipe's hash
 
 
-def label(key: str) -> str:
-    """The full name of one of our labels from its short key (`proxy-uid`)."""
-    return f"{PREFIX}{key}"
-
-
-def short(name: str) -> str:
-    """The short key of one of our labels (`io.meshexp.proxy-uid` -> `proxy-uid`)."""
-    return name.removeprefix(PREFIX)
-
-
 # The bootstrap's log lines that the tool waits for -----------------------------------
 PROXY_READY_LINE = "bootstrap: proxy ready"
 WORKLOAD_STARTED_LINE = "bootstrap: workload started"
