@@ -8,7 +8,7 @@ import os
 import platform
 import statistics
 import subprocess
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ def proxy() -> Path:
 
 def settings(**changes: Any) -> Settings:
     base = load_settings(None, {"offline": True, "proxy_file": proxy()})
-    return replace(base, **{"image_name": IMAGE_NAME, **changes}).check()
+    return base.with_(**{"image_name": IMAGE_NAME, **changes}).check()
 
 
 def certs(into: Path) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from bench import common
@@ -28,8 +27,8 @@ PLATFORMS = ("linux/amd64", "linux/arm64")
 
 
 def settings(platforms: tuple[str, ...], tag: str) -> Settings:
-    files = (("linux/amd64", common.proxy()), ("linux/arm64", equipment.standin_proxy("arm64")))
-    return replace(common.settings(), platforms=platforms, proxy_files=files, tag=tag).check()
+    files = {"linux/amd64": common.proxy(), "linux/arm64": equipment.standin_proxy("arm64")}
+    return common.settings().with_(platforms=platforms, proxy_files=files, tag=tag).check()
 
 
 def forget_builder_state() -> None:

@@ -33,7 +33,7 @@ def main() -> None:
     if missing:
         raise SystemExit("the walk-through benchmark needs: " + ", ".join(missing))
     real = {name: str(equipment.REAL_FACES / name) for name in ("smiley", "color")}
-    settings = common.settings(binaries=tuple((name, Path(path)) for name, path in real.items()))
+    settings = common.settings(binaries={name: Path(path) for name, path in real.items()})
     samples: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="meshexp-bench-e2e-") as scratch:
         for run in range(RUNS):

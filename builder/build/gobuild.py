@@ -28,7 +28,7 @@ from builder.build.spire_plugins import (
     derive_module,
     kept_key,
 )
-from builder.config.models import GoSource
+from builder.config.models import GoSource, TrimmedGoSource
 from builder.core import process
 from builder.core.cache import build_lock, cache_key, cache_root, cached_file, tree_sha256
 from builder.core.errors import SourceError
@@ -142,7 +142,7 @@ def binary_key(source: GoSource, arch: str) -> str:
         cgo=source.cgo,
         go=go_version(),
         ldflags=LDFLAGS,
-        **_trim_key(source),
+        **_trim_key(source.trim_spire),
     )
 
 
@@ -164,10 +164,10 @@ def _build_go_binary(
         out.chmod(0o755)
 
 
-def _trim_key(source: GoSource) -> dict[str, object]:
+def _trim_key(trimmed: bool) -> dict[str, object]:
     """The cache-key part of a trimmed SPIRE: its kept plugins (none for other builds, so
     their keys stay as they were)."""
-    if not source.trim_spire:
+    if not trimmed:
         return {}
     return {"spire_plugins": kept_key(configured_plugins()), "derivation": DERIVATION}
 
@@ -175,7 +175,7 @@ def _trim_key(source: GoSource) -> dict[str, object]:
 def trimmed_spire(version: str, env: dict[str, str]) -> Path:
     """SPIRE `version` with only the configured plugins: a copy of the module from the
     module cache with its catalog files derived (spire_plugins.py), cached by content."""
-    folder = cache_root() / "spire-module" / cache_key(version=version, **_trim_key(TRIMMED))
+    folder = cache_root() / "spire-module" / cache_key(version=version, **_trim_key(True))
     if (folder / "go.mod").is_file():
         return folder
     with build_lock(folder, f"SPIRE {version} with the configured plugins only"):
@@ -190,10 +190,6 @@ def trimmed_spire(version: str, env: dict[str, str]) -> Path:
             folder.rmdir()  # the lock made it; the finished copy takes its place
             copy.replace(folder)
     return folder
-
-
-# Any trimmed SPIRE source: what _trim_key reads of it.
-TRIMMED = GoSource(package=SPIRE_MODULE, trim_spire=True)
 
 
 def required_version(go_mod: str, module: str) -> str:
@@ -234,7 +230,7 @@ def _local_modfile(source: GoSource, env: dict[str, str]) -> list[str]:
 def trimmed_modfile_flag(local: Path) -> str:
     """`-modfile=...` that makes `go vet` and `go test` of the local module `local` see
     the SPIRE the images carry (configured plugins only), as its builds do."""
-    source = GoSource(package="./...", local=local, cgo=True, trim_spire=True)
+    source = TrimmedGoSource(package="./...", local=local, cgo=True)
     (flag,) = _local_modfile(source, build_environment(HOST_ARCH, cgo=True))
     return flag
 
@@ -244,7 +240,7 @@ def tool_module(source: GoSource, env: dict[str, str]) -> Path:
     module_dir = (
         cache_root()
         / "gomod"
-        / cache_key(package=source.package, version=source.version, **_trim_key(source))
+        / cache_key(package=source.package, version=source.version, **_trim_key(source.trim_spire))
     )
 
     def ready() -> bool:

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from builder.build.base_image import ensure_offline_base
@@ -53,7 +53,7 @@ def build_workload_image(
     """
     progress = as_progress(on_line)
     if tag is not None:
-        settings = replace(settings, tag=tag).check()
+        settings = settings.with_(tag=tag).check()
     docker_engine.client()  # fail before any Go build when no engine answers
     ensure_base(settings, progress)
     components = plan_components(workload, settings)  # once per build

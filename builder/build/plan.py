@@ -15,6 +15,7 @@ from builder.config.models import (
     FileSource,
     GoSource,
     ImageSource,
+    TrimmedGoSource,
     Workload,
 )
 from builder.config.settings import Settings
@@ -96,14 +97,13 @@ MULTICALL_LINKS = ("/usr/local/bin/spire-agent", "/usr/local/bin/meshexp-certche
 
 def multicall_source(settings: Settings) -> GoSource:
     """SPIRE server and agent and certcheck in one binary (go/cmd/multicall)."""
-    return GoSource(
-        package="./cmd/multicall", local=go_dir(), cgo=True, trim_spire=settings.trims_spire
-    )
+    build = TrimmedGoSource if settings.trims_spire else GoSource
+    return build(package="./cmd/multicall", local=go_dir(), cgo=True)
 
 
 def _binary_source(name: str, source: ComponentSource, settings: Settings) -> ComponentSource:
     """A `--binary NAME=FILE` given for this binary wins over the catalog's sources."""
-    given = dict(settings.binaries).get(name)
+    given = settings.binaries.get(name)
     return FileSource(path=given) if given is not None else source
 
 
@@ -140,7 +140,7 @@ def from_components_image(components: list[Component], image: str | None) -> lis
     if image is None:
         return components
     return [
-        replace(c, source=ImageSource(image, f"/{c.role}"))
+        replace(c, source=ImageSource(ref=image, path=f"/{c.role}"))
         if not c.workload_layer and not isinstance(c.source, ImageSource)
         else c
         for c in components

@@ -114,7 +114,7 @@ def _labels(
         labels.append(
             (image_contract.PROXY_STANDIN, "PROXY STAND-IN: not a Linkerd proxy (test equipment)")
         )
-    return [*labels, *extra_labels, *settings.labels]
+    return [*labels, *extra_labels, *settings.labels.items()]
 
 
 # upstream reference -> (the reference pulled, the digest used): builder.build.upstream's.

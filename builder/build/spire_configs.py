@@ -5,11 +5,9 @@ keeps exactly the plugins these name.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from builder.build.templates import render_template
-from builder.config.schema import TOPOLOGIES
 from builder.config.settings import Settings
+from builder.config.types import TOPOLOGIES
 
 # Where the demo image's SPIRE server listens, on loopback inside the container.
 SPIRE_SERVER_PORT = 18081
@@ -55,5 +53,5 @@ def every_config() -> list[tuple[str, str]]:
     """(program, text) of every SPIRE config we render, for every topology."""
     configs = [("server", production_server_config(Settings().trust_domain))]
     for topology in TOPOLOGIES:
-        configs += image_configs(replace(Settings(), topology=topology)).values()
+        configs += image_configs(Settings().with_(topology=topology)).values()
     return configs

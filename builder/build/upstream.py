@@ -7,7 +7,7 @@ proxy image itself, so that a Linkerd release newer than any table here builds.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from builder.build.plan import Component
@@ -116,4 +116,4 @@ def with_version_of(proxy: UsedImage, settings: Settings, progress: Progress) ->
     """The settings with the proxy version that the proxy image `proxy` carries."""
     version = proxy_version_in(proxy.used)
     progress.line(f"proxy {version} (read from {proxy.used})")
-    return replace(settings, proxy_version=version).check()
+    return settings.with_(proxy_version=version).check()

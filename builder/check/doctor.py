@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from builder.build.gobuild import CROSS_CC, HOST_ARCH
 from builder.build.plan import helper_source
@@ -31,7 +31,7 @@ class Finding:
 def online_registries(settings: Settings) -> list[str]:
     """The registries the online profile pulls from, as their references name them
     (through the settings' mirrors): the proxy's, SPIRE's, Faces' and the base's."""
-    online = replace(settings, offline=False)
+    online = settings.with_(offline=False)
     sources = [online.proxy(), online.spire("spire-server"), online.spire("spire-agent")]
     references = [source.ref for source in sources if isinstance(source, ImageSource)]
     references += ["ghcr.io/buoyantio/faces-smiley:2.0.0", online.resolved_base_image]

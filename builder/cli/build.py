@@ -143,7 +143,7 @@ def image(
     """
     settings = settings_from(options)
     if tag is not None:
-        settings = dataclasses.replace(settings, tag=tag).check()
+        settings = settings.with_(tag=tag).check()
     if all_workloads == bool(workload_names):
         raise click.UsageError("give --workload NAME (repeatable) or --all")
     names = list(catalog_of(settings)) if all_workloads else list(workload_names)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ def workloads_list(output_format: str = "text", **options: Any) -> None:
     """List the catalog: the built-in entries and those of --catalog folders."""
     catalog = catalog_of(settings_from(options))
     if output_format == "json":
-        emit_json([dataclasses.asdict(w) for w in catalog.values()])
+        emit_json([w.model_dump(mode="json") for w in catalog.values()])
         return
     for workload in catalog.values():
         ports = ",".join(f"{p.name}:{p.port}" for p in workload.ports)

@@ -18,12 +18,12 @@ from builder.config.contract import INBOUND_POLICIES
 from builder.config.identity import IDENTITY_STYLES
 from builder.config.mirrors import PULL_POLICIES
 from builder.config.models import Workload
-from builder.config.schema import IPTABLES_MODES, PLATFORMS, SPIRE_PLUGIN_CHOICES, TOPOLOGIES
 from builder.config.settings import (
     Settings,
     default_settings_file,
     load_settings,
 )
+from builder.config.types import IPTABLES_MODES, PLATFORMS, SPIRE_PLUGIN_CHOICES, TOPOLOGIES
 
 F = TypeVar("F", bound=Callable[..., Any])
 

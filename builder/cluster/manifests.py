@@ -230,7 +230,7 @@ def build_manifests(
     labels = {"app": name, "app.kubernetes.io/managed-by": "meshexp-build"}
     identity = settings.identity_of(namespace, name)
     auth = mesh_tls_authentication(identity, name, namespace) if authentication else None
-    ports = [(p.name, p.port, p.protocol) for p in workload.ports]
+    ports = [(p.name, p.port, str(p.protocol)) for p in workload.ports]
     external = external_workload_document(name, namespace, labels, identity, addresses, ports)
     service = service_document(name, namespace, labels, ports, service_port)
     if not settings.facts.status_subresource:

@@ -312,7 +312,7 @@ class Registrar:
             try:
                 if instance.running and instance.ips:
                     self._apply_instance(client, instance, held)
-                if self.group.service:
+                if self.group.service.enabled:
                     self._ensure_service(client, instance)
             except kube.KubeUnreachable:
                 raise
@@ -403,7 +403,7 @@ class Registrar:
             instance.namespace,
             {"app": instance.workload, **self.labels},
             list(instance.ports),
-            self.group.service_port,
+            self.group.service.port,
         )
         held = kube.get_object(client, ref)
         theirs = (

@@ -8,22 +8,39 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from builder.config.schema import SCHEMA_ID, WorkloadEntry
-from builder.config.settings_schema import SettingsEntry
+from builder.config.models import SCHEMA_ID, SOURCE_TITLE, Workload
+from builder.config.settings import Settings
+
+SOURCE_REF = {"$ref": f"#/$defs/{SOURCE_TITLE}"}
+
+
+def _named_sources(node: Any, defs: dict[str, Any]) -> Any:
+    """Every source's schema (written inline by the models) as one named definition."""
+    if isinstance(node, list):
+        return [_named_sources(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("title") == SOURCE_TITLE and node.get("type") == "object":
+        defs[SOURCE_TITLE] = {**node, "description": "where a binary comes from: exactly one kind"}
+        return {
+            **SOURCE_REF,
+            **({"description": node["description"]} if "description" in node else {}),
+        }
+    return {key: _named_sources(value, defs) for key, value in node.items()}
 
 
 def json_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema of a catalog entry (`catalog`) or of the settings file."""
-    models: dict[str, type[BaseModel]] = {"catalog": WorkloadEntry, "settings": SettingsEntry}
-    model = models[kind]
-    schema = model.model_json_schema()
-    binary = schema.get("$defs", {}).get("BinaryEntry")
+    models: dict[str, type[BaseModel]] = {"catalog": Workload, "settings": Settings}
+    found: dict[str, Any] = {}
+    schema = _named_sources(models[kind].model_json_schema(), found)
+    schema.setdefault("$defs", {}).update(found)
+    binary = schema["$defs"].get("Binary")
     if binary is not None:  # what the alternatives' reader also accepts: one mapping
-        source = {"$ref": "#/$defs/SourceEntry"}
         binary["properties"]["offline"] = {
             "description": "where it comes from offline: one source, or a list of "
             "alternatives tried in order (the first that can be had is used)",
-            "anyOf": [source, {"type": "array", "items": source, "minItems": 1}],
+            "anyOf": [SOURCE_REF, {"type": "array", "items": SOURCE_REF, "minItems": 1}],
         }
     titles = {"catalog": "meshexp-build catalog entry", "settings": "meshexp-build settings"}
     return {

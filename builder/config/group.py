@@ -12,13 +12,22 @@ service: {port: 80}       # the Service's first port; `enabled: false` for none
 """
 
 # No `from __future__ import annotations`: pydantic reads these annotations.
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
-from builder.config.types import AsText, DnsLabel, Flag, FreeText, Hint, PortNumber, parse
+from builder.config.types import (
+    AsText,
+    DnsLabel,
+    Entry,
+    Flag,
+    FreeText,
+    Pattern,
+    PortNumber,
+    parse,
+    refuse,
+)
 from builder.config.validation import KUBE_LABEL_KEY, KUBE_LABEL_VALUE, shown
 from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import SettingsError
@@ -28,77 +37,51 @@ RESERVED_LABELS = ("app", "app.kubernetes.io/managed-by", "meshexp.io/registrar"
 
 KubeLabelKey = Annotated[
     str,
-    StringConstraints(pattern=KUBE_LABEL_KEY.pattern),
-    Hint("a Kubernetes label key: [prefix/]name, letters, digits, '-', '_', '.'"),
+    Pattern(
+        KUBE_LABEL_KEY, "a Kubernetes label key: [prefix/]name, letters, digits, '-', '_', '.'"
+    ),
     AsText,
 ]
 KubeLabelValue = Annotated[
     str,
-    StringConstraints(pattern=KUBE_LABEL_VALUE.pattern),
-    Hint("a Kubernetes label value: at most 63 letters, digits, '-', '_', '.'"),
+    Pattern(
+        KUBE_LABEL_VALUE, "a Kubernetes label value: at most 63 letters, digits, '-', '_', '.'"
+    ),
     AsText,
 ]
 
 
-class ServiceEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Service(Entry):
+    """The Service made beside each ExternalWorkload."""
+
     enabled: Flag = True
-    port: PortNumber | None = None
+    port: PortNumber | None = Field(None, description="its first port (default: the workload's)")
 
 
-class GroupEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    namespace: DnsLabel | None = None
-    workloads: list[DnsLabel] | None = None
-    network: FreeText | None = Field(None, max_length=200)
-    labels: dict[KubeLabelKey, KubeLabelValue] | None = None
-    service: ServiceEntry | None = None
-
-
-@dataclass(frozen=True)
-class Group:
+class Group(Entry):
     """The template, validated."""
 
-    namespace: str | None = None
-    workloads: tuple[str, ...] = ()
-    network: str | None = None
-    labels: tuple[tuple[str, str], ...] = ()
-    service: bool = True
-    service_port: int | None = None
+    namespace: DnsLabel | None = None
+    workloads: tuple[DnsLabel, ...] = ()
+    network: Annotated[FreeText, StringConstraints(max_length=200)] | None = None
+    labels: dict[KubeLabelKey, KubeLabelValue] = Field(default_factory=dict)
+    service: Service = Service()
 
-    def __post_init__(self) -> None:
-        for key, value in self.labels:
+    @model_validator(mode="after")
+    def _not_reserved(self) -> Self:
+        for key in self.labels:
             if key in RESERVED_LABELS:
-                raise SettingsError(
-                    f"label {shown(key)} is set by the registration itself; choose another key"
+                refuse(
+                    f"labels: label {shown(key)} is set by the registration itself; "
+                    "choose another key"
                 )
-            if not KUBE_LABEL_KEY.fullmatch(key) or not KUBE_LABEL_VALUE.fullmatch(value):
-                raise SettingsError(
-                    f"label {key}={shown(value)} is not a Kubernetes label "
-                    "([prefix/]name=value, at most 63 letters, digits, '-', '_', '.' each)"
-                )
-
-
-def group_from(entry: GroupEntry) -> Group:
-    service = entry.service or ServiceEntry()
-    return Group(
-        namespace=entry.namespace,
-        workloads=tuple(entry.workloads or ()),
-        network=entry.network,
-        labels=tuple(sorted((entry.labels or {}).items())),
-        service=service.enabled,
-        service_port=service.port,
-    )
+        return self
 
 
 def load_group(path: Path) -> Group:
     """The group file at `path`, checked: one line naming the field on any problem."""
     data = read_yaml_file(path, "group file", SettingsError) or {}
-    entry = parse(GroupEntry, data, f"{path}:", SettingsError)
-    try:
-        return group_from(entry)
-    except SettingsError as exc:
-        raise SettingsError(f"{path}: {exc}") from None
+    return parse(Group, data, f"{path}:", SettingsError)
 
 
 def group_with_flags(
@@ -117,10 +100,10 @@ def group_with_flags(
         "namespace": namespace or base.namespace,
         "workloads": list(workloads or base.workloads) or None,
         "network": network or base.network,
-        "labels": dict(base.labels) | (labels or {}),
-        "service": {"enabled": base.service and service, "port": service_port or base.service_port},
+        "labels": base.labels | (labels or {}),
+        "service": {
+            "enabled": base.service.enabled and service,
+            "port": service_port or base.service.port,
+        },
     }
-    entry = parse(
-        GroupEntry, {k: v for k, v in data.items() if v is not None}, "flags:", SettingsError
-    )
-    return group_from(entry)
+    return parse(Group, {k: v for k, v in data.items() if v is not None}, "flags:", SettingsError)

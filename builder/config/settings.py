@@ -5,29 +5,60 @@ profile (online: upstream images; offline: Debian base, Go module proxy, and
 a proxy file the user supplies).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: pydantic reads these annotations.
 import string
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
+
+from pydantic import Field, model_validator
 
 from builder.config.contract import (
     PROXY_VERSION_FILE,
     ContractFacts,
+    InboundPolicy,
     facts_for,
     known_proxy_version,
     release_of,
 )
-from builder.config.identity import WorkloadIdentity, workload_identity
-from builder.config.mirrors import mirrored
-from builder.config.models import BinarySource, FileSource, GoSource, ImageSource, source_from
-from builder.config.settings_schema import PRIVATE_NETWORKS, SettingsEntry
-from builder.config.types import parse
+from builder.config.identity import IdentityStyle, WorkloadIdentity, workload_identity
+from builder.config.mirrors import PULL_POLICIES, PullPolicy, mirrored
+from builder.config.models import (
+    BinarySource,
+    FileSource,
+    GoSource,
+    ImageSource,
+    Source,
+    TrimmedGoSource,
+)
+from builder.config.settings_types import (
+    PRIVATE_NETWORKS,
+    BinaryFiles,
+    FolderList,
+    Labels,
+    Mirrors,
+    NetworkList,
+    Platforms,
+    PortList,
+    ProxyFiles,
+)
+from builder.config.types import (
+    BaseImageRef,
+    Choice,
+    Entry,
+    Flag,
+    FreeText,
+    IptablesMode,
+    Platform,
+    SpirePlugins,
+    SpireVersion,
+    Topology,
+    TrustDomain,
+    Uid,
+    parse,
+)
 from builder.config.validation import IMAGE_REF, shown
 from builder.config.yamlfile import read_yaml_file
 from builder.core.errors import SettingsError
-from builder.core.files import is_folder, is_plain_file
 
 SPIRE_MODULE = "github.com/spiffe/spire"
 # The SPIRE version go/go.mod requires for the multi-call binary (go/cmd/multicall).
@@ -58,50 +89,99 @@ PROXY_IMAGE = "cr.l5d.io/linkerd/proxy"
 PROXY_IN_IMAGE = "/usr/lib/linkerd/linkerd2-proxy"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a build needs besides the workload itself."""
+def _keep_defaults(data: object) -> object:
+    """A key left empty (`offline:` with no value) keeps what it was."""
+    if isinstance(data, dict):
+        return {key: value for key, value in data.items() if value is not None}
+    return data
 
-    linkerd_version: str = "2.20"
-    proxy_version: str | None = None
-    spire_version: str = "1.13.3"
-    trust_domain: str = "root.linkerd.cluster.local"
-    offline: bool = False
-    base_image: str | None = None
-    topology: str = "demo"
-    iptables_mode: str | None = None
-    proxy_uid: int = 2102
-    spire_uid: int = 2103
-    inbound_ports_to_ignore: tuple[int, ...] = (4190, 4191, 4567, 4568)
-    outbound_ports_to_ignore: tuple[int, ...] = (4567, 4568)
-    inbound_default_policy: str = "all-unauthenticated"
-    identity: str = "namespaced"
+
+class Settings(Entry):
+    """Everything a build needs besides the workload itself: the settings file's model
+    (meshexp.yaml), whose flags of the same names override it, with the defaults."""
+
+    linkerd_version: FreeText = Field(
+        "2.20",
+        description="Linkerd release: a line (2.15 ... 2.20, each its edge release) or the "
+        "edge release you run (edge-26.8.3)",
+    )
+    proxy_version: FreeText | None = Field(
+        None, description="override the proxy version, e.g. v2.294.0"
+    )
+    spire_version: SpireVersion = Field("1.13.3", description="SPIRE version")
+    trust_domain: TrustDomain = Field(
+        "root.linkerd.cluster.local", description="SPIFFE trust domain"
+    )
+    offline: Flag = Field(
+        False, description="no container registry: Debian base, Go sources, a proxy file"
+    )
+    base_image: BaseImageRef | None = Field(None, description="base image reference")
+    topology: Annotated[Topology, Choice()] = Field("demo", description="SPIRE topology")
+    iptables_mode: Annotated[IptablesMode, Choice()] | None = Field(
+        None, description="iptables backend (default: the Linkerd release's)"
+    )
+    proxy_uid: Uid = Field(2102, description="UID the proxy runs as")
+    spire_uid: Uid = Field(2103, description="UID SPIRE runs as")
+    inbound_ports_to_ignore: PortList = (4190, 4191, 4567, 4568)
+    outbound_ports_to_ignore: PortList = (4567, 4568)
+    inbound_default_policy: Annotated[InboundPolicy, Choice()] = Field(
+        "all-unauthenticated", description="default inbound policy"
+    )
+    identity: Annotated[IdentityStyle, Choice()] = Field(
+        "namespaced",
+        description="the names in a workload's SVID: namespaced (the default) or the "
+        "walk-through's",
+    )
     # Where the proxy asks the destination controller for profiles, and so where
     # a direct connection to a meshed workload's IP gets mTLS: the usual
     # private ranges, as the Linkerd chart's cluster networks.
-    profile_networks: tuple[str, ...] = PRIVATE_NETWORKS
-    image_name: str = "meshexp/{workload}"
-    tag: str = "linkerd-{linkerd}"
-    platform: str = "linux/amd64"
-    # The platforms of one multi-platform image (publish through BuildKit);
-    # empty: the one `platform`.
-    platforms: tuple[str, ...] = ()
-    # The proxy binary per platform (--proxy-file PLATFORM=FILE), over proxy_source.
-    proxy_files: tuple[tuple[str, Path], ...] = ()
-    spire_multicall: bool = False
-    # "configured": SPIRE built with only the plugins our configs name; "all": every
-    # built-in (for users who configure other plugins).
-    spire_plugins: str = "configured"
+    profile_networks: NetworkList = Field(
+        PRIVATE_NETWORKS,
+        description="networks whose addresses the proxy resolves through the destination "
+        "controller, so that direct connections to meshed workloads get mTLS",
+    )
+    image_name: FreeText = Field(
+        "meshexp/{workload}", description="image name pattern, e.g. registry/{workload}"
+    )
+    tag: FreeText = Field("linkerd-{linkerd}", description="tag pattern, e.g. linkerd-{linkerd}")
+    platform: Annotated[Platform, Choice()] = Field("linux/amd64", description="target platform")
+    # Empty: the one `platform`.
+    platforms: Platforms = Field((), description="the platforms `publish` makes one image for")
+    # Over proxy_source, for its platform.
+    proxy_files: ProxyFiles = Field(
+        default_factory=dict, description="PLATFORM: FILE, the proxy binary for that platform"
+    )
+    spire_multicall: Flag = Field(
+        False, description="SPIRE server, agent and certcheck in one binary"
+    )
+    spire_plugins: Annotated[SpirePlugins, Choice()] = Field(
+        "configured",
+        description="SPIRE built from Go sources: only the plugins meshexp-build's configs "
+        "name (configured), or every built-in (all)",
+    )
+    pull: Annotated[PullPolicy, Choice()] = Field(
+        "missing",
+        description=f"when to pull upstream's images: {', '.join(PULL_POLICIES)} (as Docker's "
+        "--pull; default missing)",
+    )
+    mirrors: Mirrors = Field(
+        default_factory=dict,
+        description="UPSTREAM: MIRROR, e.g. cr.l5d.io: registry.corp:5000/l5d; every image "
+        "reference under UPSTREAM is pulled from MIRROR instead",
+    )
     proxy_source: BinarySource | None = None
     spire_server_source: BinarySource | None = None
     spire_agent_source: BinarySource | None = None
-    labels: tuple[tuple[str, str], ...] = ()
-    # When to pull upstream's images (Docker's --pull: missing, always, never).
-    pull: str = "missing"
-    # (upstream registry prefix, mirror): where upstream references are pulled from.
-    mirrors: tuple[tuple[str, str], ...] = ()
-    catalog: tuple[Path, ...] = ()
-    binaries: tuple[tuple[str, Path], ...] = ()
+    labels: Labels = Field(default_factory=dict)
+    catalog: FolderList = ()
+    binaries: BinaryFiles = Field({}, description="NAME: FILE, over the catalog's sources for NAME")
+
+    _keep_defaults = model_validator(mode="before")(_keep_defaults)
+
+    def with_(self, **changes: Any) -> "Settings":
+        """These settings with `changes` (values the tool or a test gives, already of their
+        types: they are not read again)."""
+        return self.model_copy(update=changes)
 
     @property
     def facts(self) -> ContractFacts:
@@ -121,7 +201,7 @@ class Settings:
 
     def mirrored(self, reference: str) -> str:
         """Where an upstream image reference is pulled from (builder.config.mirrors)."""
-        return mirrored(reference, self.mirrors)
+        return mirrored(reference, tuple(self.mirrors.items()))
 
     def identity_of(self, namespace: str, name: str) -> WorkloadIdentity:
         """The SVID's names for workload `name` of `namespace` (builder.config.identity)."""
@@ -136,9 +216,9 @@ class Settings:
         """The platforms to build: several for one multi-platform image, else `platform`."""
         return self.platforms or (self.platform,)
 
-    def for_platform(self, platform: str) -> Settings:
+    def for_platform(self, platform: str) -> "Settings":
         """These settings narrowed to one platform (whose proxy file `proxy()` picks)."""
-        return replace(self, platform=platform, platforms=())
+        return self.with_(platform=platform, platforms=())
 
     @property
     def resolved_iptables_mode(self) -> str:
@@ -167,10 +247,10 @@ class Settings:
         }
         return f"{self.image_name}:{self.tag}".format(**values)
 
-    def proxy(self) -> BinarySource:
+    def proxy(self) -> Source:
         """The proxy's source: this platform's file (--proxy-file PLATFORM=FILE), the
         given source, or the upstream image; offline it must be a file the user names."""
-        platform_file = dict(self.proxy_files).get(self.platform)
+        platform_file = self.proxy_files.get(self.platform)
         if platform_file is not None:
             return FileSource(path=platform_file)
         if self.proxy_source is not None:
@@ -182,7 +262,7 @@ class Settings:
                 "for tests the stand-in built by `make standin`), or drop --offline"
             )
         # Upstream tags the proxy image by Linkerd release, never by proxy version.
-        return ImageSource(f"{PROXY_IMAGE}:{self.release}", PROXY_IN_IMAGE)
+        return ImageSource(ref=f"{PROXY_IMAGE}:{self.release}", path=PROXY_IN_IMAGE)
 
     @property
     def uses_multicall(self) -> bool:
@@ -207,7 +287,7 @@ class Settings:
         """Whether SPIRE we build ourselves carries only the configured plugins."""
         return self.spire_plugins == "configured"
 
-    def spire(self, component: str) -> BinarySource:
+    def spire(self, component: str) -> Source:
         """The source of `spire-server` or `spire-agent`."""
         chosen = (
             self.spire_server_source if component == "spire-server" else self.spire_agent_source
@@ -215,17 +295,18 @@ class Settings:
         if chosen is not None:
             return chosen
         if self.offline:
-            return GoSource(
+            build = TrimmedGoSource if self.trims_spire else GoSource
+            return build(
                 package=f"{SPIRE_MODULE}/cmd/{component}",
                 version=f"v{self.spire_version}",
                 cgo=True,
-                trim_spire=self.trims_spire,
             )
         return ImageSource(
-            f"ghcr.io/spiffe/{component}:{self.spire_version}", f"/opt/spire/bin/{component}"
+            ref=f"ghcr.io/spiffe/{component}:{self.spire_version}",
+            path=f"/opt/spire/bin/{component}",
         )
 
-    def check(self) -> Settings:
+    def check(self) -> Self:
         """Cross-field checks; returns self so callers can chain."""
         if self.proxy_version_known:
             self.facts  # noqa: B018 - resolves and validates the Linkerd/proxy versions
@@ -252,69 +333,25 @@ class Settings:
         return self
 
 
-def _folders(items: list[str], base_dir: Path, where: str) -> tuple[Path, ...]:
-    """Catalog folders, each an existing folder (relative to the settings file)."""
-    folders = []
-    for item in items:
-        folder = (base_dir / item).resolve()
-        if not is_folder(folder):
-            raise SettingsError(
-                f"{where} catalog: {shown(item)} is not a folder; make one with "
-                "`meshexp-build workloads new NAME --dir FOLDER`"
-            )
-        folders.append(folder)
-    return tuple(folders)
-
-
-def _binary_files(given: dict[str, str], base_dir: Path, where: str) -> dict[str, Path]:
-    """Workload binaries from files; each wins over the catalog's sources for its name."""
-    files = {}
-    for name, path in given.items():
-        resolved = (base_dir / path).resolve()
-        if not is_plain_file(resolved):
-            raise SettingsError(
-                f"{where} binaries: {name}: {resolved} is not a file; give the binary itself"
-            )
-        files[name] = resolved
-    return files
+# Settings that add to what an earlier layer gave (the settings file, then flags);
+# every other value replaces it.
+ADDED = ("mirrors", "labels", "binaries", "proxy_files", "catalog")
 
 
 def settings_from_mapping(
     data: dict[str, Any], where: str, base_dir: Path, start: Settings | None = None
 ) -> Settings:
-    """Apply a mapping (settings file or flags) over `start`, validating each value.
-
-    `catalog`, `labels` and `binaries` add to what earlier layers (the settings
-    file) gave; every other value replaces it.
-    """
-    entry = parse(SettingsEntry, data, where, SettingsError)
+    """Apply a mapping (settings file or flags) over `start`, validating each value;
+    paths in it are relative to `base_dir`."""
+    layer = parse(Settings, data, where, SettingsError, {"base_dir": base_dir})
     earlier = start or Settings()
     changes: dict[str, Any] = {}
-    for key in entry.model_fields_set:
-        value = getattr(entry, key)
-        if value is None:
-            continue
-        if key == "mirrors":
-            changes[key] = tuple((dict(earlier.mirrors) | value).items())
-        elif key.endswith("_ports_to_ignore") or key == "profile_networks":
-            changes[key] = tuple(value)
-        elif key.endswith("_source"):
-            changes[key] = source_from(value, base_dir)
-        elif key == "catalog":
-            changes[key] = earlier.catalog + _folders(value, base_dir, where)
-        elif key == "labels":
-            changes[key] = tuple((dict(earlier.labels) | value).items())
-        elif key == "binaries":
-            given = dict(earlier.binaries) | _binary_files(value, base_dir, where)
-            changes[key] = tuple(given.items())
-        elif key == "proxy_files":
-            given = dict(earlier.proxy_files) | _binary_files(value, base_dir, where)
-            changes[key] = tuple(given.items())
-        elif key == "platforms":
-            changes[key] = tuple(dict.fromkeys(value))
-        else:
-            changes[key] = value
-    return replace(earlier, **changes).check()
+    for key in layer.model_fields_set:
+        value, before = getattr(layer, key), getattr(earlier, key)
+        if key in ADDED:
+            value = before + value if isinstance(value, tuple) else before | value
+        changes[key] = value
+    return earlier.with_(**changes).check()
 
 
 def _plain(value: Any) -> Any:

@@ -1,30 +1,32 @@
-"""The value types of the catalog and the settings file, on pydantic's own constraints
-(StringConstraints, Field(ge, le), Literal, StrictInt, StrictBool), and `parse`, which
-turns pydantic's first error into our one line: the file, the field, and what would
-be valid (`images/x.yaml: ports[0].name: 'HTTP' is not valid (...)`).
+"""The value types of the catalog and the settings file, each saying in its own words
+what would be valid, and `parse`, which turns pydantic's first error into our one line:
+the file, the field and the message (`images/x.yaml: ports[0].name: 'HTTP' is not valid
+(...)`).
 
-A constrained type carries a Hint: what a valid value looks like, for the message.
-Bounds, choices and field names are read back from the model at the error's
-location, so each is declared once, where the field is.
+Each constrained type raises its message itself, as pydantic's custom error
+(`PydanticCustomError`), with what it knows where it is declared: a pattern and its
+hint, a range, a set of choices. `parse` only places the message: it never looks the
+type up in the model again. Patterns are applied with `fullmatch` (Python's `$` lets a
+final newline through) and published in the JSON Schema as written.
 """
 
 # No `from __future__ import annotations`: pydantic reads these annotations.
 import re
-import types
-import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, NoReturn, TypeVar, get_args
 
-import annotated_types
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    StrictBool,
-    StrictInt,
-    StringConstraints,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     ValidationError,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError, core_schema
 
 from builder.config.validation import (
     ABS_PATH,
@@ -46,103 +48,205 @@ from builder.config.validation import (
 from builder.core.errors import MeshexpError
 
 M = TypeVar("M", bound=BaseModel)
+# pydantic's error type for every message worded here.
+WORDED = "meshexp"
 
 
-@dataclass(frozen=True)
-class Hint:
-    """What a valid value of a constrained type looks like (for the error message)."""
+def refuse(message: str) -> NoReturn:
+    """Fail validation with `message` as the user reads it (braces in it stay as they are:
+    the message is the template's one value)."""
+    raise PydanticCustomError(WORDED, "{message}", {"message": message})
 
-    text: str
+
+class Entry(BaseModel):
+    """A mapping of a catalog entry or the settings file: frozen, unknown fields refused.
+
+    An unknown field is reported before any error inside the mapping (as one reads a
+    file: a misspelt key first), naming the valid fields. Python's `re` checks the
+    patterns (some look ahead, which pydantic's default engine does not support).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, regex_engine="python-re")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: object) -> object:
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in cls.model_fields)
+            if unknown:
+                known = ", ".join(cls.model_fields)
+                refuse(f"unknown field {unknown[0]!r}; valid fields are: {known}")
+        return data
 
 
-def _as_text(value: object) -> str:
+def as_text(value: object) -> str:
     """YAML numbers read as text (`8000` -> "8000"); booleans and lists are refused, and
     so is a control character (a newline is how a value escapes its line), before any
     pattern sees the value."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected text, got {type(value).__name__}")
+        refuse(f"expected text, got {type(value).__name__}")
     return _no_control_characters(str(value))
 
 
 def _no_control_characters(value: str) -> str:
     if CONTROL.search(value):
-        raise ValueError(f"{shown(value)} holds a control character (newline, tab...); remove it")
+        refuse(f"{shown(value)} holds a control character (newline, tab...); remove it")
     return value
 
 
-AsText = BeforeValidator(_as_text)
+AsText = BeforeValidator(as_text)
 
 # Free text: any characters but control characters (newline, tab...).
 FreeText = Annotated[str, AfterValidator(_no_control_characters), AsText]
 
 
-def _pattern(regex: re.Pattern[str]) -> StringConstraints:
-    return StringConstraints(pattern=regex.pattern)
+@dataclass(frozen=True)
+class Pattern:
+    """Text that matches `regex` whole; else "'x' is not valid (<hint>)". The JSON
+    Schema publishes the pattern as written."""
+
+    regex: re.Pattern[str]
+    hint: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return {**handler(schema), "pattern": self.regex.pattern}
+
+    def check(self, value: str) -> str:
+        if not self.regex.fullmatch(value):
+            refuse(f"{shown(value)} is not valid ({self.hint})")
+        return value
 
 
-# The constraint first, AsText last: AsText runs before it (it wraps what precedes it),
-# and the JSON Schema keeps the pattern.
-DnsLabel = Annotated[str, _pattern(DNS_LABEL), Hint("a DNS-1123 label"), AsText]
+@dataclass(frozen=True)
+class Range:
+    """An integer from `low` to `high` as YAML writes one (not a boolean, not text)."""
+
+    low: int
+    high: int
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return {**handler(schema), "minimum": self.low, "maximum": self.high}
+
+    def check(self, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            refuse(f"expected a whole number from {self.low} to {self.high}, got {shown(value)}")
+        if not self.low <= value <= self.high:
+            refuse(f"{shown(value)} is out of range ({self.low}-{self.high})")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of the values of the Literal it annotates, read as text (`8000` -> "8000")."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        values = tuple(str(value) for value in get_args(source))
+
+        def check(value: object) -> str:
+            text = as_text(value)
+            if text not in values:
+                refuse(f"{shown(text)} is not one of: {', '.join(values)}")
+            return text
+
+        return core_schema.no_info_before_validator_function(check, handler(source))
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        refuse(f"expected true or false, got {shown(value)}")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+# The constraint first, AsText last: AsText runs first (it wraps what precedes it).
+DnsLabel = Annotated[str, Pattern(DNS_LABEL, "a DNS-1123 label"), AsText]
 WorkloadName = Annotated[
-    str,
-    _pattern(DNS_LABEL),
-    Hint("a DNS-1123 label: lowercase letters, digits, '-', at most 63"),
-    AsText,
+    str, Pattern(DNS_LABEL, "a DNS-1123 label: lowercase letters, digits, '-', at most 63"), AsText
 ]
-BinaryName = Annotated[str, _pattern(DNS_LABEL), Hint("lowercase letters, digits, '-'"), AsText]
-ChoiceName = Annotated[str, _pattern(DNS_LABEL), Hint("a DNS label"), AsText]
+BinaryName = Annotated[str, Pattern(DNS_LABEL, "lowercase letters, digits, '-'"), AsText]
+ChoiceName = Annotated[str, Pattern(DNS_LABEL, "a DNS label"), AsText]
 PortName = Annotated[
     str,
-    _pattern(PORT_NAME),
-    Hint("an IANA service name: lowercase letters, digits, '-', at most 15"),
+    Pattern(PORT_NAME, "an IANA service name: lowercase letters, digits, '-', at most 15"),
     AsText,
 ]
-UserName = Annotated[str, _pattern(USER_NAME), Hint("a Linux user name"), AsText]
-EnvName = Annotated[str, _pattern(ENV_NAME), Hint("an environment variable name"), AsText]
-DebianPackage = Annotated[str, _pattern(DEBIAN_PACKAGE), Hint("a Debian package name"), AsText]
+UserName = Annotated[str, Pattern(USER_NAME, "a Linux user name"), AsText]
+EnvName = Annotated[str, Pattern(ENV_NAME, "an environment variable name"), AsText]
+DebianPackage = Annotated[str, Pattern(DEBIAN_PACKAGE, "a Debian package name"), AsText]
 ImageRef = Annotated[
-    str, _pattern(IMAGE_REF), Hint("an image reference like ghcr.io/org/name:tag"), AsText
+    str, Pattern(IMAGE_REF, "an image reference like ghcr.io/org/name:tag"), AsText
 ]
-BaseImageRef = Annotated[str, _pattern(IMAGE_REF), Hint("an image reference"), AsText]
-ImagePath = Annotated[str, _pattern(ABS_PATH), Hint("an absolute path inside the image"), AsText]
-Sha256 = Annotated[str, _pattern(SHA256), Hint("64 lowercase hex digits"), AsText]
-GoPackage = Annotated[
-    str, _pattern(GO_PACKAGE), Hint("a Go import path or ./relative package"), AsText
-]
-GoVersion = Annotated[str, _pattern(GO_VERSION), Hint("a semver tag like v1.13.3"), AsText]
+BaseImageRef = Annotated[str, Pattern(IMAGE_REF, "an image reference"), AsText]
+ImagePath = Annotated[str, Pattern(ABS_PATH, "an absolute path inside the image"), AsText]
+Sha256 = Annotated[str, Pattern(SHA256, "64 lowercase hex digits"), AsText]
+GoPackage = Annotated[str, Pattern(GO_PACKAGE, "a Go import path or ./relative package"), AsText]
+GoVersion = Annotated[str, Pattern(GO_VERSION, "a semver tag like v1.13.3"), AsText]
 GrpcMethod = Annotated[
-    str,
-    _pattern(GRPC_METHOD),
-    Hint("a full gRPC method name like /ColorService/Center"),
-    AsText,
+    str, Pattern(GRPC_METHOD, "a full gRPC method name like /ColorService/Center"), AsText
 ]
 SpdxExpression = Annotated[
     str,
-    _pattern(SPDX_EXPRESSION),
-    Hint("an SPDX license expression, e.g. Apache-2.0 or MIT OR Apache-2.0"),
+    Pattern(SPDX_EXPRESSION, "an SPDX license expression, e.g. Apache-2.0 or MIT OR Apache-2.0"),
     AsText,
 ]
 SpireVersion = Annotated[
-    str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$"), Hint("like 1.13.3, no leading v"), AsText
+    str, Pattern(re.compile(r"^\d+\.\d+\.\d+$"), "like 1.13.3, no leading v"), AsText
 ]
-TrustDomain = Annotated[str, _pattern(DNS_NAME), Hint("a DNS name, lowercase"), AsText]
-
+TrustDomain = Annotated[str, Pattern(DNS_NAME, "a DNS name, lowercase"), AsText]
 # An HTTP probe's path (and query): reaches only a JSON file, still kept to URL characters.
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,200}$")
 HttpPath = Annotated[
-    str, _pattern(HTTP_PATH), Hint("an absolute URL path like /healthz (URL characters)"), AsText
+    str, Pattern(HTTP_PATH, "an absolute URL path like /healthz (URL characters)"), AsText
 ]
-PortNumber = Annotated[StrictInt, annotated_types.Ge(1), annotated_types.Le(65535)]
-HttpStatus = Annotated[StrictInt, annotated_types.Ge(100), annotated_types.Le(599)]
-Seconds = Annotated[StrictInt, annotated_types.Ge(0), annotated_types.Le(3600)]
-PositiveSeconds = Annotated[StrictInt, annotated_types.Ge(1), annotated_types.Le(3600)]
-Threshold = Annotated[StrictInt, annotated_types.Ge(1), annotated_types.Le(100)]
+
+PortNumber = Annotated[int, Range(1, 65535)]
+HttpStatus = Annotated[int, Range(100, 599)]
+Seconds = Annotated[int, Range(0, 3600)]
+PositiveSeconds = Annotated[int, Range(1, 3600)]
+Threshold = Annotated[int, Range(1, 100)]
 # Docker keeps a container's last 5 health results, which the keeper counts passes in.
-SuccessThreshold = Annotated[StrictInt, annotated_types.Ge(1), annotated_types.Le(5)]
-Uid = Annotated[StrictInt, annotated_types.Ge(1000), annotated_types.Le(65533)]
-Flag = StrictBool
+SuccessThreshold = Annotated[int, Range(1, 5)]
+Uid = Annotated[int, Range(1000, 65533)]
+
+AppProtocol = Literal["http", "grpc", "opaque"]
+Platform = Literal["linux/amd64", "linux/arm64"]
+Topology = Literal["demo", "production"]
+IptablesMode = Literal["legacy", "nft"]
+SpirePlugins = Literal["configured", "all"]
+APP_PROTOCOLS: tuple[str, ...] = get_args(AppProtocol)
+PLATFORMS: tuple[str, ...] = get_args(Platform)
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+IPTABLES_MODES: tuple[str, ...] = get_args(IptablesMode)
+SPIRE_PLUGIN_CHOICES: tuple[str, ...] = get_args(SpirePlugins)
 
 # ------------------------------------------------------------------- parsing
+
+# pydantic's words for the shape of a value, which no type of ours declares.
+SHAPES: dict[str, Callable[[Any], str]] = {
+    "missing": lambda _: "is required",
+    "model_type": lambda value: f"expected a mapping, got {type(value).__name__}",
+    "model_attributes_type": lambda value: f"expected a mapping, got {type(value).__name__}",
+    "dict_type": lambda value: f"expected a mapping, got {type(value).__name__}",
+    "list_type": lambda value: f"expected a list, got {type(value).__name__}",
+    "tuple_type": lambda value: f"expected a list, got {type(value).__name__}",
+}
 
 
 def _where(location: tuple[int | str, ...]) -> str:
@@ -160,113 +264,33 @@ def _where(location: tuple[int | str, ...]) -> str:
     return text
 
 
-def _layers(annotation: Any) -> tuple[Any, list[Any]]:
-    """The type under Annotated and Optional, and the metadata gathered on the way."""
-    metadata: list[Any] = []
-    while True:
-        if get_origin(annotation) is Annotated:
-            annotation, *more = get_args(annotation)
-            metadata += more
-        elif get_origin(annotation) in (typing.Union, types.UnionType):
-            members = [a for a in get_args(annotation) if a is not type(None)]
-            if len(members) != 1:
-                return annotation, metadata
-            annotation = members[0]
-        else:
-            return annotation, metadata
-
-
-def _declared_at(model: type[BaseModel], location: tuple[int | str, ...]) -> tuple[Any, list[Any]]:
-    """The declared type (and its metadata) at an error's location in `model`."""
-    current, metadata = _layers(model)
-    parts = list(location)
-    while parts:
-        part = parts.pop(0)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return None, []
-            current, metadata = _layers(field.annotation)
-            metadata = [*field.metadata, *metadata]
-        elif get_origin(current) is list:
-            current, metadata = _layers(get_args(current)[0])
-        elif get_origin(current) is dict:
-            key, value = get_args(current)
-            is_key = bool(parts) and parts[0] == "[key]"
-            current, metadata = _layers(key if is_key else value)
-            if is_key:
-                parts.pop(0)
-    return current, metadata
-
-
-def _bounds(metadata: list[Any]) -> tuple[int, int]:
-    low = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), 0)
-    high = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), 0)
-    return typing.cast(int, low), typing.cast(int, high)
-
-
-def _message(model: type[BaseModel], problem: Any) -> str:
-    """Our words for one of pydantic's errors (see the module's docstring)."""
-    kind, value, location = problem["type"], problem.get("input"), tuple(problem["loc"])
-    declared, metadata = _declared_at(model, location)
-    if kind == "missing":
-        return "is required"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping, got {type(value).__name__}"
-    if kind == "list_type":
-        return f"expected a list, got {type(value).__name__}"
-    if kind == "string_pattern_mismatch":
-        hint = next((m.text for m in metadata if isinstance(m, Hint)), problem["ctx"]["pattern"])
-        return f"{shown(value)} is not valid ({hint})"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        low, high = _bounds(metadata)
-        return f"expected a whole number from {low} to {high}, got {shown(value)}"
-    if kind in ("greater_than_equal", "less_than_equal"):
-        low, high = _bounds(metadata)
-        return f"{shown(value)} is out of range ({low}-{high})"
-    if kind == "literal_error":
-        choices = get_args(declared) if get_origin(declared) is Literal else ()
-        return f"{shown(str(value))} is not one of: {', '.join(map(str, choices))}"
-    if kind == "bool_type":
-        return f"expected true or false, got {shown(value)}"
+def _message(problem: Any) -> str:
+    """Our words for one of pydantic's errors: a type's own, or the shape's."""
+    if problem["type"] == WORDED:
+        return str(problem.get("ctx", {}).get("message", problem["msg"]))
+    shape = SHAPES.get(problem["type"])
+    if shape is not None:
+        return shape(problem.get("input"))
     return str(problem["msg"]).removeprefix("Value error, ")
-
-
-def _first_problem(exc: ValidationError) -> Any:
-    """pydantic's first error, but an unknown field before the errors inside its mapping
-    (as one reads a file: a misspelt key first), the first of them by name."""
-    problems = exc.errors(include_url=False)
-    first = problems[0]
-    unknown = [
-        p
-        for p in problems
-        if p["type"] == "extra_forbidden"
-        and tuple(first["loc"][: len(p["loc"]) - 1]) == tuple(p["loc"][:-1])
-    ]
-    if not unknown:
-        return first
-    outermost = min(len(p["loc"]) for p in unknown)
-    return min((p for p in unknown if len(p["loc"]) == outermost), key=lambda p: str(p["loc"]))
 
 
 FIELD_FIRST = re.compile(r"^([a-z_]+): ")
 
 
-def parse(model: type[M], data: object, where: str, error: type[MeshexpError]) -> M:
+def parse(
+    model: type[M],
+    data: object,
+    where: str,
+    error: type[MeshexpError],
+    context: dict[str, Any] | None = None,
+) -> M:
     """Validate `data`; the first problem becomes `error("file: field: message")`."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
-        problem = _first_problem(exc)
-        location = tuple(problem["loc"])
-        if problem["type"] == "extra_forbidden":
-            holder, _ = _declared_at(model, location[:-1])
-            known = ", ".join(holder.model_fields) if holder is not None else ""
-            message = f"unknown field {location[-1]!r}; valid fields are: {known}"
-            location = location[:-1]
-        else:
-            message = _message(model, problem)
-        field = _where(location)
+        problem = exc.errors(include_url=False)[0]
+        message = _message(problem)
+        field = _where(tuple(problem["loc"]))
         named = FIELD_FIRST.match(message)
         if named:  # a model's own check names its field first: "ports: ..."
             field = f"{field}.{named[1]}" if field else named[1]

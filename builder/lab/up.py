@@ -8,7 +8,7 @@ import contextlib
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +272,7 @@ def register_in_lab(*, lab: Lab, group: Group, owner: str, say: Callable[[str], 
 
     return Registrar(
         lab.kubeconfig,
-        replace(group, network=group.network or lab.network),
+        group.model_copy(update={"network": group.network or lab.network}),
         owner,
         say=say,
         on_service=named,

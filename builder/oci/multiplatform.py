@@ -49,7 +49,7 @@ from builder.oci.registry import (
 SYFT_VERSION = "v1.57.1"
 # The SBOM generator BuildKit pulls when none is named (a mirror of Docker Hub serves it).
 BUILDKIT_SBOM_SCANNER = "docker.io/docker/buildkit-syft-scanner:stable-1"
-SCANNER_WRAPPER = GoSource("./cmd/sbom-scanner", local=go_dir())
+SCANNER_WRAPPER = GoSource(package="./cmd/sbom-scanner", local=go_dir())
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def upstream_digests(workloads: list[Workload], settings: Settings) -> UsedImage
 
 def local_mirrors(settings: Settings) -> list[str]:
     """The mirrors on this machine, which BuildKit speaks to over plain HTTP."""
-    hosts = [mirror.split("/")[0] for _, mirror in settings.mirrors]
+    hosts = [mirror.split("/")[0] for mirror in settings.mirrors.values()]
     return [host for host in dict.fromkeys(hosts) if is_local(host)]
 
 

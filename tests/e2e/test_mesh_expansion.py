@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -37,14 +36,17 @@ def e2e_settings(cluster: str) -> Settings:
     """k3d: the default (online) sources, the real proxy from its release. kind: offline,
     with the real proxy and the real Faces smiley and color from the test equipment."""
     if cluster == "k3d":
-        return replace(load_settings(None, {}), image_name="meshexp-e2e/{workload}").check()
+        return load_settings(None, {}).with_(image_name="meshexp-e2e/{workload}").check()
     proxy = equipment.real_proxy()
     need(proxy is not None, f"the real linkerd2-proxy at {equipment.REAL_PROXY} (or PROXY_FILE)")
     real = {name: str(FACES / name) for name in ("smiley", "color") if (FACES / name).is_file()}
-    return replace(
-        load_settings(None, {"offline": True, "proxy_file": proxy, "binaries": real}),
-        image_name="meshexp-e2e/{workload}",
-    ).check()
+    return (
+        load_settings(None, {"offline": True, "proxy_file": proxy, "binaries": real})
+        .with_(
+            image_name="meshexp-e2e/{workload}",
+        )
+        .check()
+    )
 
 
 def kind_config(base: E2EConfig) -> E2EConfig:

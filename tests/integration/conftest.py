@@ -14,7 +14,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -149,19 +149,25 @@ def proxy_is_real(proxy_file: Path) -> bool:
 
 @pytest.fixture(scope="session")
 def offline_settings(proxy_file: Path) -> Settings:
-    return replace(
-        load_settings(None, {"offline": True, "proxy_file": proxy_file}),
-        image_name=TEST_IMAGE_NAME,
-    ).check()
+    return (
+        load_settings(None, {"offline": True, "proxy_file": proxy_file})
+        .with_(
+            image_name=TEST_IMAGE_NAME,
+        )
+        .check()
+    )
 
 
 @pytest.fixture(scope="session")
 def standin_settings(engine) -> Settings:
     """Settings whose images carry the stand-in (for tests of the stand-in itself)."""
-    return replace(
-        load_settings(None, {"offline": True, "proxy_file": equipment.standin_proxy()}),
-        image_name="meshexp-test-standin/{workload}",
-    ).check()
+    return (
+        load_settings(None, {"offline": True, "proxy_file": equipment.standin_proxy()})
+        .with_(
+            image_name="meshexp-test-standin/{workload}",
+        )
+        .check()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -291,8 +297,7 @@ def lab(
 @pytest.fixture(scope="module")
 def mesh_settings(offline_settings: Settings, real_faces: dict[str, Path]) -> Settings:
     """Images with the real proxy and the upstream Faces programs."""
-    return replace(
-        offline_settings,
-        binaries=tuple(real_faces.items()),
+    return offline_settings.with_(
+        binaries=dict(real_faces),
         image_name="meshexp-test-mesh/{workload}",
     ).check()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -62,7 +61,7 @@ def test_a_workload_of_ones_own_catalog_builds_runs_and_passes_check(
     folder.mkdir()
     (folder / "inventory.yaml").write_text(INVENTORY)
     assert "inventory" not in load_catalog()
-    settings = replace(offline_settings, catalog=(folder,)).check()
+    settings = offline_settings.with_(catalog=(folder,)).check()
     workload = find_workload("inventory", settings.catalog)
     image = build_workload_image(workload=workload, settings=settings)
     report = check_image(image=image.reference)
@@ -125,13 +124,12 @@ def test_a_failing_image_fails_check_with_exit_5(engine, smiley_image, tmp_path:
 
 def test_multicall_spire_image_passes_check(engine, offline_settings) -> None:
     """The opt-in single SPIRE binary (server, agent, certcheck) meets the contract too."""
-    from dataclasses import replace
 
     from builder.build.image import build_workload_image
     from builder.config.catalog import find_workload
 
-    settings = replace(
-        offline_settings, spire_multicall=True, image_name="meshexp-test/multicall-{workload}"
+    settings = offline_settings.with_(
+        spire_multicall=True, image_name="meshexp-test/multicall-{workload}"
     ).check()
     image = build_workload_image(workload=find_workload("smiley"), settings=settings)
     assert image.labels["io.meshexp.spire-multicall"] == "true"

@@ -12,7 +12,6 @@ a policy controller answers), so here our face image's variant leaves port
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from pathlib import Path
 
 from builder.build.image import build_workload_image
@@ -79,8 +78,7 @@ def test_real_face_reaches_our_images_through_their_proxies(
 def test_our_face_image_reaches_real_programs(
     engine, plain_base, real_faces, network, certs, tmp_path: Path, offline_settings
 ) -> None:
-    direct = replace(
-        offline_settings,
+    direct = offline_settings.with_(
         outbound_ports_to_ignore=(*offline_settings.outbound_ports_to_ignore, 8000),
         image_name="meshexp-test-direct/{workload}",
     ).check()
@@ -109,9 +107,8 @@ def test_faces_image_runs_the_real_programs_behind_the_walkthroughs_interface(
     """The drop-in `faces` image with upstream's v2 binaries (--binary NAME=FILE):
     FACES_SERVICE picks the program, as in the walk-through.
     """
-    upstream = replace(
-        offline_settings,
-        binaries=(("smiley", real_faces["smiley"]), ("color", real_faces["color"])),
+    upstream = offline_settings.with_(
+        binaries={"smiley": real_faces["smiley"], "color": real_faces["color"]},
         image_name="meshexp-test-upstream/{workload}",
     ).check()
     image = build_workload_image(workload=find_workload("faces"), settings=upstream)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
@@ -279,7 +278,7 @@ def test_rebuild_after_a_workload_change_reuses_lower_layers(
     )
     (catalog / "smiley.yaml").write_text(yaml_text)
     workload = load_workload_file(catalog / "smiley.yaml")
-    settings = replace(offline_settings, image_name="meshexp-test/rebuild-{workload}").check()
+    settings = offline_settings.with_(image_name="meshexp-test/rebuild-{workload}").check()
     first = build_workload_image(workload=workload, settings=settings, tag="a")
     with binary.open("ab") as handle:
         handle.write(b"\0changed")

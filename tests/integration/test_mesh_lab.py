@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 import urllib.request
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -124,7 +123,7 @@ def test_the_default_online_image_joins_the_mesh(
 ) -> None:
     """smiley built by the default path (no --offline, no --proxy-file: upstream's images,
     upstream-shaped test equipment here) is called by face over mTLS through the lab."""
-    online = replace(load_settings(None, {}), image_name="meshexp-test-online/{workload}")
+    online = load_settings(None, {}).with_(image_name="meshexp-test-online/{workload}")
     image = build_workload_image(workload=find_workload("smiley"), settings=online)
     assert image.labels["io.meshexp.source.proxy"].startswith(
         "image cr.l5d.io/linkerd/proxy:edge-26.6.3 (local image sha256:"

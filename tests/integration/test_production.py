@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,7 @@ FAIL_LIMIT = 90.0  # seconds: a refused agent gives up after SPIRE's own retries
 
 @pytest.fixture(scope="module")
 def prod_settings(offline_settings):
-    return replace(
-        offline_settings,
+    return offline_settings.with_(
         topology="production",
         image_name=TEST_IMAGE_NAME.replace("{workload}", "prod-{workload}"),
     ).check()
@@ -132,7 +130,7 @@ def test_unreachable_server_fails_fast(prod_images, network, certs, tmp_path) ->
 def test_server_of_another_trust_domain_fails_clearly(
     engine, prod_images, prod_settings, network, certs, tmp_path
 ) -> None:
-    other = replace(prod_settings, trust_domain="other.example").check()
+    other = prod_settings.with_(trust_domain="other.example").check()
     build_server_image(settings=other, on_line=lambda line: None)
     name = f"{network}-other"
     start_server(settings=other, network=network, name=name, certs=certs)

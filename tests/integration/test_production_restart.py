@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -30,8 +29,8 @@ LONGEST_GAP = 10.0
 
 @pytest.fixture(scope="module")
 def prod_settings(mesh_settings: Settings) -> Settings:
-    return replace(
-        mesh_settings, topology="production", image_name="meshexp-test-mesh/prod-{workload}"
+    return mesh_settings.with_(
+        topology="production", image_name="meshexp-test-mesh/prod-{workload}"
     ).check()
 
 

@@ -8,7 +8,6 @@ it. The policy test also runs the stand-in, which must behave alike.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -105,7 +104,7 @@ def test_run_proxy_of_every_linkerd_version_is_accepted(
     engine, offline_settings, real_smiley, certs, tmp_path: Path, linkerd: str
 ) -> None:
     """run-proxy as rendered for each supported Linkerd, run as the image runs it."""
-    settings = replace(offline_settings, linkerd_version=linkerd).check()
+    settings = offline_settings.with_(linkerd_version=linkerd).check()
     text, _ = render_files(find_workload("smiley"), settings)["scripts/run-proxy"]
     script = tmp_path / "run-proxy"
     script.write_text(text)

@@ -53,7 +53,7 @@ def registrar(apiserver, owner: str = "host-a", **group: Any) -> Registrar:
 
 def test_each_container_is_its_own_external_workload_behind_one_service(apiserver, client) -> None:
     three = [container(f"smiley-{n}", f"172.30.0.{10 + n}") for n in (1, 2, 3)]
-    registrar(apiserver, service_port=80, labels=(("team", "edge"),)).sync(client, three)
+    registrar(apiserver, service={"port": 80}, labels={"team": "edge"}).sync(client, three)
     external = {
         obj["metadata"]["name"]: obj
         for obj in kube.list_objects(client, "ExternalWorkload", {"app": "smiley"}, NAMESPACE)

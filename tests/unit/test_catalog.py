@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from builder.config.catalog import (
     load_workload_file,
     new_workload_file,
 )
-from builder.config.models import FirstOf, GoSource, ImageSource
+from builder.config.models import FirstOf, GoSource, ImageSource, read_workload
 from builder.core.errors import CatalogError
 
 BASE = """\
@@ -224,3 +225,17 @@ def test_the_starting_entry_is_valid_and_never_overwritten(tmp_path: Path) -> No
         "catalog.schema.json",
         "edge-agent.yaml",
     ]  # nothing half-written
+
+
+@pytest.mark.parametrize("name", sorted(load_catalog()))
+def test_a_listed_entry_reads_back_as_the_same_workload(name: str, tmp_path: Path) -> None:
+    """`workloads list -o json` writes each entry in the catalog's own shape (one model
+    both reads and serves): read back, it is the workload that was listed."""
+    workload = load_catalog()[name]
+    listed = json.loads(json.dumps(workload.model_dump(mode="json")))
+    again = read_workload(listed, "listed:", tmp_path)
+    assert again.model_dump() == workload.model_dump()
+    assert again.probe == workload.probe
+    assert [binary.source_for(True) for binary in again.binaries] == [
+        binary.source_for(True) for binary in workload.binaries
+    ]

@@ -47,10 +47,9 @@ from builder.cli.main import main
 from builder.cli.options import SETTING_NAMES
 from builder.cluster.manifests import external_workload_document, service_document
 from builder.config.catalog import find_workload, load_workload_file
-from builder.config.group import GroupEntry, load_group
-from builder.config.schema import WorkloadEntry
+from builder.config.group import Group, load_group
+from builder.config.models import SOURCE_KINDS, Workload
 from builder.config.settings import Settings, load_settings
-from builder.config.settings_schema import SettingsEntry
 from builder.core.errors import MeshexpError
 
 SHFMT = shutil.which("shfmt") or str(Path(__file__).parents[2] / ".venv/bin/shfmt")
@@ -173,9 +172,25 @@ def _bare(annotation: Any) -> Any:
 
 
 def _arms(annotation: Any) -> list[Any]:
+    """The members of a union (of unions, each maybe annotated), else the type itself."""
     if get_origin(annotation) in (Union, types.UnionType):
-        return [_bare(a) for a in get_args(annotation) if a is not type(None)]
+        members = [_bare(a) for a in get_args(annotation) if a is not type(None)]
+        return [arm for member in members for arm in _arms(member)]
     return [annotation]
+
+
+def _item(arm: Any) -> Any:
+    """The item type of a list or of a tuple of any length, else None."""
+    args = get_args(arm)
+    if get_origin(arm) is list or (get_origin(arm) is tuple and args[1:] == (Ellipsis,)):
+        return args[0]
+    return None
+
+
+def _written_under(arm: Any) -> str | None:
+    """A source model is written under its kind (`{image: {ref: ...}}`)."""
+    kind = getattr(arm, "kind", None)
+    return kind if isinstance(arm, type) and kind in SOURCE_KINDS else None
 
 
 def string_slots(annotation: Any, prefix: Slot = ()) -> set[Slot]:
@@ -183,16 +198,18 @@ def string_slots(annotation: Any, prefix: Slot = ()) -> set[Slot]:
     found: set[Slot] = set()
     for arm in _arms(_bare(annotation)):
         origin = get_origin(arm)
-        if origin is list:
-            found |= string_slots(get_args(arm)[0], (*prefix, "[]"))
+        if _item(arm) is not None:
+            found |= string_slots(_item(arm), (*prefix, "[]"))
         elif origin is dict:
             key, value = get_args(arm)
             found |= string_slots(key, (*prefix, "{k}")) | string_slots(value, (*prefix, "{v}"))
-        elif origin is Literal or arm is str:
+        elif origin is Literal or arm in (str, Path):
             found.add(prefix)
         elif isinstance(arm, type) and issubclass(arm, BaseModel):
+            under = _written_under(arm)
+            inner = (*prefix, under) if under else prefix
             for name, field in arm.model_fields.items():
-                found |= string_slots(field.annotation, (*prefix, name))
+                found |= string_slots(field.annotation, (*inner, name))
     return found
 
 
@@ -205,9 +222,9 @@ def places(
     """Each string of a document (`value`, of the model `annotation`): its slot and path."""
     for arm in _arms(_bare(annotation)):
         origin = get_origin(arm)
-        if origin is list and isinstance(value, list):
+        if _item(arm) is not None and isinstance(value, list):
             for index, item in enumerate(value):
-                yield from places(get_args(arm)[0], item, (*slot, "[]"), (*path, index))
+                yield from places(_item(arm), item, (*slot, "[]"), (*path, index))
             return
         if origin is dict and isinstance(value, dict):
             key_type, value_type = get_args(arm)
@@ -215,9 +232,14 @@ def places(
                 yield from places(key_type, key, (*slot, "{k}"), (*path, ("key", key)))
                 yield from places(value_type, item, (*slot, "{v}"), (*path, key))
             return
-        if (origin is Literal or arm is str) and isinstance(value, str):
+        if (origin is Literal or arm in (str, Path)) and isinstance(value, str):
             yield slot, path
             return
+        under = _written_under(arm)
+        if under is not None:
+            if not (isinstance(value, dict) and list(value) == [under]):
+                continue
+            value, slot, path = value[under], (*slot, under), (*path, under)
         if isinstance(arm, type) and issubclass(arm, BaseModel) and isinstance(value, dict):
             for name, field in arm.model_fields.items():
                 if name in value:
@@ -340,7 +362,7 @@ def cases_of(model: type[BaseModel], documents: list[dict[str, Any]]) -> list[Ca
 
 
 def catalog_cases() -> list[Case]:
-    return cases_of(WorkloadEntry, CATALOG_ENTRIES)
+    return cases_of(Workload, CATALOG_ENTRIES)
 
 
 # The settings file, and one more for each other kind of source of the proxy and SPIRE.
@@ -358,11 +380,11 @@ SETTINGS_FILES = [
 
 
 def settings_cases() -> list[Case]:
-    return cases_of(SettingsEntry, SETTINGS_FILES)
+    return cases_of(Settings, SETTINGS_FILES)
 
 
 def group_cases() -> list[tuple[Slot, tuple[Step, ...]]]:
-    return list(places(GroupEntry, GROUP_FILE))
+    return list(places(Group, GROUP_FILE))
 
 
 # ---------------------------------------------------------------- structure
@@ -603,7 +625,7 @@ def group_documents(path: Path) -> list[dict[str, Any]]:
             ["172.18.0.5"],
             [("http", 8000, "TCP")],
         ),
-        service_document("smiley", namespace, labels, [("http", 8000, "TCP")], group.service_port),
+        service_document("smiley", namespace, labels, [("http", 8000, "TCP")], group.service.port),
     ]
     return list(yaml.safe_load_all(yaml.safe_dump_all(documents)))
 
@@ -796,9 +818,9 @@ def test_every_string_field_and_option_is_covered() -> None:
     """A string field added to a model, or a string option added to render, manifests
     or certs, without a benign value here fails this test."""
     covered = {slot for _, slot, _ in catalog_cases()}
-    assert string_slots(WorkloadEntry) - covered == set()
-    assert string_slots(SettingsEntry) - {slot for _, slot, _ in settings_cases()} == set()
-    assert string_slots(GroupEntry) - {slot for slot, _ in group_cases()} == set()
+    assert string_slots(Workload) - covered == set()
+    assert string_slots(Settings) - {slot for _, slot, _ in settings_cases()} == set()
+    assert string_slots(Group) - {slot for slot, _ in group_cases()} == set()
     for command in ("render", "manifests", "certs"):
         options = string_options(command) - set(SETTING_NAMES)
         assert options - {name for c, name in OPTION_CASES if c == command} == set(), command

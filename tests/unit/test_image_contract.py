@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,7 +40,7 @@ def written(workload: str, settings: Settings) -> set[str]:
 
 @pytest.mark.parametrize("workload", sorted(load_catalog()))
 def test_every_label_an_image_carries_is_named_in_the_contract(workload: str) -> None:
-    for settings in (Settings(), replace(Settings(), topology="production")):
+    for settings in (Settings(), Settings().with_(topology="production")):
         keys = written(workload, settings.check())
         unnamed = {
             key
@@ -103,7 +102,7 @@ def test_what_render_writes_the_contract_reads_back_as_written(workload: str) ->
     """Read from a rendered Dockerfile's labels, the contract says what the build was
     given, and writes the same labels again."""
     found = find_workload(workload)
-    for settings in (Settings().check(), replace(Settings(), topology="production").check()):
+    for settings in (Settings().check(), Settings().with_(topology="production").check()):
         files = render_files(found, settings, components=plan_components(found, settings))
         labels = all_labels(files["Dockerfile"][0])
         contract = image_contract.ImageContract.from_labels(labels)

@@ -5,13 +5,13 @@ the keeper from Docker's health results."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
 from builder.build.render import readiness_label, render_files
 from builder.cluster.keeper import READINESS_LABEL, probe_health
 from builder.config.catalog import find_workload
+from builder.config.models import ProbeEntry
 from builder.config.settings import Settings
 from builder.core.errors import CatalogError
 
@@ -127,7 +127,10 @@ def test_the_image_carries_its_probe_as_label_file_and_health_check() -> None:
     ) in dockerfile
     assert "ln -s /usr/local/bin/meshexp-certcheck /usr/local/bin/meshexp-probe" in dockerfile
     # Docker refuses --start-period=0s: it is given only for an initial delay.
-    delayed = replace(workload, readiness=replace(workload.probe, initial_delay=5))
+    declared = workload.readiness or ProbeEntry()
+    delayed = workload.model_copy(
+        update={"readiness": declared.model_copy(update={"initial_delay": 5})}
+    )
     assert (
         "--timeout=2s --start-period=5s --retries=3"
         in render_files(delayed, Settings())["Dockerfile"][0]

@@ -21,7 +21,7 @@ from builder.cluster.registrar import (
     registrar_id,
     subset,
 )
-from builder.config.group import Group, load_group
+from builder.config.group import Group, Service, load_group
 from builder.config.settings import Settings
 from builder.core.errors import SettingsError
 from builder.core.image_contract import ContractError, ImageContract
@@ -184,9 +184,8 @@ def test_a_group_file(tmp_path: Path) -> None:
         namespace="faces",
         workloads=("smiley",),
         network="faces",
-        labels=(("example.com/tier", "front"), ("team", "edge")),
-        service=True,
-        service_port=80,
+        labels={"example.com/tier": "front", "team": "edge"},
+        service=Service(enabled=True, port=80),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -167,7 +166,7 @@ def test_hostile_env_values_cannot_execute(write_workload, tmp_path: Path) -> No
         "user: {name: workload, uid: 2200}\ndebian: {packages: [coreutils]}\n"
         f"command: [/usr/bin/env]\nenv:\n{env_yaml}\n"
     )
-    assert [value for _, value in workload.env] == values
+    assert list(workload.env.values()) == values
     launch = tmp_path / "launch"
     launch.write_text(render_files(workload, Settings())["workload/launch"][0])
     result = subprocess.run(
@@ -198,7 +197,7 @@ def test_docker_run_values_override_catalog_defaults(tmp_path: Path) -> None:
 
 
 def test_render_is_atomic_on_a_failing_source(tmp_path: Path) -> None:
-    settings = replace(Settings(), proxy_source=FileSource(tmp_path / "missing-proxy"))
+    settings = Settings().with_(proxy_source=FileSource(path=tmp_path / "missing-proxy"))
     output = tmp_path / "context"
     with pytest.raises(SourceError, match="missing-proxy does not exist"):
         render_build_context(workload=load_catalog()["smiley"], settings=settings, output=output)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from builder.config.models import FileSource, GoSource, ImageSource
 from builder.config.settings import Settings, load_settings
@@ -30,7 +31,7 @@ def test_defaults_follow_the_upstream_images() -> None:
         "/opt/spire/bin/spire-agent",
     )
     assert settings.pull == "missing"
-    assert settings.mirrors == ()
+    assert settings.mirrors == {}
 
 
 def test_mirrors_from_the_file_and_flags(tmp_path: Path) -> None:
@@ -134,7 +135,7 @@ def test_bad_settings_file_names_the_file_and_field(tmp_path: Path) -> None:
 
 def test_settings_are_frozen() -> None:
     settings = Settings()
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.proxy_uid = 1  # type: ignore[misc]
 
 

@@ -53,10 +53,10 @@ def test_url_source_verified_and_cached(served) -> None:
     base, root = served
     (root / "proxy").write_bytes(ELF)
     digest = hashlib.sha256(ELF).hexdigest()
-    path = download(UrlSource(f"{base}/proxy", digest))
+    path = download(UrlSource.model_construct(url=f"{base}/proxy", sha256=digest))
     assert path.read_bytes() == ELF
     (root / "proxy").unlink()  # a second call must come from the cache
-    assert download(UrlSource(f"{base}/proxy", digest)) == path
+    assert download(UrlSource.model_construct(url=f"{base}/proxy", sha256=digest)) == path
 
 
 def test_url_checksum_mismatch_uses_nothing(served, private_cache: Path) -> None:
@@ -64,31 +64,31 @@ def test_url_checksum_mismatch_uses_nothing(served, private_cache: Path) -> None
     (root / "proxy").write_bytes(ELF)
     wrong = "0" * 64
     with pytest.raises(SourceError, match=f"sha256 mismatch: expected {wrong}, got "):
-        download(UrlSource(f"{base}/proxy", wrong))
+        download(UrlSource.model_construct(url=f"{base}/proxy", sha256=wrong))
     assert not list((private_cache / "url").iterdir())
 
 
 def test_url_unreachable_names_alternatives(served) -> None:
     base, _ = served
     with pytest.raises(SourceError, match=r"download failed .*alternatives: an image source"):
-        download(UrlSource(f"{base}/missing", "0" * 64))
+        download(UrlSource.model_construct(url=f"{base}/missing", sha256="0" * 64))
 
 
 def test_file_source_missing_or_not_a_binary(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"proxy \(file source\): .*does not exist.*alternatives"):
-        fetch(FileSource(tmp_path / "nope"), "proxy", "amd64")
+        fetch(FileSource(path=tmp_path / "nope"), "proxy", "amd64")
     script = tmp_path / "proxy.sh"
     script.write_text("#!/bin/sh\n")
     with pytest.raises(SourceError, match="not a Linux executable"):
-        fetch(FileSource(script), "proxy", "amd64")
+        fetch(FileSource(path=script), "proxy", "amd64")
 
 
 def test_standin_is_recognised_by_its_banner(tmp_path: Path) -> None:
     real, standin = tmp_path / "real", tmp_path / "standin"
     real.write_bytes(ELF)
     standin.write_bytes(ELF + b"PROXY STAND-IN: not a Linkerd proxy")
-    assert not fetch(FileSource(real), "proxy", "amd64").standin
-    assert fetch(FileSource(standin), "proxy", "amd64").standin
+    assert not fetch(FileSource(path=real), "proxy", "amd64").standin
+    assert fetch(FileSource(path=standin), "proxy", "amd64").standin
 
 
 def test_go_local_build_is_cached_by_content(tmp_path: Path) -> None:
