@@ -28,7 +28,7 @@ from builder.build.spire_plugins import (
     derive_module,
     kept_key,
 )
-from builder.config.models import GoSource, TrimmedGoSource
+from builder.config.models import GoSource
 from builder.core import process
 from builder.core.cache import build_lock, cache_key, cache_root, cached_file, tree_sha256
 from builder.core.errors import SourceError
@@ -57,9 +57,13 @@ def go_version() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str], what: str, source: GoSource) -> None:
+def _run(
+    command: list[str], cwd: Path, env: dict[str, str], what: str, source: GoSource | str
+) -> None:
+    """`command` for the Go source `source` (or its description); a failure says which."""
+    described = source if isinstance(source, str) else source.describe()
     try:
-        process.run(command, cwd=cwd, env=env, what=f"go source {source.describe()}: {what}")
+        process.run(command, cwd=cwd, env=env, what=f"go source {described}: {what}")
     except process.CommandFailed as exc:
         said = str(exc)
         refused = "not available" in said or "403" in said or "410 Gone" in said
@@ -72,7 +76,9 @@ def _run(command: list[str], cwd: Path, env: dict[str, str], what: str, source: 
         raise SourceError(f"{said}\n{hint}") from None
 
 
-def run_go(args: list[str], cwd: Path, env: dict[str, str], what: str, source: GoSource) -> None:
+def run_go(
+    args: list[str], cwd: Path, env: dict[str, str], what: str, source: GoSource | str
+) -> None:
     """`go ARGS` in `cwd`; a SourceError naming `source` and `what` when it fails."""
     _run([_go(), *args], cwd, env, what, source)
 
@@ -158,7 +164,13 @@ def _build_go_binary(
         else:
             assert source.local is not None
             module_dir = source.local
-            command = [_go(), "build", *_local_modfile(source, env), "-ldflags", LDFLAGS]
+            command = [
+                _go(),
+                "build",
+                *_local_modfile(source.local, source.trim_spire, env),
+                "-ldflags",
+                LDFLAGS,
+            ]
             command += ["-o", str(out)]
         _run([*command, source.package], module_dir, env, "go build", source)
         out.chmod(0o755)
@@ -200,27 +212,27 @@ def required_version(go_mod: str, module: str) -> str:
     return match.group(1)
 
 
-def _local_modfile(source: GoSource, env: dict[str, str]) -> list[str]:
+def _local_modfile(local: Path | None, trimmed: bool, env: dict[str, str]) -> list[str]:
     """`-modfile` for a local module that builds against the trimmed SPIRE: its go.mod
     with a `replace` to the trimmed copy, beside a copy of its go.sum (else nothing)."""
-    if not source.trim_spire:
+    if not trimmed:
         return []
-    assert source.local is not None
-    go_mod = (source.local / "go.mod").read_text()
+    assert local is not None
+    go_mod = (local / "go.mod").read_text()
     spire = trimmed_spire(required_version(go_mod, SPIRE_MODULE), env)
     folder = (
         cache_root()
         / "gomod"
         / cache_key(
-            local=str(source.local),
-            tree=tree_sha256(source.local, (".mod", ".sum")),
+            local=str(local),
+            tree=tree_sha256(local, (".mod", ".sum")),
             spire=str(spire),
         )
     )
     modfile = folder / "go.mod"
     if not modfile.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source.local / "go.sum", folder / "go.sum")
+        shutil.copyfile(local / "go.sum", folder / "go.sum")
         scratch = folder / "go.mod.partial"
         scratch.write_text(f"{go_mod.rstrip()}\n\nreplace {SPIRE_MODULE} => {spire}\n")
         scratch.replace(modfile)
@@ -230,8 +242,7 @@ def _local_modfile(source: GoSource, env: dict[str, str]) -> list[str]:
 def trimmed_modfile_flag(local: Path) -> str:
     """`-modfile=...` that makes `go vet` and `go test` of the local module `local` see
     the SPIRE the images carry (configured plugins only), as its builds do."""
-    source = TrimmedGoSource(package="./...", local=local, cgo=True)
-    (flag,) = _local_modfile(source, build_environment(HOST_ARCH, cgo=True))
+    (flag,) = _local_modfile(local, True, build_environment(HOST_ARCH, cgo=True))
     return flag
 
 

@@ -135,7 +135,7 @@ def cached_main_program(program: MainProgram, progress: Progress | None = None) 
 def _build_main(program: MainProgram, key: str, out: Path) -> None:
     env = build_environment(HOST_ARCH, cgo=False)
     host_env = dict(env, GOOS="", GOARCH="", GOFLAGS="")
-    source = GoSource(package=program.describe())
+    source = program.describe()
     module_dir = cache_root() / "gomod" / key
     module_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"module meshexp.local/{program.name}", "", "go 1.25", ""]

@@ -231,6 +231,10 @@ def _context(
         "profile_networks": ",".join(settings.profile_networks),
         "inbound_policy": inbound_policy(workload, settings),
         "spire_server_port": SPIRE_SERVER_PORT,
+        # "Proxy ready", by the rule the tool applies from outside too.
+        "proxy_ready_status": image_contract.PROXY_READY_STATUS,
+        "proxy_refused_statuses": image_contract.PROXY_REFUSED_STATUSES,
+        "certified_line": image_contract.CERTIFIED_LINE,
         "stages": [
             {
                 "name": c.stage,

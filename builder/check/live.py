@@ -16,7 +16,7 @@ from builder.check.listings import count_connections, list_processes
 from builder.check.report import CheckFailed, ImageFacts, InboundPolicy, require
 from builder.config.identity import workload_identity
 from builder.core import image_contract
-from builder.core.net import host_port
+from builder.core.net import host_port, proxy_readiness
 from builder.core.wait import NotYet, TimedOut, until
 from builder.engine import containers
 
@@ -39,21 +39,21 @@ def wait_ready(
     """
     policy = policy or InboundPolicy("all-unauthenticated")
 
+    def certified() -> bool:
+        return image_contract.CERTIFIED_LINE in box.logs()
+
     def ready() -> str | NotYet:
-        status: object
-        try:
-            status, _ = http_status(box.ip, 4191, "/ready")
-        except OSError as exc:
-            status = exc
-        if status == 200:
-            return f"/ready answered 200 {time.monotonic() - box.started_at:.1f}s after start"
-        if status in (403, 404) and image_contract.CERTIFIED_LINE in box.logs():
-            return (
-                f"the proxy certified its identity {time.monotonic() - box.started_at:.1f}s "
-                f"after start (its log); /ready is refused ({status}) by the default inbound "
-                f"policy {policy.name}, as the proxy does until a policy controller answers"
-            )
-        return NotYet(repr(status))
+        ready, said = proxy_readiness(box.ip, certified=certified)
+        after = f"{time.monotonic() - box.started_at:.1f}s after start"
+        if not ready:
+            return NotYet(said)
+        if said == f"HTTP {image_contract.PROXY_READY_STATUS}":
+            return f"/ready answered 200 {after}"
+        return (
+            f"the proxy certified its identity {after} (its log); /ready is refused "
+            f"({said}) by the default inbound policy {policy.name}, as the proxy does until "
+            "a policy controller answers"
+        )
 
     try:
         return until(ready, timeout=limit)

@@ -35,7 +35,7 @@ import yaml
 from builder.cluster import kube
 from builder.core import image_contract
 from builder.core.errors import MeshexpError
-from builder.core.net import proxy_ready
+from builder.core.net import proxy_readiness
 from builder.core.wait import later
 from builder.engine import docker_engine
 
@@ -109,7 +109,7 @@ def probe(target: Target) -> Health:
     networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
     found = (docker_engine.endpoint_addresses(n) for n in networks.values())
     ip = next((held[0] for held in found if held), "")  # IPv4 first; IPv6 on an IPv6-only one
-    if not ip or not proxy_ready(ip, refusal_is_up=True):
+    if not ip or not proxy_readiness(ip, certified=lambda: certified(attrs["Id"]))[0]:
         return Health(False, "ProxyNotReady", f"the proxy of {target.container} is not ready")
     if listening(int(state.get("Pid") or 0), target.port) is False:
         return Health(False, "WorkloadNotListening", f"nothing listens on port {target.port}")
@@ -125,6 +125,22 @@ def probe(target: Target) -> Health:
 
 
 PROBE = "/usr/local/bin/meshexp-probe"
+# Containers whose proxy has logged its certified identity: read from the log once per
+# container, where /ready refuses the keeper (a default policy that waits for a policy
+# controller). Forgotten in bulk past a bound, so that a long-lived keeper stays small.
+_certified: set[str] = set()
+CERTIFIED_REMEMBERED = 4096
+
+
+def certified(container_id: str) -> bool:
+    """Whether the container's proxy has certified its identity (its log says so)."""
+    if container_id not in _certified:
+        if image_contract.CERTIFIED_LINE not in docker_engine.container_logs(container_id):
+            return False
+        if len(_certified) >= CERTIFIED_REMEMBERED:
+            _certified.clear()
+        _certified.add(container_id)
+    return True
 
 
 def probe_now(container: str, labels: dict[str, str]) -> Health | None:

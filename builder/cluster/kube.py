@@ -23,7 +23,9 @@ from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
-from lightkube.resources.core_v1 import Namespace, Service
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Namespace, Node, Service, ServiceAccount
+from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 
 from builder.config.yamlfile import read_yaml_file
@@ -168,6 +170,9 @@ KINDS: dict[str, Any] = {
     "MeshTLSAuthentication": MeshTLSAuthentication,
     "Server": Server,
     "AuthorizationPolicy": AuthorizationPolicy,
+    "ServiceAccount": ServiceAccount,
+    "EndpointSlice": EndpointSlice,
+    "Deployment": Deployment,
 }
 
 
@@ -201,6 +206,14 @@ def list_objects(
         ]
     except (ApiError, httpx.HTTPError) as exc:
         raise_for(exc, f"{kind} list")
+
+
+def nodes(client: Client) -> list[dict[str, Any]]:
+    """Every node of the cluster, as the server holds it."""
+    try:
+        return [as_dict(found) for found in client.list(Node)]
+    except (ApiError, httpx.HTTPError) as exc:
+        raise_for(exc, "Node list")
 
 
 def delete_managed(client: Client, refs: Iterable[ObjectRef]) -> list[ObjectRef]:

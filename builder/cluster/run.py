@@ -80,9 +80,10 @@ def container_name(workload: str) -> str:
 def wait_proxy_ready(name: str, timeout: float) -> float:
     """Seconds until the bootstrap says the proxy is ready.
 
-    The bootstrap knows under every default inbound policy (with deny or
-    all-authenticated the proxy refuses a probe of /ready from outside until
-    a policy controller answers), so its word is waited for, not /ready's.
+    The bootstrap decides it inside the container by the one rule
+    (image_contract.proxy_ready), under every default inbound policy and
+    wherever the host cannot reach the container's address, so its word is
+    waited for here.
     """
     start = time.monotonic()
     wait_for_log(name, image_contract.PROXY_READY_LINE, timeout)

@@ -22,7 +22,7 @@ are named here too, so that `io.meshexp.` is written in this module only.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 PREFIX = "io.meshexp."
@@ -284,3 +284,19 @@ LOG_LINES = (PROXY_READY_LINE, WORKLOAD_STARTED_LINE, WORKLOAD_READY_LINE, IPV6_
 
 # The proxy's own line once its identity is certified (linkerd2-proxy's, not ours).
 CERTIFIED_LINE = "Certified identity"
+
+# "Proxy ready", decided one way, by the bootstrap inside the container (its
+# proxy_ready, rendered from these) and by builder.core.net.proxy_readiness outside:
+# the admin port's /ready answers 200; or it refuses the caller (a plaintext one, by a
+# default inbound policy that waits for a policy controller) and the proxy has logged
+# CERTIFIED_LINE.
+PROXY_READY_STATUS = 200
+PROXY_REFUSED_STATUSES = (403, 404)
+
+
+def proxy_ready(status: int | None, certified: Callable[[], bool]) -> bool:
+    """Whether a proxy whose /ready answered `status` (None: no answer) is ready;
+    `certified` is asked only where the answer was a refusal."""
+    if status == PROXY_READY_STATUS:
+        return True
+    return status in PROXY_REFUSED_STATUSES and certified()

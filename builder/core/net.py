@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from builder.core import image_contract
 from builder.core.wait import NotYet, TimedOut, until
 
 PROXY_ADMIN_PORT = 4191
@@ -71,14 +72,15 @@ def wait_for_ok(
     return None
 
 
-def proxy_ready(ip: str, *, timeout: float = 1, refusal_is_up: bool = False) -> bool:
-    """Whether the proxy at `ip` says ready on its admin port (/ready answers 200).
-
-    With `refusal_is_up`, a 403 or 404 counts too: the proxy answered, refusing the
-    caller by its default inbound policy, so it is up.
-    """
-    ok, reason = answers_ok(f"http://{host_port(ip, PROXY_ADMIN_PORT)}/ready", timeout=timeout)
-    return ok or (refusal_is_up and reason in ("HTTP 403", "HTTP 404"))
+def proxy_readiness(
+    ip: str, *, certified: Callable[[], bool] = lambda: False, timeout: float = 1
+) -> tuple[bool, str]:
+    """Whether the proxy at `ip` is ready, by the one rule (image_contract.proxy_ready),
+    with what its /ready answered; `certified` says whether the proxy has logged its
+    certified identity (asked only when /ready refuses the caller)."""
+    _, said = answers_ok(f"http://{host_port(ip, PROXY_ADMIN_PORT)}/ready", timeout=timeout)
+    status = int(said.removeprefix("HTTP ")) if said.startswith("HTTP ") else None
+    return image_contract.proxy_ready(status, certified), said
 
 
 def registry_answers(host: str, timeout: float = 3) -> tuple[bool, str]:

@@ -24,7 +24,7 @@ from builder.cluster.apiserver import (
 )
 from builder.cluster.registrar import Registrar
 from builder.config.group import Group
-from builder.core.net import proxy_ready, wait_for_ok
+from builder.core.net import proxy_readiness, wait_for_ok
 from builder.core.progress import Progress
 from builder.core.wait import NotYet, TimedOut, until
 from builder.engine import docker_engine, lab_containers
@@ -147,7 +147,7 @@ def wait_until_ready(lab: Lab, timeout: float = READY_TIMEOUT) -> None:
             if not state.get("Running"):
                 logs = docker_engine.container_logs(f"{lab.name}-{role}")[-2000:]
                 raise LabNotUp(f"lab: the {role} pod stopped:\n{logs}")
-            if proxy_ready(ip, timeout=2):
+            if proxy_readiness(ip, timeout=2)[0]:
                 del waiting[role]
         return True if not waiting else NotYet(f"the {next(iter(waiting))} pod's proxy")
 
@@ -199,7 +199,7 @@ def lab_status(*, folder: Path) -> tuple[Lab, list[ComponentState]]:
         role = found["labels"].get(f"{LABEL}.role", "?")
         detail = ""
         if role in lab.addresses.pods:
-            ready = proxy_ready(lab.addresses.pods[role], timeout=2)
+            ready, _ = proxy_readiness(lab.addresses.pods[role], timeout=2)
             detail = f"proxy {'ready' if ready else 'not ready'} at {lab.addresses.pods[role]}"
         states.append(ComponentState(found["name"], role, found["status"], detail))
     return lab, sorted(states, key=lambda s: s.name)

@@ -25,7 +25,7 @@ from click.testing import CliRunner, Result
 
 from builder.cli.main import main
 from builder.config.contract import PROXY_BY_RELEASE
-from builder.core.net import proxy_ready
+from builder.core.net import proxy_readiness
 from builder.oci.registry import LocalRegistry, RegistryClient
 from harness import equipment
 from tests.conftest import need
@@ -119,7 +119,7 @@ def test_the_walkthroughs_docker_run_brings_it_up_ready(
             time.sleep(0.5)
         container.reload()
         ip = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
-        assert proxy_ready(ip, timeout=5)
+        assert proxy_readiness(ip, timeout=5)[0]
         assert "PROXY STAND-IN" not in logs
 
 

@@ -30,7 +30,7 @@ from builder.cluster.keeper import StatusKeeper, targets_from_manifests
 from builder.cluster.manifests import build_manifests
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings, load_settings
-from builder.core.net import proxy_ready
+from builder.core.net import proxy_readiness
 from builder.engine import docker_engine
 from builder.lab import Lab, lab_status
 from builder.lab.check import check_outbound_in_lab
@@ -382,7 +382,7 @@ def part_ready(lab: Lab, role: str) -> bool:
     if not state.get("Running") or state.get("Restarting"):
         return False
     if role in lab.addresses.pods:
-        return proxy_ready(lab.addresses.pods[role], timeout=2)
+        return proxy_readiness(lab.addresses.pods[role], timeout=2)[0]
     if role == "apiserver":
         try:
             kube.connect(lab.kubeconfig).get(Namespace, "linkerd")

@@ -4,8 +4,10 @@ is written, and every log line the tool waits for is one the bootstrap logs."""
 
 from __future__ import annotations
 
+import http.server
 import re
 import shlex
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from builder.build.render import render_files
 from builder.config.catalog import find_workload, load_catalog
 from builder.config.settings import Settings
 from builder.core import image_contract
+from builder.core.net import PROXY_ADMIN_PORT, proxy_readiness
 
 ROOT = Path(__file__).parents[2]
 
@@ -200,3 +203,56 @@ def test_checks_read_the_facts_they_need_typed_and_name_a_missing_or_lying_label
     lying = ImageFacts({**facts.labels, image_contract.WORKLOAD_UID: "2200 "})
     with pytest.raises(CheckError, match="workload-uid label has '2200 ', not a number"):
         _ = lying.workload_uid
+
+
+@pytest.mark.parametrize(
+    ("status", "certified", "ready"),
+    [
+        (200, False, True),
+        (403, True, True),
+        (404, True, True),
+        (403, False, False),
+        (503, True, False),
+        (None, True, False),
+    ],
+)
+def test_proxy_ready_is_one_rule(status: int | None, certified: bool, ready: bool) -> None:
+    """The rule the bootstrap renders and the tool applies from outside: 200, or a
+    refusal once the proxy has certified its identity; nothing else."""
+    asked: list[bool] = []
+
+    def said() -> bool:
+        asked.append(True)
+        return certified
+
+    assert image_contract.proxy_ready(status, said) is ready
+    assert bool(asked) == (status in image_contract.PROXY_REFUSED_STATUSES)
+
+
+def test_the_bootstrap_renders_the_same_rule() -> None:
+    bootstrap = render_files(find_workload("smiley"), Settings())["scripts/bootstrap"][0]
+    refused = " | ".join(map(str, image_contract.PROXY_REFUSED_STATUSES))
+    assert f"    {image_contract.PROXY_READY_STATUS}) return 0 ;;" in bootstrap
+    assert f'    {refused}) [ -e "$CERTIFIED_MARK" ] ;;' in bootstrap
+    assert f'grep -qF -m1 "{image_contract.CERTIFIED_LINE}"' in bootstrap
+
+
+@pytest.mark.parametrize(("code", "ready"), [(200, True), (403, True), (404, False), (500, False)])
+def test_proxy_readiness_asks_the_admin_port(code: int, ready: bool) -> None:
+    """From outside: what /ready answers on the admin port, through the one rule (here
+    the proxy is certified only when it answers 403)."""
+
+    class Admin(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(code if self.path == "/ready" else 418)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    host = "127.0.0.29"
+    with http.server.ThreadingHTTPServer((host, PROXY_ADMIN_PORT), Admin) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        got, said = proxy_readiness(host, certified=lambda: code == 403, timeout=5)
+        server.shutdown()
+    assert (got, said) == (ready, f"HTTP {code}")

@@ -7,26 +7,19 @@ a cluster; the others take the walk-through's Runner.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
 from builder.check.answers import parse_answers
 from builder.check.browser import Cell, grid_cells, page_dom, screenshot
 from builder.check.listings import metric_series
-from builder.check.walkthrough.steps import E2EConfig, Runner, gui_requests_script, kubectl
+from builder.check.walkthrough.steps import E2EConfig, Runner, gui_requests_script
+from builder.cluster import kube
 from builder.core.errors import CheckError
 from builder.engine import docker_engine
 
 GRINNING_CHAR = "\U0001f603"
 HEART_EYES_CHAR = "\U0001f60d"
-
-
-def service(config: E2EConfig, run: Runner, namespace: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads(
-        run(kubectl(config, "-n", namespace, "get", "service", name, "-o", "json"))
-    )
-    return found
 
 
 def face_answers(config: E2EConfig, found: dict[str, str], image: str, count: int) -> list[str]:
@@ -81,21 +74,12 @@ def external_endpoint_slices(slices: dict[str, Any], workload: str) -> list[str]
     )
 
 
-def face_identity(config: E2EConfig, run: Runner) -> str:
+def face_identity(api: kube.KubeClient) -> str:
     """The in-cluster face's mesh identity: its pods' service account, as Linkerd names it
     (the Faces chart gives face none of its own, so it is `default`)."""
-    account = run(
-        kubectl(
-            config,
-            "-n",
-            "faces",
-            "get",
-            "deployment",
-            "face",
-            "-o",
-            "jsonpath={.spec.template.spec.serviceAccountName}",
-        )
-    ).strip()
+    deployment = kube.get_object(api, kube.ObjectRef("Deployment", "face", "faces")) or {}
+    template = (deployment.get("spec") or {}).get("template") or {}
+    account = (template.get("spec") or {}).get("serviceAccountName") or ""
     return f"{account or 'default'}.faces.serviceaccount.identity.linkerd.cluster.local"
 
 
@@ -113,13 +97,9 @@ def gui_grid(config: E2EConfig, found: dict[str, str], picture: str) -> list[Cel
     return grid_cells(page_dom(url))
 
 
-def ready_condition(config: E2EConfig, run: Runner, name: str) -> str:
+def ready_condition(api: kube.KubeClient, name: str) -> str:
     """The ExternalWorkload's Ready condition status ("True", "False", or "" when unset)."""
-    found = json.loads(
-        run(kubectl(config, "-n", "faces", "get", "externalworkload", name, "-o", "json"))
-    )
-    conditions = (found.get("status") or {}).get("conditions") or []
-    return next((c.get("status", "") for c in conditions if c.get("type") == "Ready"), "")
+    return str((kube.ready_condition(name, "faces", api) or {}).get("status", ""))
 
 
 def face_metrics(config: E2EConfig, run: Runner) -> str:

@@ -16,7 +16,6 @@ records the command lines.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
@@ -65,6 +64,7 @@ from builder.check.walkthrough.walk import (
     at_step,
     one_line,
 )
+from builder.cluster import kube
 from builder.config.settings import Settings
 from builder.core import wait
 from builder.core.errors import CheckError
@@ -97,7 +97,7 @@ def face_serves_from_the_externals(walk: Walk) -> None:
         raise CheckError("e2e: " + "; ".join(sorted(set(trouble))[:5]))
     walk.answers, walk.smileys = answers, smiley_share(answers, GRINNING)
     metrics = external_metrics(walk.config, "smiley")
-    walk.tls = tls_inbound_from(metrics, face_identity(walk.config, walk.run))
+    walk.tls = tls_inbound_from(metrics, face_identity(walk.api))
     if walk.tls == 0:
         seen = [line for line in metrics.splitlines() if "inbound" in line and "open" in line]
         raise CheckError(
@@ -129,8 +129,8 @@ def face_reaches_the_external_identity(walk: Walk) -> None:
             "e2e: face's proxy opened no TLS connection to the external smiley's SPIFFE "
             f"identity (server ids seen: {walk.server_ids or 'none'})"
         )
-    slices = json.loads(walk.kubectl("-n", "faces", "get", "endpointslices", "-o", "json"))
-    walk.slices = external_endpoint_slices(slices, "smiley")
+    slices = kube.list_objects(walk.api, "EndpointSlice", {}, "faces")
+    walk.slices = external_endpoint_slices({"items": slices}, "smiley")
     if not walk.slices:
         raise CheckError("e2e: no EndpointSlice points at the smiley ExternalWorkload")
 
@@ -162,7 +162,7 @@ def stop_the_external_smiley(walk: Walk) -> None:
 
     def not_ready() -> bool | wait.NotYet:
         try:
-            status = ready_condition(config, walk.run, "smiley")
+            status = ready_condition(walk.api, "smiley")
         except CommandFailed as exc:
             return wait.NotYet(one_line(exc, 300))
         return status == "False" or wait.NotYet(f"Ready is {status or 'unset'}")
@@ -170,7 +170,7 @@ def stop_the_external_smiley(walk: Walk) -> None:
     wait.until(not_ready, timeout=60, interval=2.0)
     answers = face_answers(config, walk.found, walk.images["smiley"], walk.requests)
     walk.fallback = smiley_share(answers, CURSING)
-    walk.ready_after_kill = ready_condition(config, walk.run, "smiley")
+    walk.ready_after_kill = ready_condition(walk.api, "smiley")
 
 
 STEPS: tuple[tuple[str, Callable[[Walk], None]], ...] = (

@@ -7,12 +7,10 @@ removal to the Walk's Cleanup before it makes anything.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 import time
 
 from builder.build.image import build_workload_image
-from builder.check.walkthrough.observe import service
 from builder.check.walkthrough.steps import (
     CommandFailed,
     E2EConfig,
@@ -27,6 +25,7 @@ from builder.check.walkthrough.steps import (
     linkerd_install,
 )
 from builder.check.walkthrough.walk import CLUSTER_READY, LINKERD_AVAILABLE, Walk, one_line
+from builder.cluster import kube
 from builder.cluster.keeper import StatusKeeper, targets_from_manifests
 from builder.cluster.run import Route, run_workload
 from builder.config.catalog import find_workload
@@ -68,11 +67,7 @@ def install_linkerd(walk: Walk) -> None:
     from builder.cluster.certs import create_certs
 
     config = walk.config
-    wait.until(
-        lambda: _answer(walk, "serviceaccount", "default", "-o", "name"),
-        timeout=120,
-        interval=2.0,
-    )
+    wait.until(lambda: _default_account(walk), timeout=120, interval=2.0)
     if not (config.certs / "issuer.key").exists():
         create_certs(folder=config.certs)
     installing = time.monotonic()
@@ -86,12 +81,14 @@ def install_linkerd(walk: Walk) -> None:
     walk.timings[LINKERD_AVAILABLE] = time.monotonic() - installing
 
 
-def _answer(walk: Walk, *get: str) -> str | wait.NotYet:
-    """`kubectl get` output, or NotYet with why (the API is not serving it yet)."""
+def _default_account(walk: Walk) -> bool | wait.NotYet:
+    """Whether the API serves the default namespace's service account (the control
+    plane's controllers have started), or NotYet with why."""
     try:
-        return walk.kubectl("get", *get) or wait.NotYet(f"no {get[0]} yet")
-    except CommandFailed as exc:
+        walk.get("ServiceAccount", "default", "default")
+    except kube.KubeError as exc:
         return wait.NotYet(one_line(exc, 300))
+    return True
 
 
 def linkerd_check(config: E2EConfig, run: Runner) -> list[str]:
@@ -128,9 +125,9 @@ def install_faces(walk: Walk) -> None:
     for command in faces_install(config):
         walk.run(command)
     walk.run(dns_nodeport(config))
-    node = json.loads(walk.kubectl("get", "nodes", "-o", "json"))["items"][0]
-    dns = service(config, walk.run, "kube-system", "kube-dns")
-    gui = service(config, walk.run, "faces", "faces-gui")
+    node = kube.nodes(walk.api)[0]
+    dns = walk.get("Service", "kube-dns", "kube-system")
+    gui = walk.get("Service", "faces-gui", "faces")
     walk.found = {
         "node_ip": next(
             a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"

@@ -2,11 +2,12 @@
 command line of each step, and the manifests and configuration files it applies; and the
 Runner that runs a command line (a test gives one that records them).
 
-The walk-through runs `kubectl`, `helm` and `linkerd` as the user would by hand where
-replaying its own command lines is the point (the cluster's create, `linkerd install |
-kubectl apply`, `linkerd check`, the Faces chart's install, the waits for rollouts, the
-reads of what the cluster made). The in-cluster objects of our own are written through
-builder.cluster.kube elsewhere; here they are applied as the walk-through's YAML is.
+The walk-through runs `kubectl`, `helm` and `linkerd` only where replaying its own
+command lines is the point (the cluster's create, `linkerd install | kubectl apply`,
+`linkerd check`, the Faces chart's install, the namespace's annotation, the waits for
+rollouts, the canary's HTTPRoute as the walk-through's YAML). What the steps read of
+the cluster (nodes, Services, EndpointSlices, the ExternalWorkload's Ready) goes
+through builder.cluster.kube (`Walk.get`, `Walk.api`).
 """
 
 from __future__ import annotations

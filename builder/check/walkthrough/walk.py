@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from builder.check.browser import Cell
 from builder.check.walkthrough.steps import E2EConfig, Runner, kubectl, subprocess_runner
+from builder.cluster import kube
 from builder.config.settings import Settings
 from builder.core import wait
 from builder.core.errors import CheckError, MeshexpError
@@ -153,8 +155,26 @@ class Walk:
     fallback: float = 0.0
     ready_after_kill: str = ""
 
+    # the cluster's API, for what the steps read (builder.cluster.kube)
+    _api: kube.KubeClient | None = None
+
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        """A `kubectl` command line of the walk-through, replayed as the user types it."""
         return self.run(kubectl(self.config, *args), stdin=stdin)
+
+    @property
+    def api(self) -> kube.KubeClient:
+        """A client of the cluster's API server (its kubeconfig), made once."""
+        if self._api is None:
+            self._api = kube.connect(self.config.kubeconfig)
+        return self._api
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
+        """One object the steps need, or a KubeError naming it."""
+        found = kube.get_object(self.api, kube.ObjectRef(kind, name, namespace))
+        if found is None:
+            raise kube.KubeError(f"no {kind} {namespace}/{name} in the cluster")
+        return found
 
     def result(self) -> E2EResult:
         return E2EResult(
