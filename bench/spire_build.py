@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import common
 from builder.build.gobuild import HOST_ARCH, cached_go_binary
-from builder.config.models import GoSource
+from builder.config.sources import GoSource
 
 TARGET_SHARE = 0.45
 PROGRAMS = ("spire-server", "spire-agent")

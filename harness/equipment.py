@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.build.gobuild import cached_go_binary
-from builder.config.models import GoSource
+from builder.config.sources import GoSource
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_EQUIPMENT = ROOT.parent / "shared" / "test-equipment"

@@ -28,13 +28,13 @@ from builder.build.base_image import rootfs_tarball
 from builder.build.gobuild import HOST_ARCH, cached_go_binary
 from builder.build.syft import cached_syft
 from builder.config.contract import PROXY_BY_RELEASE, PROXY_VERSION_FILE
-from builder.config.models import GoSource
 from builder.config.settings import (
     OFFLINE_BASE_IMAGE,
     PROXY_IMAGE,
     PROXY_IN_IMAGE,
     load_settings,
 )
+from builder.config.sources import GoSource
 from builder.core.resources import go_dir
 from builder.engine import docker_engine
 from builder.oci.multiplatform import BUILDKIT_SBOM_SCANNER, SCANNER_WRAPPER, SYFT_VERSION

@@ -28,7 +28,7 @@ from builder.build.spire_plugins import (
     derive_module,
     kept_key,
 )
-from builder.config.models import GoSource
+from builder.config.sources import GoSource
 from builder.core import process
 from builder.core.cache import build_lock, cache_key, cache_root, cached_file, tree_sha256
 from builder.core.errors import SourceError

@@ -25,7 +25,7 @@ from builder.build.gobuild import (
 )
 from builder.build.kind_adapt import ADAPTATION, KIND_MODULE, KindShapeError, adapt_kind
 from builder.build.kube_apiserver import KUBERNETES, staging_replacements
-from builder.config.models import GoSource
+from builder.config.sources import GoSource
 from builder.core.cache import cache_key, cache_root, cached_file, tree_sha256
 from builder.core.progress import Progress
 from builder.core.resources import data_root

@@ -15,8 +15,9 @@ from builder.build.provenance import provenance_labels
 from builder.build.render import render_build_context
 from builder.build.sources import Fetched, fetch
 from builder.build.upstream import use_upstream_images
-from builder.config.models import ImageSource, Workload
+from builder.config.models import Workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.config.sources import ImageSource
 from builder.core.cache import cache_key, cache_root, link_or_copy
 from builder.core.progress import Progress, as_progress
 from builder.engine import docker_engine

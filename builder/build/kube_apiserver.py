@@ -16,7 +16,7 @@ from builder.build.gobuild import (
     published_go_mod,
     run_go,
 )
-from builder.config.models import GoSource
+from builder.config.sources import GoSource
 from builder.core.cache import cache_key, cache_root, cached_file
 from builder.core.progress import Progress
 

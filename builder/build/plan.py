@@ -10,15 +10,15 @@ from pathlib import Path
 
 from builder.build.sources import Fetched, fetch
 from builder.build.spire_configs import SPIRE_SERVER_PORT
-from builder.config.models import (
+from builder.config.models import Workload
+from builder.config.settings import Settings
+from builder.config.sources import (
     ComponentSource,
     FileSource,
     GoSource,
     ImageSource,
     TrimmedGoSource,
-    Workload,
 )
-from builder.config.settings import Settings
 from builder.core.errors import RenderError
 from builder.core.progress import Progress
 from builder.core.resources import go_dir

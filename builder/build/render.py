@@ -35,13 +35,9 @@ from builder.build.sources import Fetched
 from builder.build.spire_configs import SPIRE_SERVER_PORT, image_configs
 from builder.build.spire_plugins import SIDES, configured_plugins, describe_kept
 from builder.build.templates import render_template
-from builder.config.models import (
-    GoSource,
-    ImageSource,
-    Workload,
-    describe_source,
-)
+from builder.config.models import Workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.config.sources import GoSource, ImageSource, describe_source
 from builder.core import image_contract
 from builder.core.errors import RenderError
 from builder.core.files import make_folder, path_problem

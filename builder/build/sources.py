@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder.build.gobuild import cached_go_binary
-from builder.config.models import (
+from builder.config.sources import (
     BinarySource,
     ComponentSource,
     FileSource,

@@ -14,7 +14,7 @@ from builder.build.gobuild import (
     run_go,
     tool_module,
 )
-from builder.config.models import GoSource
+from builder.config.sources import GoSource
 from builder.core.cache import cache_key, cache_root, cached_file
 from builder.core.progress import Progress
 

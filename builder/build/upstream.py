@@ -12,8 +12,8 @@ from pathlib import Path
 
 from builder.build.plan import Component
 from builder.config.contract import PROXY_VERSION_FILE, parse_proxy_version
-from builder.config.models import ImageSource
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.config.sources import ImageSource
 from builder.core.errors import BuildError, SourceError
 from builder.core.progress import Progress
 from builder.engine import docker_engine

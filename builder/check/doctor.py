@@ -12,8 +12,8 @@ from builder.build.sources import STANDIN_BANNER
 from builder.build.spire_plugins import configured_plugins, describe_kept
 from builder.check.walkthrough.steps import missing_prerequisites
 from builder.config.mirrors import normalized, registry_api
-from builder.config.models import FileSource, GoSource, ImageSource, UrlSource, describe_source
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.config.sources import FileSource, GoSource, ImageSource, UrlSource, describe_source
 from builder.core.errors import MeshexpError
 from builder.core.net import registry_answers
 from builder.engine import docker_engine

@@ -21,8 +21,9 @@ from builder.build.render import READABLE
 from builder.build.sources import fetch
 from builder.build.spire_configs import production_server_config
 from builder.build.templates import render_template
-from builder.config.models import ImageSource, Workload
+from builder.config.models import Workload
 from builder.config.settings import Settings
+from builder.config.sources import ImageSource
 from builder.core.errors import CheckError, MeshexpError
 from builder.core.files import write_secret
 from builder.core.progress import Progress, as_progress

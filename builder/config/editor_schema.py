@@ -8,8 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from builder.config.models import SCHEMA_ID, SOURCE_TITLE, Workload
+from builder.config.models import SCHEMA_ID, Workload
 from builder.config.settings import Settings
+from builder.config.sources import SOURCE_TITLE
 
 SOURCE_REF = {"$ref": f"#/$defs/{SOURCE_TITLE}"}
 

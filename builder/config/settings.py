@@ -22,14 +22,6 @@ from builder.config.contract import (
 )
 from builder.config.identity import IdentityStyle, WorkloadIdentity, workload_identity
 from builder.config.mirrors import PULL_POLICIES, PullPolicy, mirrored
-from builder.config.models import (
-    BinarySource,
-    FileSource,
-    GoSource,
-    ImageSource,
-    Source,
-    TrimmedGoSource,
-)
 from builder.config.settings_types import (
     PRIVATE_NETWORKS,
     BinaryFiles,
@@ -40,6 +32,14 @@ from builder.config.settings_types import (
     Platforms,
     PortList,
     ProxyFiles,
+)
+from builder.config.sources import (
+    BinarySource,
+    FileSource,
+    GoSource,
+    ImageSource,
+    Source,
+    TrimmedGoSource,
 )
 from builder.config.types import (
     BaseImageRef,

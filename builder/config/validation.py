@@ -26,7 +26,8 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 GO_MODULE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.~/]*$")
 GO_VERSION = re.compile(r"^v\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
-GO_PACKAGE = re.compile(r"^(\./)?[A-Za-z0-9][-A-Za-z0-9_./]*$")
+# A module path, a package under one, or a local module's own folder ("." or "./cmd/x").
+GO_PACKAGE = re.compile(r"^(\.|(\./)?[A-Za-z0-9][-A-Za-z0-9_./]*)$")
 GRPC_METHOD = re.compile(r"^/[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*$")
 DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 IMAGE_REF = re.compile(

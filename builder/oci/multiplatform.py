@@ -28,8 +28,9 @@ from builder.build.render import RenderResult, UsedImages, render_build_context
 from builder.build.syft import cached_syft
 from builder.build.upstream import settle_proxy_version, upstream_references
 from builder.config.mirrors import normalized, registry_api
-from builder.config.models import GoSource, Workload
+from builder.config.models import Workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.config.sources import GoSource
 from builder.core.cache import cache_key, cache_root, link_or_copy
 from builder.core.errors import BuildError, SettingsError
 from builder.core.progress import Progress

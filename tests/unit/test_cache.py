@@ -14,7 +14,7 @@ BUILDER = """
 import json, sys, time
 from pathlib import Path
 from builder.build.gobuild import cached_go_binary
-from builder.config.models import GoSource
+from builder.config.sources import GoSource
 from builder.core.progress import Progress
 from builder.core.resources import go_dir
 start = Path(sys.argv[1])

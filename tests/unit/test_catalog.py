@@ -13,7 +13,8 @@ from builder.config.catalog import (
     load_workload_file,
     new_workload_file,
 )
-from builder.config.models import FirstOf, GoSource, ImageSource, read_workload
+from builder.config.models import read_workload
+from builder.config.sources import FirstOf, GoSource, ImageSource
 from builder.core.errors import CatalogError
 
 BASE = """\

@@ -13,7 +13,7 @@ from rich.console import Console
 from builder.build import sources
 from builder.build.sources import Fetched
 from builder.cli.display import LiveDisplay, PlainDisplay
-from builder.config.models import FileSource, FirstOf, GoSource, describe_source
+from builder.config.sources import FileSource, FirstOf, GoSource, describe_source
 from builder.core.errors import SourceError
 from builder.core.progress import Progress, alternative, as_progress
 

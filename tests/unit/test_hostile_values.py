@@ -48,8 +48,9 @@ from builder.cli.options import SETTING_NAMES
 from builder.cluster.manifests import external_workload_document, service_document
 from builder.config.catalog import find_workload, load_workload_file
 from builder.config.group import Group, load_group
-from builder.config.models import SOURCE_KINDS, Workload
+from builder.config.models import Workload
 from builder.config.settings import Settings, load_settings
+from builder.config.sources import SOURCE_KINDS
 from builder.core.errors import MeshexpError
 
 SHFMT = shutil.which("shfmt") or str(Path(__file__).parents[2] / ".venv/bin/shfmt")

@@ -268,7 +268,7 @@ def test_the_clusters_faces_images_hold_the_program_where_the_catalog_copies_it(
     built the e2e images first, and every online build then failed on `/workload`)."""
     from builder.build.cluster_images import FACES_REPOSITORY
     from builder.config.catalog import load_catalog
-    from builder.config.models import ImageSource
+    from builder.config.sources import ImageSource
 
     dockerfile = (KIND_DATA / "images" / "Dockerfile.faces").read_text().splitlines()
     copies = {line.split()[1]: line.split()[2] for line in dockerfile if line.startswith("COPY ")}

@@ -11,8 +11,8 @@ import pytest
 
 from builder.build.render import RenderResult
 from builder.build.sources import elf_arch, fetch
-from builder.config.models import FileSource
 from builder.config.settings import load_settings
+from builder.config.sources import FileSource
 from builder.core.errors import BuildError, SettingsError, SourceError
 from builder.engine.docker_engine import registry_login
 from builder.oci import buildkit

@@ -11,7 +11,7 @@ import pytest
 from builder.build.render import readiness_label, render_files
 from builder.cluster.keeper import READINESS_LABEL, probe_health
 from builder.config.catalog import find_workload
-from builder.config.models import ProbeEntry
+from builder.config.probes import ProbeEntry
 from builder.config.settings import Settings
 from builder.core.errors import CatalogError
 

@@ -12,8 +12,8 @@ import pytest
 from builder.build import plan, render, templates
 from builder.build.render import render_build_context, render_files
 from builder.config.catalog import load_catalog
-from builder.config.models import FileSource
 from builder.config.settings import Settings, load_settings
+from builder.config.sources import FileSource
 from builder.core.errors import RenderError, SourceError
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from builder.config.models import FileSource, GoSource, ImageSource
 from builder.config.settings import Settings, load_settings
+from builder.config.sources import FileSource, GoSource, ImageSource
 from builder.core.errors import SettingsError
 
 

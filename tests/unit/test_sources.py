@@ -15,7 +15,7 @@ import pytest
 from builder.build import base_image, gobuild
 from builder.build.base_image import apt_mirror
 from builder.build.sources import download, fetch
-from builder.config.models import FileSource, GoSource, UrlSource
+from builder.config.sources import FileSource, GoSource, UrlSource
 from builder.core.errors import BuildError, SourceError
 from builder.core.resources import go_dir
 

@@ -21,8 +21,8 @@ from builder.build.spire_plugins import (
 )
 from builder.check.doctor import diagnose
 from builder.config.catalog import load_catalog
-from builder.config.models import GoSource
 from builder.config.settings import load_settings
+from builder.config.sources import GoSource
 from builder.core.errors import SettingsError
 
 PLUGIN = "github.com/spiffe/spire/pkg/server/plugin"

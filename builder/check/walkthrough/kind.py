@@ -21,7 +21,7 @@ from builder.build.gobuild import HOST_ARCH, cached_go_binary
 from builder.build.gomodules import COREDNS_VERSION, cached_main_program, coredns
 from builder.check.walkthrough.steps import E2EConfig, E2ETools
 from builder.cluster.kind import prepare_kind
-from builder.config.models import GoSource
+from builder.config.sources import GoSource
 from builder.core.errors import CheckError
 from builder.core.progress import Progress
 
