@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from builder.build.gobuild import CROSS_CC, HOST_ARCH
 from builder.build.plan import helper_source
 from builder.build.sources import STANDIN_BANNER
 from builder.build.spire_plugins import configured_plugins, describe_kept
-from builder.check.walkthrough.steps import missing_prerequisites
+from builder.check.walkthrough.steps import e2e_registries, missing_prerequisites
 from builder.config.mirrors import normalized, registry_api
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.config.sources import FileSource, GoSource, ImageSource, UrlSource, describe_source
@@ -213,11 +213,15 @@ def _platform_findings(settings: Settings) -> list[Finding]:
     return findings
 
 
-def e2e_findings(findings: list[Finding], provider: str = "k3d") -> list[Finding]:
+def e2e_findings(
+    findings: list[Finding], provider: str = "k3d", mirrors: Mapping[str, str] | None = None
+) -> list[Finding]:
     """What the online end-to-end walk-through on `provider` needs, given the build
-    findings (the proxy's among them)."""
+    findings (the proxy's among them) and the mirrors its pulls go through."""
     standin = any(f.what == "proxy" and "STAND-IN" in f.detail for f in findings)
-    missing = missing_prerequisites(proxy_is_standin=standin, provider=provider)
+    missing = missing_prerequisites(
+        proxy_is_standin=standin, provider=provider, registries=e2e_registries(mirrors or {})
+    )
     if not missing:
         tools = "k3d, " if provider == "k3d" else "kind (built here), "
         detail = f"{tools}kubectl, helm, linkerd, registry access, real proxy"

@@ -20,10 +20,12 @@ from builder.cli.options import (
     lab_option,
     output_option,
     parse_env,
+    pull_options,
     setting_options,
     settings_from,
 )
 from builder.cluster.providers import PROVIDERS
+from builder.cluster.registry_hosts import check_node_mirrors
 from builder.core.errors import CheckError, MeshexpError
 from builder.lab.check import check_image_in_lab
 
@@ -42,17 +44,24 @@ def cluster_option(help_text: str) -> Callable[[F], F]:
     )
 
 
-def e2e_online(cluster_provider: str, keep: bool) -> E2EResult:
-    """The walk-through with upstream's images, tools and chart (registry access)."""
-    settings = settings_from({})
-    findings = e2e_findings(diagnose(settings=settings), cluster_provider)
+def e2e_online(cluster_provider: str, keep: bool, pulls: dict[str, Any]) -> E2EResult:
+    """The walk-through with upstream's images, tools and chart (registry access, or the
+    mirrors of `pulls`, --pull and --mirror, or the settings file's)."""
+    settings = settings_from(dict(pulls))
+    if settings.mirrors and cluster_provider != "kind":
+        raise click.UsageError(
+            "mirrors reach the walk-through's cluster on kind (--cluster kind); for k3d give "
+            "its nodes a registries.yaml yourself and drop --mirror"
+        )
+    check_node_mirrors(settings.mirrors)
+    findings = e2e_findings(diagnose(settings=settings), cluster_provider, settings.mirrors)
     missing = [finding.fix for finding in findings if not finding.ok]
     if missing:
         raise CheckError("the end-to-end test cannot run here: " + "; ".join(missing))
     config = E2EConfig(keep=keep, linkerd_version=settings.linkerd_version)
     if cluster_provider == "kind":
         with display("auto", verbose=False) as progress:
-            config = kind_online_config(config, progress=progress)
+            config = kind_online_config(config, settings=settings, progress=progress)
     return run_e2e(config=config, settings=settings)
 
 
@@ -71,11 +80,18 @@ def run_walkthrough(
     linkerd_dir: Path | None,
     faces_dir: Path | None,
     proxy: Path | None,
+    pulls: dict[str, Any],
 ) -> E2EResult:
-    """Offline on kind when all three program inputs are given, else online."""
+    """Offline on kind when all three program inputs are given, else online (through
+    the mirrors and pull policy of `pulls`)."""
     given = [linkerd_dir, faces_dir, proxy]
     if not any(path is not None for path in given):
-        return e2e_online(cluster_provider, keep)
+        return e2e_online(cluster_provider, keep, pulls)
+    if pulls["pull"] is not None or pulls["mirrors"]:
+        raise click.UsageError(
+            "--pull and --mirror are for the online walk-through; the offline one "
+            "(--linkerd-programs, --faces-programs, --proxy-file) pulls nothing"
+        )
     if cluster_provider != "kind" or linkerd_dir is None or faces_dir is None or proxy is None:
         raise click.UsageError(
             "the offline walk-through runs on kind and needs all of --linkerd-programs DIR, "
@@ -145,6 +161,7 @@ def run_walkthrough(
     type=click.Path(file_okay=False, path_type=Path),
     help="With --lab: a folder of your own entries, where the image's workload is.",
 )
+@pull_options
 @output_option
 def check(
     image_ref: str | None,
@@ -160,12 +177,19 @@ def check(
     junit_file: Path | None,
     lab_dir: Path | None,
     catalog: tuple[Path, ...],
+    pull: str | None,
+    mirrors: tuple[str, ...],
     output_format: str,
 ) -> None:
     """Start IMAGE as the field does and check it against the mesh contract."""
     if for_e2e:
         outcome = run_walkthrough(
-            cluster_provider, keep, linkerd_programs, faces_programs, proxy_file
+            cluster_provider,
+            keep,
+            linkerd_programs,
+            faces_programs,
+            proxy_file,
+            {"pull": pull, "mirrors": mirrors or None},
         )
         emit_json(dataclasses.asdict(outcome))
         return
@@ -219,7 +243,7 @@ def doctor(
     settings = settings_from(options)
     findings = registry_findings(settings) if registries_only else diagnose(settings=settings)
     if for_e2e:
-        findings += e2e_findings(findings, cluster_provider)
+        findings += e2e_findings(findings, cluster_provider, settings.mirrors)
     if output_format == "json":
         emit_json([dataclasses.asdict(finding) for finding in findings])
     else:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from builder.cli.display import display
-from builder.cli.options import folder_option, progress_options
+from builder.cli.options import folder_option, progress_options, settings_from
 from builder.cluster.kind import (
     KindCluster,
     create_cluster,
@@ -49,11 +49,26 @@ def prepare(folder: Path, progress_mode: str, verbose: bool) -> None:
 @click.option(
     "--network", default=None, help="The Docker network of the nodes (default: the name)."
 )
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    help="UPSTREAM=MIRROR: the nodes pull images under the registry UPSTREAM from MIRROR "
+    "(repeat), e.g. ghcr.io=registry.corp:5000/ghcr; default: the settings file's mirrors.",
+)
 @progress_options
-def up(folder: Path, name: str, network: str | None, progress_mode: str, verbose: bool) -> None:
+def up(
+    folder: Path,
+    name: str,
+    network: str | None,
+    mirrors: tuple[str, ...],
+    progress_mode: str,
+    verbose: bool,
+) -> None:
     """Create the cluster on a Docker network; `cluster down` deletes it."""
+    settings = settings_from({"mirrors": mirrors or None})
     with display(progress_mode, verbose=verbose) as progress:
-        provider = prepare_kind(folder=folder, progress=progress)
+        provider = prepare_kind(folder=folder, settings=settings, progress=progress)
         with progress.phase(f"kind create cluster {name}"):
             made = create_cluster(
                 provider=provider, name=name, network=network or name, folder=folder

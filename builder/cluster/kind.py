@@ -7,6 +7,7 @@ a step fails.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,10 @@ from pathlib import Path
 
 from builder.build.gomodules import cached_kind, kind_node_image, kube_command
 from builder.build.kind_node import build_node_image
+from builder.build.upstream import ensure_image
 from builder.cluster.providers import KindProvider, ProviderError, kind_config
+from builder.cluster.registry_hosts import check_node_mirrors, containerd_hosts
+from builder.config.settings import Settings
 from builder.core import process
 from builder.core.progress import Progress
 from builder.engine import docker_engine
@@ -44,29 +48,32 @@ def prepare_kind(
     *,
     folder: Path,
     online: bool = False,
+    settings: Settings | None = None,
     progress: Progress | None = None,
     on_line: Callable[[str], None] | None = None,
 ) -> KindProvider:
     """kind and its node image (each built or pulled once), and kind's cluster config.
 
     Offline, the node image is built here and kubectl is the node's own. Online, kind runs
-    as published with its own node image (kindest/node, pulled) and kubectl from PATH;
-    where the engine cannot start that privileged, the offline node image is used instead.
-    Either way kind is adapted only where the engine refuses a privileged container.
+    as published with its own node image (kindest/node, pulled as the settings' pull policy
+    says, through their mirrors) and kubectl from PATH; where the engine cannot start that
+    privileged, the offline node image is used instead. Either way kind is adapted only
+    where the engine refuses a privileged container. The settings' mirrors are the nodes'
+    too (configure_registry_hosts, once the cluster is up).
     """
+    settings = settings or Settings()
     progress = progress or Progress()
     line = on_line or progress.line
     notes = []
+    save = functools.partial(_save_provider, folder, mirrors=tuple(settings.mirrors.items()))
     if online:
         upstream = kind_node_image()
-        with progress.phase(f"docker pull {upstream.split('@')[0]}"):
-            docker_engine.pull_image(upstream)
-        refusal = docker_engine.privileged_refusal(upstream)
+        used = ensure_image(upstream, settings, progress).used
+        refusal = docker_engine.privileged_refusal(used)
         if not refusal:
-            return _save_provider(
-                folder,
+            return save(
                 kind=cached_kind(adapted=False, progress=progress),
-                image=upstream,
+                image=used,
                 kubectl=Path("kubectl"),
                 note="",
                 own_cni=False,
@@ -78,8 +85,7 @@ def prepare_kind(
     if refusal:
         notes.append("kind: " + ADAPTED_NOTE.format(why=refusal.strip().splitlines()[-1][:200]))
         line(notes[-1])
-    return _save_provider(
-        folder,
+    return save(
         kind=cached_kind(adapted=bool(refusal), progress=progress),
         image=node.reference,
         kubectl=kube_command(node.kube, "kubectl"),
@@ -89,13 +95,33 @@ def prepare_kind(
 
 
 def _save_provider(
-    folder: Path, *, kind: Path, image: str, kubectl: Path, note: str, own_cni: bool
+    folder: Path,
+    *,
+    kind: Path,
+    image: str,
+    kubectl: Path,
+    note: str,
+    own_cni: bool,
+    mirrors: tuple[tuple[str, str], ...],
 ) -> KindProvider:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "kind.yaml"
     cgroup_v1 = docker_engine.engine_info().cgroup_version == "1"
-    config.write_text(kind_config(own_cni=own_cni, cgroup_v1=cgroup_v1))
-    provider = KindProvider(kind=kind, node_image=image, config=config, kubectl=kubectl, note=note)
+    hosts = None
+    if mirrors:
+        check_node_mirrors(dict(mirrors))  # before any cluster exists
+        hosts = (folder / "containerd-hosts").resolve()
+        hosts.mkdir(exist_ok=True)
+    config.write_text(kind_config(own_cni=own_cni, cgroup_v1=cgroup_v1, registry_hosts=hosts))
+    provider = KindProvider(
+        kind=kind,
+        node_image=image,
+        config=config,
+        kubectl=kubectl,
+        note=note,
+        mirrors=mirrors,
+        registry_hosts=hosts,
+    )
     saved = {
         "kind": str(kind),
         "node_image": image,
@@ -125,6 +151,18 @@ def saved_provider(folder: Path) -> KindProvider:
         kubectl=Path(saved["kubectl"]),
         note=saved.get("note", ""),
     )
+
+
+def configure_registry_hosts(provider: KindProvider, network: str) -> None:
+    """The nodes' containerd told of the mirrors (each upstream registry's hosts.toml in
+    the folder mounted at its certs.d), now that the network's gateway, where a mirror on
+    this machine is reached, is known. Nothing to do without mirrors."""
+    if provider.registry_hosts is None:
+        return
+    gateway = docker_engine.network_gateway(network)
+    for upstream, text in containerd_hosts(dict(provider.mirrors), gateway).items():
+        (provider.registry_hosts / upstream).mkdir(exist_ok=True)
+        (provider.registry_hosts / upstream / "hosts.toml").write_text(text, encoding="ascii")
 
 
 def run_command(command: list[str], what: str) -> str:
@@ -171,6 +209,7 @@ def create_cluster(*, provider: KindProvider, name: str, network: str, folder: P
     try:
         for command in provider.create(name, network, cluster.kubeconfig):
             run_command(command, "kind create cluster")
+        configure_registry_hosts(provider, network)
     except ProviderError as exc:
         problems = delete_cluster(cluster)
         raise ProviderError(" ".join([exc.message, *problems])) from None

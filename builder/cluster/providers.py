@@ -17,6 +17,7 @@ from typing import Protocol
 
 import yaml
 
+from builder.cluster.registry_hosts import CONTAINERD_PATCH, HOSTS_DIR
 from builder.core.errors import MeshexpError
 
 PROVIDERS = ("k3d", "kind")
@@ -98,6 +99,10 @@ class KindProvider:
     name: str = "kind"
     # Set when kind is adapted to an engine that cannot start privileged containers.
     note: str = ""
+    # The registry mirrors the nodes pull through (UPSTREAM, MIRROR), and the folder that
+    # holds their containerd hosts.toml files, mounted into the node (None: no mirrors).
+    mirrors: tuple[tuple[str, str], ...] = ()
+    registry_hosts: Path | None = None
 
     def create(self, cluster: str, network: str, kubeconfig: Path) -> list[list[str]]:
         # kind puts its nodes on the network this variable names (default "kind").
@@ -135,21 +140,30 @@ class KindProvider:
 CGROUP_V1_PATCH = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
 
 
-def kind_config(*, own_cni: bool = True, cgroup_v1: bool = False) -> str:
+def kind_config(
+    *, own_cni: bool = True, cgroup_v1: bool = False, registry_hosts: Path | None = None
+) -> str:
     """One node and the pod subnet the walk-through routes to. With `own_cni` (the node
     image built here carries a bridge CNI) kind's kindnet is off; kindest/node keeps it.
-    On a cgroup v1 host the kubelet is told to run there anyway."""
+    On a cgroup v1 host the kubelet is told to run there anyway. With `registry_hosts`
+    that folder is the node's containerd certs.d (the mirrors' hosts.toml files)."""
     networking: dict[str, object] = {"podSubnet": POD_SUBNET}
     if own_cni:
         networking = {"disableDefaultCNI": True, **networking}
+    node: dict[str, object] = {"role": "control-plane"}
     config: dict[str, object] = {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "networking": networking,
-        "nodes": [{"role": "control-plane"}],
+        "nodes": [node],
     }
     if cgroup_v1:
         config["kubeadmConfigPatches"] = [CGROUP_V1_PATCH]
+    if registry_hosts is not None:
+        config["containerdConfigPatches"] = [CONTAINERD_PATCH]
+        node["extraMounts"] = [
+            {"hostPath": str(registry_hosts), "containerPath": HOSTS_DIR, "readOnly": True}
+        ]
     return yaml.safe_dump(config, sort_keys=False)
 
 

@@ -16,6 +16,14 @@ DOCKER_HUB = "docker.io"
 REGISTRY_API = {DOCKER_HUB: "registry-1.docker.io"}
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def is_local(host: str) -> bool:
+    """A registry on this machine (HOST[:PORT]), spoken to over plain HTTP."""
+    return host.rsplit(":", 1)[0] in LOCAL_HOSTS or host in LOCAL_HOSTS
+
+
 def registry_api(host: str) -> str:
     """The host that answers the registry API for `host` (Docker Hub's differs)."""
     return REGISTRY_API.get(host, host)

@@ -15,7 +15,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +216,13 @@ def remove_network(name: str) -> None:
 
 
 def network_gateway(name: str) -> str:
-    """The host's address on a bridge network (where a host-side peer listens)."""
-    return str(client().networks.get(name).attrs["IPAM"]["Config"][0]["Gateway"])
+    """The host's IPv4 address on a bridge network (where a host-side peer listens)."""
+    configs = client().networks.get(name).attrs["IPAM"]["Config"] or []
+    gateways = (str(config.get("Gateway") or "") for config in configs)
+    found = next((g for g in gateways if g and ip_address(g).version == 4), "")
+    if not found:
+        raise EngineError(f"the Docker network {name} has no IPv4 gateway: give it an IPv4 subnet")
+    return found
 
 
 def network_subnet(name: str, version: int = 4) -> str:

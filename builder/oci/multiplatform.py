@@ -27,7 +27,7 @@ from builder.build.provenance import provenance_labels, revision_and_source
 from builder.build.render import RenderResult, UsedImages, render_build_context
 from builder.build.syft import cached_syft
 from builder.build.upstream import settle_proxy_version, upstream_references
-from builder.config.mirrors import normalized, registry_api
+from builder.config.mirrors import is_local, normalized, registry_api
 from builder.config.models import Workload
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.config.sources import GoSource
@@ -43,7 +43,6 @@ from builder.oci.registry import (
     LocalRegistry,
     RegistryClient,
     client_for,
-    is_local,
     split_reference,
 )
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.config.mirrors import is_local
 from builder.core.errors import BuildError
 from builder.core.net import free_port
 from builder.core.wait import NotYet, TimedOut, until
@@ -33,7 +34,6 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 REFERENCE = re.compile(
     r"^(?P<host>[^/]+)/(?P<name>[a-z0-9._/-]+?)(?::(?P<tag>[\w][\w.-]{0,127}))?$"
 )
@@ -48,11 +48,6 @@ def split_reference(reference: str) -> tuple[str, str, str]:
             "(e.g. 127.0.0.1:5000/meshexp/smiley:1)"
         )
     return match["host"], match["name"], match["tag"] or "latest"
-
-
-def is_local(host: str) -> bool:
-    """A registry on this machine, spoken to over plain HTTP."""
-    return host.rsplit(":", 1)[0] in LOCAL_HOSTS or host in LOCAL_HOSTS
 
 
 @dataclass
@@ -170,10 +165,13 @@ def client_for(host: str) -> RegistryClient:
 
 @dataclass
 class LocalRegistry:
-    """Debian's docker-registry on 127.0.0.1, storing under `root`, until `stop()`."""
+    """Debian's docker-registry on 127.0.0.1, storing under `root`, until `stop()`.
+    `listen` 0.0.0.0 lets containers reach it at their network's gateway too (a mirror
+    for a kind cluster's nodes); `address` is this machine's 127.0.0.1 either way."""
 
     root: Path
     extra_config: str = ""
+    listen: str = "127.0.0.1"
     address: str = ""
     process: subprocess.Popen[bytes] | None = None
 
@@ -192,7 +190,7 @@ class LocalRegistry:
             "version: 0.1\nlog: {level: error}\n"
             f"storage: {{filesystem: {{rootdirectory: {self.root / 'data'}}}, "
             "delete: {enabled: true}}\n"
-            f"http: {{addr: '127.0.0.1:{port}'}}\n{self.extra_config}"
+            f"http: {{addr: '{self.listen}:{port}'}}\n{self.extra_config}"
         )
         log = (self.root / "registry.log").open("wb")
         self.process = subprocess.Popen(

@@ -1,5 +1,6 @@
 """A kind cluster from the node image built here (marker `cluster`): it comes up, runs a pod
-from an image loaded into it, a plain container on its Docker network reaches that pod
+from an image loaded into it and one its containerd pulled by upstream's name through a
+registry mirror on this machine, a plain container on its Docker network reaches a pod
 through the walk-through's route, and deleting it leaves nothing behind."""
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pytest
 from builder.build import gomodules
 from builder.cluster.kind import kind_cluster, leftovers, prepare_kind, run_command
 from builder.cluster.providers import POD_SUBNET, KindProvider
+from builder.config.settings import Settings
 from builder.engine import docker_engine
+from builder.oci.registry import LocalRegistry
 from harness import equipment
 from tests.conftest import need
 
@@ -25,8 +28,19 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
-def provider(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> KindProvider:
-    return prepare_kind(folder=tmp_path_factory.mktemp("kind"))
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """A registry on this machine playing ghcr.io's mirror; it listens on every address
+    so that the nodes reach it at their network's gateway."""
+    with LocalRegistry(tmp_path_factory.mktemp("mirror"), listen="0.0.0.0") as registry:
+        yield registry
+
+
+@pytest.fixture(scope="module")
+def provider(
+    engine: docker.DockerClient, mirror: LocalRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> KindProvider:
+    settings = Settings(mirrors={"ghcr.io": f"{mirror.address}/ghcr"})
+    return prepare_kind(folder=tmp_path_factory.mktemp("kind"), settings=settings)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +103,33 @@ POD = {
 }
 
 
+def pulled_through_the_mirror(
+    provider: KindProvider, config: Path, mirror: LocalRegistry, image: str
+) -> None:
+    """A pod naming ghcr.io runs: the image exists only in the mirror, under its path."""
+    tag = uuid.uuid4().hex[:8]
+    upstream = f"ghcr.io/buoyantio/faces-smiley:meshexp-test-{tag}"
+    in_mirror = f"{mirror.address}/ghcr/buoyantio/faces-smiley:meshexp-test-{tag}"
+    docker_engine.tag_image(image, in_mirror)
+    try:
+        digest = docker_engine.push_image(in_mirror)
+    finally:
+        docker_engine.remove_image(in_mirror)
+    assert not docker_engine.image_exists(upstream)
+    pod = json.loads(json.dumps(POD))
+    pod["metadata"]["name"] = "mirrored"
+    pod["spec"]["containers"][0] |= {"image": upstream, "imagePullPolicy": "Always"}
+    kubectl(provider, config, "apply", "-f", "-", stdin=json.dumps(pod))
+    kubectl(provider, config, "wait", "--for=condition=Ready", "pod/mirrored", "--timeout=120s")
+    status = json.loads(kubectl(provider, config, "get", "pod", "mirrored", "-o", "json"))
+    (container,) = status["status"]["containerStatuses"]
+    assert container["image"] == upstream  # the node knows it by upstream's name
+    assert digest
+    assert container["imageID"].endswith(digest)
+
+
 def test_a_pod_in_the_kind_cluster_answers_a_container_routed_to_it(
-    provider: KindProvider, smiley_image: str, tmp_path: Path
+    provider: KindProvider, mirror: LocalRegistry, smiley_image: str, tmp_path: Path
 ) -> None:
     name = f"meshexp-t{uuid.uuid4().hex[:6]}"
     with kind_cluster(provider=provider, name=name, network=name, folder=tmp_path) as cluster:
@@ -116,6 +155,7 @@ def test_a_pod_in_the_kind_cluster_answers_a_container_routed_to_it(
         pod["spec"]["containers"][0]["image"] = smiley_image
         kubectl(provider, config, "apply", "-f", "-", stdin=json.dumps(pod))
         kubectl(provider, config, "wait", "--for=condition=Ready", "pod/smiley", "--timeout=120s")
+        pulled_through_the_mirror(provider, config, mirror, smiley_image)
         pod_ip = kubectl(provider, config, "get", "pod", "smiley", "-o", "jsonpath={.status.podIP}")
         node_ip = docker_engine.container_ip(f"{name}-control-plane", name)
         # The walk-through's own step (`ip route add POD_CIDR via NODE_IP`) in a plain

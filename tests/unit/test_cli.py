@@ -158,6 +158,27 @@ def test_e2e_on_kind_names_the_folders_it_needs(run, tmp_path: Path) -> None:
     assert str(tmp_path / "faces" / "faces-chart-2.0.0.tgz") in result.output
 
 
+def test_mirrors_for_the_walkthrough_go_where_they_can_reach_the_nodes(run, tmp_path: Path) -> None:
+    """The nodes are told of mirrors on kind; k3d's would pull upstream's regardless, and
+    the offline walk-through pulls nothing: each is refused, naming why."""
+    mirror = ("--mirror", "cr.l5d.io=registry.corp:5000/l5d")
+    result = run("check", "--e2e", *mirror)
+    assert result.exit_code == 2
+    assert "mirrors reach the walk-through's cluster on kind" in result.output
+    for name in ("l5d", "faces"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "proxy").write_text("")
+    offline = ("--linkerd-programs", str(tmp_path / "l5d"), "--faces-programs")
+    offline += (str(tmp_path / "faces"), "--proxy-file", str(tmp_path / "proxy"))
+    result = run("check", "--e2e", "--cluster", "kind", *offline, *mirror)
+    assert result.exit_code == 2
+    assert "the offline one" in result.output
+    assert "pulls nothing" in result.output
+    result = run("check", "--e2e", "--cluster", "kind", "--mirror", "ghcr.io/buoyantio=r.corp")
+    assert result.exit_code == 1
+    assert "a cluster's nodes mirror whole registries; give ghcr.io=MIRROR" in result.output
+
+
 def test_an_unknown_cluster_provider_is_a_usage_error(run) -> None:
     result = run("check", "--e2e", "--cluster", "minikube")
     assert result.exit_code == 2

@@ -23,6 +23,7 @@ from builder.cluster.providers import (
     check_provider_name,
     kind_config,
 )
+from builder.config.settings import Settings
 from builder.engine import docker_engine
 
 # Shaped as kind v0.33's docker provider is at the two adapted places (written here).
@@ -226,7 +227,10 @@ def test_online_kind_runs_kindest_node_unless_the_engine_refuses_it_privileged(
     upstream = "kindest/node:v1.37.0@sha256:" + "0" * 64
     built = kind_node.NodeImage("meshexp/kind-node:v1.34.4-abc", reused=True, kube=tmp_path)
     monkeypatch.setattr(kind, "kind_node_image", lambda: upstream)
-    monkeypatch.setattr(kind.docker_engine, "pull_image", lambda reference: "")
+    pulled: list[str] = []
+    monkeypatch.setattr(kind.docker_engine, "image_exists", lambda reference: False)
+    monkeypatch.setattr(kind.docker_engine, "pull_image", pulled.append)
+    monkeypatch.setattr(kind.docker_engine, "repo_digest", lambda reference: "sha256:" + "0" * 64)
     monkeypatch.setattr(
         kind.docker_engine,
         "privileged_refusal",
@@ -244,9 +248,11 @@ def test_online_kind_runs_kindest_node_unless_the_engine_refuses_it_privileged(
         "cached_kind",
         lambda adapted, progress: tmp_path / ("kind-adapted" if adapted else "kind"),
     )
-    provider = kind.prepare_kind(folder=tmp_path / "k", online=True)
+    provider = kind.prepare_kind(folder=tmp_path / "k", online=True, settings=Settings())
     config = yaml.safe_load(provider.config.read_text())
     assert config["kubeadmConfigPatches"]  # the engine said cgroup v1
+    assert pulled == [upstream]
+    assert "containerdConfigPatches" not in config  # no mirrors: the nodes pull upstream's
     if not refused:
         assert (provider.node_image, provider.kind.name) == (upstream, "kind")
         assert provider.kubectl == Path("kubectl")

@@ -11,13 +11,14 @@ import pytest
 
 from builder.build.render import RenderResult
 from builder.build.sources import elf_arch, fetch
+from builder.config.mirrors import is_local
 from builder.config.settings import load_settings
 from builder.config.sources import FileSource
 from builder.core.errors import BuildError, SettingsError, SourceError
 from builder.engine.docker_engine import registry_login
 from builder.oci import buildkit
 from builder.oci.multiplatform import image_digest, merge_indexes, refuse_standins
-from builder.oci.registry import is_local, split_reference
+from builder.oci.registry import split_reference
 
 X86_64, AARCH64 = 62, 183
 

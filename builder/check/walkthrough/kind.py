@@ -19,8 +19,11 @@ from builder.build.cluster_images import (
 )
 from builder.build.gobuild import HOST_ARCH, cached_go_binary
 from builder.build.gomodules import COREDNS_VERSION, cached_main_program, coredns
+from builder.build.upstream import ensure_image
 from builder.check.walkthrough.steps import E2EConfig, E2ETools
 from builder.cluster.kind import prepare_kind
+from builder.config.mirrors import is_local
+from builder.config.settings import Settings
 from builder.config.sources import GoSource
 from builder.core.errors import CheckError
 from builder.core.progress import Progress
@@ -62,11 +65,31 @@ def kind_e2e_config(
     )
 
 
-def kind_online_config(base: E2EConfig, *, progress: Progress | None = None) -> E2EConfig:
+def kind_online_config(
+    base: E2EConfig, *, settings: Settings, progress: Progress | None = None
+) -> E2EConfig:
     """`base` with the kind provider as published (kindest/node, upstream's images pulled
-    by the cluster, kubectl, helm and linkerd from PATH)."""
-    provider = prepare_kind(folder=base.certs.parent / "kind", online=True, progress=progress)
-    return replace(base, provider=provider, tools=E2ETools(kubectl=str(provider.kubectl)))
+    by the cluster, kubectl, helm and linkerd from PATH). Every upstream reference goes
+    through the settings' mirrors: the node image, the DNS forwarder and the Faces chart
+    pulled here, and the images the nodes pull (their containerd is told of the mirrors)."""
+    progress = progress or Progress()
+    provider = prepare_kind(
+        folder=base.certs.parent / "kind", online=True, settings=settings, progress=progress
+    )
+    chart = base.chart
+    if chart.startswith(OCI):
+        chart = OCI + settings.mirrored(chart.removeprefix(OCI))
+    return replace(
+        base,
+        provider=provider,
+        tools=E2ETools(kubectl=str(provider.kubectl)),
+        chart=chart,
+        chart_plain_http=is_local(chart.removeprefix(OCI).split("/")[0]),
+        forwarder_image=ensure_image(base.forwarder_image, settings, progress).used,
+    )
+
+
+OCI = "oci://"
 
 
 LINKERD_FILES = (

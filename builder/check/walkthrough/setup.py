@@ -27,6 +27,8 @@ from builder.check.walkthrough.steps import (
 from builder.check.walkthrough.walk import CLUSTER_READY, LINKERD_AVAILABLE, Walk, one_line
 from builder.cluster import kube
 from builder.cluster.keeper import StatusKeeper, targets_from_manifests
+from builder.cluster.kind import configure_registry_hosts
+from builder.cluster.providers import KindProvider
 from builder.cluster.run import Route, run_workload
 from builder.config.catalog import find_workload
 from builder.core import wait
@@ -51,6 +53,8 @@ def create_cluster(walk: Walk) -> None:
     started = time.monotonic()
     for command in cluster_create(config):
         walk.run(command)
+    if isinstance(provider, KindProvider):
+        configure_registry_hosts(provider, config.network)
     walk.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=180s")
     walk.timings[CLUSTER_READY] = time.monotonic() - started
 

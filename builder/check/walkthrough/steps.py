@@ -16,12 +16,13 @@ import json
 import shlex
 import shutil
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from builder.cluster.providers import ClusterProvider, K3dProvider
+from builder.config.mirrors import mirrored
 from builder.core import process
 from builder.core.errors import CheckError
 
@@ -56,16 +57,25 @@ OFFLINE_KIND = (
 )
 
 
+def e2e_registries(mirrors: Mapping[str, str]) -> list[str]:
+    """The hosts the online walk-through pulls from: upstream's registries, or the mirror
+    that covers each (a host name, without its port)."""
+    hosts = [mirrored(f"{host}/x", tuple(mirrors.items())).split("/")[0] for host in REGISTRIES]
+    return list(dict.fromkeys(host.rsplit(":", 1)[0] for host in hosts))
+
+
 def missing_prerequisites(
     *,
     proxy_is_standin: bool,
     provider: str = "k3d",
+    registries: Sequence[str] = REGISTRIES,
     which: Callable[[str], str | None] = shutil.which,
     resolves: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """Each missing prerequisite of the online walk-through on `provider` (k3d or kind)
     with how to get it; empty when it can run. kind itself is built here from the Go module
-    proxy, so only k3d is a tool to install."""
+    proxy, so only k3d is a tool to install. `registries`: where its images come from
+    (upstream's, or their mirrors)."""
     resolves = resolves or _resolves
     tools = {tool: hint for tool, hint in TOOLS.items() if tool != "k3d" or provider == "k3d"}
     missing = [
@@ -73,7 +83,7 @@ def missing_prerequisites(
     ]
     if which("docker") is None:
         missing.append(f"docker CLI not on PATH ({provider} drives the engine through it)")
-    unreachable = [host for host in REGISTRIES if not resolves(host)]
+    unreachable = [host for host in registries if not resolves(host)]
     if unreachable:
         node = "k3s" if provider == "k3d" else "kindest/node"
         missing.append(
@@ -116,8 +126,10 @@ class E2EConfig:
     keep: bool = False
     provider: ClusterProvider = field(default_factory=K3dProvider)
     tools: E2ETools = field(default_factory=E2ETools)
-    # The Faces chart: upstream's OCI chart, or a .tgz of it.
+    # The Faces chart: upstream's OCI chart (or its mirror's), or a .tgz of it.
     chart: str = FACES_CHART
+    # The chart's registry speaks plain HTTP (a mirror on this machine).
+    chart_plain_http: bool = False
     # Local images the cluster is given before anything starts (offline: all of them).
     load_images: tuple[str, ...] = ()
     # `linkerd install --set` values (offline: the local images' names).
@@ -215,6 +227,8 @@ def faces_install(config: E2EConfig) -> list[list[str]]:
     """Faces from its chart in an injected namespace (errors off, the GUI on a NodePort),
     then the in-cluster smiley and color removed: the external ones take their place."""
     version = ["--version", config.faces_version] if config.chart.startswith("oci://") else []
+    if config.chart_plain_http:
+        version.append("--plain-http")
     return [
         kubectl(config, "create", "namespace", "faces"),
         kubectl(config, "annotate", "namespace", "faces", "linkerd.io/inject=enabled"),
