@@ -19,6 +19,7 @@ from builder.config.sources import (
     ImageSource,
     TrimmedGoSource,
 )
+from builder.core import image_contract
 from builder.core.errors import RenderError
 from builder.core.progress import Progress
 from builder.core.resources import go_dir
@@ -68,31 +69,27 @@ def plan_components(
     Without `with_proxy`: all but the proxy (which is given, never built).
     """
     components = []
-    proxy = (
-        [Component("proxy", "/usr/lib/linkerd/linkerd2-proxy", settings.proxy())]
-        if with_proxy
-        else []
-    )
+    proxy = [Component("proxy", image_contract.PROXY, settings.proxy())] if with_proxy else []
     if settings.uses_multicall:
         components += [
-            Component("spire", "/usr/local/bin/spire-server", multicall_source(settings)),
+            Component("spire", image_contract.SPIRE_SERVER, multicall_source(settings)),
             *proxy,
         ]
         return components + workload_components(workload, settings)
     if settings.topology == "demo":
         components.append(
-            Component("spire-server", "/usr/local/bin/spire-server", settings.spire("spire-server"))
+            Component("spire-server", image_contract.SPIRE_SERVER, settings.spire("spire-server"))
         )
     components += [
-        Component("spire-agent", "/usr/local/bin/spire-agent", settings.spire("spire-agent")),
-        Component("certcheck", "/usr/local/bin/meshexp-certcheck", helper_source()),
+        Component("spire-agent", image_contract.SPIRE_AGENT, settings.spire("spire-agent")),
+        Component("certcheck", image_contract.CERTCHECK, helper_source()),
         *proxy,
     ]
     return components + workload_components(workload, settings)
 
 
 # Names the multi-call binary answers to, linked to it in the image.
-MULTICALL_LINKS = ("/usr/local/bin/spire-agent", "/usr/local/bin/meshexp-certcheck")
+MULTICALL_LINKS = (image_contract.SPIRE_AGENT, image_contract.CERTCHECK)
 
 
 def multicall_source(settings: Settings) -> GoSource:
@@ -111,7 +108,7 @@ def workload_components(workload: Workload, settings: Settings) -> list[Componen
     return [
         Component(
             f"workload/{binary.name}",
-            f"/opt/workload/bin/{binary.name}",
+            f"{image_contract.WORKLOAD_BIN}/{binary.name}",
             _binary_source(binary.name, binary.source_for(settings.offline), settings),
             workload_layer=True,
         )

@@ -248,22 +248,17 @@ def _context(
         "labels": _labels(workload, settings, components, fetched, extra_labels, used_images),
         "links": image_links(settings),
         "probe": workload.probe,
-        "probe_spec": PROBE_SPEC,
+        "paths": image_contract,
     }
-
-
-PROBE = "/usr/local/bin/meshexp-probe"
-# In the workload's layer: a change to the probe rebuilds only that layer.
-PROBE_SPEC = "/opt/workload/readiness.json"
 
 
 def image_links(settings: Settings) -> list[tuple[str, str]]:
     """(link, target): the names the multi-call binary answers to, and meshexp-probe
     (the certcheck program, called by that name)."""
     if settings.uses_multicall:
-        target = "/usr/local/bin/spire-server"
-        return [(link, target) for link in (*MULTICALL_LINKS, PROBE)]
-    return [(PROBE, "/usr/local/bin/meshexp-certcheck")]
+        target = image_contract.SPIRE_SERVER
+        return [(link, target) for link in (*MULTICALL_LINKS, image_contract.PROBE)]
+    return [(image_contract.PROBE, image_contract.CERTCHECK)]
 
 
 def readiness_label(workload: Workload) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from builder.check.report import Exec, require
+from builder.core import image_contract
 
 ADMIN_PORT = "4191"
 
@@ -103,9 +104,7 @@ def parse_processes(text: str) -> list[Process]:
         if len(fields) < 3 or not (fields[0].isdigit() and fields[1].isdigit()):
             continue
         uid, rss, words = fields[0], fields[1], fields[2:]
-        name = (
-            "bootstrap" if "/usr/local/bin/bootstrap" in words[:2] else words[0].rsplit("/", 1)[-1]
-        )
+        name = "bootstrap" if image_contract.BOOTSTRAP in words[:2] else words[0].rsplit("/", 1)[-1]
         if name not in LISTING_HELPERS:
             found.append(Process(name, int(uid), int(rss)))
     return found

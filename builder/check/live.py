@@ -64,9 +64,6 @@ def wait_ready(
         ) from None
 
 
-PROBE = "/usr/local/bin/meshexp-probe"
-
-
 def check_workload_readiness(box: containers.MeshContainer, facts: ImageFacts, limit: float) -> str:
     """The image's readiness probe (its label says which) passes in the container, and the
     bootstrap said "workload ready" once it did."""
@@ -74,7 +71,7 @@ def check_workload_readiness(box: containers.MeshContainer, facts: ImageFacts, l
     last: dict[str, object] = {"exit": -1}  # the probe's last exit code
 
     def passed() -> str | NotYet:
-        code, answer = box.exec([PROBE])
+        code, answer = box.exec([image_contract.PROBE])
         last["exit"] = code
         if code == 0 and image_contract.WORKLOAD_READY_LINE in box.logs():
             return f"{answer.strip()} (the image's probe: {label})"
@@ -100,9 +97,6 @@ def tcp_open_total(ip: str, direction: str) -> int:
     return count_connections(text, direction)
 
 
-AGENT_SOCKET = "/run/spire/agent/public/api.sock"
-
-
 LOG_HELPERS = ("tee", "grep", "awk")
 
 
@@ -118,7 +112,7 @@ def check_identity(
             "fetch",
             "x509",
             "-socketPath",
-            AGENT_SOCKET,
+            image_contract.AGENT_SOCKET,
             "-write",
             "/tmp/meshexp-check",
         ],
@@ -201,12 +195,12 @@ def process_uids(box: containers.MeshContainer) -> dict[str, int]:
 def check_binaries(box: containers.MeshContainer, facts: ImageFacts) -> str:
     """Each binary is present and executable by the UID that runs it."""
     wanted = {
-        "/usr/lib/linkerd/linkerd2-proxy": str(facts.proxy_uid),
-        "/usr/local/bin/spire-agent": str(facts.spire_uid),
-        "/opt/workload/launch": str(facts.workload_uid),
+        image_contract.PROXY: str(facts.proxy_uid),
+        image_contract.SPIRE_AGENT: str(facts.spire_uid),
+        image_contract.LAUNCH: str(facts.workload_uid),
     }
     if facts.spire_topology == "demo":
-        wanted["/usr/local/bin/spire-server"] = str(facts.spire_uid)
+        wanted[image_contract.SPIRE_SERVER] = str(facts.spire_uid)
     for path, uid in wanted.items():
         code, out = box.exec(["test", "-f", path, "-a", "-x", path], user=uid)
         require(code == 0, f"{path} is missing or not executable by UID {uid} {out}".strip())

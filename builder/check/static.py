@@ -25,7 +25,7 @@ def check_metadata(attrs: dict[str, Any]) -> str:
     config: dict[str, Any] = attrs.get("Config") or {}
     labels: dict[str, str] = config.get("Labels") or {}
     require(
-        config.get("Entrypoint") == ["/usr/local/bin/bootstrap"],
+        config.get("Entrypoint") == [image_contract.BOOTSTRAP],
         f"entrypoint is {config.get('Entrypoint')}, not the bootstrap",
     )
     missing = [label for label in REQUIRED_LABELS if label not in labels]

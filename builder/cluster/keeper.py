@@ -124,7 +124,6 @@ def probe(target: Target) -> Health:
     return Health(True, "Ready", f"proxy ready and port {target.port} listening")
 
 
-PROBE = "/usr/local/bin/meshexp-probe"
 # Containers whose proxy has logged its certified identity: read from the log once per
 # container, where /ready refuses the keeper (a default policy that waits for a policy
 # controller). Forgotten in bulk past a bound, so that a long-lived keeper stays small.
@@ -151,7 +150,7 @@ def probe_now(container: str, labels: dict[str, str]) -> Health | None:
         return None
     if needed != 1:
         return None  # passes in a row are Docker's to count
-    answered = docker_engine.exec_if_running(container, [PROBE])
+    answered = docker_engine.exec_if_running(container, [image_contract.PROBE])
     if answered is None:
         return None
     code, output = answered

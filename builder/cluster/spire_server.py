@@ -24,6 +24,7 @@ from builder.build.templates import render_template
 from builder.config.models import Workload
 from builder.config.settings import Settings
 from builder.config.sources import ImageSource
+from builder.core import image_contract
 from builder.core.errors import CheckError, MeshexpError
 from builder.core.files import write_secret
 from builder.core.progress import Progress, as_progress
@@ -31,7 +32,7 @@ from builder.core.wait import NotYet, TimedOut, until
 from builder.engine import docker_engine
 
 SERVER_PORT = 8081
-SERVER_SOCKET = "/run/spire/server/private/api.sock"
+SERVER_SOCKET = image_contract.SERVER_SOCKET
 JOIN_TOKEN_TTL = 3600
 
 
@@ -102,8 +103,8 @@ def build_server_image(
     progress = as_progress(on_line)
     reference = server_image_reference(settings)
     components = [
-        Component("spire-server", "/usr/local/bin/spire-server", settings.spire("spire-server")),
-        Component("certcheck", "/usr/local/bin/meshexp-certcheck", helper_source()),
+        Component("spire-server", image_contract.SPIRE_SERVER, settings.spire("spire-server")),
+        Component("certcheck", image_contract.CERTCHECK, helper_source()),
     ]
     context = {
         "tool_version": __version__,

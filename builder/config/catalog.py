@@ -11,6 +11,7 @@ from builder.config.editor_schema import json_schema
 from builder.config.models import Workload, read_workload
 from builder.config.validation import DNS_LABEL, USER_NAME, shown
 from builder.config.yamlfile import read_yaml_file
+from builder.core import image_contract
 from builder.core.errors import CatalogError
 from builder.core.files import is_folder
 from builder.core.resources import catalog_dir
@@ -117,16 +118,16 @@ user: {{name: {user}, uid: 2300}}  # its own non-root UID (1000-65533), not the 
 # What it runs. Either Debian packages and a command...
 debian:
   packages: [busybox]
-command: [/bin/busybox, httpd, -f, -v, -p, "8080", -h, /opt/workload]
+command: [/bin/busybox, httpd, -f, -v, -p, "8080", -h, {workload_dir}]
 
-# ...or binaries of your own, copied to /opt/workload/bin/NAME:
+# ...or binaries of your own, copied to {workload_bin}/NAME:
 # binaries:
 #   - name: {name}
 #     source: {{file: {{path: ./bin/{name}}}}}  # an ELF binary, relative to this file
 #     # source: {{go: {{package: example.com/you/{name}/cmd/{name}, version: v1.2.3}}}}
 #     # source: {{go: {{package: ./cmd/{name}, local: ../src}}}}  # a Go module on disk
 #     # source: {{url: {{url: "https://...", sha256: "<64 hex>"}}}}
-# command: [/opt/workload/bin/{name}, --port, "8080"]
+# command: [{workload_bin}/{name}, --port, "8080"]
 
 # Environment for the workload (quoted into the scripts, never executed):
 # env:
@@ -156,7 +157,15 @@ def new_workload_file(*, name: str, folder: Path, force: bool = False) -> Path:
     schema.replace(folder / SCHEMA_FILE)
     user = name if USER_NAME.fullmatch(name) else "workload"
     scratch = folder / f".{name}.yaml.new"
-    scratch.write_text(STARTING_ENTRY.format(name=name, folder=folder, user=user))
+    scratch.write_text(
+        STARTING_ENTRY.format(
+            name=name,
+            folder=folder,
+            user=user,
+            workload_dir=image_contract.WORKLOAD_DIR,
+            workload_bin=image_contract.WORKLOAD_BIN,
+        )
+    )
     try:
         load_workload_file(scratch.rename(path))
     except CatalogError:

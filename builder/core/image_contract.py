@@ -275,6 +275,25 @@ CONTENT = "io.meshexp.content"  # cluster images, by the hash of what went in
 BASE_RECIPE = "io.meshexp.base-recipe"  # the offline base, by its recipe's hash
 
 
+# Where an image of ours keeps its parts (the Dockerfile puts them there, the templates
+# run them, `check`, the keeper and the lab call them there) ------------------------
+BIN = "/usr/local/bin"
+BOOTSTRAP = f"{BIN}/bootstrap"
+RUN_PROXY = f"{BIN}/run-proxy"
+PROBE = f"{BIN}/meshexp-probe"  # the readiness probe: certcheck, by that name
+CERTCHECK = f"{BIN}/meshexp-certcheck"
+SPIRE_SERVER = f"{BIN}/spire-server"
+SPIRE_AGENT = f"{BIN}/spire-agent"
+PROXY = "/usr/lib/linkerd/linkerd2-proxy"  # where upstream's proxy image has it, too
+SPIRE_CONFIG = "/etc/meshexp/spire"
+WORKLOAD_DIR = "/opt/workload"
+WORKLOAD_BIN = f"{WORKLOAD_DIR}/bin"  # + the binary's name
+LAUNCH = f"{WORKLOAD_DIR}/launch"
+READINESS_SPEC = f"{WORKLOAD_DIR}/readiness.json"  # in the workload's layer
+AGENT_SOCKET = "/run/spire/agent/public/api.sock"
+SERVER_SOCKET = "/run/spire/server/private/api.sock"
+
+
 # The bootstrap's log lines that the tool waits for -----------------------------------
 PROXY_READY_LINE = "bootstrap: proxy ready"
 WORKLOAD_STARTED_LINE = "bootstrap: workload started"

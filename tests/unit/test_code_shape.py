@@ -30,6 +30,51 @@ def test_only_the_contract_module_spells_a_label() -> None:
     assert spelled == []
 
 
+# Where an image of ours keeps its parts: spelled in image_contract only (docstrings may
+# say it), and the image's own templates take it from there (`paths.*`).
+IN_IMAGE_PATH = re.compile(r"/opt/workload|/usr/local/bin/(bootstrap|run-proxy|meshexp-|spire-)")
+IMAGE_TEMPLATES = (
+    "dockerfile/Dockerfile.j2",
+    "bootstrap/bootstrap.sh.j2",
+    "bootstrap/launch.sh.j2",
+)
+IMAGE_TEMPLATES += ("run-proxy/run-proxy.sh.j2",)
+
+
+def _code_strings(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def test_only_the_contract_module_spells_where_an_image_keeps_its_parts() -> None:
+    spelled = [
+        relative(path)
+        for path in MODULES
+        if path != BUILDER / "core" / "image_contract.py"
+        and any(IN_IMAGE_PATH.search(text) for text in _code_strings(path))
+    ]
+    spelled += [
+        name
+        for name in IMAGE_TEMPLATES
+        if IN_IMAGE_PATH.search((BUILDER.parent / name).read_text())
+    ]
+    assert spelled == []
+
+
 def test_only_core_computes_a_deadline() -> None:
     """Waiting is core.wait's (and core's own helpers'): nowhere else adds to the clock."""
     computing = [
