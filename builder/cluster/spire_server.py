@@ -108,6 +108,7 @@ def build_server_image(
     ]
     context = {
         "tool_version": __version__,
+        "paths": image_contract,
         "spire_uid": settings.spire_uid,
         "spire_version": settings.spire_version,
         "trust_domain": settings.trust_domain,

@@ -145,7 +145,7 @@ class Readiness:
     failure_threshold: int = 3
 
     def spec(self, uid: int) -> dict[str, object]:
-        """What meshexp-probe reads (the image's /opt/workload/readiness.json)."""
+        """What meshexp-probe reads (the image's /opt/meshexp/workload/readiness.json)."""
         spec: dict[str, object] = {"kind": self.kind, "timeout": self.timeout, "uid": uid}
         if self.kind == "exec":
             return spec | {"command": list(self.command)}

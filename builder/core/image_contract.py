@@ -276,20 +276,25 @@ BASE_RECIPE = "io.meshexp.base-recipe"  # the offline base, by its recipe's hash
 
 
 # Where an image of ours keeps its parts (the Dockerfile puts them there, the templates
-# run them, `check`, the keeper and the lab call them there) ------------------------
-BIN = "/usr/local/bin"
+# run them, `check`, the keeper and the lab call them there): every part of the mesh
+# under one prefix, so that it can be laid on any application's image; the catalog's
+# own programs where catalog entries name them ------------------------------------------
+MESH = "/opt/meshexp"
+BIN = f"{MESH}/bin"
+BASH = f"{BIN}/bash"  # the scripts' interpreter (a link to Debian's on our base)
 BOOTSTRAP = f"{BIN}/bootstrap"
 RUN_PROXY = f"{BIN}/run-proxy"
 PROBE = f"{BIN}/meshexp-probe"  # the readiness probe: certcheck, by that name
 CERTCHECK = f"{BIN}/meshexp-certcheck"
 SPIRE_SERVER = f"{BIN}/spire-server"
 SPIRE_AGENT = f"{BIN}/spire-agent"
-PROXY = "/usr/lib/linkerd/linkerd2-proxy"  # where upstream's proxy image has it, too
-SPIRE_CONFIG = "/etc/meshexp/spire"
-WORKLOAD_DIR = "/opt/workload"
+PROXY = f"{BIN}/linkerd2-proxy"
+SPIRE_CONFIG = f"{MESH}/etc/spire"
+MESH_WORKLOAD = f"{MESH}/workload"  # the workload's layer: a change rebuilds only it
+LAUNCH = f"{MESH_WORKLOAD}/launch"
+READINESS_SPEC = f"{MESH_WORKLOAD}/readiness.json"
+WORKLOAD_DIR = "/opt/workload"  # the catalog's programs and files
 WORKLOAD_BIN = f"{WORKLOAD_DIR}/bin"  # + the binary's name
-LAUNCH = f"{WORKLOAD_DIR}/launch"
-READINESS_SPEC = f"{WORKLOAD_DIR}/readiness.json"  # in the workload's layer
 AGENT_SOCKET = "/run/spire/agent/public/api.sock"
 SERVER_SOCKET = "/run/spire/server/private/api.sock"
 

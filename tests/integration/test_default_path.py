@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 
 from builder.cli.main import main
 from builder.config.contract import PROXY_BY_RELEASE
+from builder.core import image_contract
 from builder.core.net import proxy_readiness
 from builder.oci.registry import LocalRegistry, RegistryClient
 from harness import equipment
@@ -88,7 +89,7 @@ def test_the_default_build_takes_upstreams_images_by_release(
     assert labels["org.opencontainers.image.base.name"] == "debian:bookworm-slim"
     assert "org.opencontainers.image.base.digest" not in labels  # no registry digest to name
     # The proxy in the image is the one the proxy image carries: the real one.
-    carried = file_in_image(engine, DEFAULT_IMAGE, "/usr/lib/linkerd/linkerd2-proxy")
+    carried = file_in_image(engine, DEFAULT_IMAGE, image_contract.PROXY)
     assert (
         hashlib.sha256(carried).hexdigest() == hashlib.sha256(real_proxy.read_bytes()).hexdigest()
     )

@@ -20,6 +20,7 @@ from builder.build.image import build_workload_image
 from builder.check.live import wait_ready
 from builder.cluster.certs import create_certs
 from builder.config.catalog import load_workload_file
+from builder.core import image_contract
 from builder.engine import containers
 
 INPUT_LIMIT = 15.0
@@ -176,7 +177,7 @@ def _exit_after_kill(box: containers.MeshContainer, command: str) -> tuple[int, 
     ("command", "name"),
     [
         ("/opt/workload/bin/smiley", "workload smiley"),
-        ("/usr/lib/linkerd/linkerd2-proxy", "linkerd-proxy"),
+        (image_contract.PROXY, "linkerd-proxy"),
         ("spire-agent run", "spire-agent"),
         ("spire-server run", "spire-server"),
     ],

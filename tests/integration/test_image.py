@@ -12,6 +12,7 @@ from builder.build.image import build_workload_image
 from builder.check.answers import GRINNING
 from builder.check.live import http_status, process_uids, tcp_open_total, wait_ready
 from builder.config.catalog import load_workload_file
+from builder.core import image_contract
 from builder.engine import docker_engine
 from builder.engine.containers import MeshContainer, mesh_container
 
@@ -22,7 +23,7 @@ def proxy_environment(box: MeshContainer) -> dict[str, str]:
     """The environment of the running proxy, read as the proxy's own UID (root may not)."""
     script = (
         "for p in /proc/[0-9]*; do "
-        'if [ "$(tr -d "\\0" <"$p/cmdline" 2>/dev/null)" = /usr/lib/linkerd/linkerd2-proxy ];'
+        f'if [ "$(tr -d "\\0" <"$p/cmdline" 2>/dev/null)" = {image_contract.PROXY} ];'
         ' then cat "$p/environ"; exit 0; fi; done; exit 1'
     )
     code, out = box.exec(["bash", "-c", script], user="2102")
@@ -44,7 +45,7 @@ def test_image_metadata(engine, smiley_image, proxy_is_real: bool) -> None:
     attrs = engine.images.get(smiley_image.reference).attrs
     config = attrs["Config"]
     labels = config["Labels"]
-    assert config["Entrypoint"] == ["/usr/local/bin/bootstrap"]
+    assert config["Entrypoint"] == [image_contract.BOOTSTRAP]
     assert config["User"] == "0:0"
     assert {"8000/tcp", "4143/tcp", "4191/tcp"} <= set(config["ExposedPorts"])
     if proxy_is_real:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from builder.build.buildkit_programs import cached_buildkit
+from builder.core import image_contract
 from builder.oci.buildkit import BUILDKIT_VERSION
 from builder.oci.registry import LocalRegistry, RegistryClient
 from harness import equipment
@@ -217,10 +218,10 @@ def run_arm64(engine, reference: str, command: list[str], entrypoint: str) -> tu
 def test_the_arm64_image_runs_its_binaries_under_emulation(engine, arm64_image: str) -> None:
     code, machine = run_arm64(engine, arm64_image, ["-c", "uname -m"], "/bin/bash")
     assert (code, machine.strip()) == (0, "aarch64")
-    code, version = run_arm64(engine, arm64_image, ["--version"], "/usr/local/bin/spire-agent")
+    code, version = run_arm64(engine, arm64_image, ["--version"], image_contract.SPIRE_AGENT)
     assert code == 0, version
     assert "1.13.3" in version
-    code, output = run_arm64(engine, arm64_image, [], "/usr/lib/linkerd/linkerd2-proxy")
+    code, output = run_arm64(engine, arm64_image, [], image_contract.PROXY)
     assert "PROXY STAND-IN: not a Linkerd proxy" in output, output
 
 

@@ -13,6 +13,7 @@ from builder.check.report import ImageFacts
 from builder.cluster.certs import create_node_cert
 from builder.cluster.spire_server import build_server_image, register, start_server
 from builder.config.catalog import find_workload
+from builder.core import image_contract
 from builder.engine import containers
 from tests.integration.conftest import TEST_IMAGE_NAME
 
@@ -62,7 +63,7 @@ def test_images_carry_only_the_agent(engine, prod_images) -> None:
     assert "io.meshexp.source.spire-server" not in image.labels
     code = engine.containers.run(
         image.reference,
-        ["-c", "test ! -e /usr/local/bin/spire-server"],
+        ["-c", f"test ! -e {image_contract.SPIRE_SERVER}"],
         entrypoint="bash",
         remove=True,
     )

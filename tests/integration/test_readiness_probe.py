@@ -10,6 +10,7 @@ import json
 import time
 
 from builder.cluster.keeper import Target, probe
+from builder.core import image_contract
 from builder.engine import containers, docker_engine
 
 READY = "bootstrap: workload ready (http GET /: 200)"
@@ -68,5 +69,5 @@ def test_the_probe_decides_ready_and_says_why(smiley_image, network, certs) -> N
             assert "bootstrap: workload ready" not in logs[name]
             assert "bootstrap: WARNING: workload not ready yet: http GET /" in logs[name]
         # The same probe, run by hand in the container, gives the same answer.
-        code, output = boxes["healthy"].exec(["/usr/local/bin/meshexp-probe"])
+        code, output = boxes["healthy"].exec([image_contract.PROBE])
         assert (code, output.strip()) == (0, "http GET /: 200")

@@ -19,6 +19,7 @@ from builder.check.report import ImageFacts, InboundPolicy
 from builder.check.traffic import check_inbound, check_outbound
 from builder.config.catalog import find_workload
 from builder.config.contract import known_releases
+from builder.core import image_contract
 from builder.engine import docker_engine
 from builder.engine.containers import mesh_container
 from tests.integration.test_image import proxy_environment
@@ -34,7 +35,7 @@ REQUIRED = (
     "LINKERD2_PROXY_IDENTITY_SERVER_ID",
     "LINKERD2_PROXY_IDENTITY_SERVER_NAME",
 )
-PROXY = "/usr/lib/linkerd/linkerd2-proxy"
+PROXY = image_contract.PROXY
 SETTLE_SECONDS = 4.0  # a rejected configuration exits within milliseconds
 
 # Every line (2.15 ... 2.20) and every other release the tables name.
@@ -111,7 +112,7 @@ def test_run_proxy_of_every_linkerd_version_is_accepted(
     script.chmod(0o755)
     container = engine.containers.run(
         real_smiley.reference,
-        entrypoint=["/usr/local/bin/run-proxy"],
+        entrypoint=[image_contract.RUN_PROXY],
         environment={
             "WORKLOAD_NAME": "smiley",
             "WORKLOAD_NAMESPACE": "faces",
@@ -121,7 +122,7 @@ def test_run_proxy_of_every_linkerd_version_is_accepted(
             "INBOUND_POLICY": "all-unauthenticated",
         },
         volumes={
-            str(script): {"bind": "/usr/local/bin/run-proxy", "mode": "ro"},
+            str(script): {"bind": image_contract.RUN_PROXY, "mode": "ro"},
             str(certs / "ca.crt"): {"bind": "/run/meshexp/trust-anchors.pem", "mode": "ro"},
         },
         user="2102",

@@ -95,12 +95,12 @@ def test_connections_count_client_connections_only() -> None:
 # PROCESS_LISTING inside a healthy smiley container (real proxy), shortened: the
 # agent's log helper is an awk whose program spans lines, made one line here.
 LISTING = """\
-0 3412 bash /usr/local/bin/bootstrap
-2103 91540 spire-server run -config /etc/meshexp/spire/server.conf
+0 3412 /opt/meshexp/bin/bash /opt/meshexp/bin/bootstrap
+2103 91540 spire-server run -config /opt/meshexp/etc/spire/server.conf
 2103 1890 awk -W interactive -v id=spiffe://root.linkerd.cluster.local/smiley { print > logfile }   !/level=info/ { print; fflush() }
-2103 53600 spire-agent run -config /etc/meshexp/spire/agent.conf -expandEnv
+2103 53600 spire-agent run -config /opt/meshexp/etc/spire/agent.conf -expandEnv
 2102 1480 tee -p /dev/fd/63
-2102 19180 /usr/lib/linkerd/linkerd2-proxy
+2102 19180 /opt/meshexp/bin/linkerd2-proxy
 2200 5900 /opt/workload/bin/smiley -port 8000
 0 2100 bash -c for p in /proc/[0-9]*; do ...
 0 900 tr \\0\\n

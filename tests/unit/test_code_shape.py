@@ -32,7 +32,9 @@ def test_only_the_contract_module_spells_a_label() -> None:
 
 # Where an image of ours keeps its parts: spelled in image_contract only (docstrings may
 # say it), and the image's own templates take it from there (`paths.*`).
-IN_IMAGE_PATH = re.compile(r"/opt/workload|/usr/local/bin/(bootstrap|run-proxy|meshexp-|spire-)")
+IN_IMAGE_PATH = re.compile(
+    r"/opt/workload|/opt/meshexp|/etc/meshexp|/usr/local/bin/(bootstrap|run-proxy|meshexp-|spire-)"
+)
 IMAGE_TEMPLATES = (
     "dockerfile/Dockerfile.j2",
     "bootstrap/bootstrap.sh.j2",

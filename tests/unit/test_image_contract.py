@@ -166,7 +166,7 @@ def test_check_reads_a_rendered_images_metadata_through_the_contract() -> None:
     files = render_files(smiley, settings, components=plan_components(smiley, settings))
     labels = all_labels(files["Dockerfile"][0])
     exposed = {f"{port.port}/tcp": {} for port in smiley.ports} | {"4143/tcp": {}, "4191/tcp": {}}
-    config = {"Entrypoint": ["/usr/local/bin/bootstrap"], "Labels": labels, "User": ""}
+    config = {"Entrypoint": [image_contract.BOOTSTRAP], "Labels": labels, "User": ""}
     line = check_metadata({"Config": {**config, "ExposedPorts": exposed}})
     assert line == (
         f"entrypoint bootstrap, user root, proxy {settings.facts.proxy_version}, Linkerd "

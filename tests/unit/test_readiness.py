@@ -13,6 +13,7 @@ from builder.cluster.keeper import READINESS_LABEL, probe_health
 from builder.config.catalog import find_workload
 from builder.config.probes import ProbeEntry
 from builder.config.settings import Settings
+from builder.core import image_contract
 from builder.core.errors import CatalogError
 
 BASE = """\
@@ -123,9 +124,9 @@ def test_the_image_carries_its_probe_as_label_file_and_health_check() -> None:
     dockerfile = files["Dockerfile"][0]
     assert (
         "HEALTHCHECK --interval=10s --timeout=2s --retries=3 \\\n"
-        '  CMD ["/usr/local/bin/meshexp-probe", "/opt/workload/readiness.json"]'
+        f'  CMD ["{image_contract.PROBE}", "{image_contract.READINESS_SPEC}"]'
     ) in dockerfile
-    assert "ln -s /usr/local/bin/meshexp-certcheck /usr/local/bin/meshexp-probe" in dockerfile
+    assert f"ln -s {image_contract.CERTCHECK} {image_contract.PROBE}" in dockerfile
     # Docker refuses --start-period=0s: it is given only for an initial delay.
     declared = workload.readiness or ProbeEntry()
     delayed = workload.model_copy(
