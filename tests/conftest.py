@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+def matches_golden(files: dict[str, tuple[str, int]], folder: Path, update: bool) -> None:
+    """The rendered `files` are the golden ones in `folder` (rewritten first with
+    --update-golden): the same names, the same text."""
+    if update:
+        shutil.rmtree(folder, ignore_errors=True)
+        for relative, (text, _) in files.items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_text(text)
+    expected = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert set(files) == expected, "files differ from golden; run pytest --update-golden"
+    for relative, (text, _) in files.items():
+        assert text == (folder / relative).read_text(), f"{relative} differs from golden"
 
 
 def in_ci() -> bool:

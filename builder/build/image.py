@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.build.base_image import ensure_offline_base
+from builder.build.from_image import settle
 from builder.build.plan import Component, fetch_planned, plan_components
 from builder.build.provenance import provenance_labels
 from builder.build.render import render_build_context
@@ -56,6 +57,7 @@ def build_workload_image(
     if tag is not None:
         settings = settings.with_(tag=tag).check()
     docker_engine.client()  # fail before any Go build when no engine answers
+    workload = settle(workload, settings, progress)  # an application's image: its config
     ensure_base(settings, progress)
     components = plan_components(workload, settings)  # once per build
     # Upstream's images first (as the pull policy says, through the mirrors), and the

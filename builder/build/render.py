@@ -44,6 +44,9 @@ from builder.core.files import make_folder, path_problem
 from builder.core.progress import Progress
 
 SYSTEM_PACKAGES = ("iproute2", "iptables")
+# The mesh stage of an image made FROM an application's: the same, and patchelf, which
+# points the programs at the mesh's own loader and libraries.
+MESH_PACKAGES = (*SYSTEM_PACKAGES, "patchelf")
 
 
 CONTEXT_MANIFEST = "meshexp-context.json"
@@ -88,6 +91,10 @@ def _labels(
         *image_contract_of(workload, settings, fetched, components).to_labels(),
     ]
     base = settings.resolved_base_image
+    if workload.from_image is not None:
+        # The application's image is the base the image is made from.
+        base = workload.from_image.image
+        used_images = {**used_images, base: workload.image_used}
     labels.append(("org.opencontainers.image.base.name", base))
     if base in used_images:
         if used_images[base][1].startswith("sha256:"):  # a registry's digest
@@ -224,6 +231,9 @@ def _context(
         "inbound_ignore": ",".join(map(str, settings.inbound_ports_to_ignore)),
         "outbound_ignore": ",".join(map(str, settings.outbound_ports_to_ignore)),
         "inbound_ports": ",".join(str(port.port) for port in workload.ports),
+        "opaque_ports": ",".join(
+            str(port.port) for port in workload.ports if port.app_protocol == "opaque"
+        ),
         "profile_networks": ",".join(settings.profile_networks),
         "inbound_policy": inbound_policy(workload, settings),
         "spire_server_port": SPIRE_SERVER_PORT,
@@ -242,13 +252,13 @@ def _context(
             if isinstance(c.source, ImageSource)
         ],
         "components": [c for c in copied if not c.workload_layer],
-        "workload_components": [
-            c for c in copied if c.workload_layer and isinstance(c.source, ImageSource)
-        ],
+        "workload_components": [c for c in copied if c.workload_layer],
         "labels": _labels(workload, settings, components, fetched, extra_labels, used_images),
         "links": image_links(settings),
         "probe": workload.probe,
         "paths": image_contract,
+        "mesh_packages": MESH_PACKAGES,
+        "from_image": workload.image_used[0] if workload.from_image else None,
     }
 
 
@@ -286,8 +296,12 @@ def render_files(
     context = _context(
         workload, settings, components, fetched or {}, components_image, extra_labels, used_images
     )
+    from_image = workload.from_image is not None
     files = {
-        "Dockerfile": (render_template("Dockerfile.j2", context), READABLE),
+        "Dockerfile": (
+            render_template("from.Dockerfile.j2" if from_image else "Dockerfile.j2", context),
+            READABLE,
+        ),
         "scripts/bootstrap": (render_template("bootstrap.sh.j2", context), EXECUTABLE),
         "scripts/run-proxy": (render_template("run-proxy.sh.j2", context), EXECUTABLE),
         "workload/launch": (render_template("launch.sh.j2", context), EXECUTABLE),
@@ -295,8 +309,11 @@ def render_files(
             json.dumps(workload.probe.spec(workload.uid), indent=2) + "\n",
             READABLE,
         ),
-        "scripts/slim-system": (render_template("slim-system.sh.j2", context), EXECUTABLE),
     }
+    if from_image:
+        files["scripts/mesh-layer"] = (render_template("mesh-layer.sh.j2", context), EXECUTABLE)
+    else:
+        files["scripts/slim-system"] = (render_template("slim-system.sh.j2", context), EXECUTABLE)
     for path, (_, text) in image_configs(settings).items():
         files[path] = (text, READABLE)
     return files

@@ -13,7 +13,7 @@ from builder.check.listings import Socket, parse_sockets
 from builder.check.live import tcp_open_total
 from builder.check.probes import PortProbe, ProbeResult
 from builder.check.report import Exec, ImageFacts, InboundPolicy, require
-from builder.core import image_contract
+from builder.core import image_contract, wait
 from builder.engine import containers, docker_engine
 
 
@@ -47,17 +47,11 @@ def check_inbound(
     lines = []
     for probe in port_probes(facts):
         before = tcp_open_total(box.ip, "inbound") if admitted else None
-        code, output = docker_engine.run_once(
-            image,
-            ["-c", probe.script(host)],
-            network=box.network,
-            entrypoint="bash",
-            user="65534",
-        )
+        code, output = client_probe(image, box.network, probe.script(host))
         result = probe.read(output)
         if admitted:
             require(result.answered, f"{probe.describe()}: {result.summary} (exit {code})")
-            after = tcp_open_total(box.ip, "inbound")
+            after = inbound_after(box.ip, before)
             require(
                 before is not None and after > before,
                 f"{probe.describe()} answered but the proxy's inbound counter did not move",
@@ -94,9 +88,7 @@ def check_ipv6(
         return f"[{ipv6}]: " + check_inbound(box, facts, image, policy, ipv6)
     lines = []
     for probe in port_probes(facts):
-        code, output = docker_engine.run_once(
-            image, ["-c", probe.script(ipv6)], network=box.network, entrypoint="bash", user="65534"
-        )
+        code, output = client_probe(image, box.network, probe.script(ipv6))
         result = probe.read(output)
         local = local_answer(box, facts, probe)
         require(
@@ -106,6 +98,37 @@ def check_ipv6(
         )
         lines.append(f"[{ipv6}] {probe.describe()}: refused (IPV6=off): {result.summary}")
     return "; ".join(lines)
+
+
+def client_probe(image: str, network: str, script: str) -> tuple[int, str]:
+    """A client container of the image itself (its bash and tools are the mesh's, so
+    any image of ours has them) on the network, as nobody: exit code and output."""
+    return docker_engine.run_once(
+        image,
+        ["-c", script],
+        network=network,
+        entrypoint=image_contract.BASH,
+        user="65534",
+        environment=image_contract.EXEC_ENVIRONMENT,
+    )
+
+
+def inbound_after(ip: str, before: int | None) -> int:
+    """The proxy's inbound counter once it has moved past `before` (the proxy counts a
+    connection it had to detect the protocol of, an opaque one, when it is done with
+    it: a moment after the client), or as it stands after a few seconds."""
+
+    def moved() -> int | wait.NotYet:
+        now = tcp_open_total(ip, "inbound")
+        return now if before is None or now > before else wait.NotYet(f"still {now}")
+
+    try:
+        return wait.until(moved, timeout=COUNTER_SECONDS, interval=0.2)
+    except wait.TimedOut:
+        return tcp_open_total(ip, "inbound")
+
+
+COUNTER_SECONDS = 5.0  # how long the inbound counter may take to move
 
 
 def local_answer(box: containers.MeshContainer, facts: ImageFacts, probe: PortProbe) -> ProbeResult:

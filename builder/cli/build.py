@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from builder.build.base_image import build_base
+from builder.build.from_image import from_entry, settle
 from builder.build.provenance import provenance_labels
 from builder.build.render import render_build_context
 from builder.build.upstream import settle_proxy_version
@@ -23,16 +24,38 @@ from builder.cli.options import (
     settings_from,
     workload_of,
 )
+from builder.config.models import Workload
 from builder.config.settings import (
     OFFLINE_BASE_IMAGE,
+    Settings,
 )
 from builder.core.progress import Progress
 from builder.oci.multiplatform import PublishedIndex, prepare_platforms, publish_platforms
 from builder.oci.publish import BuiltImage, build_and_push, needs_buildkit
 
+FROM_OPTION = click.option(
+    "--from",
+    "from_ref",
+    metavar="IMAGE",
+    help="Lay the mesh on this application image (its command, user, folder and ports); "
+    "--workload then names it (default: the image's name).",
+)
+
+
+def chosen_workloads(
+    names: tuple[str, ...], from_ref: str | None, settings: Settings
+) -> list[Workload]:
+    """The catalog's workloads named, or the one made from an application's image."""
+    if from_ref is None:
+        return [workload_of(name, settings) for name in names]
+    if len(names) > 1:
+        raise click.UsageError("--from makes one workload: give at most one --workload NAME")
+    return [from_entry(from_ref, names[0] if names else None)]
+
 
 @click.command()
-@click.option("--workload", "workload_name", required=True, help="Catalog workload name.")
+@click.option("--workload", "workload_name", help="Catalog workload name.")
+@FROM_OPTION
 @click.option(
     "--output",
     "output_dir",
@@ -44,13 +67,22 @@ from builder.oci.publish import BuiltImage, build_and_push, needs_buildkit
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @setting_options
 def render(
-    workload_name: str, output_dir: Path, force: bool, as_json: bool, **options: Any
+    workload_name: str | None,
+    from_ref: str | None,
+    output_dir: Path,
+    force: bool,
+    as_json: bool,
+    **options: Any,
 ) -> None:
     """Write a complete build context that `docker build DIR` accepts."""
+    if workload_name is None and from_ref is None:
+        raise click.UsageError("give --workload NAME (a catalog workload) or --from IMAGE")
     # A Linkerd release newer than the tool's table: its proxy image says its version.
     settings = settle_proxy_version(settings_from(options), Progress())
+    names = (workload_name,) if workload_name is not None else ()
+    (workload,) = chosen_workloads(names, from_ref, settings)
     result = render_build_context(
-        workload=workload_of(workload_name, settings),
+        workload=settle(workload, settings, Progress()),
         settings=settings,
         output=output_dir,
         force=force,
@@ -113,6 +145,7 @@ def publish_options(command: F) -> F:
 
 @click.command()
 @click.option("--workload", "workload_names", multiple=True, help="Catalog workload (repeat).")
+@FROM_OPTION
 @click.option("--all", "all_workloads", is_flag=True, help="Every catalog workload.")
 @click.option("--tag", help="Image tag (default from settings' tag pattern).")
 @click.option("--push", "do_push", is_flag=True, help="Push each image after building it.")
@@ -123,6 +156,7 @@ def publish_options(command: F) -> F:
 @progress_options
 def image(
     workload_names: tuple[str, ...],
+    from_ref: str | None,
     all_workloads: bool,
     tag: str | None,
     do_push: bool,
@@ -144,10 +178,14 @@ def image(
     settings = settings_from(options)
     if tag is not None:
         settings = settings.with_(tag=tag).check()
-    if all_workloads == bool(workload_names):
-        raise click.UsageError("give --workload NAME (repeatable) or --all")
-    names = list(catalog_of(settings)) if all_workloads else list(workload_names)
-    workloads = [workload_of(name, settings) for name in names]
+    if all_workloads == bool(workload_names or from_ref):
+        raise click.UsageError("give --workload NAME (repeatable), --from IMAGE or --all")
+    names = tuple(catalog_of(settings)) if all_workloads else workload_names
+    workloads = chosen_workloads(names, from_ref, settings)
+    if needs_buildkit(settings, builder_address) and from_ref is not None:
+        raise click.UsageError(
+            "--from builds for one platform so far: give one --platform (several are to come)"
+        )
     if needs_buildkit(settings, builder_address):
         if not do_push or registry is None:
             raise click.UsageError(

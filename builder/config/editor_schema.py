@@ -30,6 +30,21 @@ def _named_sources(node: Any, defs: dict[str, Any]) -> Any:
     return {key: _named_sources(value, defs) for key, value in node.items()}
 
 
+# What Workload's own check says of the two kinds of entry: one built here names its
+# ports and its own non-root user; one from an image brings no binaries or packages.
+BUILT_HERE_OR_FROM_AN_IMAGE = {
+    "if": {"not": {"required": ["from"]}},
+    "then": {
+        "required": ["ports", "user"],
+        "properties": {
+            "ports": {"minItems": 1},
+            "user": {"properties": {"uid": {"minimum": 1000}}},
+        },
+    },
+    "else": {"not": {"anyOf": [{"required": ["binaries"]}, {"required": ["debian"]}]}},
+}
+
+
 def json_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema of a catalog entry (`catalog`) or of the settings file."""
     models: dict[str, type[BaseModel]] = {"catalog": Workload, "settings": Settings}
@@ -43,6 +58,8 @@ def json_schema(kind: str) -> dict[str, Any]:
             "alternatives tried in order (the first that can be had is used)",
             "anyOf": [SOURCE_REF, {"type": "array", "items": SOURCE_REF, "minItems": 1}],
         }
+    if kind == "catalog":
+        schema["allOf"] = [BUILT_HERE_OR_FROM_AN_IMAGE]
     titles = {"catalog": "meshexp-build catalog entry", "settings": "meshexp-build settings"}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

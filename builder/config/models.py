@@ -12,7 +12,7 @@ builder.config.probes'.
 """
 
 # No `from __future__ import annotations`: pydantic reads these annotations.
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -38,6 +38,8 @@ from builder.config.types import (
     EnvName,
     FreeText,
     GrpcMethod,
+    ImagePath,
+    ImageRef,
     PortName,
     PortNumber,
     SpdxExpression,
@@ -100,6 +102,23 @@ class User(Entry):
 
     name: UserName = Field(description="a Linux user name")
     uid: Uid = Field(description="its UID")
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """Who runs the workload: the entry's user, or the user its image names (any UID,
+    root too: an application's image is taken as it is)."""
+
+    name: str
+    uid: int
+
+
+class FromImage(Entry):
+    """The application's own image: the mesh is laid on it, and its command, user,
+    working folder, environment and ports are the workload's unless the entry says
+    otherwise."""
+
+    image: ImageRef = Field(description="the application's image, e.g. registry.corp/app:1.4")
 
 
 class Binary(Entry):
@@ -200,10 +219,21 @@ class Workload(Entry):
     licenses: SpdxExpression = Field(
         "", description="an SPDX expression for the image's licenses label"
     )
-    ports: tuple[Port, ...] = Field(
-        description="the ports it listens on; the first is the one the bootstrap waits for"
+    from_image: FromImage | None = Field(
+        None,
+        alias="from",
+        description="an application's own image to lay the mesh on (instead of binaries or "
+        "debian): its command, user, folder and ports unless given here",
     )
-    user: User
+    ports: tuple[Port, ...] = Field(
+        (),
+        description="the ports it listens on; the first is the one the bootstrap waits for "
+        "(from an image: its EXPOSE where none are given)",
+    )
+    user: User | None = Field(None, description="who runs it (from an image: its USER)")
+    workdir: ImagePath | None = Field(
+        None, description="its working folder (from an image: its WORKDIR)"
+    )
     binaries: tuple[Binary, ...] = ()
     debian: Debian = Debian()
     command: Command = ()
@@ -219,22 +249,37 @@ class Workload(Entry):
     )
     # Where the entry was read (`images/x.yaml:`), for messages about it.
     _source_file: str = PrivateAttr("")
+    # From an image: what its config said, and the image as used (the reference pulled,
+    # the digest or local ID), where builder.build.from_image has read them.
+    _image_user: RunAs | None = PrivateAttr(None)
+    _image_used: tuple[str, str] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _whole_entry(self, info: ValidationInfo) -> Self:
-        if not self.ports:
-            refuse("ports: declare at least one port")
         names = [port.name for port in self.ports]
         if len(set(names)) != len(names):
             refuse(f"ports: port names must be unique, got {names}")
-        if bool(self.command) == bool(self.dispatch):
+        if self.command and self.dispatch:
             refuse("give either command or dispatch (exactly one)")
+        if self.from_image is None:
+            self._built_here()
+        elif self.binaries or self.debian.packages:
+            refuse("from: an image brings the workload; give no binaries or debian.packages")
         if self.readiness is not None:
             self._probe_port_is_declared(self.readiness)
-        if not self.binaries and not self.debian.packages:
-            refuse("give binaries or debian.packages: the workload must come from somewhere")
         self._source_file = str((info.context or {}).get("where", ""))
         return self
+
+    def _built_here(self) -> None:
+        """What an entry that builds its workload here must say itself."""
+        if not self.ports:
+            refuse("ports: declare at least one port")
+        if not self.command and not self.dispatch:
+            refuse("give either command or dispatch (exactly one)")
+        if self.user is None:
+            refuse("user: give the workload's own user, e.g. {name: app, uid: 2300}")
+        if not self.binaries and not self.debian.packages:
+            refuse("give binaries, debian.packages or from: the workload must come from somewhere")
 
     def _probe_port_is_declared(self, readiness: ProbeEntry) -> None:
         probe = readiness.http or readiness.grpc or readiness.tcp
@@ -253,8 +298,24 @@ class Workload(Entry):
         return self._source_file
 
     @property
+    def image_used(self) -> tuple[str, str]:
+        """From an image: (the reference pulled, its digest), once read."""
+        if self._image_used is None:
+            raise CatalogError(f"{self.source_file} {self.name}: its image is not read yet")
+        return self._image_used
+
+    @property
     def uid(self) -> int:
-        return self.user.uid
+        return self.run_as.uid
+
+    @property
+    def run_as(self) -> RunAs:
+        """The user, once known (an image's is read when its build starts)."""
+        if self.user is not None:
+            return RunAs(self.user.name, self.user.uid)
+        if self._image_user is None:
+            raise CatalogError(f"{self.source_file} {self.name}: its image's user is not read yet")
+        return self._image_user
 
     @property
     def debian_packages(self) -> tuple[str, ...]:

@@ -66,15 +66,18 @@ class Entry(BaseModel):
     patterns (some look ahead, which pydantic's default engine does not support).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, regex_engine="python-re")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, regex_engine="python-re", serialize_by_alias=True
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _known_fields(cls, data: object) -> object:
         if isinstance(data, dict):
-            unknown = sorted(str(key) for key in data if key not in cls.model_fields)
+            names = [field.alias or name for name, field in cls.model_fields.items()]
+            unknown = sorted(str(key) for key in data if key not in names)
             if unknown:
-                known = ", ".join(cls.model_fields)
+                known = ", ".join(names)
                 refuse(f"unknown field {unknown[0]!r}; valid fields are: {known}")
         return data
 

@@ -289,12 +289,30 @@ CERTCHECK = f"{BIN}/meshexp-certcheck"
 SPIRE_SERVER = f"{BIN}/spire-server"
 SPIRE_AGENT = f"{BIN}/spire-agent"
 PROXY = f"{BIN}/linkerd2-proxy"
+# An image made FROM an application's: the mesh's own loader and libraries, and
+# iptables' extensions (builder.build.from_image).
+LIB = f"{MESH}/lib"
+LOADER = f"{LIB}/ld.so"  # glibc's, by a name short enough to be written in place
+XTABLES = f"{LIB}/xtables"
 SPIRE_CONFIG = f"{MESH}/etc/spire"
 MESH_WORKLOAD = f"{MESH}/workload"  # the workload's layer: a change rebuilds only it
 LAUNCH = f"{MESH_WORKLOAD}/launch"
 READINESS_SPEC = f"{MESH_WORKLOAD}/readiness.json"
 WORKLOAD_DIR = "/opt/workload"  # the catalog's programs and files
 WORKLOAD_BIN = f"{WORKLOAD_DIR}/bin"  # + the binary's name
+# What the tool runs inside an image of ours finds the mesh's programs first (an
+# application's image may have no shell or tools of its own): `docker exec` is given it.
+EXEC_PATH = f"{BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# ...and, in an image made FROM an application's, the mesh's libraries (no such folder
+# in the others): `docker exec`'s environment.
+EXEC_ENVIRONMENT = {
+    "PATH": EXEC_PATH,
+    "LD_LIBRARY_PATH": LIB,
+    # iptables: the mesh's extensions, or the base's (Debian's folders, either platform).
+    "XTABLES_LIBDIR": ":".join(
+        (XTABLES, "/usr/lib/x86_64-linux-gnu/xtables", "/usr/lib/aarch64-linux-gnu/xtables")
+    ),
+}
 AGENT_SOCKET = "/run/spire/agent/public/api.sock"
 SERVER_SOCKET = "/run/spire/server/private/api.sock"
 

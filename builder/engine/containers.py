@@ -59,7 +59,9 @@ class MeshContainer:
         return docker_engine.container_ip(self.id, self.network)
 
     def exec(self, command: list[str], user: str = "0") -> tuple[int, str]:
-        result = self.inner.exec(ExecConfig(command=command, user=user))
+        result = self.inner.exec(
+            ExecConfig(command=command, user=user, environment=image_contract.EXEC_ENVIRONMENT)
+        )
         return -1 if result.exit_code is None else int(result.exit_code), result.output.decode(
             errors="replace"
         )

@@ -23,7 +23,7 @@ import docker
 import docker.errors
 import requests
 
-from builder.core import wait
+from builder.core import image_contract, wait
 from builder.core.errors import BuildError, EngineError
 
 BUILD_LOG_TAIL = 25
@@ -248,6 +248,7 @@ def run_once(
     entrypoint: str | list[str] | None = None,
     user: str | None = None,
     cap_add: list[str] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """Run a short-lived container to completion; exit code and output."""
     container = client().containers.run(
@@ -257,6 +258,7 @@ def run_once(
         network=network,
         user=user,
         cap_add=cap_add,
+        environment=environment,
         detach=True,
     )
     try:
@@ -413,7 +415,12 @@ def container_addresses(name: str, network: str) -> tuple[str, ...]:
 
 
 def exec_in(name: str, command: list[str], user: str = "0") -> tuple[int, str]:
-    result = client().containers.get(name).exec_run(command, user=user)
+    """Run `command` in a container, the mesh's programs first on its PATH."""
+    result = (
+        client()
+        .containers.get(name)
+        .exec_run(command, user=user, environment=image_contract.EXEC_ENVIRONMENT)
+    )
     return int(result.exit_code), result.output.decode(errors="replace")
 
 

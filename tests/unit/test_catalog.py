@@ -168,7 +168,7 @@ def test_command_and_dispatch_are_exclusive(write_workload) -> None:
 
 
 def test_workload_needs_a_source(write_workload) -> None:
-    with pytest.raises(CatalogError, match=r"give binaries or debian\.packages"):
+    with pytest.raises(CatalogError, match=r"give binaries, debian\.packages or from"):
         write_workload(BASE.replace("debian: {packages: [busybox]}\n", ""))
 
 

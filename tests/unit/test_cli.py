@@ -49,7 +49,7 @@ def test_usage_error_exits_2(run) -> None:
     assert run("render", "--workload", "smiley").exit_code == 2
     result = run("image")
     assert result.exit_code == 2
-    assert "give --workload NAME (repeatable) or --all" in result.output
+    assert "give --workload NAME (repeatable), --from IMAGE or --all" in result.output
 
 
 def test_offline_without_proxy_file(run, tmp_path: Path) -> None:

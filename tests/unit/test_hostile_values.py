@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import types
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -41,6 +42,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from builder.build.from_image import resolve
 from builder.build.plan import plan_components
 from builder.build.render import render_files
 from builder.cli.main import main
@@ -52,6 +54,7 @@ from builder.config.models import Workload
 from builder.config.settings import Settings, load_settings
 from builder.config.sources import SOURCE_KINDS
 from builder.core.errors import MeshexpError
+from tests.unit.test_from_image import CONFIG as APP_CONFIG
 
 SHFMT = shutil.which("shfmt") or str(Path(__file__).parents[2] / ".venv/bin/shfmt")
 
@@ -243,8 +246,9 @@ def places(
             value, slot, path = value[under], (*slot, under), (*path, under)
         if isinstance(arm, type) and issubclass(arm, BaseModel) and isinstance(value, dict):
             for name, field in arm.model_fields.items():
-                if name in value:
-                    yield from places(field.annotation, value[name], (*slot, name), (*path, name))
+                key = field.alias or name  # as a file writes it (`from:`)
+                if key in value:
+                    yield from places(field.annotation, value[key], (*slot, name), (*path, key))
             return
 
 
@@ -295,7 +299,14 @@ BASE_ENTRY: dict[str, Any] = {
     "env": {"MODE": "shop floor"},
     "inbound_default_policy": "all-unauthenticated",
 }
+APP_ENTRY: dict[str, Any] = {
+    "name": "inventory",
+    "namespace": "shop",
+    "from": {"image": "registry.example/shop/app:1.4"},
+    "workdir": "/srv/shop",
+}
 CATALOG_ENTRIES: list[dict[str, Any]] = [
+    APP_ENTRY,
     {**BASE_ENTRY, "readiness": {"http": {"path": "/healthz?full=1", "port": "http"}}},
     {**BASE_ENTRY, "readiness": {"grpc": {"port": "api", "method": "/shop.Stock/Ready"}}},
     {**BASE_ENTRY, "readiness": {"tcp": {"port": "http"}}},
@@ -512,6 +523,8 @@ def refused_in_one_line(exc: MeshexpError) -> None:
 
 
 def render(workload: Any, settings_: Settings) -> dict[str, tuple[str, int]]:
+    if workload.from_image is not None:  # what its image says, as a build reads it
+        workload = resolve(workload, replace(APP_CONFIG, reference=workload.from_image.image))
     return render_files(workload, settings_, components=plan_components(workload, settings_))
 
 
@@ -677,6 +690,9 @@ OPTION_CASES: dict[tuple[str, str], tuple[list[str], str]] = {
     ("certs", "output_dir"): (["certs", "--output"], "certs"),
     ("certs", "anchor_key"): (["certs", "--output", "certs", "--anchor-key"], "anchor/ca.key"),
 }
+# Options that become a catalog field, covered there (`render --from IMAGE` is an entry
+# with `from: {image: IMAGE}`; rendering it reads the image, which needs an engine).
+OPTIONS_AS_FIELDS: dict[tuple[str, str], Slot] = {("render", "from_ref"): ("from_image", "image")}
 # Choices are refused by click unless one of them; flags and numbers take no text.
 NOT_TEXT = (click.Choice, click.types.BoolParamType, click.types.IntParamType)
 
@@ -824,7 +840,9 @@ def test_every_string_field_and_option_is_covered() -> None:
     assert string_slots(Group) - {slot for slot, _ in group_cases()} == set()
     for command in ("render", "manifests", "certs"):
         options = string_options(command) - set(SETTING_NAMES)
+        options -= {name for c, name in OPTIONS_AS_FIELDS if c == command}
         assert options - {name for c, name in OPTION_CASES if c == command} == set(), command
+    assert set(OPTIONS_AS_FIELDS.values()) <= covered
     assert set(FLAG_BENIGN) == set(FLAG_SETTINGS)
 
 

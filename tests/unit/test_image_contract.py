@@ -256,3 +256,10 @@ def test_proxy_readiness_asks_the_admin_port(code: int, ready: bool) -> None:
         got, said = proxy_readiness(host, certified=lambda: code == 403, timeout=5)
         server.shutdown()
     assert (got, said) == (ready, f"HTTP {code}")
+
+
+def test_the_probe_program_reads_the_readiness_file_where_the_image_has_it() -> None:
+    """meshexp-probe (Go) reads its spec from a default path when given none, as `check`
+    and the keeper call it: the same path the Dockerfile puts it at."""
+    source = (Path(__file__).resolve().parents[2] / "go/internal/probe/probe.go").read_text()
+    assert f'const DefaultSpec = "{image_contract.READINESS_SPEC}"' in source

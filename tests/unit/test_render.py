@@ -14,7 +14,9 @@ from builder.build.render import render_build_context, render_files
 from builder.config.catalog import load_catalog
 from builder.config.settings import Settings, load_settings
 from builder.config.sources import FileSource
+from builder.core import image_contract
 from builder.core.errors import RenderError, SourceError
+from tests.conftest import matches_golden
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
@@ -40,16 +42,7 @@ def golden_cases() -> list[tuple[str, str]]:
 def test_rendered_files_match_golden(workload: str, variant: str, update_golden: bool) -> None:
     settings = load_settings(None, dict(VARIANTS[variant]))
     files = render_files(load_catalog()[workload], settings)
-    folder = GOLDEN / f"{workload}-{variant}"
-    if update_golden:
-        shutil.rmtree(folder, ignore_errors=True)
-        for relative, (text, _) in files.items():
-            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-            (folder / relative).write_text(text)
-    expected = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
-    assert set(files) == expected, "files differ from golden; run pytest --update-golden"
-    for relative, (text, _) in files.items():
-        assert text == (folder / relative).read_text(), f"{relative} differs from golden"
+    matches_golden(files, GOLDEN / f"{workload}-{variant}", update_golden)
 
 
 def test_versions_change_what_the_contract_says() -> None:
@@ -84,7 +77,24 @@ def test_workload_layer_comes_last() -> None:
     steps = [
         line.split()[0:2] for line in dockerfile.splitlines() if line.startswith(("COPY", "RUN"))
     ]
-    assert steps[-2:] == [["COPY", "workload/"], ["COPY", "--from=src-workload-smiley"]]
+    assert steps[-2:] == [["COPY", "workload/launch"], ["COPY", "--from=src-workload-smiley"]]
+
+
+@pytest.mark.parametrize("variant", ["default", "offline"])
+def test_every_workload_binary_is_copied_where_its_command_runs_it(variant: str) -> None:
+    """The binaries land at /opt/workload/bin/NAME, where catalog entries name them, from
+    a build stage or from the context alike (a context's binary once went elsewhere)."""
+    settings = load_settings(None, dict(VARIANTS[variant]))
+    for name, workload in load_catalog().items():
+        dockerfile = render_files(workload, settings)["Dockerfile"][0]
+        copies = {
+            line.split()[-1]: line.split()[-2]
+            for line in dockerfile.splitlines()
+            if line.startswith("COPY ")
+        }
+        for binary in workload.binaries:
+            target = f"{image_contract.WORKLOAD_BIN}/{binary.name}"
+            assert target in copies, (name, variant, target)
 
 
 def _all_rendered() -> list[tuple[str, dict[str, tuple[str, int]]]]:

@@ -30,7 +30,7 @@ import (
 )
 
 // DefaultSpec is where the image keeps its probe.
-const DefaultSpec = "/opt/workload/readiness.json"
+const DefaultSpec = "/opt/meshexp/workload/readiness.json"
 
 // HealthCheck is the standard gRPC health service's method.
 const HealthCheck = "/grpc.health.v1.Health/Check"

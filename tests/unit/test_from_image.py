@@ -1,0 +1,195 @@
+"""Images made FROM an application's own image: what its config says becomes the
+workload (command, user, folder, ports) where the entry leaves it out, read as strictly
+as an entry; the rendered files lay the mesh on that image and run its command. The
+rendered files of one such image are golden (tests/golden/app-from-image)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from builder.build.from_image import ROOT, ImageConfig, image_user, resolve
+from builder.build.render import render_files
+from builder.config.models import RunAs, read_workload
+from builder.config.settings import load_settings
+from builder.core import image_contract
+from builder.core.errors import CatalogError, MeshexpError
+from tests.conftest import matches_golden
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "app-from-image"
+APP = "registry.example/shop/app:1.4"
+PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
+CONFIG = ImageConfig(
+    reference=APP,
+    digest="sha256:" + "1" * 64,
+    entrypoint=("python3", "-m", "shop"),
+    cmd=("--port", "8080"),
+    user="app",
+    workdir="/srv/app",
+    exposed=("8080/tcp", "9090/tcp"),
+    passwd=PASSWD,
+)
+
+
+def entry(tmp_path: Path, **more: Any) -> Any:
+    document = {"name": "app", "namespace": "shop", "from": {"image": APP}, **more}
+    return read_workload(document, "images/app.yaml:", tmp_path)
+
+
+def test_the_image_says_what_the_entry_leaves_out(tmp_path: Path) -> None:
+    workload = resolve(entry(tmp_path), CONFIG)
+    assert workload.command == ("python3", "-m", "shop", "--port", "8080")
+    assert [(p.name, p.port, p.protocol, p.app_protocol) for p in workload.ports] == [
+        ("tcp-8080", 8080, "TCP", "opaque"),
+        ("tcp-9090", 9090, "TCP", "opaque"),
+    ]
+    assert workload.workdir == "/srv/app"
+    assert workload.run_as == RunAs("app", 1000)
+    assert workload.image_used == (APP, CONFIG.digest)
+    # The probe, where nothing is known of what the first port speaks: a connection.
+    assert (workload.probe.kind, workload.probe.port) == ("tcp", 8080)
+
+
+def test_what_the_entry_says_wins(tmp_path: Path) -> None:
+    workload = resolve(
+        entry(
+            tmp_path,
+            command=["/usr/bin/python3", "-m", "shop.worker"],
+            ports=[{"name": "http", "port": 8000}],
+            user={"name": "shop", "uid": 2400},
+            workdir="/opt/shop",
+        ),
+        CONFIG,
+    )
+    assert workload.command == ("/usr/bin/python3", "-m", "shop.worker")
+    assert [(p.name, p.port, p.app_protocol) for p in workload.ports] == [("http", 8000, "http")]
+    assert workload.run_as == RunAs("shop", 2400)
+    assert workload.workdir == "/opt/shop"
+
+
+@pytest.mark.parametrize(
+    ("user", "passwd", "expected"),
+    [
+        ("", "", ROOT),
+        ("65532", "", RunAs("uid65532", 65532)),
+        (
+            "65532:65532",
+            "nonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n",
+            RunAs("nonroot", 65532),
+        ),
+        ("app:app", PASSWD, RunAs("app", 1000)),
+        ("0", PASSWD, RunAs("root", 0)),
+    ],
+)
+def test_the_images_user_is_a_name_and_a_uid(user: str, passwd: str, expected: RunAs) -> None:
+    assert image_user(ImageConfig(APP, user=user, passwd=passwd), "x:") == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"entrypoint": (), "cmd": ()}, "the image has no ENTRYPOINT or CMD: give command:"),
+        ({"exposed": ()}, "the image exposes no port: give ports:"),
+        ({"exposed": ("8080",)}, "EXPOSE '8080' is not PORT/tcp"),
+        ({"exposed": ("70000/tcp",)}, "EXPOSE '70000/tcp' is not PORT/tcp"),
+        ({"user": "nobody"}, "USER nobody is not in the image's /etc/passwd: give user:"),
+        ({"user": "app\nRUN x"}, "is not NAME, UID, NAME:GROUP or UID:GID"),
+        ({"user": "99999"}, "USER 99999 is out of range"),
+        ({"cmd": ("--port", "8080\nRUN touch /x")}, "control character"),
+        ({"workdir": "relative/dir"}, "workdir"),
+    ],
+)
+def test_what_the_image_cannot_say_is_refused_in_one_line(
+    tmp_path: Path, changes: dict[str, Any], says: str
+) -> None:
+    config = ImageConfig(**{**CONFIG.__dict__, **changes})
+    with pytest.raises(CatalogError) as refused:
+        resolve(entry(tmp_path), config)
+    assert says in refused.value.message
+    assert "\n" not in refused.value.message
+    assert refused.value.message.startswith(f"images/app.yaml: from {APP}:")
+
+
+def test_an_entry_from_an_image_brings_no_binaries_or_packages(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match=r"give no binaries or debian\.packages"):
+        entry(tmp_path, debian={"packages": ["busybox"]})
+
+
+def render(workload: Any, **settings_given: Any) -> dict[str, tuple[str, int]]:
+    return render_files(workload, load_settings(None, dict(settings_given)))
+
+
+def test_rendered_files_match_golden(tmp_path: Path, update_golden: bool) -> None:
+    matches_golden(render(resolve(entry(tmp_path), CONFIG)), GOLDEN, update_golden)
+
+
+def test_the_mesh_is_laid_on_the_image_and_runs_its_command(tmp_path: Path) -> None:
+    files = render(resolve(entry(tmp_path), CONFIG))
+    dockerfile = files["Dockerfile"][0]
+    stages = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert stages[-1] == APP  # the application's image, last and as it is
+    assert f"COPY --from=mesh {image_contract.MESH} {image_contract.MESH}" in dockerfile
+    assert f'ENTRYPOINT ["{image_contract.BOOTSTRAP}"]' in dockerfile
+    assert "scripts/mesh-layer" in files
+    assert "scripts/slim-system" not in files
+    labels = dict(
+        line.strip().rstrip(" \\").split("=", 1)
+        for line in dockerfile.split("LABEL", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    )
+    assert json.loads(labels["org.opencontainers.image.base.name"]) == APP
+    assert json.loads(labels[image_contract.WORKLOAD_UID]) == "1000"
+    launch = files["workload/launch"][0]
+    assert "cd /srv/app" in launch
+    assert "command=(python3 -m shop --port 8080)" in launch
+    bootstrap = files["scripts/bootstrap"][0]
+    assert f"XTABLES_LIBDIR={image_contract.XTABLES}" in bootstrap
+    assert f"export LD_LIBRARY_PATH={image_contract.LIB}" in bootstrap
+    assert "unset LD_LIBRARY_PATH" in launch  # the image's own, not the mesh's
+
+
+def test_the_rendered_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck") or str(Path(".venv/bin/shellcheck").resolve())
+    files = render(resolve(entry(tmp_path), CONFIG))
+    for name in ("scripts/bootstrap", "scripts/mesh-layer", "workload/launch"):
+        script = tmp_path / name.replace("/", "-")
+        script.write_text(files[name][0])
+        done = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}:\n{done.stdout}"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    field=st.sampled_from(["entrypoint", "cmd", "user", "workdir", "exposed", "passwd"]),
+    value=st.text(min_size=1, max_size=60),
+    index=st.integers(min_value=0, max_value=2),
+)
+def test_a_hostile_image_config_is_refused_or_changes_no_structure(
+    field: str, value: str, index: int
+) -> None:
+    """Any value an image's config can hold, in any field (for a list, in place of one of
+    its items): one line refusing it, or files of the same shape as the benign image's
+    (the values quoted, never code)."""
+    from tests.unit.test_hostile_values import rendered_shape
+
+    folder = Path("/nonexistent")
+    benign = json.dumps(rendered_shape(render(resolve(entry(folder), CONFIG))))
+    given_value: Any = value
+    items = getattr(CONFIG, field)
+    if isinstance(items, tuple):
+        given_value = tuple(value if i == index % len(items) else v for i, v in enumerate(items))
+    config = ImageConfig(**{**CONFIG.__dict__, field: given_value})
+    try:
+        files = render(resolve(entry(folder), config))
+    except MeshexpError as exc:
+        refused = exc.message
+    else:
+        refused = ""
+        assert json.dumps(rendered_shape(files)) == benign, (field, value)
+    assert "\n" not in refused
