@@ -1,0 +1,26 @@
+"""An HTTP service that says its greeting, and says so when it is told to stop."""
+
+import http.server
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+class Greeter(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = (os.environ.get("GREETING", "hello") + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def stop(signum: int, _frame: object) -> None:
+    print(f"app: got {signal.Signals(signum).name}", flush=True)
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, stop)
+print(f"app: listening as uid {os.getuid()} in {Path.cwd()}", flush=True)
+http.server.HTTPServer(("0.0.0.0", 8080), Greeter).serve_forever()

@@ -1,0 +1,106 @@
+"""Any application image joins the mesh (`image --from`): three images unlike our base,
+made here (test equipment, tests/integration/apps):
+
+- a Python HTTP service on Debian (python3 from Debian's packages), USER app, WORKDIR;
+- a musl program with the musl loader and nothing else: no glibc, no shell;
+- FROM scratch, a static Go program (the real Faces smiley), USER 65532.
+
+For each, the meshed image comes up ready with the real proxy as the walk-through's
+`docker run` starts it, the workload runs as the image's user, `check` passes every
+check, and `docker stop` reaches the application.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder.build.from_image import from_entry
+from builder.build.image import build_workload_image
+from builder.check.checks import check_image
+from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.core import image_contract, wait
+from builder.engine import containers, docker_engine
+
+APPS = Path(__file__).resolve().parent / "apps"
+TAG = uuid.uuid4().hex[:8]
+
+
+def app_image(name: str, context: Path) -> str:
+    reference = f"meshexp-test-app/{name}:{TAG}"
+    docker_engine.build_image(
+        context=context,
+        tag=reference,
+        platform="linux/amd64",
+        buildargs={"BASE": OFFLINE_BASE_IMAGE},
+    )
+    return reference
+
+
+@pytest.fixture(scope="module")
+def applications(
+    plain_base: str, real_faces: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """The three application images, removed again afterwards."""
+    scratch = tmp_path_factory.mktemp("app-scratch")
+    shutil.copy(real_faces["smiley"], scratch / "smiley")
+    (scratch / "smiley").chmod(0o755)
+    (scratch / "Dockerfile").write_text(
+        'FROM scratch\nCOPY smiley /smiley\nUSER 65532\nEXPOSE 8000\nENTRYPOINT ["/smiley"]\n'
+    )
+    made = {
+        "python": app_image("python", APPS / "python"),
+        "musl": app_image("musl", APPS / "musl"),
+        "scratch": app_image("scratch", scratch),
+    }
+    yield made
+    for reference in made.values():
+        docker_engine.remove_image(reference)
+
+
+# What each runs as, and what it says when told to stop (the Faces smiley says nothing).
+EXPECTED = {
+    "python": (1000, "app: got SIGTERM"),
+    "musl": (1000, "app: got SIGTERM"),
+    "scratch": (65532, None),
+}
+
+
+@pytest.mark.parametrize("app", sorted(EXPECTED))
+def test_an_application_image_joins_the_mesh(
+    app: str, applications: dict[str, str], offline_settings: Settings, certs: Path, network: str
+) -> None:
+    uid, says_on_stop = EXPECTED[app]
+    built = build_workload_image(
+        workload=from_entry(applications[app], f"{app}-app"), settings=offline_settings
+    )
+    assert not built.standin
+    labels = built.labels
+    assert labels["org.opencontainers.image.base.name"] == applications[app]
+    assert labels[image_contract.WORKLOAD_UID] == str(uid)
+    try:
+        with containers.mesh_container(
+            image=built.reference, network=network, certs=certs, env={}
+        ) as box:
+            wait.until(
+                lambda: image_contract.WORKLOAD_READY_LINE in box.logs() or wait.NotYet("no"),
+                timeout=60,
+            )
+            _, exit_code = box.stop_timed()
+            logs = box.logs()
+        assert "bootstrap: received SIGTERM" in logs
+        assert exit_code == 143
+        if says_on_stop:
+            assert says_on_stop in logs, logs[-2000:]
+        report = check_image(image=built.reference, certs=certs)
+        failed = {r.name: r.detail for r in report.results if not r.passed}
+        assert failed == {}, failed
+        # Each process as its own UID: the workload as the image's user.
+        (privilege,) = [r.detail for r in report.results if r.name == "least privilege"]
+        assert f"={uid}" in privilege, privilege
+    finally:
+        docker_engine.remove_image(built.reference)
