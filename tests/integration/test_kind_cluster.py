@@ -106,11 +106,15 @@ POD = {
 def pulled_through_the_mirror(
     provider: KindProvider, config: Path, mirror: LocalRegistry, image: str
 ) -> None:
-    """A pod naming ghcr.io runs: the image exists only in the mirror, under its path."""
+    """A pod naming ghcr.io runs: the image exists only in the mirror, under its path
+    (an image of its own, not the loaded one's content under another name)."""
     tag = uuid.uuid4().hex[:8]
     upstream = f"ghcr.io/buoyantio/faces-smiley:meshexp-test-{tag}"
     in_mirror = f"{mirror.address}/ghcr/buoyantio/faces-smiley:meshexp-test-{tag}"
-    docker_engine.tag_image(image, in_mirror)
+    context = config.parent / "mirrored-image"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {image}\nLABEL org.example.pulled={tag}\n")
+    docker_engine.build_image(context=context, tag=in_mirror, platform="linux/amd64")
     try:
         digest = docker_engine.push_image(in_mirror)
     finally:
