@@ -132,3 +132,18 @@ class Running:
         self.stop.set()
         self.thread.join(timeout=30)
         assert not self.thread.is_alive(), "the registrar did not stop"
+
+
+def serving(client: Any, service: str, namespace: str = "faces") -> set[str]:
+    """The ExternalWorkloads that Linkerd's controller lists as ready behind `service`:
+    what its EndpointSlices say, the destination's source for face's proxy."""
+    slices = kube.list_objects(
+        client, "EndpointSlice", {"kubernetes.io/service-name": service}, namespace
+    )
+    return {
+        ref.get("name", "")
+        for item in slices
+        for endpoint in item.get("endpoints") or []
+        if (ref := endpoint.get("targetRef") or {}).get("kind") == "ExternalWorkload"
+        and (endpoint.get("conditions") or {}).get("ready")
+    }
