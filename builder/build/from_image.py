@@ -11,17 +11,21 @@ The mesh is then laid on the image as one folder that needs nothing from it
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+import yaml
+
 from builder.build.upstream import ensure_image
+from builder.config.catalog import SCHEMA_MODELINE
 from builder.config.models import RunAs, Workload
 from builder.config.settings import Settings
 from builder.config.types import parse
-from builder.config.validation import USER_NAME, shown
+from builder.config.validation import ENV_NAME, USER_NAME, shown
 from builder.core.errors import BuildError, CatalogError
 from builder.core.progress import Progress
 from builder.engine import docker_engine
@@ -46,6 +50,7 @@ class ImageConfig:
     workdir: str = ""
     exposed: tuple[str, ...] = ()
     passwd: str = ""  # the image's /etc/passwd, where its USER is a name
+    env: tuple[str, ...] = ()  # its ENV, as NAME=value
 
 
 def read_image_config(reference: str, settings: Settings, progress: Progress) -> ImageConfig:
@@ -66,6 +71,7 @@ def read_image_config(reference: str, settings: Settings, progress: Progress) ->
         workdir=str(config.get("WorkingDir") or ""),
         exposed=tuple(sorted(str(port) for port in config.get("ExposedPorts") or {})),
         passwd=passwd,
+        env=tuple(str(pair) for pair in config.get("Env") or ()),
     )
 
 
@@ -181,3 +187,73 @@ def settle(workload: Workload, settings: Settings, progress: Progress) -> Worklo
             "USER): its traffic is captured all the same, but give the image a user of its own"
         )
     return resolved
+
+
+# The most of the image's ENV that a starting entry shows.
+SHOWN_ENV = 100
+# User IDs an entry can name itself (the catalog's own range); others stay the image's.
+ENTRY_UIDS = range(1000, 65534)
+
+
+def starting_entry(name: str, image: str, config: ImageConfig) -> str:
+    """A catalog entry for `image` (`workloads new NAME --from IMAGE`) with what its
+    config says written out: command, user, folder and ports as fields, its environment
+    as comments (it stays the container's). Values are written by the YAML emitter and
+    the entry is checked as any entry is; refused with one line where the image says
+    something an entry cannot."""
+    where = f"--from {config.reference}:"
+    entry: dict[str, Any] = {
+        "name": name,
+        "namespace": "default",
+        "description": f"{name}, from {image}",
+        "from": {"image": image},
+    }
+    notes: list[str] = []
+    command = list(config.entrypoint + config.cmd)
+    if command:
+        entry["command"] = command
+    else:
+        notes.append("command: the image has no ENTRYPOINT or CMD; give the command here")
+    user = image_user(config, where)
+    if user.uid in ENTRY_UIDS:
+        entry["user"] = {"name": user.name, "uid": user.uid}
+    else:
+        notes.append(
+            f"user: the image's USER is {user.name} (UID {user.uid}), which it keeps: an "
+            "entry names a user of 1000-65533, e.g. {name: app, uid: 2300}"
+        )
+    entry["workdir"] = config.workdir or "/"
+    if config.exposed:
+        entry["ports"] = _ports(config.exposed, where)
+    else:
+        notes.append("ports: the image exposes none; give them, e.g. - {name: http, port: 8080}")
+    parse(Workload, dict(entry), where, CatalogError, {"where": where})
+    body = yaml.safe_dump(entry, sort_keys=False, default_flow_style=None, width=1_000_000)
+    lines = [
+        SCHEMA_MODELINE,
+        f"# A meshexp-build catalog entry for {name}, filled from {image}'s config.",
+        "# command, user, workdir and ports are what the image says; change any, or delete",
+        "# it to take the image's again. app_protocol opaque: all EXPOSE says is a port.",
+        body.rstrip("\n"),
+        *(f"# {note}" for note in notes),
+        *_env_comment(config.env),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _env_comment(pairs: tuple[str, ...]) -> list[str]:
+    """The image's ENV as a commented env: (the container keeps it; PATH stays the
+    image's)."""
+    shown_pairs = []
+    for pair in pairs[:SHOWN_ENV]:
+        variable, _, value = pair.partition("=")
+        if ENV_NAME.fullmatch(variable) and variable != "PATH":
+            shown_pairs.append(f"#   {variable}: {json.dumps(value[:1000])}")
+    if not shown_pairs:
+        return []
+    return [
+        "# The image's environment stays the container's; to change a value, uncomment",
+        "# it (and env:) and edit it:",
+        "# env:",
+        *shown_pairs,
+    ]

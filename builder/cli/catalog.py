@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from builder.build.from_image import read_image_config, starting_entry
 from builder.cli.options import (
     catalog_of,
     emit_json,
@@ -15,8 +16,9 @@ from builder.cli.options import (
     setting_options,
     settings_from,
 )
-from builder.config.catalog import new_workload_file
+from builder.config.catalog import new_entry_path, new_workload_file, write_new_entry
 from builder.config.editor_schema import json_schema
+from builder.core.progress import Progress
 
 
 @click.group(invoke_without_command=True)
@@ -56,9 +58,25 @@ def workloads_list(output_format: str = "text", **options: Any) -> None:
     help="Your catalog folder (created if missing); pass it to --catalog.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing entry of that name.")
-def workloads_new(name: str, folder: Path, force: bool) -> None:
+@click.option(
+    "--from",
+    "from_ref",
+    metavar="IMAGE",
+    help="Start from an application's image: its command, user, folder and ports written "
+    "out (the image is pulled as the settings say).",
+)
+@setting_options
+def workloads_new(
+    name: str, folder: Path, force: bool, from_ref: str | None, **options: Any
+) -> None:
     """Write a commented starting entry for workload NAME into FOLDER/NAME.yaml."""
-    path = new_workload_file(name=name, folder=folder, force=force)
+    if from_ref is None:
+        path = new_workload_file(name=name, folder=folder, force=force)
+    else:
+        path = new_entry_path(name=name, folder=folder, force=force)
+        progress = Progress()
+        config = read_image_config(from_ref, settings_from(options), progress)
+        path = write_new_entry(path, starting_entry(name, from_ref, config))
     click.echo(
         f"wrote {path}; edit it, then: meshexp-build render --catalog {folder} "
         f"--workload {name} --output ctx"

@@ -139,10 +139,9 @@ command: [/bin/busybox, httpd, -f, -v, -p, "8080", -h, {workload_dir}]
 )
 
 
-def new_workload_file(*, name: str, folder: Path, force: bool = False) -> Path:
-    """Write a commented starting entry for `name` into `folder`, checked by loading it,
-    and the entry schema beside it (refreshed), which the entry's first line names.
-    """
+def new_entry_path(*, name: str, folder: Path, force: bool = False) -> Path:
+    """Where a new entry for `name` goes in `folder`; refused with one line where the
+    name is no workload name or an entry is there already (without --force)."""
     if not DNS_LABEL.fullmatch(name):
         raise CatalogError(
             f"{shown(name)} is not a workload name (a DNS-1123 label: lowercase letters, "
@@ -151,24 +150,37 @@ def new_workload_file(*, name: str, folder: Path, force: bool = False) -> Path:
     path = folder / f"{name}.yaml"
     if path.exists() and not force:
         raise CatalogError(f"{path} exists; edit it, or add --force to start it again")
+    return path
+
+
+def write_new_entry(path: Path, text: str) -> Path:
+    """Write the entry `text` at `path`, checked by loading it (nothing is left where it
+    does not load), and the entry schema beside it (refreshed), which its first line
+    names."""
+    folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     schema = folder / f".{SCHEMA_FILE}.new"
     schema.write_text(catalog_schema_text())
     schema.replace(folder / SCHEMA_FILE)
-    user = name if USER_NAME.fullmatch(name) else "workload"
-    scratch = folder / f".{name}.yaml.new"
-    scratch.write_text(
-        STARTING_ENTRY.format(
-            name=name,
-            folder=folder,
-            user=user,
-            workload_dir=image_contract.WORKLOAD_DIR,
-            workload_bin=image_contract.WORKLOAD_BIN,
-        )
-    )
+    scratch = folder / f".{path.name}.new"
+    scratch.write_text(text)
     try:
         load_workload_file(scratch.rename(path))
     except CatalogError:
         path.unlink(missing_ok=True)
         raise
     return path
+
+
+def new_workload_file(*, name: str, folder: Path, force: bool = False) -> Path:
+    """Write a commented starting entry for `name` into `folder` (see write_new_entry)."""
+    path = new_entry_path(name=name, folder=folder, force=force)
+    user = name if USER_NAME.fullmatch(name) else "workload"
+    text = STARTING_ENTRY.format(
+        name=name,
+        folder=folder,
+        user=user,
+        workload_dir=image_contract.WORKLOAD_DIR,
+        workload_bin=image_contract.WORKLOAD_BIN,
+    )
+    return write_new_entry(path, text)

@@ -18,10 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from builder.build.from_image import from_entry
 from builder.build.image import build_workload_image
 from builder.check.checks import check_image
+from builder.cli.main import main
+from builder.config.catalog import load_workload_file
 from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
 from builder.core import image_contract, wait
 from builder.engine import containers, docker_engine
@@ -104,3 +107,60 @@ def test_an_application_image_joins_the_mesh(
         assert f"={uid}" in privilege, privilege
     finally:
         docker_engine.remove_image(built.reference)
+
+
+def test_workloads_new_from_an_image_writes_what_its_config_says(
+    applications: dict[str, str], tmp_path: Path
+) -> None:
+    """`workloads new NAME --from IMAGE` on the Python application: the entry names the
+    image's command, user, folder and port as `docker inspect` shows them, and renders."""
+    image = applications["python"]
+    config = docker_engine.image_attrs(image)["Config"]
+    folder = tmp_path / "images"
+    runner = CliRunner()
+    made = runner.invoke(
+        main, ["workloads", "new", "shop", "--from", image, "--dir", str(folder), "--pull", "never"]
+    )
+    assert made.exit_code == 0, made.output
+    entry = load_workload_file(folder / "shop.yaml")
+    assert list(entry.command) == [*(config.get("Entrypoint") or []), *config["Cmd"]]
+    assert entry.user is not None
+    assert entry.user.name == config["User"]
+    assert entry.workdir == config["WorkingDir"]
+    assert [f"{p.port}/{p.protocol.lower()}" for p in entry.ports] == list(config["ExposedPorts"])
+    greeting = next(pair for pair in config["Env"] if pair.startswith("GREETING="))
+    assert f'#   GREETING: "{greeting.partition("=")[2]}"' in (folder / "shop.yaml").read_text()
+    rendered = runner.invoke(
+        main,
+        [
+            "render",
+            "--catalog",
+            str(folder),
+            "--workload",
+            "shop",
+            "--offline",
+            "--output",
+            str(tmp_path / "ctx"),
+            "--pull",
+            "never",
+        ],
+    )
+    assert rendered.exit_code == 0, rendered.output
+    # An image that is not there, with --pull never: one line, and no entry.
+    missing = runner.invoke(
+        main,
+        [
+            "workloads",
+            "new",
+            "gone",
+            "--from",
+            f"{image}-gone",
+            "--dir",
+            str(folder),
+            "--pull",
+            "never",
+        ],
+    )
+    assert missing.exit_code != 0
+    assert len(missing.output.strip().splitlines()) == 1, missing.output
+    assert not (folder / "gone.yaml").exists()

@@ -12,11 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from builder.build.from_image import ROOT, ImageConfig, image_user, resolve
+from builder.build.from_image import (
+    ROOT,
+    ImageConfig,
+    from_entry,
+    image_user,
+    resolve,
+    starting_entry,
+)
 from builder.build.render import render_files
+from builder.config.catalog import load_workload_file, new_entry_path, write_new_entry
 from builder.config.models import RunAs, read_workload
 from builder.config.settings import load_settings
 from builder.core import image_contract
@@ -35,6 +44,7 @@ CONFIG = ImageConfig(
     workdir="/srv/app",
     exposed=("8080/tcp", "9090/tcp"),
     passwd=PASSWD,
+    env=("PATH=/usr/local/bin:/usr/bin", "GREETING=hello from python", "LANG=C.UTF-8"),
 )
 
 
@@ -193,3 +203,88 @@ def test_a_hostile_image_config_is_refused_or_changes_no_structure(
         refused = ""
         assert json.dumps(rendered_shape(files)) == benign, (field, value)
     assert "\n" not in refused
+
+
+def written_entry(tmp_path: Path, config: ImageConfig, name: str = "shop") -> Path:
+    path = new_entry_path(name=name, folder=tmp_path / "images")
+    return write_new_entry(path, starting_entry(name, APP, config))
+
+
+def test_a_starting_entry_says_what_the_image_says(tmp_path: Path) -> None:
+    """workloads new --from: the entry, loaded as any entry, builds what the image alone
+    builds (the same command, user, folder and ports), and shows the image's ENV."""
+    path = written_entry(tmp_path, CONFIG)
+    written = load_workload_file(path)
+    from_the_image = resolve(from_entry(APP, "shop"), CONFIG)
+    from_the_entry = resolve(written, CONFIG)
+    for field in ("command", "ports", "workdir", "run_as"):
+        assert getattr(from_the_entry, field) == getattr(from_the_image, field), field
+    assert written.user is not None  # written out, so that it can be edited
+    assert written.from_image is not None
+    assert written.from_image.image == APP
+    text = path.read_text()
+    assert '#   GREETING: "hello from python"' in text.splitlines()
+    assert "PATH" not in text  # the image's PATH stays the workload's
+    assert written.env == {}  # the image's environment stays the container's
+
+
+def test_an_image_without_user_or_ports_leaves_them_to_edit(tmp_path: Path) -> None:
+    config = ImageConfig(reference=APP, cmd=("/app",))
+    path = written_entry(tmp_path, config)
+    written = load_workload_file(path)
+    assert (written.user, written.ports) == (None, ())
+    comments = [line for line in path.read_text().splitlines() if line.startswith("# ")]
+    assert any("USER is root (UID 0)" in line for line in comments)
+    assert any(line.startswith("# ports: the image exposes none") for line in comments)
+    # Given a port, it builds as the image says: as root.
+    assert (
+        resolve(written, ImageConfig(**{**config.__dict__, "exposed": ("80/tcp",)})).run_as == ROOT
+    )
+
+
+def test_an_image_config_an_entry_cannot_hold_leaves_nothing(tmp_path: Path) -> None:
+    config = ImageConfig(reference=APP, cmd=("/app", "two\nlines"), exposed=("80/tcp",))
+    with pytest.raises(CatalogError) as refused:
+        written_entry(tmp_path, config)
+    assert "\n" not in refused.value.message
+    assert not list((tmp_path / "images").glob("shop.yaml*"))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    field=st.sampled_from(["entrypoint", "cmd", "user", "workdir", "exposed", "passwd", "env"]),
+    value=st.text(min_size=1, max_size=60),
+    index=st.integers(min_value=0, max_value=2),
+)
+def test_a_hostile_image_config_writes_an_entry_of_the_same_shape_or_none(
+    field: str, value: str, index: int
+) -> None:
+    """Any value in any field of the image's config: refused in one line, or an entry
+    whose YAML has the fields the benign image's has, each value the image's own."""
+    items = getattr(CONFIG, field)
+    given_value: Any = value
+    if isinstance(items, tuple):
+        given_value = tuple(value if i == index % len(items) else v for i, v in enumerate(items))
+    config = ImageConfig(**{**CONFIG.__dict__, field: given_value})
+    try:
+        text = starting_entry("shop", APP, config)
+    except MeshexpError as exc:
+        text, refused = "", exc.message
+    if not text:
+        assert "\n" not in refused
+        return
+    document = yaml.safe_load(text)
+    benign = yaml.safe_load(starting_entry("shop", APP, CONFIG))
+    assert set(document) <= set(benign)
+    for left_out in set(benign) - set(document):  # only with a note saying why
+        assert left_out in {"user", "ports", "command"}
+        assert any(line.startswith(f"# {left_out}: ") for line in text.splitlines())
+    assert document.get("command", []) == list(config.entrypoint + config.cmd)
+    assert document["workdir"] == config.workdir
+    assert document["from"] == {"image": APP}
+    # The environment is comments only, each variable's own name and value.
+    pairs = {tuple(pair.partition("=")[::2]) for pair in config.env}
+    for line in text.splitlines():
+        if line.startswith("#   "):
+            variable, _, quoted = line[4:].partition(": ")
+            assert (variable, json.loads(quoted)) in pairs, line
