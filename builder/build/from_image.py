@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,12 +22,13 @@ from typing import Any, NoReturn
 import yaml
 
 from builder.build.upstream import ensure_image
-from builder.config.catalog import SCHEMA_MODELINE
+from builder.config.catalog import SCHEMA_MODELINE, find_workload
 from builder.config.models import RunAs, Workload
 from builder.config.settings import Settings
 from builder.config.types import parse
 from builder.config.validation import ENV_NAME, USER_NAME, shown
 from builder.core.errors import BuildError, CatalogError
+from builder.core.image_contract import ImageContract
 from builder.core.progress import Progress
 from builder.engine import docker_engine
 
@@ -164,14 +166,30 @@ def _refuse(where: str, message: str) -> NoReturn:
     raise CatalogError(f"{where} {message}")
 
 
-def from_entry(reference: str, name: str | None) -> Workload:
+def from_entry(reference: str, name: str | None, namespace: str = "default") -> Workload:
     """The workload `--from REF` names: everything but its name from the image (the
     image's last path part, where no --workload gives one)."""
     if name is None:
         last = reference.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
         name = re.sub(r"[^a-z0-9-]+", "-", last.lower()).strip("-")[:63].strip("-") or "app"
-    document = {"name": name, "namespace": "default", "from": {"image": reference}}
+    document = {"name": name, "namespace": namespace, "from": {"image": reference}}
     return parse(Workload, document, "--from:", CatalogError, {"where": "--from:"})
+
+
+def workload_of_image(contract: ImageContract, catalog: Sequence[Path] = ()) -> Workload:
+    """The workload an image of ours was built for, as its labels name it: its catalog
+    entry; or, for an image made with --from and no entry of its own, the workload that
+    application image makes (settle reads the image's config)."""
+    made = contract.application_image
+    try:
+        entry = find_workload(contract.workload, catalog)
+    except CatalogError:
+        if not made:
+            raise
+        return from_entry(made, contract.workload, contract.namespace)
+    if made and entry.from_image is None:
+        return from_entry(made, contract.workload, contract.namespace)
+    return entry
 
 
 def settle(workload: Workload, settings: Settings, progress: Progress) -> Workload:

@@ -183,6 +183,7 @@ def image_contract_of(
         readiness=readiness_label(workload),
         inbound_ports_to_ignore=tuple(settings.inbound_ports_to_ignore),
         outbound_ports_to_ignore=tuple(settings.outbound_ports_to_ignore),
+        application_image=workload.from_image.image if workload.from_image else "",
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from builder.build.from_image import settle
 from builder.cli.options import (
     emit_json,
     lab_option,
@@ -27,6 +28,7 @@ from builder.cluster.registrar import Registrar, default_owner, registrar_id
 from builder.cluster.run import container_name, parse_route, run_workload, stop_workload
 from builder.config.group import Group, group_with_flags, load_group
 from builder.core.errors import MeshexpError
+from builder.core.progress import Progress
 from builder.lab import Lab, register_in_lab, run_in_lab
 
 
@@ -55,7 +57,7 @@ def manifests(
     """Print the ExternalWorkload, its Service, and the Ready status patch."""
     settings = settings_from(options)
     result = build_manifests(
-        workload=workload_of(workload_name, settings),
+        workload=settle(workload_of(workload_name, settings), settings, Progress()),
         settings=settings,
         ips=list(ips),
         name=name,
@@ -139,7 +141,7 @@ def run(
         )
     settings = settings_from(options)
     common: dict[str, Any] = {
-        "workload": workload_of(workload_name, settings),
+        "workload": settle(workload_of(workload_name, settings), settings, Progress()),
         "settings": settings,
         "manifests_dir": manifests_dir,
         "image": image_ref,

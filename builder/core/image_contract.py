@@ -13,7 +13,8 @@ Each label carries one fact of the image's run-time contract:
   OUTBOUND_PORTS_TO_IGNORE;
 - what it was built from: LINKERD_VERSION, LINKERD_RELEASE, PROXY_VERSION,
   PROXY_RELEASE, PROXY_STANDIN, SPIRE_VERSION, SPIRE_TOPOLOGY, SPIRE_MULTICALL,
-  SPIRE_PLUGINS, BASE_IMAGE, SOURCE_PREFIX (one per component), TOOL_VERSION.
+  SPIRE_PLUGINS, BASE_IMAGE, APPLICATION_IMAGE, SOURCE_PREFIX (one per component),
+  TOOL_VERSION.
 
 Labels on other things the tool makes (the lab's containers, `run`'s, cached images)
 are named here too, so that `io.meshexp.` is written in this module only.
@@ -54,6 +55,8 @@ READINESS = "io.meshexp.readiness"
 INBOUND_PORTS_TO_IGNORE = "io.meshexp.inbound-ports-to-ignore"
 OUTBOUND_PORTS_TO_IGNORE = "io.meshexp.outbound-ports-to-ignore"
 BASE_IMAGE = "io.meshexp.base-image"
+# The application image an image made with --from (or `from:`) lays the mesh on.
+APPLICATION_IMAGE = "io.meshexp.application-image"
 SOURCE_PREFIX = "io.meshexp.source."  # + the component's role, '/' as '.'
 
 IMAGE_LABELS = (
@@ -83,6 +86,7 @@ IMAGE_LABELS = (
     INBOUND_PORTS_TO_IGNORE,
     OUTBOUND_PORTS_TO_IGNORE,
     BASE_IMAGE,
+    APPLICATION_IMAGE,
 )
 
 # The identity style an image from before the IDENTITY label carries.
@@ -140,6 +144,7 @@ class ImageContract:
     readiness: str = ""  # the probe and its timings, as JSON
     inbound_ports_to_ignore: tuple[int, ...] = ()
     outbound_ports_to_ignore: tuple[int, ...] = ()
+    application_image: str = ""  # made --from this image (as the user named it)
     # read only (render writes these among its provenance labels)
     proxy_standin: str = ""
     base_image: str = ""
@@ -173,6 +178,7 @@ class ImageContract:
             (READINESS, self.readiness),
             (INBOUND_PORTS_TO_IGNORE, ",".join(map(str, self.inbound_ports_to_ignore))),
             (OUTBOUND_PORTS_TO_IGNORE, ",".join(map(str, self.outbound_ports_to_ignore))),
+            *([(APPLICATION_IMAGE, self.application_image)] if self.application_image else []),
         ]
 
     @classmethod
@@ -207,6 +213,7 @@ class ImageContract:
             outbound_ports_to_ignore=_numbers(labels, OUTBOUND_PORTS_TO_IGNORE),
             proxy_standin=get(PROXY_STANDIN, ""),
             base_image=get(BASE_IMAGE, ""),
+            application_image=get(APPLICATION_IMAGE, ""),
             present=frozenset(name for name in labels if name in IMAGE_LABELS),
         )
 

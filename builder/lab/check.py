@@ -14,14 +14,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from builder.build.from_image import settle, workload_of_image
 from builder.check.checks import check_image
 from builder.check.listings import metric_series
 from builder.check.live import http_status
 from builder.check.report import CheckReport, ImageFacts, require
 from builder.check.traffic import port_probes
 from builder.cluster.run import stop_workload
-from builder.config.catalog import find_workload
 from builder.config.settings import Settings, load_settings
+from builder.core.progress import Progress
 from builder.engine import docker_engine
 from builder.lab import Lab, run_in_lab
 
@@ -46,7 +47,8 @@ def check_outbound_in_lab(*, image: str, lab: Lab, catalog: Sequence[Path] = ())
             "identity": facts.identity,
         },
     )
-    workload = find_workload(name, catalog)
+    # The catalog's entry, or the workload an image made --from its application makes.
+    workload = settle(workload_of_image(facts.need(), catalog), settings, Progress())
     # Names of their own, so that a workload of the image's name already in the
     # lab is left alone.
     subject, peer = f"{name}-check", f"{name}-check-peer"

@@ -1,5 +1,5 @@
 """Any application image joins the mesh (`image --from`): three images unlike our base,
-made here (test equipment, tests/integration/apps):
+made here (test equipment, harness/apps.py):
 
 - a Python HTTP service on Debian (python3 from Debian's packages), USER app, WORKDIR;
 - a musl program with the musl loader and nothing else: no glibc, no shell;
@@ -12,7 +12,6 @@ check, and `docker stop` reaches the application.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,23 +24,12 @@ from builder.build.image import build_workload_image
 from builder.check.checks import check_image
 from builder.cli.main import main
 from builder.config.catalog import load_workload_file
-from builder.config.settings import OFFLINE_BASE_IMAGE, Settings
+from builder.config.settings import Settings
 from builder.core import image_contract, wait
 from builder.engine import containers, docker_engine
+from harness import apps
 
-APPS = Path(__file__).resolve().parent / "apps"
 TAG = uuid.uuid4().hex[:8]
-
-
-def app_image(name: str, context: Path) -> str:
-    reference = f"meshexp-test-app/{name}:{TAG}"
-    docker_engine.build_image(
-        context=context,
-        tag=reference,
-        platform="linux/amd64",
-        buildargs={"BASE": OFFLINE_BASE_IMAGE},
-    )
-    return reference
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +37,12 @@ def applications(
     plain_base: str, real_faces: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """The three application images, removed again afterwards."""
-    scratch = tmp_path_factory.mktemp("app-scratch")
-    shutil.copy(real_faces["smiley"], scratch / "smiley")
-    (scratch / "smiley").chmod(0o755)
-    (scratch / "Dockerfile").write_text(
-        'FROM scratch\nCOPY smiley /smiley\nUSER 65532\nEXPOSE 8000\nENTRYPOINT ["/smiley"]\n'
-    )
-    made = {
-        "python": app_image("python", APPS / "python"),
-        "musl": app_image("musl", APPS / "musl"),
-        "scratch": app_image("scratch", scratch),
-    }
-    yield made
-    for reference in made.values():
-        docker_engine.remove_image(reference)
+    with apps.applications(real_faces["smiley"], tmp_path_factory.mktemp("app"), TAG) as made:
+        yield made
 
+
+# GET /exit/3 from inside the container: the Python service ends with code 3.
+EXIT_3 = 'exec 3<>/dev/tcp/127.0.0.1/8080; printf "GET /exit/3 HTTP/1.0\\r\\n\\r\\n" >&3; cat <&3'
 
 # What each runs as, and what it says when told to stop (the Faces smiley says nothing).
 EXPECTED = {
@@ -99,6 +78,13 @@ def test_an_application_image_joins_the_mesh(
         assert exit_code == 143
         if says_on_stop:
             assert says_on_stop in logs, logs[-2000:]
+        if app == "python":  # the application's own exit code becomes the container's
+            with containers.mesh_container(
+                image=built.reference, network=network, certs=certs, env={}
+            ) as box:
+                box.exec(["bash", "-c", EXIT_3])
+                assert box.wait_for_exit(timeout=60) == 3
+                assert "workload python-app exited with code 3" in box.logs()
         report = check_image(image=built.reference, certs=certs)
         failed = {r.name: r.detail for r in report.results if not r.passed}
         assert failed == {}, failed

@@ -15,12 +15,14 @@ import signal
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from lightkube.resources.core_v1 import Namespace
 from lightkube.resources.discovery_v1 import EndpointSlice
 
+from builder.build.from_image import from_entry
 from builder.build.image import build_workload_image
 from builder.check.answers import CURSING, GRINNING, face_trouble, smiley_share
 from builder.check.listings import metric_series
@@ -34,7 +36,7 @@ from builder.core.net import proxy_readiness
 from builder.engine import docker_engine
 from builder.lab import Lab, lab_status
 from builder.lab.check import check_outbound_in_lab
-from harness import faces
+from harness import apps, faces
 from harness.lab import into_lab
 from harness.rotation import FACE_ENV
 
@@ -369,6 +371,24 @@ def test_check_in_the_lab_completes_outbound_over_mtls(
     assert expected in detail
     client = kube.connect(lab.kubeconfig)
     assert kube.ready_condition(f"{name}-check", "faces", client) is None  # cleaned up
+
+
+def test_an_application_image_answers_over_mtls_in_the_lab(
+    lab: Lab, mesh_settings: Settings, real_faces: dict[str, Path], tmp_path: Path
+) -> None:
+    """`image --from` an application FROM scratch (the static smiley: no shell, no libc),
+    then `check --lab`: the image runs twice as ExternalWorkloads with no catalog entry;
+    one's workload UID reaches the other, and its proxy reports mTLS to that identity."""
+    with apps.applications(real_faces["smiley"], tmp_path, "lab", ("scratch",)) as made:
+        built = build_workload_image(
+            workload=from_entry(made["scratch"], "scratch-app"), settings=mesh_settings
+        )
+        try:
+            detail = check_outbound_in_lab(image=built.reference, lab=lab)
+        finally:
+            docker_engine.remove_image(built.reference)
+    identity = mesh_settings.identity_of("default", "scratch-app-check-peer").spiffe_id
+    assert f"over mTLS to {identity} through the control plane" in detail
 
 
 READY_AGAIN = 60.0  # seconds: a restarted part is ready again within this

@@ -23,9 +23,15 @@ from builder.build.from_image import (
     image_user,
     resolve,
     starting_entry,
+    workload_of_image,
 )
 from builder.build.render import render_files
-from builder.config.catalog import load_workload_file, new_entry_path, write_new_entry
+from builder.config.catalog import (
+    find_workload,
+    load_workload_file,
+    new_entry_path,
+    write_new_entry,
+)
 from builder.config.models import RunAs, read_workload
 from builder.config.settings import load_settings
 from builder.core import image_contract
@@ -288,3 +294,23 @@ def test_a_hostile_image_config_writes_an_entry_of_the_same_shape_or_none(
         if line.startswith("#   "):
             variable, _, quoted = line[4:].partition(": ")
             assert (variable, json.loads(quoted)) in pairs, line
+
+
+def test_an_image_names_the_workload_it_was_built_for(tmp_path: Path) -> None:
+    """check --lab and run find an image's workload by its labels: the catalog's entry,
+    or for an image made --from with no entry, the workload its application makes."""
+    made = image_contract.ImageContract(workload="shop", namespace="stores", application_image=APP)
+    workload = workload_of_image(made)
+    assert (workload.name, workload.namespace) == ("shop", "stores")
+    assert workload.from_image is not None
+    assert workload.from_image.image == APP
+    assert resolve(workload, CONFIG).command == resolve(from_entry(APP, "shop"), CONFIG).command
+    # A catalog image is its entry; a name no catalog has, without an application, refused.
+    catalog = image_contract.ImageContract(workload="smiley", namespace="faces")
+    assert workload_of_image(catalog) == find_workload("smiley")
+    with pytest.raises(CatalogError):
+        workload_of_image(image_contract.ImageContract(workload="shop", namespace="stores"))
+    # An entry of the image's own name that is made from an image wins (it may say more).
+    folder = tmp_path / "images"
+    write_new_entry(new_entry_path(name="shop", folder=folder), starting_entry("shop", APP, CONFIG))
+    assert workload_of_image(made, [folder]).source_file.startswith("images/shop.yaml")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.build.from_image import ImageConfig, from_entry, resolve
 from builder.build.plan import plan_components
 from builder.build.render import render_files
 from builder.config.catalog import find_workload, load_catalog
@@ -36,12 +37,18 @@ def our_labels(dockerfile: str) -> set[str]:
 
 
 def written(workload: str, settings: Settings) -> set[str]:
-    found = find_workload(workload)
+    """The labels the image of catalog entry `workload` carries, or with `from:REF`,
+    the image made from an application image (its config as a Python service's)."""
+    if workload.startswith("from:"):
+        config = ImageConfig(reference=workload[5:], cmd=("app",), exposed=("8080/tcp",))
+        found = resolve(from_entry(config.reference, "app"), config)
+    else:
+        found = find_workload(workload)
     files = render_files(found, settings, components=plan_components(found, settings))
     return our_labels(files["Dockerfile"][0])
 
 
-@pytest.mark.parametrize("workload", sorted(load_catalog()))
+@pytest.mark.parametrize("workload", [*sorted(load_catalog()), "from:registry.example/app:1"])
 def test_every_label_an_image_carries_is_named_in_the_contract(workload: str) -> None:
     for settings in (Settings(), Settings().with_(topology="production")):
         keys = written(workload, settings.check())
@@ -57,7 +64,7 @@ def test_every_label_an_image_carries_is_named_in_the_contract(workload: str) ->
 def test_every_named_label_is_written_by_some_build() -> None:
     """A name in the contract that no build writes is a reader waiting for nothing."""
     seen: set[str] = set()
-    for workload in load_catalog():
+    for workload in [*load_catalog(), "from:registry.example/shop/app:1.4"]:
         seen |= written(workload, Settings().check())
     # Written only by some builds: a proxy file (the stand-in's mark, the release it
     # says) and a base image from a registry (its digest).

@@ -1,4 +1,5 @@
-"""An HTTP service that says its greeting, and says so when it is told to stop."""
+"""An HTTP service that says its greeting, says so when it is told to stop, and ends
+with the code GET /exit/CODE names."""
 
 import http.server
 import os
@@ -9,6 +10,10 @@ from pathlib import Path
 
 class Greeter(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path.startswith("/exit/"):  # ends the service with that code
+            code = int(self.path.removeprefix("/exit/"))
+            print(f"app: exiting with {code}", flush=True)
+            os._exit(code)
         body = (os.environ.get("GREETING", "hello") + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
