@@ -13,8 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from builder.build.gobuild import cached_go_binary
 from builder.config.settings import OFFLINE_BASE_IMAGE
+from builder.config.sources import GoSource
+from builder.core.progress import Progress
 from builder.engine import docker_engine
+from builder.oci import buildkit
+from harness.equipment import COMPONENTS_MODULE
 
 APPS = Path(__file__).resolve().parent / "apps"
 NAMES = ("musl", "python", "scratch")
@@ -58,3 +63,33 @@ def applications(
     finally:
         for reference in made.values():
             docker_engine.remove_image(reference)
+
+
+MULTI_PLATFORM_DOCKERFILE = (
+    "FROM scratch\nARG TARGETARCH\nCOPY smiley-${TARGETARCH} /smiley\nUSER 65532\n"
+    'EXPOSE 8000\nENTRYPOINT ["/smiley"]\n'
+)
+
+
+def scratch_index(registry: str, tag: str, folder: Path, progress: Progress | None = None) -> str:
+    """The scratch application for linux/amd64 and linux/arm64 (our Faces-compatible
+    smiley, static, built for each) as one index in `registry` (on this machine), built
+    by a buildkitd of our own. Its reference."""
+
+    progress = progress or Progress()
+    for arch in ("amd64", "arm64"):
+        binary = cached_go_binary(GoSource(package="./cmd/smiley", local=COMPONENTS_MODULE), arch)
+        shutil.copy(binary, folder / f"smiley-{arch}")
+        (folder / f"smiley-{arch}").chmod(0o755)
+    (folder / "Dockerfile").write_text(MULTI_PLATFORM_DOCKERFILE)
+    reference = f"{registry}/meshexp-test-app/scratch:{tag}"
+    with buildkit.own_builder([registry], progress) as builder:
+        buildkit.build(
+            builder,
+            context=folder,
+            platform="linux/amd64,linux/arm64",
+            output=f"type=image,name={reference},push=true,registry.insecure=true",
+            opts={},
+            on_line=progress.line,
+        )
+    return reference

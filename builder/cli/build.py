@@ -182,10 +182,6 @@ def image(
         raise click.UsageError("give --workload NAME (repeatable), --from IMAGE or --all")
     names = tuple(catalog_of(settings)) if all_workloads else workload_names
     workloads = chosen_workloads(names, from_ref, settings)
-    if needs_buildkit(settings, builder_address) and from_ref is not None:
-        raise click.UsageError(
-            "--from builds for one platform so far: give one --platform (several are to come)"
-        )
     if needs_buildkit(settings, builder_address):
         if not do_push or registry is None:
             raise click.UsageError(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from builder.build.base_image import rootfs_tarball
 from builder.build.buildkit_programs import cached_buildkit
+from builder.build.from_image import settle
 from builder.build.gobuild import HOST_ARCH, cached_go_binary
 from builder.build.image import prefetch_components
 from builder.build.plan import plan_components
@@ -320,6 +321,27 @@ def _as_index(client: RegistryClient, name: str, digest: str, platform: str) -> 
     return {"manifests": [{**entry, "platform": {"os": os_name, "architecture": arch}}]}
 
 
+def application_hosts(workloads: list[Workload]) -> list[str]:
+    """The registries BuildKit takes the application images of --from workloads from
+    (each platform's own image), those on this machine to be spoken to over plain HTTP;
+    refused with one line for an application image no registry holds."""
+    hosts = []
+    for workload in workloads:
+        if workload.from_image is None:
+            continue
+        used, digest = workload.image_used
+        if not digest.startswith("sha256:"):
+            raise BuildError(
+                f"{used} is in the Docker engine only, and each platform's image of a "
+                "multi-platform build comes from a registry: push it (e.g. docker buildx "
+                "build --platform ... --push) and give its registry reference"
+            )
+        host = used.split("/")[0]
+        if is_local(host):
+            hosts.append(host)
+    return list(dict.fromkeys(hosts))
+
+
 def prepare_platforms(
     *, workloads: list[Workload], settings: Settings, progress: Progress | None = None
 ) -> list[str]:
@@ -365,6 +387,8 @@ def publish_platforms(
     platforms = check_platforms(settings)
     host = registry_host(registry)
     settings = settle_proxy_version(settings, progress)
+    workloads = [settle(workload, settings, progress) for workload in workloads]
+    applications = application_hosts(workloads)
     used = upstream_digests(workloads, settings) if not settings.offline else {}
     scratch_root = cache_root() / "contexts"
     scratch_root.mkdir(parents=True, exist_ok=True)
@@ -390,7 +414,7 @@ def publish_platforms(
             registry_host=host,
             need_helper=need_helper,
             progress=progress,
-            insecure=tuple(local_mirrors(settings)),
+            insecure=(*local_mirrors(settings), *applications),
         ) as run:
             offered = run.builder.platforms()
             for platform in platforms:
@@ -415,4 +439,4 @@ def publish_platforms(
             ]
 
 
-__all__ = ["PublishedIndex", "prepare_platforms", "publish_platforms"]
+__all__ = ["PublishedIndex", "application_hosts", "prepare_platforms", "publish_platforms"]

@@ -28,7 +28,7 @@ from builder.build.buildkit_programs import cached_buildkit
 from builder.core import image_contract
 from builder.oci.buildkit import BUILDKIT_VERSION
 from builder.oci.registry import LocalRegistry, RegistryClient
-from harness import equipment
+from harness import apps, equipment
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = ("linux/amd64", "linux/arm64")
@@ -371,3 +371,54 @@ def test_a_given_builder_without_attestations_makes_one_index(
         manifest, found = client.manifest("meshexp-test-mp/smiley", entry["digest"])
         assert found == entry["digest"]
         assert manifest["mediaType"] == entry["mediaType"]
+
+
+# The arm64 mesh's own programs, from its folder alone (the application has no shell).
+PROGRAMS = (
+    " ".join(["export", *(f"{k}={v}" for k, v in image_contract.EXEC_ENVIRONMENT.items()), ";"])
+    + " echo $HOSTTYPE; spire-agent --version; iptables-legacy --version"
+)
+
+
+def test_an_application_index_is_meshed_for_each_platform(
+    engine, registry: str, real_proxy: Path, tmp_path: Path
+) -> None:
+    """publish --from an application published for amd64 and arm64: each platform's
+    image is that platform's application, its layers untouched, with that platform's
+    mesh laid on top (its programs run under emulation on arm64)."""
+    application = apps.scratch_index(registry, "mp", tmp_path)
+    done = run(
+        [
+            *publish_command(registry, real_proxy, "--allow-standin", "--no-sbom"),
+            "--from", application, "--workload", "scratch-app", "--no-provenance",
+            "--output", "json", "--progress", "quiet",
+        ]
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [answer] = json.loads(done.stdout)
+    client = RegistryClient(registry)
+    app_name, _, app_tag = application.split("/", 1)[1].rpartition(":")
+    app_index, _ = client.manifest(app_name, app_tag)
+    name = answer["reference"].split("/", 1)[1].rpartition(":")[0]
+    for platform in answer["platforms"]:
+        arch = platform["platform"].split("/")[1]
+        manifest, _ = client.manifest(name, platform["digest"])
+        config = json.loads(client.blob(name, manifest["config"]["digest"]))
+        assert config["architecture"] == arch
+        assert config["config"]["Labels"][image_contract.APPLICATION_IMAGE] == application
+        [app_entry] = [e for e in app_index["manifests"] if e["platform"]["architecture"] == arch]
+        app_manifest, _ = client.manifest(app_name, app_entry["digest"])
+        app_layers = [layer["digest"] for layer in app_manifest["layers"]]
+        layers = [layer["digest"] for layer in manifest["layers"]]
+        assert layers[: len(app_layers)] == app_layers  # the application's, untouched
+        assert len(layers) > len(app_layers)
+    image = engine.images.pull(answer["reference"], platform="linux/arm64")
+    try:
+        assert image.attrs["Architecture"] == "arm64"
+        code, output = run_arm64(engine, answer["reference"], ["-c", PROGRAMS], image_contract.BASH)
+        assert code == 0, output
+        assert output.split()[:1] == ["aarch64"]
+        assert "1.13.3" in output
+        assert "iptables v" in output
+    finally:
+        engine.images.remove(image.id, force=True)

@@ -35,7 +35,8 @@ from builder.config.catalog import (
 from builder.config.models import RunAs, read_workload
 from builder.config.settings import load_settings
 from builder.core import image_contract
-from builder.core.errors import CatalogError, MeshexpError
+from builder.core.errors import BuildError, CatalogError, MeshexpError
+from builder.oci.multiplatform import application_hosts
 from tests.conftest import matches_golden
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "app-from-image"
@@ -314,3 +315,22 @@ def test_an_image_names_the_workload_it_was_built_for(tmp_path: Path) -> None:
     folder = tmp_path / "images"
     write_new_entry(new_entry_path(name="shop", folder=folder), starting_entry("shop", APP, CONFIG))
     assert workload_of_image(made, [folder]).source_file.startswith("images/shop.yaml")
+
+
+def test_a_multi_platform_build_takes_applications_from_their_registries() -> None:
+    """publish --platform A,B --from: BuildKit pulls each platform's application image,
+    over plain HTTP from a registry on this machine; one only the engine holds is
+    refused in one line."""
+    local = ImageConfig(**{**CONFIG.__dict__, "reference": "127.0.0.1:5000/shop/app:1.4"})
+    made = [
+        resolve(from_entry(config.reference, name), config)
+        for name, config in (("remote", CONFIG), ("local", local))
+    ]
+    assert application_hosts([*made, find_workload("smiley")]) == ["127.0.0.1:5000"]
+    engine_only = ImageConfig(
+        **{**CONFIG.__dict__, "reference": "shop/app:dev", "digest": "local image sha256:1"}
+    )
+    with pytest.raises(BuildError) as refused:
+        application_hosts([resolve(from_entry(engine_only.reference, "dev"), engine_only)])
+    assert "\n" not in refused.value.message
+    assert "shop/app:dev is in the Docker engine only" in refused.value.message
