@@ -6,6 +6,7 @@ import time
 
 from bench import (
     catalog,
+    from_image,
     image_size,
     keeper,
     lab,
@@ -33,6 +34,7 @@ def main() -> None:
         registration,
         lab,
         publish,
+        from_image,
         walkthrough,
     ):
         print(f"== {module.__name__.split('.')[-1]}", flush=True)
