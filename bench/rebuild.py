@@ -16,6 +16,7 @@ from builder.build.image import build_workload_image
 from builder.build.plan import plan_components
 from builder.build.sources import fetch
 from builder.config.catalog import load_workload_file
+from builder.config.models import Workload
 from builder.config.settings import Settings
 
 TARGET_SHARE = 0.10
@@ -32,7 +33,7 @@ def workload_file(folder: Path, binary: Path) -> Path:
     return folder / "smiley.yaml"
 
 
-def timed_build(workload, settings: Settings, tag: str, nocache: bool) -> tuple[float, int]:
+def timed_build(workload: Workload, settings: Settings, tag: str, nocache: bool) -> tuple[float, int]:
     """Seconds, and how many layer-making steps ran (not taken from the cache)."""
     lines: list[str] = []
     start = time.monotonic()

@@ -33,7 +33,7 @@ class Program:
     ip: str
 
     def logs(self) -> str:
-        return self.container.logs().decode(errors="replace")
+        return str(self.container.logs().decode(errors="replace"))
 
     def stop(self) -> None:
         self.container.remove(force=True)
