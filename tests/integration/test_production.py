@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.build.from_image import from_entry, settle
 from builder.build.image import build_workload_image
 from builder.check.live import check_identity, check_least_privilege, wait_ready
 from builder.check.report import ImageFacts
@@ -14,7 +15,9 @@ from builder.cluster.certs import create_node_cert
 from builder.cluster.spire_server import build_server_image, register, start_server
 from builder.config.catalog import find_workload
 from builder.core import image_contract
-from builder.engine import containers
+from builder.core.progress import Progress
+from builder.engine import containers, docker_engine
+from harness import apps
 from tests.integration.conftest import TEST_IMAGE_NAME
 
 FAIL_LIMIT = 90.0  # seconds: a refused agent gives up after SPIRE's own retries
@@ -173,3 +176,37 @@ def test_x509pop_node_certificate_instead_of_a_token(
             "one name (server name color.faces.externalworkload.cluster.local)"
         )
         assert "BEGIN" not in box.logs()
+
+
+def test_an_application_image_gets_its_svid_from_the_external_server(
+    prod_settings, network, certs, server, real_faces, tmp_path: Path
+) -> None:
+    """`image --from` in the production topology: the application FROM scratch (no
+    shell, no libc) with an agent only, which attests to the external server by its
+    join token; the proxy gets the workload's SVID, the workload runs as the image's
+    USER."""
+    (tmp_path / "app").mkdir()
+    with apps.applications(real_faces["smiley"], tmp_path / "app", "prod", ("scratch",)) as made:
+        workload = settle(from_entry(made["scratch"], "scratch-app"), prod_settings, Progress())
+        built = build_workload_image(workload=workload, settings=prod_settings)
+        try:
+            assert built.labels[image_contract.SPIRE_TOPOLOGY] == "production"
+            [item] = register(
+                server=server,
+                settings=prod_settings,
+                workloads=[workload],
+                tokens_dir=tmp_path / "tokens",
+            )
+            assert item.token_file is not None
+            folder = certs_with_token(certs, item.token_file, tmp_path / "with-token")
+            env = agent_env(server, "/opt/spire/certs/join-token")
+            with containers.mesh_container(
+                image=built.reference, network=network, certs=folder, env=env
+            ) as box:
+                assert "200" in wait_ready(box, 60)
+                facts = ImageFacts(built.labels)
+                detail = check_identity(box, facts, "scratch-app", "default", certs / "ca.crt")
+                assert detail.startswith(item.spiffe_id)
+                assert "=65532" in check_least_privilege(box, facts)
+        finally:
+            docker_engine.remove_image(built.reference)
