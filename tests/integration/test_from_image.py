@@ -7,7 +7,7 @@ made here (test equipment, harness/apps.py):
 
 For each, the meshed image comes up ready with the real proxy as the walk-through's
 `docker run` starts it, the workload runs as the image's user, `check` passes every
-check, and `docker stop` reaches the application.
+check, a `docker restart` comes back ready, and `docker stop` reaches the application.
 """
 
 from __future__ import annotations
@@ -72,8 +72,12 @@ def test_an_application_image_joins_the_mesh(
                 lambda: image_contract.WORKLOAD_READY_LINE in box.logs() or wait.NotYet("no"),
                 timeout=60,
             )
+            # docker restart: the bootstrap runs again over what the first run left.
+            box.restart(timeout=120)
+            containers.wait_for_log_count(box, image_contract.WORKLOAD_READY_LINE, 2, 60)
             _, exit_code = box.stop_timed()
             logs = box.logs()
+        assert logs.count("traffic capture installed") == 2
         assert "bootstrap: received SIGTERM" in logs
         assert exit_code == 143
         if says_on_stop:
