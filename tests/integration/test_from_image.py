@@ -7,7 +7,8 @@ made here (test equipment, harness/apps.py):
 
 For each, the meshed image comes up ready with the real proxy as the walk-through's
 `docker run` starts it, the workload runs as the image's user, `check` passes every
-check, a `docker restart` comes back ready, and `docker stop` reaches the application.
+check, a `docker restart` comes back ready, and `docker stop` reaches the application;
+on scratch, the proxy's SVID (30 s) rotates.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from builder.config.settings import Settings
 from builder.core import image_contract, wait
 from builder.engine import containers, docker_engine
 from harness import apps
+from harness.load import identity_refreshes
 
 TAG = uuid.uuid4().hex[:8]
 
@@ -43,6 +45,9 @@ def applications(
 
 # GET /exit/3 from inside the container: the Python service ends with code 3.
 EXIT_3 = 'exec 3<>/dev/tcp/127.0.0.1/8080; printf "GET /exit/3 HTTP/1.0\\r\\n\\r\\n" >&3; cat <&3'
+
+# A 30 s SVID, renewed at about half its life (README, "Rotation").
+SHORT_SVID = {"SPIRE_SVID_TTL": "30s"}
 
 # What each runs as, and what it says when told to stop (the Faces smiley says nothing).
 EXPECTED = {
@@ -66,12 +71,17 @@ def test_an_application_image_joins_the_mesh(
     assert labels[image_contract.WORKLOAD_UID] == str(uid)
     try:
         with containers.mesh_container(
-            image=built.reference, network=network, certs=certs, env={}
+            image=built.reference, network=network, certs=certs, env=SHORT_SVID
         ) as box:
             wait.until(
                 lambda: image_contract.WORKLOAD_READY_LINE in box.logs() or wait.NotYet("no"),
                 timeout=60,
             )
+            if app == "scratch":  # the SVID rotates: the proxy installs a second one
+                wait.until(
+                    lambda: identity_refreshes(box.ip) >= 2 or wait.NotYet("one SVID so far"),
+                    timeout=90,
+                )
             # docker restart: the bootstrap runs again over what the first run left.
             box.restart(timeout=120)
             containers.wait_for_log_count(box, image_contract.WORKLOAD_READY_LINE, 2, 60)
