@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,8 @@ from builder.build.from_image import (
     workload_of_image,
 )
 from builder.build.render import render_files
+from builder.cli import catalog as catalog_cli
+from builder.cli.main import main
 from builder.config.catalog import (
     find_workload,
     load_workload_file,
@@ -334,3 +337,22 @@ def test_a_multi_platform_build_takes_applications_from_their_registries() -> No
         application_hosts([resolve(from_entry(engine_only.reference, "dev"), engine_only)])
     assert "\n" not in refused.value.message
     assert "shop/app:dev is in the Docker engine only" in refused.value.message
+
+
+def test_workloads_new_from_refuses_a_bad_name_before_reading_any_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    monkeypatch.setattr(catalog_cli, "read_image_config", lambda ref, *_: read.append(ref))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "shop.yaml").write_text("kept\n")
+    for name, says in (("Shop_1", "is not a workload name"), ("shop", "exists; edit it")):
+        result = CliRunner().invoke(
+            main, ["workloads", "new", name, "--from", APP, "--dir", str(folder)]
+        )
+        assert result.exit_code == 1, result.output
+        assert says in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert read == []  # refused before the image is pulled
+    assert (folder / "shop.yaml").read_text() == "kept\n"
