@@ -12,6 +12,7 @@ as far as emulation allows (no iptables under qemu here).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 
 from builder.build.buildkit_programs import cached_buildkit
 from builder.core import image_contract
+from builder.core.cache import cache_root
 from builder.oci.buildkit import BUILDKIT_VERSION
 from builder.oci.registry import LocalRegistry, RegistryClient
 from harness import apps, equipment
@@ -310,31 +312,37 @@ def test_an_unreachable_builder_fails_in_one_line(real_proxy: Path, tmp_path: Pa
 @pytest.fixture
 def users_buildkitd(tmp_path: Path) -> Iterator[str]:
     """A buildkitd the user runs (ours from the cache, with a config of its own that
-    names no registry): publish --builder speaks to it instead of starting one."""
+    names no registry): publish --builder speaks to it instead of starting one. It
+    keeps its state where our own builder does (holding the same lock), as a user's
+    long-running builder has its cache: the build steps are the other tests' already."""
     programs = cached_buildkit(BUILDKIT_VERSION)
+    state = cache_root() / "buildkit"
+    state.mkdir(parents=True, exist_ok=True)
     socket = tmp_path / "buildkitd.sock"
     config = tmp_path / "buildkitd.toml"
     config.write_text(
-        f'root = "{tmp_path / "state"}"\n[grpc]\n  address = ["unix://{socket}"]\n'
+        f'root = "{state / "root"}"\n[grpc]\n  address = ["unix://{socket}"]\n'
         '[worker.oci]\n  enabled = true\n  platforms = ["linux/amd64", "linux/arm64"]\n'
         "[worker.containerd]\n  enabled = false\n"
     )
     env = {**os.environ, "PATH": f"/usr/sbin:/sbin:{os.environ['PATH']}"}
-    daemon = subprocess.Popen(
-        [str(programs["buildkitd"]), "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not socket.exists() and daemon.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert socket.exists(), "the user's buildkitd did not start within 60 s"
-        yield f"unix://{socket}"
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
+    with (state / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        daemon = subprocess.Popen(
+            [str(programs["buildkitd"]), "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not socket.exists() and daemon.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert socket.exists(), "the user's buildkitd did not start within 60 s"
+            yield f"unix://{socket}"
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
 
 
 def test_a_given_builder_without_attestations_makes_one_index(
