@@ -44,9 +44,9 @@ from builder.core.files import make_folder, path_problem
 from builder.core.progress import Progress
 
 SYSTEM_PACKAGES = ("iproute2", "iptables")
-# The mesh stage of an image made FROM an application's: the same, and patchelf, which
-# points the programs at the mesh's own loader and libraries.
-MESH_PACKAGES = (*SYSTEM_PACKAGES, "patchelf")
+# The mesh stage of an image made FROM an application's: the same (the same layer), then
+# patchelf, which points the programs at the mesh's own loader and libraries.
+MESH_TOOLS = ("patchelf",)
 
 
 CONTEXT_MANIFEST = "meshexp-context.json"
@@ -258,7 +258,7 @@ def _context(
         "links": image_links(settings),
         "probe": workload.probe,
         "paths": image_contract,
-        "mesh_packages": MESH_PACKAGES,
+        "mesh_tools": MESH_TOOLS,
         "from_image": workload.image_used[0] if workload.from_image else None,
     }
 

@@ -150,6 +150,30 @@ def test_rendered_files_match_golden(tmp_path: Path, update_golden: bool) -> Non
     matches_golden(render(resolve(entry(tmp_path), CONFIG)), GOLDEN, update_golden)
 
 
+def first_steps(dockerfile: str, stage: str) -> list[str]:
+    """A stage's FROM and the instructions after it up to its first COPY, comments left
+    out and continued lines joined: what a build cache keys the stage's first layers by."""
+    joined = dockerfile.replace("\\\n", "")
+    lines = [line for line in joined.splitlines() if line and not line.startswith("#")]
+    start = next(i for i, line in enumerate(lines) if line.endswith(f" AS {stage}"))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("COPY"))
+    return [line.rsplit(" AS ", 1)[0] for line in lines[start:end]]
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_the_mesh_stage_begins_with_a_catalog_images_system_layer(offline: bool) -> None:
+    """The mesh stage's first layer is the system stage's of a catalog image with no
+    packages of its own (smiley), to the byte: a build cache holds it once for both."""
+    given = {"offline": True, "proxy_file": "/bin/true"} if offline else {}
+    application = render(resolve(entry(Path("/nonexistent")), CONFIG), **given)["Dockerfile"][0]
+    catalog = render(find_workload("smiley"), **given)["Dockerfile"][0]
+    mesh, system = first_steps(application, "mesh"), first_steps(catalog, "system")
+    assert find_workload("smiley").debian_packages == ()
+    assert mesh[: len(system)] == system
+    assert any("apt-get install" in line and "iptables" in line for line in system)
+    assert "patchelf" in " ".join(mesh[len(system) :])
+
+
 def test_the_mesh_is_laid_on_the_image_and_runs_its_command(tmp_path: Path) -> None:
     files = render(resolve(entry(tmp_path), CONFIG))
     dockerfile = files["Dockerfile"][0]
