@@ -33,7 +33,9 @@ def workload_file(folder: Path, binary: Path) -> Path:
     return folder / "smiley.yaml"
 
 
-def timed_build(workload: Workload, settings: Settings, tag: str, nocache: bool) -> tuple[float, int]:
+def timed_build(
+    workload: Workload, settings: Settings, tag: str, nocache: bool
+) -> tuple[float, int]:
     """Seconds, and how many layer-making steps ran (not taken from the cache)."""
     lines: list[str] = []
     start = time.monotonic()

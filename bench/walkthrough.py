@@ -15,8 +15,8 @@ from pathlib import Path
 from bench import common
 from builder.check.walkthrough.kind import kind_e2e_config
 from builder.check.walkthrough.run import run_e2e
-from builder.check.walkthrough.walk import CLUSTER_READY, FIRST_ANSWER, LINKERD_AVAILABLE, WHOLE
 from builder.check.walkthrough.steps import E2EConfig
+from builder.check.walkthrough.walk import CLUSTER_READY, FIRST_ANSWER, LINKERD_AVAILABLE, WHOLE
 from harness import equipment
 
 RUNS = 3
