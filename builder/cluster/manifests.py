@@ -150,6 +150,27 @@ def not_ready_condition(reason: str, message: str = "") -> dict[str, Any]:
 PortTriple = tuple[str, int, str]  # name, port, protocol
 
 
+# Ports Linkerd's proxies carry as opaque TCP (no protocol detection): a client's proxy
+# connects at once, as the workload's own proxy is told to take them.
+OPAQUE_PORTS = "config.linkerd.io/opaque-ports"
+
+
+def opaque_annotation(opaque: tuple[int, ...]) -> dict[str, dict[str, str]]:
+    """The metadata that marks `opaque` ports, where there are any."""
+    return {"annotations": {OPAQUE_PORTS: ",".join(map(str, opaque))}} if opaque else {}
+
+
+def opaque_ports_of(probes: tuple[str, ...]) -> tuple[int, ...]:
+    """The ports an image's PORT_PROTOCOLS label (PORT=PROTOCOL[:METHOD],...) says are
+    opaque."""
+    found = []
+    for item in probes:
+        port, _, protocol = item.partition("=")
+        if protocol == "opaque" and port.isdigit():
+            found.append(int(port))
+    return tuple(found)
+
+
 def external_workload_document(
     name: str,
     namespace: str,
@@ -157,13 +178,19 @@ def external_workload_document(
     identity: WorkloadIdentity,
     addresses: list[str],
     ports: list[PortTriple],
+    opaque: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """An ExternalWorkload: the SVID's names, the addresses, the ports (names from the
-    catalog, which the Service's targetPort names)."""
+    catalog, which the Service's targetPort names), the opaque ones annotated."""
     return {
         "apiVersion": "workload.linkerd.io/v1beta1",
         "kind": "ExternalWorkload",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            **opaque_annotation(opaque),
+        },
         "spec": {
             "meshTLS": {"identity": identity.spiffe_id, "serverName": identity.dns_name},
             "workloadIPs": [{"ip": address} for address in addresses],
@@ -182,14 +209,27 @@ def service_document(
     ports: list[PortTriple],
     service_port: int | None = None,
     selector: dict[str, str] | None = None,
+    opaque: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """A ClusterIP Service selecting `app: NAME` (or `selector`); `service_port` changes
     the first port (the Faces chart's Services listen on 80), whose targetPort still
-    names the workload's port."""
+    names the workload's port. Opaque ports are annotated (by the Service's port)."""
+    service_ports = [
+        service_port if service_port and index == 0 else port
+        for index, (_, port, _) in enumerate(ports)
+    ]
+    opaque_here = tuple(
+        number for number, (_, port, _) in zip(service_ports, ports, strict=True) if port in opaque
+    )
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            **opaque_annotation(opaque_here),
+        },
         "spec": {
             "type": "ClusterIP",
             "selector": selector or {"app": name},
@@ -231,8 +271,11 @@ def build_manifests(
     identity = settings.identity_of(namespace, name)
     auth = mesh_tls_authentication(identity, name, namespace) if authentication else None
     ports = [(p.name, p.port, str(p.protocol)) for p in workload.ports]
-    external = external_workload_document(name, namespace, labels, identity, addresses, ports)
-    service = service_document(name, namespace, labels, ports, service_port)
+    opaque = tuple(p.port for p in workload.ports if p.app_protocol == "opaque")
+    external = external_workload_document(
+        name, namespace, labels, identity, addresses, ports, opaque
+    )
+    service = service_document(name, namespace, labels, ports, service_port, opaque=opaque)
     if not settings.facts.status_subresource:
         external["status"] = ready_condition()
         return Manifests(external, service, None, None, auth)

@@ -51,6 +51,7 @@ from builder.cluster.manifests import (
     left_out_line,
     listed_addresses,
     not_ready_condition,
+    opaque_ports_of,
     service_document,
 )
 from builder.config.contract import facts_for
@@ -88,6 +89,7 @@ class Instance:
     ports: tuple[PortTriple, ...]
     identity: WorkloadIdentity
     left_out: str = ""  # an address its image's Linkerd release cannot list, and why
+    opaque: tuple[int, ...] = ()  # its opaque ports (its PORT_PROTOCOLS label)
 
     @property
     def ref(self) -> kube.ObjectRef:
@@ -197,6 +199,7 @@ def instance_of(attrs: dict[str, Any], group: Group) -> Instance | Skipped:
         ports=ports,
         identity=workload_identity(style, trust_domain, namespace, workload),
         left_out=left_out_line(left_out, release) if left_out else "",
+        opaque=opaque_ports_of(contract.probes),
     )
 
 
@@ -371,9 +374,11 @@ class Registrar:
             instance.identity,
             list(instance.ips),
             list(instance.ports),
+            instance.opaque,
         )
         document["metadata"]["annotations"] = {
-            CONTAINER_ANNOTATION: f"{instance.container} {instance.container_id[:12]}"
+            **document["metadata"].get("annotations", {}),
+            CONTAINER_ANNOTATION: f"{instance.container} {instance.container_id[:12]}",
         }
         if (
             held is not None
@@ -404,6 +409,7 @@ class Registrar:
             {"app": instance.workload, **self.labels},
             list(instance.ports),
             self.group.service.port,
+            opaque=instance.opaque,
         )
         held = kube.get_object(client, ref)
         theirs = (

@@ -77,8 +77,11 @@ def _call_peer(
 ) -> str:
     probe = port_probes(facts)[0]
     host = f"{peer}.{namespace}.svc.cluster.local"
+    script = probe.script(host)
+    if probe.protocol == "opaque":  # nothing to read: hold the connection while it is made
+        script += " && sleep 2"
     code, output = docker_engine.exec_in(
-        container, ["bash", "-c", probe.script(host)], user=str(facts.workload_uid)
+        container, ["bash", "-c", script], user=str(facts.workload_uid)
     )
     result = probe.read(output)
     require(result.answered, f"the call to {host} {probe.describe()}: {result.summary} ({code})")

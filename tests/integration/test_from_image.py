@@ -138,7 +138,6 @@ def test_workloads_new_from_an_image_writes_what_its_config_says(
             str(folder),
             "--workload",
             "shop",
-            "--offline",
             "--output",
             str(tmp_path / "ctx"),
             "--pull",

@@ -8,7 +8,15 @@ import shlex
 import pytest
 import yaml
 
-from builder.cluster.manifests import build_manifests, left_out_line, listed_addresses
+from builder.build.from_image import ImageConfig, from_entry, resolve
+from builder.cluster.manifests import (
+    OPAQUE_PORTS,
+    build_manifests,
+    left_out_line,
+    listed_addresses,
+    opaque_ports_of,
+    service_document,
+)
 from builder.config.catalog import find_workload
 from builder.config.settings import load_settings
 from builder.core.errors import MeshexpError
@@ -155,3 +163,23 @@ def test_a_dual_stack_container_is_listed_as_its_release_takes_it(
     assert [*ips, *left_out] == list(found)
     if left_out:
         assert "fd00:18::5" in left_out_line(left_out, linkerd)
+
+
+def test_opaque_ports_are_annotated_so_a_clients_proxy_skips_detection() -> None:
+    """A port the workload declares opaque (an application image's EXPOSEd ones) is
+    marked on the ExternalWorkload and on the Service (by the Service's port), for the
+    run and lab path and for the registrar alike; an HTTP port is not."""
+    config = ImageConfig(reference="shop/app:1", cmd=("app",), exposed=("8080/tcp", "9090/tcp"))
+    workload = resolve(from_entry("shop/app:1", "shop"), config)
+    result = build_manifests(workload=workload, settings=load_settings(None, {}), ips=["10.0.0.9"])
+    for document in (result.external_workload, result.service):
+        assert document["metadata"]["annotations"][OPAQUE_PORTS] == "8080,9090"
+    mixed = [("http", 8000, "TCP"), ("tcp-9090", 9090, "TCP")]
+    service = service_document("shop", "ns", {}, mixed, service_port=80, opaque=(9090,))
+    assert service["metadata"]["annotations"][OPAQUE_PORTS] == "9090"
+    first = service_document("shop", "ns", {}, mixed, service_port=80, opaque=(8000,))
+    assert first["metadata"]["annotations"][OPAQUE_PORTS] == "80"  # the Service's port
+    assert opaque_ports_of(("8000=http", "9090=opaque", "x=opaque")) == (9090,)
+    external, service = yaml.safe_load_all(make(["172.18.0.5"]).yaml())
+    assert "annotations" not in external["metadata"]
+    assert "annotations" not in service["metadata"]

@@ -233,3 +233,14 @@ def test_register_refuses_a_reserved_label_before_touching_anything(tmp_path: Pa
     )
     assert result.exit_code == 1
     assert "label 'app' is set by the registration itself" in result.output
+
+
+def test_an_image_with_an_opaque_port_is_registered_with_it_marked() -> None:
+    attrs = inspected("edge-1", "172.30.0.5")
+    attrs["Config"]["Labels"]["io.meshexp.port-protocols"] = "8000=opaque"
+    found = instance_of(attrs, Group())
+    assert isinstance(found, Instance)
+    assert found.opaque == (8000,)
+    plain = instance_of(inspected("edge-2", "172.30.0.6"), Group())
+    assert isinstance(plain, Instance)
+    assert plain.opaque == ()
