@@ -253,6 +253,7 @@ def show_built(built: list[BuiltImage], output_format: str) -> None:
 
 @click.command()
 @click.option("--workload", "workload_names", multiple=True, help="Catalog workload (repeat).")
+@FROM_OPTION
 @click.option("--all", "all_workloads", is_flag=True, help="Every catalog workload.")
 @click.option(
     "--registry", help="HOST[:PORT][/PATH], e.g. ghcr.io/org (required but with --prepare)."
@@ -286,11 +287,16 @@ def publish(prepare: bool, **arguments: Any) -> None:
 def prepare_publishing(arguments: dict[str, Any]) -> None:
     """publish --prepare: the one-time builds of a multi-platform publish, cached."""
     settings = settings_from(arguments)
-    names = arguments["workload_names"]
-    if arguments["all_workloads"] == bool(names):
-        raise click.UsageError("give --workload NAME (repeatable) or --all")
-    workloads = [workload_of(name, settings) for name in names or catalog_of(settings)]
+    names, from_ref = arguments["workload_names"], arguments["from_ref"]
+    if arguments["all_workloads"] == bool(names or from_ref):
+        raise click.UsageError("give --workload NAME (repeatable), --from IMAGE or --all")
+    if from_ref is None and not names:
+        names = tuple(catalog_of(settings))
     with display(arguments["progress_mode"], verbose=arguments["verbose"]) as progress:
+        workloads = [
+            settle(workload, settings, progress)
+            for workload in chosen_workloads(names, from_ref, settings)
+        ]
         done = prepare_platforms(workloads=workloads, settings=settings, progress=progress)
     for line in done:
         click.echo(f"prepared {line}")

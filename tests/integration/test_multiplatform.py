@@ -395,9 +395,12 @@ def test_an_application_index_is_meshed_for_each_platform(
     image is that platform's application, its layers untouched, with that platform's
     mesh laid on top (its programs run under emulation on arm64)."""
     application = apps.scratch_index(registry, "mp", tmp_path)
+    command = publish_command(registry, real_proxy, "--allow-standin", "--no-sbom")
+    at = command.index("--workload")
+    del command[at : at + 2]  # the application instead of a catalog workload
     done = run(
         [
-            *publish_command(registry, real_proxy, "--allow-standin", "--no-sbom"),
+            *command,
             "--from", application, "--workload", "scratch-app", "--no-provenance",
             "--output", "json", "--progress", "quiet",
         ]
