@@ -134,7 +134,7 @@ def daemon_config(state: Path, socket: Path, insecure: list[str]) -> str:
         "[worker.containerd]",
         "  enabled = false",
     ]
-    for host in insecure:
+    for host in dict.fromkeys(insecure):  # buildkitd refuses a registry named twice
         lines += [f'[registry."{host}"]', "  http = true", "  insecure = true"]
     return "\n".join(lines) + "\n"
 

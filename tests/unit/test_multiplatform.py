@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,15 @@ def test_the_daemon_config_builds_both_platforms_and_trusts_local_registries() -
     assert 'address = ["unix:///r/b.sock"]' in config
     assert '[registry."127.0.0.1:5000"]\n  http = true' in config
     assert "[worker.containerd]\n  enabled = false" in config
+
+
+def test_a_registry_named_twice_is_configured_once() -> None:
+    """The target registry is also where publish --from takes the application: one
+    table, which TOML (and buildkitd) accepts."""
+    hosts = ["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5000"]
+    config = tomllib.loads(buildkit.daemon_config(Path("/s"), Path("/r/b.sock"), hosts))
+    assert sorted(config["registry"]) == ["127.0.0.1:5000", "127.0.0.1:5001"]
+    assert config["registry"]["127.0.0.1:5000"] == {"http": True, "insecure": True}
 
 
 def test_buildctl_errors_come_down_to_their_line() -> None:
