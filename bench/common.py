@@ -41,6 +41,16 @@ class Figure:
         return f"{verdict:<10} {self.name}: {self.value:.2f} {self.unit} (target {self.target})"
 
 
+def at_most(name: str, value: float, unit: str, target: float) -> Figure:
+    """A figure whose target is an upper bound."""
+    return Figure(name, value, unit, f"<= {target} {unit}", value <= target)
+
+
+def reported(name: str, value: float, unit: str) -> Figure:
+    """A figure reported without a target."""
+    return Figure(name, value, unit, "reported", None)
+
+
 def spread(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {

@@ -139,40 +139,27 @@ def main() -> None:
             samples = ready_times(made, root)
         per_platform = platform_layers(root)
     stats = {app: common.spread(values) for app, values in samples.items()}
-    figures = []
-    for app in samples:
-        median = stats[app]["median"]
-        figures.append(
-            common.Figure(
-                f"time to ready on the {app} application (median of {STARTS})",
-                median,
-                "s",
-                f"<= {READY_TARGET} s",
-                median <= READY_TARGET,
-            )
+    figures = [
+        common.at_most(
+            f"time to ready on the {app} application (median of {STARTS})",
+            stats[app]["median"],
+            "s",
+            READY_TARGET,
         )
+        for app in samples
+    ]
     for topology, by_app in sizes.items():
+        name = f"mesh layer, {topology} topology (largest of the three, uncompressed)"
         largest = max(by_app.values())
-        figures.append(
-            common.Figure(
-                f"mesh layer, {topology} topology (largest of the three, uncompressed)",
-                largest,
-                "MB",
-                f"<= {LAYER_TARGET_MB} MB" if topology == "production" else "reported",
-                largest <= LAYER_TARGET_MB if topology == "production" else None,
-            )
-        )
-    for topology, by_platform in per_platform.items():
-        for platform, size in by_platform.items():
-            figures.append(
-                common.Figure(
-                    f"mesh layer, {topology} topology, {platform} (compressed)",
-                    size,
-                    "MB",
-                    "reported",
-                    None,
-                )
-            )
+        if topology == "production":
+            figures.append(common.at_most(name, largest, "MB", LAYER_TARGET_MB))
+        else:
+            figures.append(common.reported(name, largest, "MB"))
+    figures += [
+        common.reported(f"mesh layer, {topology} topology, {platform} (compressed)", size, "MB")
+        for topology, by_platform in per_platform.items()
+        for platform, size in by_platform.items()
+    ]
     common.save(
         "from_image",
         figures,
