@@ -11,7 +11,9 @@ testcontainers' reaper, cannot be pulled here).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import tarfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -221,6 +223,19 @@ def fresh_network(engine, **create: Any) -> Iterator[str]:
         for container in engine.containers.list(all=True, filters={"network": name}):
             container.remove(force=True)
         net.remove()
+
+
+def file_in_image(engine: Any, reference: str, path: str) -> bytes:
+    """The bytes of one file in an image, read without starting it."""
+    container = engine.containers.create(reference)
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            assert member is not None
+            return member.read()
+    finally:
+        container.remove(force=True)
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ local registry that plays a mirror with nothing preloaded.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ from builder.core.net import proxy_readiness
 from builder.oci.registry import LocalRegistry, RegistryClient
 from harness import equipment
 from tests.conftest import need
-from tests.integration.conftest import fresh_network
+from tests.integration.conftest import file_in_image, fresh_network
 from tests.upstream_images import MIRROR_PATHS, NEWER_RELEASE, PROXY_VERSIONS, fill_mirror
 
 DEFAULT_IMAGE = "meshexp/smiley:linkerd-2.20"
@@ -43,18 +41,6 @@ def meshexp(*args: str) -> Result:
 
 def labels_of(engine: Any, reference: str) -> dict[str, str]:
     return dict(engine.images.get(reference).attrs["Config"]["Labels"])
-
-
-def file_in_image(engine: Any, reference: str, path: str) -> bytes:
-    container = engine.containers.create(reference)
-    try:
-        stream, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.extractfile(tar.getmembers()[0])
-            assert member is not None
-            return member.read()
-    finally:
-        container.remove(force=True)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from builder.cli.main import main
 from builder.config.catalog import load_workload_file
 from builder.config.settings import Settings
 from builder.core import image_contract, wait
+from builder.core.net import proxy_readiness
 from builder.engine import containers, docker_engine
 from harness import apps
 from harness.load import identity_refreshes
@@ -163,3 +164,48 @@ def test_workloads_new_from_an_image_writes_what_its_config_says(
     assert missing.exit_code != 0
     assert len(missing.output.strip().splitlines()) == 1, missing.output
     assert not (folder / "gone.yaml").exists()
+
+
+def test_image_from_takes_the_default_online_path(
+    engine,
+    upstream_shaped: list[str],
+    applications: dict[str, str],
+    certs: Path,
+    network: str,
+) -> None:
+    """`meshexp-build image --from APP` as a user with a registry types it: no --offline,
+    no --proxy-file. The mesh's programs come from upstream's images for the default
+    release (played by upstream-shaped test equipment, preloaded), the application's
+    layers stay the image's first, and it comes up ready with the real proxy that the
+    proxy image carried (SPIRE gives it its SVID)."""
+    application = applications["scratch"]
+    result = CliRunner().invoke(
+        main, ["image", "--from", application, "--progress", "plain"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    reference = "meshexp/scratch:linkerd-2.20"  # the default name: workload and line
+    try:
+        attrs = docker_engine.image_attrs(reference)
+        labels = attrs["Config"]["Labels"]
+        assert labels[image_contract.APPLICATION_IMAGE] == application
+        assert labels["io.meshexp.linkerd-release"] == "edge-26.6.3"
+        assert labels["io.meshexp.source.proxy"].startswith(
+            "image cr.l5d.io/linkerd/proxy:edge-26.6.3 "
+        ), labels["io.meshexp.source.proxy"]
+        app_layers = docker_engine.image_attrs(application)["RootFS"]["Layers"]
+        assert attrs["RootFS"]["Layers"][: len(app_layers)] == app_layers
+        assert image_contract.PROXY_STANDIN not in labels
+        assert "proxy v2.359.0 (read from cr.l5d.io/linkerd/proxy:edge-26.6.3)" in result.output
+        with containers.mesh_container(
+            image=reference, network=network, certs=certs, env={}
+        ) as box:
+            wait.until(
+                lambda: image_contract.WORKLOAD_READY_LINE in box.logs() or wait.NotYet("no"),
+                timeout=60,
+            )
+            assert proxy_readiness(box.ip, timeout=5)[0]
+            # The real proxy took its SVID from the SPIRE agent (the stand-in has none).
+            assert identity_refreshes(box.ip) >= 1
+            assert "PROXY STAND-IN" not in box.logs()
+    finally:
+        docker_engine.remove_image(reference)

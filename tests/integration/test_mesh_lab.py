@@ -29,7 +29,7 @@ from builder.check.listings import metric_series
 from builder.check.walkthrough.steps import canary_route
 from builder.cluster import kube
 from builder.cluster.keeper import StatusKeeper, targets_from_manifests
-from builder.cluster.manifests import build_manifests
+from builder.cluster.manifests import OPAQUE_PORTS, build_manifests
 from builder.config.catalog import find_workload
 from builder.config.settings import Settings, load_settings
 from builder.core.net import proxy_readiness
@@ -38,6 +38,7 @@ from builder.lab import Lab, lab_status
 from builder.lab.check import check_outbound_in_lab
 from harness import apps, faces
 from harness.lab import into_lab
+from harness.registration import Running, all_ready, docker_run, ready
 from harness.rotation import FACE_ENV
 
 pytestmark = pytest.mark.mesh
@@ -373,22 +374,50 @@ def test_check_in_the_lab_completes_outbound_over_mtls(
     assert kube.ready_condition(f"{name}-check", "faces", client) is None  # cleaned up
 
 
-def test_an_application_image_answers_over_mtls_in_the_lab(
-    lab: Lab, mesh_settings: Settings, real_faces: dict[str, Path], tmp_path: Path
+def test_an_application_image_answers_over_mtls_and_registers_in_the_lab(
+    engine, lab: Lab, mesh_settings: Settings, real_faces: dict[str, Path], tmp_path: Path
 ) -> None:
     """`image --from` an application FROM scratch (the static smiley: no shell, no libc),
     then `check --lab`: the image runs twice as ExternalWorkloads with no catalog entry;
-    one's workload UID reaches the other, and its proxy reports mTLS to that identity."""
+    one's workload UID reaches the other, and its proxy reports mTLS to that identity.
+    Then the walk-through's `docker run` and the registrar: it is registered from its
+    labels alone (its EXPOSEd port opaque), comes Ready, and is deregistered once gone."""
+    name = "scratch-app"
     with apps.applications(real_faces["smiley"], tmp_path, "lab", ("scratch",)) as made:
         built = build_workload_image(
-            workload=from_entry(made["scratch"], "scratch-app"), settings=mesh_settings
+            workload=from_entry(made["scratch"], name), settings=mesh_settings
         )
         try:
             detail = check_outbound_in_lab(image=built.reference, lab=lab)
+            identity = mesh_settings.identity_of("default", f"{name}-check-peer").spiffe_id
+            assert f"over mTLS to {identity} through the control plane" in detail
+            client = kube.connect(lab.kubeconfig)
+            docker_run(engine, lab, name, built.reference, {"WORKLOAD_NAME": name})
+            running = Running(lab, "from-image-test")
+            try:
+                assert faces.wait_for(lambda: all_ready(client, [name]), timeout=120), (
+                    ready(client, name),
+                    running.lines[-10:],
+                )
+                held = kube.get_object(client, kube.ObjectRef("ExternalWorkload", name, "faces"))
+                assert held is not None
+                ip = docker_engine.container_ip(name, lab.network)
+                assert held["spec"]["workloadIPs"] == [{"ip": ip}]
+                assert held["metadata"]["annotations"][OPAQUE_PORTS] == "8000"
+                assert [p["port"] for p in held["spec"]["ports"]] == [8000]
+                docker_engine.remove_container(name)
+                assert faces.wait_for(
+                    lambda: (
+                        kube.get_object(client, kube.ObjectRef("ExternalWorkload", name, "faces"))
+                        is None
+                    ),
+                    timeout=60,
+                ), running.lines[-10:]
+            finally:
+                running.end()
         finally:
+            docker_engine.remove_container(name)
             docker_engine.remove_image(built.reference)
-    identity = mesh_settings.identity_of("default", "scratch-app-check-peer").spiffe_id
-    assert f"over mTLS to {identity} through the control plane" in detail
 
 
 READY_AGAIN = 60.0  # seconds: a restarted part is ready again within this
