@@ -32,6 +32,8 @@ STARTS = 5
 LAYER_TARGET_MB = 70.0
 READY_TARGET = 3.0
 PLATFORMS = ("linux/amd64", "linux/arm64")
+# No real arm64 proxy exists here: that platform carries the stand-in (smaller).
+STANDIN = {"linux/arm64": "; the stand-in proxy"}
 
 
 def mesh_mb(meshed: str, application: str) -> float:
@@ -156,7 +158,11 @@ def main() -> None:
         else:
             figures.append(common.reported(name, largest, "MB"))
     figures += [
-        common.reported(f"mesh layer, {topology} topology, {platform} (compressed)", size, "MB")
+        common.reported(
+            f"mesh layer, {topology} topology, {platform} (compressed{STANDIN.get(platform, '')})",
+            size,
+            "MB",
+        )
         for topology, by_platform in per_platform.items()
         for platform, size in by_platform.items()
     ]
