@@ -1,7 +1,9 @@
-"""An HTTP service that says its greeting, says so when it is told to stop, and ends
-with the code GET /exit/CODE names."""
+"""An HTTP service that says its greeting, says so when it is told to stop, ends
+with the code GET /exit/CODE names, and answers GET /headers with the request's
+headers as JSON (what its proxy passed on)."""
 
 import http.server
+import json
 import os
 import signal
 import sys
@@ -14,7 +16,10 @@ class Greeter(http.server.BaseHTTPRequestHandler):
             code = int(self.path.removeprefix("/exit/"))
             print(f"app: exiting with {code}", flush=True)
             os._exit(code)
-        body = (os.environ.get("GREETING", "hello") + "\n").encode()
+        if self.path == "/headers":
+            body = json.dumps([[k.lower(), v] for k, v in self.headers.items()]).encode()
+        else:
+            body = (os.environ.get("GREETING", "hello") + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
