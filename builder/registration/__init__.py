@@ -1,0 +1,2 @@
+"""Registration by identity: the in-cluster service (service.py, standard library only)
+and what installs it."""
