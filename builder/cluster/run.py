@@ -130,8 +130,10 @@ def run_workload(
     apply: bool = False,
     timeout: float = 120,
     service_port: int | None = None,
+    mounts: dict[str, str] | None = None,
 ) -> RunResult:
-    """Start (or replace) a workload container, wait for ready, write its manifests."""
+    """Start (or replace) a workload container, wait for ready, write its manifests.
+    `mounts` binds more host folders (host path: container path)."""
     if apply and kubeconfig is None:
         raise MeshexpError("--apply needs --kubeconfig FILE")
     image = image or settings.image_reference(workload.name)
@@ -142,7 +144,9 @@ def run_workload(
         "NODE_NAME": node_name or socket.gethostname(),
         **(env or {}),
     }
-    found = start_container(image, name, network, environment, certs, dns, routes or [], apply)
+    found = start_container(
+        image, name, network, environment, certs, dns, routes or [], apply, mounts or {}
+    )
     ips, left_out = listed_addresses(found, settings.facts.max_workload_ips)
     ready = wait_proxy_ready(name, timeout)
     wait_for_log(name, image_contract.WORKLOAD_STARTED_LINE, timeout)
@@ -182,6 +186,7 @@ def start_container(
     dns: list[str] | None,
     routes: list[Route],
     apply: bool,
+    mounts: dict[str, str],
 ) -> tuple[str, ...]:
     """The container started (replacing one of its name) on `network`, its routes added;
     its addresses there, IPv4 first."""
@@ -193,7 +198,7 @@ def start_container(
         name=name,
         network=network,
         env=environment,
-        volumes={str(certs.resolve()): "/opt/spire/certs"},
+        volumes={str(certs.resolve()): "/opt/spire/certs", **mounts},
         cap_add=["NET_ADMIN", "NET_RAW"],
         dns=dns,
         # `register` leaves a container that `run --apply` registers to it.

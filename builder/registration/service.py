@@ -4,7 +4,7 @@ Runs in the cluster behind its own Linkerd proxy. A workload's bootstrap calls i
 through the workload's proxy, so over mTLS; the service's inbound proxy then names
 the caller in `l5d-client-id` (the SPIFFE ID of the caller's SVID) and drops any such
 header a caller sent (seen with the real proxy: tests/integration/
-test_identity_header.py). That header is the only identity believed: the request's
+test_registration_service.py). That header is the only identity believed: the request's
 body names no workload. A caller's identity decides the one ExternalWorkload it may
 create, update or remove; its addresses must lie inside its group's networks.
 
