@@ -21,7 +21,7 @@ from builder.registration import service
 NAME = service.MANAGER  # meshexp-registrar: the account, Deployment and Service
 PORT = 8080
 UID = 65532  # the service runs as nobody of its own
-FOLDER = "/opt/meshexp-registrar"
+FOLDER = "/usr/local/lib/meshexp-registrar"
 DEFAULT_IMAGE = "meshexp/registrar:latest"
 
 DOCKERFILE = f"""\
