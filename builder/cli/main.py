@@ -11,6 +11,7 @@ from builder import __version__
 from builder.cli import apiserver, build, catalog, check, identity, run
 from builder.cli.cluster import cluster
 from builder.cli.lab import lab
+from builder.cli.registrar import registrar
 from builder.core.errors import MeshexpError
 from builder.core.files import path_problem
 
@@ -84,6 +85,7 @@ for command in (
     check.check,
     lab,
     cluster,
+    registrar,
 ):
     main.add_command(command)
 

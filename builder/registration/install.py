@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from builder.cluster import kube
+from builder.config.validation import IMAGE_REF, check_dns_label, shown
+from builder.core.errors import MeshexpError
 from builder.engine import docker_engine
 from builder.registration import service
 
@@ -53,6 +56,9 @@ def write_context(folder: Path) -> Path:
 
 def build_service_image(reference: str, base: str, platform: str = "linux/amd64") -> str:
     """The service's image, FROM `base` (Debian bookworm), as `reference`."""
+    for value, where in ((reference, "--tag"), (base, "--base")):
+        if not IMAGE_REF.fullmatch(value):
+            raise MeshexpError(f"{where}: {shown(value)} is not an image reference (name[:tag])")
     with tempfile.TemporaryDirectory(prefix="meshexp-registrar-") as scratch:
         docker_engine.build_image(
             context=write_context(Path(scratch)),
@@ -193,3 +199,38 @@ def install_documents(
         *rbac_documents(namespace, group_namespaces),
         *workload_documents(namespace, image),
     ]
+
+
+def check_install(*, namespace: str, group_namespaces: list[str], image: str) -> None:
+    """The install's names, each held to its rule before anything is rendered."""
+    check_dns_label(namespace, "--namespace")
+    if not group_namespaces:
+        raise MeshexpError(
+            "give the namespaces the service's groups register into: --group-namespace NS "
+            "(repeat); it may write only there"
+        )
+    for target in group_namespaces:
+        check_dns_label(target, "--group-namespace")
+    if not IMAGE_REF.fullmatch(image):
+        raise MeshexpError(f"--image: {shown(image)} is not an image reference (name[:tag])")
+
+
+def install(
+    *, kubeconfig: Path, namespace: str, group_namespaces: list[str], image: str
+) -> list[str]:
+    """Apply everything the service needs (its CRD first, until the server has it);
+    what was applied, a line each."""
+    check_install(namespace=namespace, group_namespaces=group_namespaces, image=image)
+    documents = install_documents(
+        namespace=namespace, group_namespaces=group_namespaces, image=image
+    )
+    client = kube.connect(kubeconfig)
+    crd, rest = documents[0], documents[1:]
+    kube.apply_crds(client, yaml.safe_dump(crd))
+    for target in group_namespaces:
+        kube.ensure_namespace(client, target)
+    applied = [f"CustomResourceDefinition {crd['metadata']['name']}"]
+    for ref in kube.apply_documents(client, rest):
+        where = f"{ref.namespace}/" if ref.namespace not in ("", "None") else ""
+        applied.append(f"{ref.kind} {where}{ref.name}")
+    return applied

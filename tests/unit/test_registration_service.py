@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 
+from builder.cli.main import main
 from builder.registration import service
 
 TD = "root.linkerd.cluster.local"
@@ -365,3 +367,63 @@ def test_the_service_imports_the_standard_library_only() -> None:
         )
     }
     assert imported - set(sys.stdlib_module_names) == set(), imported
+
+
+def dry_run(*flags: str) -> Result:
+    return CliRunner().invoke(main, ["registrar", "install", "--dry-run", *flags])
+
+
+def test_install_gives_writes_only_in_the_groups_namespaces() -> None:
+    result = dry_run("--group-namespace", "faces", "--group-namespace", "edge")
+    assert result.exit_code == 0, result.output
+    documents = list(yaml.safe_load_all(result.output))
+    assert documents[0]["kind"] == "CustomResourceDefinition"  # before any group
+    roles = {d["metadata"]["namespace"] for d in documents if d["kind"] == "Role"}
+    assert roles == {"faces", "edge"}
+    [cluster_role] = [d for d in documents if d["kind"] == "ClusterRole"]
+    verbs = {verb for rule in cluster_role["rules"] for verb in rule["verbs"]}
+    assert verbs == {"get", "list"}  # reads only, cluster-wide
+    [deployment] = [d for d in documents if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["annotations"]["linkerd.io/inject"] == "enabled"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["serviceAccountName"] == service.MANAGER
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        ((), "--group-namespace"),
+        (("--group-namespace", "Faces"), "--group-namespace"),
+        (("--group-namespace", "faces\n"), "--group-namespace"),
+        (("--group-namespace", "faces", "--namespace", "a b"), "--namespace"),
+        (("--group-namespace", "faces", "--image", "x:y\nkind: Secret"), "--image"),
+    ],
+)
+def test_a_bad_install_flag_is_one_line_and_prints_nothing(
+    flags: tuple[str, ...], named: str
+) -> None:
+    result = dry_run(*flags)
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1, result.output
+    assert named in result.output
+
+
+@given(
+    flag=st.sampled_from(["--namespace", "--group-namespace", "--image"]),
+    value=st.text(min_size=1, max_size=80),
+)
+def test_any_install_flag_is_refused_or_changes_no_structure(flag: str, value: str) -> None:
+    """Whatever a flag holds: one line and nothing printed, or the same objects with the
+    value in its one place."""
+    flags = ["--group-namespace", "faces", flag, value]
+    result = dry_run(*flags)
+    if result.exit_code != 0:
+        assert result.output.count("\n") == 1, result.output
+        return
+    documents = list(yaml.safe_load_all(result.output))
+    expected = list(yaml.safe_load_all(dry_run("--group-namespace", "faces").output))
+    assert [d["kind"] for d in documents] == [d["kind"] for d in expected]
+    if flag == "--image":
+        [deployment] = [d for d in documents if d["kind"] == "Deployment"]
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == value
