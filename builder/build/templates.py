@@ -30,6 +30,17 @@ def dockerfile_string(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False).replace("$", "\\$")
 
 
+def array_word(value: object) -> str:
+    """One word of a bash array, quoted: also where shlex would leave it bare but it has
+    an '=' (bash takes `a=b` in an array as the word it is, but a parser of the script
+    sees an assignment; quoted, the script's shape never depends on the value)."""
+    text = str(value)
+    quoted = shlex.quote(text)
+    if quoted == text and "=" in text:
+        return f"'{text}'"
+    return quoted
+
+
 def _environment() -> jinja2.Environment:
     return _environment_for(data_root())
 
@@ -49,6 +60,7 @@ def _environment_for(root: Path) -> jinja2.Environment:
         comment_end_string="##}",
     )
     env.filters["shquote"] = lambda value: shlex.quote(str(value))
+    env.filters["shword"] = array_word
     env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
     env.filters["hcl"] = hcl_string
     env.filters["dockerfile_string"] = dockerfile_string

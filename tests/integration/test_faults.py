@@ -53,6 +53,15 @@ def run_bad(
         ({"NODE_NAME": "edge\n1"}, "NODE_NAME must be 1-253 characters without control"),
         ({"MESHEXP_READY_TIMEOUT": "soon"}, "MESHEXP_READY_TIMEOUT=soon must be a whole number"),
         ({"LINKERD2_PROXY_INBOUND_DEFAULT_POLICY": "allow"}, "is not one of: deny"),
+        (
+            {"MESHEXP_REGISTRAR": "registrar:8080/$(id)"},
+            "MESHEXP_REGISTRAR=registrar:8080/\\$\\(id\\) is not HOST:PORT",
+        ),
+        ({"MESHEXP_REGISTRAR": "registrar:99999"}, "MESHEXP_REGISTRAR=registrar:99999 is not"),
+        (
+            {"MESHEXP_REGISTRAR": "registrar:8080", "MESHEXP_GROUP": "Echoes"},
+            "MESHEXP_GROUP=Echoes is not a DNS-1123 label",
+        ),
         ({"SPIRE_SVID_TTL": "1h$(id)"}, "SPIRE_SVID_TTL=1h\\$\\(id\\) is not a duration"),
         ({"SPIRE_CA_TTL": "1d"}, "SPIRE_CA_TTL=1d is not a duration such as 10m"),
         ({"SPIRE_SVID_TTL": "10s"}, "SPIRE_SVID_TTL=10s is under 30s"),

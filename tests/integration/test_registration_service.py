@@ -111,7 +111,7 @@ def group_document(lab: Lab) -> dict[str, Any]:
             "names": ["echo-*"],
             "networks": [lab.addresses.subnet],
             "ports": [{"name": "http", "port": 8080}],
-            "probe": {"path": "/", "port": 8080},
+            "probe": {"path": "/ready", "port": 8080},
             "heartbeat": {
                 "periodSeconds": PERIOD,
                 "failureThreshold": FAILURES,
@@ -182,7 +182,7 @@ def registrar(
                 "plain": made["python"],
             }
         finally:
-            for name in ("echo-1", "echo-2", "intruder", "plain-caller"):
+            for name in ("echo-1", "echo-2", "echo-3", "intruder", "plain-caller"):
                 docker_engine.remove_container(name)
             stop_workload(name=install.NAME, manifests_dir=manifests, kubeconfig=lab.kubeconfig)
             for image in (meshed, echo_image, made_service):
@@ -263,7 +263,7 @@ def test_a_workload_registers_by_its_identity_and_heartbeats_write_nothing(
     status, answer = call("echo-1", "PUT", {"addresses": [ip], "ready": True})
     assert status == 200, answer
     assert answer["name"] == "echo-1"
-    assert answer["probe"] == {"path": "/", "port": 8080}
+    assert answer["probe"] == {"path": "/ready", "port": 8080}
     obj = held(client, "echo-1")
     assert obj is not None
     identity = mesh_settings.identity_of("faces", "echo-1").spiffe_id
@@ -363,3 +363,50 @@ def test_a_restarted_service_keeps_what_it_made_and_writes_nothing_that_is_right
     assert after is not None
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert call("echo-1", "DELETE", None)[0] == 200
+
+
+def test_the_bootstrap_registers_by_itself_reports_its_probe_and_deregisters_on_stop(
+    engine, lab: Lab, registrar: dict[str, Any], mesh_settings: Settings
+) -> None:
+    """The walk-through's `docker run` plus MESHEXP_REGISTRAR and MESHEXP_GROUP, and no
+    credential: the bootstrap registers through its proxy once it is ready, heartbeats
+    with the group's probe, and deregisters on docker stop."""
+    client = registrar["client"]
+    env = {
+        "WORKLOAD_NAME": "echo-3",
+        "MESHEXP_REGISTRAR": f"{install.NAME}.{NAMESPACE}.svc.cluster.local:{install.PORT}",
+        "MESHEXP_GROUP": "echoes",
+    }
+    container = docker_run(engine, lab, "echo-3", registrar["echo"], env)
+
+    def ready_is(status: str) -> bool:
+        return (kube.ready_condition("echo-3", "faces", client) or {}).get("status") == status
+
+    assert faces.wait_for(lambda: ready_is("True"), timeout=90), container.logs()[-3000:]
+    obj = held(client, "echo-3")
+    assert obj is not None
+    assert obj["spec"]["meshTLS"]["identity"] == (
+        mesh_settings.identity_of("faces", "echo-3").spiffe_id
+    )
+    assert obj["spec"]["workloadIPs"] == [{"ip": docker_engine.container_ip("echo-3", lab.network)}]
+    assert "registration: registered with" in container.logs().decode()
+    # The group's probe (GET /ready) fails while the service runs: Ready False.
+    code, output = docker_engine.exec_in(
+        "echo-3",
+        [
+            "python3",
+            "-c",
+            "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/ready/off')",
+        ],
+        user="1000",
+    )
+    assert code == 0, output
+    assert faces.wait_for(lambda: ready_is("False"), timeout=PERIOD * 3 + 20)
+    condition = kube.ready_condition("echo-3", "faces", client) or {}
+    assert condition.get("reason") == "ProbeFailed", condition
+    # docker stop: removed at once, not after the group's grace.
+    container.stop(timeout=10)
+    stopped = time.monotonic()
+    assert faces.wait_for(lambda: held(client, "echo-3") is None, timeout=GRACE + 30)
+    assert time.monotonic() - stopped < GRACE / 2, "removed by the grace, not by the stop"
+    assert "registration: deregistered (200)" in container.logs().decode()
