@@ -19,6 +19,7 @@ ORDER = (
     "from_image",
     "walkthrough",
     "registration",
+    "registration_service",
     "soak",
 )
 TITLES = {
@@ -34,6 +35,7 @@ TITLES = {
     "from_image": "8b. Application images (image --from): the mesh layer and time to ready",
     "walkthrough": "9. The walk-through on a kind cluster (every part real, offline)",
     "registration": "10. Registration: docker run, and it joins the mesh",
+    "registration_service": "10b. Registration by identity: heartbeats of 50 and 500 workloads",
     "soak": "11. Nothing lost over time: rotations and restarts under load (make soak)",
 }
 NOTES_FILE = common.BENCH / "NOTES.md"

@@ -153,6 +153,8 @@ def workload_documents(namespace: str, image: str) -> list[dict[str, Any]]:
                 {
                     "name": "registrar",
                     "image": image,
+                    # a tag already on the nodes is used as it is (loaded, or pulled once)
+                    "imagePullPolicy": "IfNotPresent",
                     "ports": [{"name": "http", "containerPort": PORT}],
                     "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
                     "securityContext": {

@@ -51,6 +51,7 @@ MANAGED = {"app.kubernetes.io/managed-by": MANAGER}
 GROUP_LABEL = "meshexp.io/group"
 OPAQUE_PORTS = "config.linkerd.io/opaque-ports"
 IDENTITY_HEADER = "l5d-client-id"
+GROUP_TTL = 10.0  # seconds a group read is used for (a changed group takes effect after)
 MAX_BODY = 4096  # a registration is a few addresses and a line: more is refused
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -420,8 +421,19 @@ class Registrations:
     held: dict[tuple[str, str], Held] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     services: set[tuple[str, str]] = field(default_factory=set)
+    groups: dict[tuple[str, str], tuple[float, Group]] = field(default_factory=dict)
 
     def group(self, namespace: str, name: str) -> Group:
+        """The group, read again once GROUP_TTL seconds old: a fleet's heartbeats cost the
+        API server one read per group and period, not one per heartbeat."""
+        cached = self.groups.get((namespace, name))
+        if cached is not None and self.clock() - cached[0] < GROUP_TTL:
+            return cached[1]
+        found = self._read_group(namespace, name)
+        self.groups[(namespace, name)] = (self.clock(), found)
+        return found
+
+    def _read_group(self, namespace: str, name: str) -> Group:
         status, obj = self.kube.call(
             "GET", f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{GROUP_PLURAL}/{name}"
         )

@@ -37,6 +37,12 @@ from builder.check.walkthrough.observe import (
     tls_inbound_from,
     tls_outbound_to_external,
 )
+from builder.check.walkthrough.selfreg import (
+    a_smiley_registers_itself,
+    install_registrar,
+    the_registrar_pod_is_deleted,
+    the_self_registered_smiley_stops,
+)
 from builder.check.walkthrough.setup import (
     build_images,
     create_cluster,
@@ -187,6 +193,10 @@ STEPS: tuple[tuple[str, Callable[[Walk], None]], ...] = (
     ("face reaches the external smiley's identity", face_reaches_the_external_identity),
     ("the canary", canary),
     ("stop the external smiley", stop_the_external_smiley),
+    ("install the registration service", install_registrar),
+    ("a smiley registers itself", a_smiley_registers_itself),
+    ("the registration service's pod is deleted", the_registrar_pod_is_deleted),
+    ("the self-registered smiley stops", the_self_registered_smiley_stops),
 )
 
 

@@ -126,6 +126,12 @@ class E2EResult:
     timings: dict[str, float] = field(default_factory=dict)
     # what the run excepted and says so (offline: linkerd check's version checks)
     said: tuple[str, ...] = ()
+    # registration by identity: face's share of the self-registered smiley, then while
+    # the registration service's pod was deleted; seconds from docker stop to its
+    # ExternalWorkload gone
+    self_registered: float = 0.0
+    through_restart: float = 0.0
+    deregistered_after: float = 0.0
 
 
 @dataclass
@@ -154,6 +160,12 @@ class Walk:
     canary: float = 0.0
     fallback: float = 0.0
     ready_after_kill: str = ""
+    # registration by identity: face's share of the self-registered smiley, then while
+    # the registration service's pod was deleted; seconds from docker stop to its
+    # ExternalWorkload gone
+    self_registered: float = 0.0
+    through_restart: float = 0.0
+    deregistered_after: float = 0.0
 
     # the cluster's API, for what the steps read (builder.cluster.kube)
     _api: kube.KubeClient | None = None
@@ -191,4 +203,7 @@ class Walk:
             tuple(self.grid_during),
             self.timings,
             tuple(self.said),
+            self.self_registered,
+            self.through_restart,
+            self.deregistered_after,
         )
