@@ -47,7 +47,7 @@ def identity(index: int) -> str:
 
 
 def address(index: int) -> str:
-    return f"10.{index // 65536 % 256}.{index // 256 % 256}.{index % 256 + 1}"
+    return f"10.0.{index // 250}.{index % 250 + 1}"
 
 
 def heartbeat(port: int, index: int, ready: bool = True) -> int:
