@@ -72,6 +72,11 @@ def install_command(
     show_default=True,
     help="A Debian bookworm image to build on (python3 comes from Debian's packages).",
 )
-def image_command(tag: str, base: str) -> None:
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Build on the Debian base made here from Debian's packages (no registry).",
+)
+def image_command(tag: str, base: str, offline: bool) -> None:
     """Build the registration service's image (one file and Debian's python3)."""
-    click.echo(installing.build_service_image(tag, base))
+    click.echo(installing.build_service_image(tag, base, offline=offline))

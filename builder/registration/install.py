@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 
+from builder.build.base_image import build_base
 from builder.cluster import kube
+from builder.config.settings import OFFLINE_BASE_IMAGE
 from builder.config.validation import IMAGE_REF, check_dns_label, shown
 from builder.core.errors import MeshexpError
 from builder.engine import docker_engine
@@ -54,8 +56,13 @@ def write_context(folder: Path) -> Path:
     return folder
 
 
-def build_service_image(reference: str, base: str, platform: str = "linux/amd64") -> str:
-    """The service's image, FROM `base` (Debian bookworm), as `reference`."""
+def build_service_image(
+    reference: str, base: str, platform: str = "linux/amd64", offline: bool = False
+) -> str:
+    """The service's image, FROM `base` (Debian bookworm), as `reference`; `offline`, on
+    the Debian base built here (made first where the engine lacks it)."""
+    if offline:
+        base = build_base(reference=OFFLINE_BASE_IMAGE).reference
     for value, where in ((reference, "--tag"), (base, "--base")):
         if not IMAGE_REF.fullmatch(value):
             raise MeshexpError(f"{where}: {shown(value)} is not an image reference (name[:tag])")
