@@ -139,18 +139,14 @@ def credentials(kubeconfig: Path, folder: Path) -> list[str]:
 
 
 def group() -> dict[str, Any]:
-    return {
-        "apiVersion": f"{service.API_GROUP}/{service.API_VERSION}",
-        "kind": "RegistrationGroup",
-        "metadata": {"name": "fleet", "namespace": "faces"},
-        "spec": {
-            "workload": "fleet",
-            "names": ["w-*"],
-            "networks": ["10.0.0.0/8"],
-            "ports": [{"name": "http", "port": 8080}],
-            "heartbeat": {"periodSeconds": PERIOD, "failureThreshold": 3, "graceSeconds": 600},
-        },
+    spec = {
+        "workload": "fleet",
+        "names": ["w-*"],
+        "networks": ["10.0.0.0/8"],
+        "ports": [{"name": "http", "port": 8080}],
+        "heartbeat": {"periodSeconds": PERIOD, "failureThreshold": 3, "graceSeconds": 600},
     }
+    return install.group_document("fleet", "faces", spec)
 
 
 def main() -> None:

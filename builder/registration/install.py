@@ -76,6 +76,16 @@ def build_service_image(
     return reference
 
 
+def group_document(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A RegistrationGroup object with `spec` (the service checks it: service.Group)."""
+    return {
+        "apiVersion": f"{service.API_GROUP}/{service.API_VERSION}",
+        "kind": "RegistrationGroup",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/name": NAME}}
     if namespace:

@@ -102,23 +102,15 @@ def service_account_folder(lab: Lab, client: Any, folder: Path) -> tuple[Path, s
 
 
 def group_document(lab: Lab) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{service.API_GROUP}/{service.API_VERSION}",
-        "kind": "RegistrationGroup",
-        "metadata": {"name": "echoes", "namespace": "faces"},
-        "spec": {
-            "workload": "echo",
-            "names": ["echo-*"],
-            "networks": [lab.addresses.subnet],
-            "ports": [{"name": "http", "port": 8080}],
-            "probe": {"path": "/ready", "port": 8080},
-            "heartbeat": {
-                "periodSeconds": PERIOD,
-                "failureThreshold": FAILURES,
-                "graceSeconds": GRACE,
-            },
-        },
+    spec = {
+        "workload": "echo",
+        "names": ["echo-*"],
+        "networks": [lab.addresses.subnet],
+        "ports": [{"name": "http", "port": 8080}],
+        "probe": {"path": "/ready", "port": 8080},
+        "heartbeat": {"periodSeconds": PERIOD, "failureThreshold": FAILURES, "graceSeconds": GRACE},
     }
+    return install.group_document("echoes", "faces", spec)
 
 
 def workload_from(image: str, name: str, namespace: str) -> Workload:
@@ -370,7 +362,8 @@ def test_the_bootstrap_registers_by_itself_reports_its_probe_and_deregisters_on_
 ) -> None:
     """The walk-through's `docker run` plus MESHEXP_REGISTRAR and MESHEXP_GROUP, and no
     credential: the bootstrap registers through its proxy once it is ready, heartbeats
-    with the group's probe, and deregisters on docker stop."""
+    with the group's probe, comes back after docker restart, and deregisters on docker
+    stop."""
     client = registrar["client"]
     env = {
         "WORKLOAD_NAME": "echo-3",
@@ -390,6 +383,15 @@ def test_the_bootstrap_registers_by_itself_reports_its_probe_and_deregisters_on_
     )
     assert obj["spec"]["workloadIPs"] == [{"ip": docker_engine.container_ip("echo-3", lab.network)}]
     assert "registration: registered with" in container.logs().decode()
+    # docker restart: deregistered on the stop, registered again by the new bootstrap.
+    container.restart(timeout=10)
+    assert faces.wait_for(
+        lambda: (
+            container.logs().decode().count("registration: registered with") >= 2
+            and ready_is("True")
+        ),
+        timeout=90,
+    ), container.logs()[-3000:]
     # The group's probe (GET /ready) fails while the service runs: Ready False.
     code, output = docker_engine.exec_in(
         "echo-3",

@@ -22,7 +22,7 @@ from builder.config.catalog import find_workload
 from builder.core import wait
 from builder.core.errors import CheckError
 from builder.engine import docker_engine
-from builder.registration import install, service
+from builder.registration import install
 
 NAMESPACE = "meshexp"
 SELF = "smiley-self"  # the self-registered smiley: its identity, and so its name
@@ -34,32 +34,24 @@ IMAGE = "meshexp-e2e/registrar:latest"
 def group(walk: Walk) -> dict[str, Any]:
     """The smileys' RegistrationGroup: names smiley-*, from the cluster's Docker network;
     no Service of its own (the Faces chart's selects every app=smiley)."""
-    return {
-        "apiVersion": f"{service.API_GROUP}/{service.API_VERSION}",
-        "kind": "RegistrationGroup",
-        "metadata": {"name": "smiley", "namespace": "faces"},
-        "spec": {
-            "workload": "smiley",
-            "trustDomain": walk.settings.trust_domain,
-            "identityStyle": walk.settings.identity,
-            "names": ["smiley-*"],
-            # both families where the network has both (kind's is dual-stack): the
-            # bootstrap declares an address of each
-            "networks": [
-                subnet
-                for version in (4, 6)
-                if (subnet := docker_engine.network_subnet(walk.config.network, version))
-            ],
-            "ports": [{"name": "http", "port": 8000}],
-            "probe": {"path": "/", "port": 8000},
-            "heartbeat": {
-                "periodSeconds": PERIOD,
-                "failureThreshold": FAILURES,
-                "graceSeconds": GRACE,
-            },
-            "service": {"enabled": False},
-        },
+    spec = {
+        "workload": "smiley",
+        "trustDomain": walk.settings.trust_domain,
+        "identityStyle": walk.settings.identity,
+        "names": ["smiley-*"],
+        # both families where the network has both (kind's is dual-stack): the
+        # bootstrap declares an address of each
+        "networks": [
+            subnet
+            for version in (4, 6)
+            if (subnet := docker_engine.network_subnet(walk.config.network, version))
+        ],
+        "ports": [{"name": "http", "port": 8000}],
+        "probe": {"path": "/", "port": 8000},
+        "heartbeat": {"periodSeconds": PERIOD, "failureThreshold": FAILURES, "graceSeconds": GRACE},
+        "service": {"enabled": False},
     }
+    return install.group_document("smiley", "faces", spec)
 
 
 def install_registrar(walk: Walk) -> None:
