@@ -513,12 +513,17 @@ class Registrations:
             )
 
     def _service(self, group: Group) -> None:
+        """The group's Service, applied once per process; one of that name that the
+        service did not make (a chart's, say) is left as it is."""
         key = (group.namespace, group.workload)
-        if group.service and key not in self.services:
-            self.kube.apply(
-                f"/api/v1/namespaces/{group.namespace}/services/{group.workload}", service_of(group)
-            )
-            self.services.add(key)
+        if not group.service or key in self.services:
+            return
+        path = f"/api/v1/namespaces/{group.namespace}/services/{group.workload}"
+        status, found = self.kube.call("GET", path)
+        labels = (found.get("metadata") or {}).get("labels") or {}
+        if status == 404 or labels.get("app.kubernetes.io/managed-by") == MANAGER:
+            self.kube.apply(path, service_of(group))
+        self.services.add(key)
 
     def deregister(self, namespace: str, group_name: str, identity: str) -> dict[str, Any]:
         group = self.group(namespace, group_name)
@@ -639,7 +644,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._answer(503, {"error": f"the API server cannot be reached: {exc}"[:300]})
 
     def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
+        text = self.headers.get("Content-Length") or "0"
+        length = int(text) if text.isdigit() and len(text) < 10 else -1
         if not 0 < length <= MAX_BODY:
             raise Refused(413 if length > MAX_BODY else 400, f"a body of 1 to {MAX_BODY} bytes")
         try:

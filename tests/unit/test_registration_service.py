@@ -428,3 +428,27 @@ def test_any_install_flag_is_refused_or_changes_no_structure(flag: str, value: s
     if flag == "--image":
         [deployment] = [d for d in documents if d["kind"] == "Deployment"]
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == value
+
+
+def test_a_service_of_that_name_not_made_by_the_service_is_left_alone() -> None:
+    kube = RecordingKube(group_object())
+    chart = {"metadata": {"name": "smiley", "labels": {"app.kubernetes.io/managed-by": "Helm"}}}
+    path = "/api/v1/namespaces/faces/services/smiley"
+    kube.objects[path] = chart
+    held, _ = registrations(kube)
+    held.register("faces", "smileys", identity("smiley-1"), dict(HEARTBEAT))
+    assert kube.objects[path] == chart
+    assert ("PATCH", path) not in kube.calls
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "99999999999999"])
+def test_a_bad_content_length_is_refused_as_such(length: str) -> None:
+    kube = RecordingKube(group_object())
+    held, _ = registrations(kube)
+    request = (
+        b"PUT /v1/namespaces/faces/groups/smileys/registration HTTP/1.0\r\n"
+        + f"l5d-client-id: {identity('smiley-1')}\r\nContent-Length: {length}\r\n\r\n".encode()
+    )
+    status, _ = answer_to(request, held)
+    assert status in (400, 413)
+    assert kube.writes == 0
