@@ -91,10 +91,12 @@ def test_external_smiley_and_color_serve_the_in_cluster_face(tmp_path: Path) -> 
     assert result.fallback_share > 0.9
     assert result.ready_after_kill == "False"
     # registration by identity: a second smiley registered itself (no kubeconfig on its
-    # side) and face's answers were its own, also while the service's pod was deleted;
-    # docker stop removed it at once, not after the group's 60 s grace
+    # side) and face's answers were its own, also while the service's pod was deleted
+    # (an identity the group does not admit was refused); docker stop removed it at
+    # once, not after the group's 60 s grace
     assert result.self_registered > 0.9
     assert result.through_restart > 0.9
+    assert result.probe_fallback > 0.9  # its probe failed: Ready False, face fell back
     assert 0 < result.deregistered_after < 30
     # the GUI in Chromium: 16 grinning cells on the color workload's blue, then a mix
     assert [cell.smiley for cell in result.grid_before] == ["\U0001f603"] * 16

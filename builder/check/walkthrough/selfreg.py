@@ -2,7 +2,8 @@
 stopped: the registration service installed in the cluster, a second smiley that
 registers itself (`docker run` with MESHEXP_REGISTRAR, no kubeconfig on its side),
 face's answers coming from it, the service's pod deleted under that load with nothing
-lost, and `docker stop` removing its ExternalWorkload at once.
+lost, its probe failing (Ready False), and `docker stop` removing its
+ExternalWorkload at once; an identity the group does not admit is refused.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from builder.cluster.run import Route, run_workload
 from builder.config.catalog import find_workload
 from builder.core import wait
 from builder.core.errors import CheckError
+from builder.core.image_contract import ImageContract
 from builder.engine import docker_engine
 from builder.registration import install
 
 NAMESPACE = "meshexp"
 SELF = "smiley-self"  # the self-registered smiley: its identity, and so its name
+INTRUDER = "intruder"  # an identity the group's names (smiley-*) do not admit
 ROLLING_EYES = "&#x1F644;"  # what it answers (SMILEY=RollingEyes)
 PERIOD, FAILURES, GRACE = 5, 2, 60
 IMAGE = "meshexp-e2e/registrar:latest"
@@ -92,11 +95,11 @@ def wait_ready(walk: Walk, wanted: str | None, timeout: float = 90) -> None:
     wait.until(there, timeout=timeout, interval=1.0)
 
 
-def a_smiley_registers_itself(walk: Walk) -> None:
-    """The walk-through's `docker run` of smiley plus MESHEXP_REGISTRAR: it comes Ready
-    with no kubeconfig on its side, and face's answers are its own."""
+def start_self_registering(walk: Walk, name: str, smiley: str) -> str:
+    """The walk-through's `docker run` of smiley as `name`, plus MESHEXP_REGISTRAR and
+    MESHEXP_GROUP, and no kubeconfig: its container's name."""
     config = walk.config
-    container = f"{config.cluster}-{SELF}"
+    container = f"{config.cluster}-{name}"
     walk.cleanup.containers.append(container)
     walk.cleanup.push(
         f"remove {container}", functools.partial(docker_engine.remove_container, container)
@@ -112,22 +115,46 @@ def a_smiley_registers_itself(walk: Walk) -> None:
         dns=[walk.dns_ip],
         routes=[Route(walk.found["pod_cidr"], walk.found["node_ip"])],
         env={
-            "WORKLOAD_NAME": SELF,
-            "SMILEY": "RollingEyes",
+            "WORKLOAD_NAME": name,
+            "SMILEY": smiley,
             "MESHEXP_REGISTRAR": f"{install.NAME}.{NAMESPACE}.svc.cluster.local:{install.PORT}",
             "MESHEXP_GROUP": "smiley",
         },
     )
+    return container
+
+
+def registration_lines(container: str) -> list[str]:
+    return [
+        line
+        for line in docker_engine.container_logs(container).splitlines()
+        if "registration" in line or "ERROR" in line
+    ]
+
+
+def a_smiley_registers_itself(walk: Walk) -> None:
+    """A smiley whose identity the group admits comes Ready with no kubeconfig on its
+    side, and face's answers are its own; one whose identity it does not admit (the
+    name `intruder`) is refused and has no ExternalWorkload."""
+    container = start_self_registering(walk, SELF, "RollingEyes")
+    intruder = start_self_registering(walk, INTRUDER, "Cursing")
     try:
         wait_ready(walk, "True")
     except wait.TimedOut as exc:
-        said = [
-            line
-            for line in docker_engine.container_logs(container).splitlines()
-            if "registration" in line or "ERROR" in line
-        ]
-        raise CheckError(f"e2e: {exc.reason}; {container} said: {' | '.join(said[-3:])}") from None
+        said = " | ".join(registration_lines(container)[-3:])
+        raise CheckError(f"e2e: {exc.reason}; {container} said: {said}") from None
     walk.self_registered = _share_until(walk, ROLLING_EYES)
+
+    def refused() -> bool | wait.NotYet:
+        lines = registration_lines(intruder)
+        return any("refused" in line and " 403 " in line for line in lines) or wait.NotYet(
+            f"{intruder} said: {' | '.join(lines[-2:]) or 'nothing yet'}"
+        )
+
+    wait.until(refused, timeout=60, interval=1.0)
+    if kube.get_object(walk.api, kube.ObjectRef("ExternalWorkload", INTRUDER, "faces")):
+        raise CheckError(f"e2e: the group admitted {INTRUDER}, whose identity it does not name")
+    docker_engine.remove_container(intruder)
 
 
 def _share_until(walk: Walk, smiley: str, timeout: float = 60) -> float:
@@ -169,13 +196,32 @@ def the_registrar_pod_is_deleted(walk: Walk) -> None:
         )
 
 
+def refuse_the_probe(container: str, add: bool) -> None:
+    """Refuse (or allow again) the bootstrap's probe of its workload (root to port 8000
+    on loopback); the proxy, another UID, still reaches the workload."""
+    labels = docker_engine.image_attrs(docker_engine.inspect_if_exists(container)["Image"])
+    mode = ImageContract.from_labels(labels["Config"]["Labels"] or {}).iptables_mode
+    rule = ["OUTPUT", "-o", "lo", "-p", "tcp", "--dport", "8000", "-m", "owner"]
+    rule += ["--uid-owner", "0", "-j", "REJECT", "--reject-with", "tcp-reset"]
+    code, out = docker_engine.exec_in(container, [f"iptables-{mode}", "-I" if add else "-D", *rule])
+    if code != 0:
+        raise CheckError(f"e2e: iptables in {container}: {out.strip()[-300:]}")
+
+
 def the_self_registered_smiley_stops(walk: Walk) -> None:
-    """`docker stop`: the bootstrap deregisters, its ExternalWorkload goes at once (not
-    after the group's grace), and face falls back again."""
+    """Its probe fails: the service turns it Ready False and face falls back. Then
+    `docker stop`: the bootstrap deregisters and its ExternalWorkload goes at once (not
+    after the group's grace)."""
+    container = f"{walk.config.cluster}-{SELF}"
+    refuse_the_probe(container, add=True)
+    wait_ready(walk, "False", timeout=PERIOD * (FAILURES + 2) + 30)
+    answers = face_answers(walk.config, walk.found, walk.images["smiley"], walk.requests)
+    walk.probe_fallback = smiley_share(answers, CURSING)
+    if walk.probe_fallback < 0.9:
+        raise CheckError(
+            "e2e: face did not fall back while the self-registered smiley's probe failed"
+        )
     stopped = time.monotonic()
-    docker_engine.stop_container(f"{walk.config.cluster}-{SELF}", timeout=10)
+    docker_engine.stop_container(container, timeout=10)
     wait_ready(walk, None, timeout=GRACE / 2)
     walk.deregistered_after = time.monotonic() - stopped
-    answers = face_answers(walk.config, walk.found, walk.images["smiley"], walk.requests)
-    if smiley_share(answers, CURSING) < 0.9:
-        raise CheckError("e2e: face did not fall back once the self-registered smiley went")

@@ -127,10 +127,11 @@ class E2EResult:
     # what the run excepted and says so (offline: linkerd check's version checks)
     said: tuple[str, ...] = ()
     # registration by identity: face's share of the self-registered smiley, then while
-    # the registration service's pod was deleted; seconds from docker stop to its
-    # ExternalWorkload gone
+    # the registration service's pod was deleted; face's share of its fallback while
+    # its probe failed; seconds from docker stop to its ExternalWorkload gone
     self_registered: float = 0.0
     through_restart: float = 0.0
+    probe_fallback: float = 0.0
     deregistered_after: float = 0.0
 
 
@@ -161,10 +162,11 @@ class Walk:
     fallback: float = 0.0
     ready_after_kill: str = ""
     # registration by identity: face's share of the self-registered smiley, then while
-    # the registration service's pod was deleted; seconds from docker stop to its
-    # ExternalWorkload gone
+    # the registration service's pod was deleted; face's share of its fallback while
+    # its probe failed; seconds from docker stop to its ExternalWorkload gone
     self_registered: float = 0.0
     through_restart: float = 0.0
+    probe_fallback: float = 0.0
     deregistered_after: float = 0.0
 
     # the cluster's API, for what the steps read (builder.cluster.kube)
@@ -205,5 +207,6 @@ class Walk:
             tuple(self.said),
             self.self_registered,
             self.through_restart,
+            self.probe_fallback,
             self.deregistered_after,
         )
