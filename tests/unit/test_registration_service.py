@@ -452,3 +452,12 @@ def test_a_bad_content_length_is_refused_as_such(length: str) -> None:
     status, _ = answer_to(request, held)
     assert status in (400, 413)
     assert kube.writes == 0
+
+
+def test_the_services_own_patterns_are_the_projects() -> None:
+    """The service cannot import builder (its image holds one file), so it spells its
+    patterns again: they must stay the ones the rest of the project checks with."""
+    from builder.config import validation
+
+    assert f"^{service.DNS_LABEL.pattern}$" == validation.DNS_LABEL.pattern
+    assert f"^{service.LABEL_VALUE.pattern}$" == validation.KUBE_LABEL_VALUE.pattern
