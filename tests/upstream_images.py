@@ -15,7 +15,9 @@ mirror; the tool never makes or needs them.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,9 +27,17 @@ import docker
 import docker.errors
 
 from builder.build.base_image import rootfs_tarball
+from builder.build.cluster_images import (
+    build_faces_images,
+    build_forwarder_image,
+    build_linkerd_images,
+)
 from builder.build.gobuild import HOST_ARCH, cached_go_binary
+from builder.build.gomodules import COREDNS_VERSION, cached_main_program, coredns
 from builder.build.syft import cached_syft
+from builder.check.walkthrough.steps import FORWARDER_IMAGE
 from builder.config.contract import PROXY_BY_RELEASE, PROXY_VERSION_FILE
+from builder.config.mirrors import normalized
 from builder.config.settings import (
     OFFLINE_BASE_IMAGE,
     PROXY_IMAGE,
@@ -51,6 +61,7 @@ PROXY_VERSIONS = {"edge-26.6.3": "v2.359.0", CLI_RELEASE: "v2.366.0", NEWER_RELE
 SPIRE_VERSION = "1.13.3"
 FACES_VERSION = "2.0.0"
 PLATFORMS = ("linux/amd64", "linux/arm64")
+CONTROLLER_IMAGE = "cr.l5d.io/linkerd/controller"
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,7 @@ def shaped_images(*, proxy: Path, faces: dict[str, Path], control_plane: Path) -
     images = [proxy_image(release, proxy, identity) for release in PROXY_VERSIONS]
     images.append(
         Shaped(
-            reference=f"cr.l5d.io/linkerd/controller:{CLI_RELEASE}",
+            reference=f"{CONTROLLER_IMAGE}:{CLI_RELEASE}",
             files={
                 "/controller": control_plane / "controller",
                 # Since edge-25.8.3 the policy controller ships in the controller image.
@@ -297,3 +308,81 @@ def fill_mirror(
         path = f"{MIRROR_PATHS[registry_name]}/{name}"
         digests[upstream] = push_index(engine, registry, path, tag, variants)
     return digests
+
+
+def push_as(engine: Any, local: str, target: str) -> str:
+    """Push the engine's image `local` as `target` (a registry's name for it), leaving no
+    `target` tag in the engine; the pushed manifest's digest."""
+    repository, tag = target.rsplit(":", 1)
+    engine.images.get(local).tag(repository, tag)
+    try:
+        return docker_engine.push_image(target)
+    finally:
+        engine.images.remove(target)
+
+
+def proxy_with_version(engine: Any, cluster_proxy: str, release: str) -> str:
+    """The walk-through's proxy image (the cluster's, made from the programs: proxy,
+    proxy-identity, proxy-init) with upstream's version file added, as upstream's proxy
+    image for `release` holds it; its local name."""
+    reference = f"meshexp-test/upstream-proxy:{release}"
+    with tempfile.TemporaryDirectory(prefix="meshexp-shaped-") as scratch:
+        root = Path(scratch)
+        (root / "version").write_text(PROXY_VERSIONS[release] + "\n")
+        (root / "Dockerfile").write_text(
+            f"FROM {cluster_proxy}\nCOPY version {PROXY_VERSION_FILE}\n"
+            f"LABEL {EQUIPMENT_LABEL}="
+            + json.dumps(
+                f"upstream-shaped {release}: the real linkerd2-proxy, proxy-identity and "
+                "proxy-init on Debian (the walk-through's cluster image)"
+            )
+            + "\n"
+        )
+        engine.images.build(path=str(root), tag=reference, rm=True, platform="linux/amd64")
+    return reference
+
+
+def fill_walkthrough_mirror(
+    engine: Any, registry: str, *, images: dict[str, str], chart: Path, helm: Path
+) -> dict[str, str]:
+    """Push `images` (upstream reference -> the engine's image playing it) into `registry`
+    under the mirror paths, and the Faces chart as its OCI artifact; each upstream
+    reference's digest in the mirror, nothing of it left in the engine."""
+    digests = {}
+    for upstream, local in images.items():
+        registry_name, _, rest = upstream.partition("/")
+        target = f"{registry}/{MIRROR_PATHS[registry_name]}/{rest}"
+        digests[upstream] = push_as(engine, local, target)
+    destination = f"oci://{registry}/{MIRROR_PATHS['ghcr.io']}/buoyantio"
+    subprocess.run(
+        [str(helm), "push", str(chart), destination, "--plain-http"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "HELM_CONFIG_HOME": tempfile.mkdtemp(prefix="meshexp-helm-")},
+    )
+    return digests
+
+
+def walkthrough_images(engine: Any, inputs: dict[str, Any]) -> dict[str, str]:
+    """Every image the online walk-through on kind names at the test equipment's Linkerd
+    release (upstream reference -> the engine's image playing it): Linkerd's controller and
+    proxy and the Faces images made from their programs (`inputs`: kind_e2e_config's
+    keywords), SPIRE from the Go module proxy, the Debian base and the DNS forwarder."""
+    linkerd = build_linkerd_images(inputs["linkerd_programs"])
+    faces = build_faces_images(inputs["faces_programs"], inputs["faces_page"], FACES_VERSION)
+    images = {
+        f"{CONTROLLER_IMAGE}:{CLI_RELEASE}": linkerd.controller,
+        f"{PROXY_IMAGE}:{CLI_RELEASE}": proxy_with_version(engine, linkerd.proxy, CLI_RELEASE),
+        **{reference: reference for reference in faces},
+        "docker.io/library/debian:bookworm-slim": OFFLINE_BASE_IMAGE,
+        normalized(FORWARDER_IMAGE): build_forwarder_image(
+            cached_main_program(coredns()), COREDNS_VERSION
+        ),
+    }
+    for component in ("spire-server", "spire-agent"):
+        shaped = replace(
+            spire_image(component), reference=f"meshexp-test/upstream-{component}:{SPIRE_VERSION}"
+        )
+        build_shaped(engine, shaped)
+        images[f"ghcr.io/spiffe/{component}:{SPIRE_VERSION}"] = shaped.reference
+    return images

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.build.gobuild import HOST_ARCH
 from builder.build.gomodules import cached_kind, kind_node_image, kube_command
 from builder.build.kind_node import build_node_image
 from builder.build.upstream import ensure_image
@@ -20,6 +23,7 @@ from builder.cluster.providers import KindProvider, ProviderError, kind_config
 from builder.cluster.registry_hosts import check_node_mirrors, containerd_hosts
 from builder.config.settings import Settings
 from builder.core import process
+from builder.core.cache import file_sha256
 from builder.core.progress import Progress
 from builder.engine import docker_engine
 
@@ -56,8 +60,9 @@ def prepare_kind(
 
     Offline, the node image is built here and kubectl is the node's own. Online, kind runs
     as published with its own node image (kindest/node, pulled as the settings' pull policy
-    says, through their mirrors) and kubectl from PATH; where the engine cannot start that
-    privileged, the offline node image is used instead. Either way kind is adapted only
+    says, through their mirrors) and kubectl from PATH; where the engine cannot start a
+    privileged container (asked first, so kindest/node is not pulled for nothing), the
+    offline node image is used instead. Either way kind is adapted only
     where the engine refuses a privileged container. The settings' mirrors are the nodes'
     too (configure_registry_hosts, once the cluster is up).
     """
@@ -68,11 +73,12 @@ def prepare_kind(
     save = functools.partial(_save_provider, folder, mirrors=tuple(settings.mirrors.items()))
     if online:
         upstream = kind_node_image()
-        used = ensure_image(upstream, settings, progress).used
-        refusal = docker_engine.privileged_refusal(used)
-        if not refusal:
+        published = cached_kind(adapted=False, progress=progress)
+        # Asked before the pull: an engine that cannot run kindest/node is not sent for it.
+        if not privileged_check(published):
+            used = ensure_image(upstream, settings, progress).used
             return save(
-                kind=cached_kind(adapted=False, progress=progress),
+                kind=published,
                 image=used,
                 kubectl=Path("kubectl"),
                 note="",
@@ -92,6 +98,23 @@ def prepare_kind(
         note="; ".join(notes),
         own_cni=True,
     )
+
+
+PROBE_REPOSITORY = "meshexp/kind-probe"
+
+
+def privileged_check(kind: Path) -> str:
+    """Why this engine cannot start a privileged container ("" when it can), asked with
+    kind itself (a static program) alone in a scratch image, built once per kind."""
+    reference = f"{PROBE_REPOSITORY}:{file_sha256(kind)[:16]}"
+    if not docker_engine.image_exists(reference):
+        with tempfile.TemporaryDirectory(prefix="meshexp-kind-probe-") as scratch:
+            context = Path(scratch)
+            shutil.copyfile(kind, context / "kind")
+            (context / "kind").chmod(0o755)
+            (context / "Dockerfile").write_text("FROM scratch\nCOPY kind /kind\n")
+            docker_engine.build_image(context=context, tag=reference, platform=f"linux/{HOST_ARCH}")
+    return docker_engine.privileged_refusal(reference, ("/kind", "version"))
 
 
 def _save_provider(

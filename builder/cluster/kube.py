@@ -24,7 +24,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Namespace, Node, Service, ServiceAccount
+from lightkube.resources.core_v1 import Namespace, Node, Pod, Service, ServiceAccount
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 
@@ -173,6 +173,7 @@ KINDS: dict[str, Any] = {
     "ServiceAccount": ServiceAccount,
     "EndpointSlice": EndpointSlice,
     "Deployment": Deployment,
+    "Pod": Pod,
 }
 
 

@@ -268,10 +268,11 @@ def run_once(
         container.remove(force=True)
 
 
-def privileged_refusal(reference: str) -> str:
-    """Why the engine cannot start `reference` with `--privileged` ("" when it can)."""
+def privileged_refusal(reference: str, command: tuple[str, ...] = ("true",)) -> str:
+    """Why the engine cannot start `reference` with `--privileged` ("" when it can):
+    `command` (one that exits 0 in that image) is run privileged."""
     container = client().containers.create(
-        reference, ["true"], entrypoint=[], privileged=True, network_mode="none"
+        reference, list(command), entrypoint=[], privileged=True, network_mode="none"
     )
     try:
         container.start()
@@ -280,7 +281,7 @@ def privileged_refusal(reference: str) -> str:
         return str(exc.explanation or exc)
     finally:
         container.remove(force=True)
-    return "" if code == 0 else f"a privileged `true` exited {code}"
+    return "" if code == 0 else f"a privileged `{' '.join(command)}` exited {code}"
 
 
 def run_detached(

@@ -404,3 +404,28 @@ def test_endpoint_slices_are_found_by_their_external_workload_target() -> None:
     }
     assert observe.external_endpoint_slices(slices, "smiley") == ["linkerd-external-smiley-abc"]
     assert observe.external_endpoint_slices(slices, "color") == []
+
+
+def test_the_images_pods_ran_are_read_with_what_the_node_pulled() -> None:
+    """A Linkerd pod as the API reports it: its init container and both containers, each
+    image with its image ID; a container not yet started (no image ID) is left out."""
+    pulled = "127.0.0.1:5000/l5d/linkerd/proxy@sha256:" + "a" * 64
+    pod = {
+        "status": {
+            "initContainerStatuses": [
+                {"image": "cr.l5d.io/linkerd/proxy:edge-26.8.3", "imageID": pulled}
+            ],
+            "containerStatuses": [
+                {
+                    "image": "cr.l5d.io/linkerd/controller:edge-26.8.3",
+                    "imageID": "sha256:" + "b" * 64,
+                },
+                {"image": "cr.l5d.io/linkerd/proxy:edge-26.8.3", "imageID": pulled},
+                {"image": "ghcr.io/buoyantio/faces-face:2.0.0", "imageID": ""},
+            ],
+        }
+    }
+    assert observe.images_run([pod, {"status": {}}]) == {
+        "cr.l5d.io/linkerd/controller:edge-26.8.3": "sha256:" + "b" * 64,
+        "cr.l5d.io/linkerd/proxy:edge-26.8.3": pulled,
+    }

@@ -234,7 +234,11 @@ def test_online_kind_runs_kindest_node_unless_the_engine_refuses_it_privileged(
     monkeypatch.setattr(
         kind.docker_engine,
         "privileged_refusal",
-        lambda reference: "unable to apply caps" if refused else "",
+        lambda reference, command=("true",): "unable to apply caps" if refused else "",
+    )
+    probes: list[str] = []
+    monkeypatch.setattr(
+        kind.docker_engine, "build_image", lambda **built: probes.append(built["tag"])
     )
     monkeypatch.setattr(
         kind.docker_engine,
@@ -248,10 +252,13 @@ def test_online_kind_runs_kindest_node_unless_the_engine_refuses_it_privileged(
         "cached_kind",
         lambda adapted, progress: tmp_path / ("kind-adapted" if adapted else "kind"),
     )
+    (tmp_path / "kind").write_bytes(b"kind as published")
     provider = kind.prepare_kind(folder=tmp_path / "k", online=True, settings=Settings())
     config = yaml.safe_load(provider.config.read_text())
     assert config["kubeadmConfigPatches"]  # the engine said cgroup v1
-    assert pulled == [upstream]
+    # the engine is asked first, with kind alone in an image: refused, nothing is pulled
+    assert [probe.split(":")[0] for probe in probes] == [kind.PROBE_REPOSITORY]
+    assert pulled == ([] if refused else [upstream])
     assert "containerdConfigPatches" not in config  # no mirrors: the nodes pull upstream's
     if not refused:
         assert (provider.node_image, provider.kind.name) == (upstream, "kind")

@@ -86,6 +86,9 @@ def kind_online_config(
         chart=chart,
         chart_plain_http=is_local(chart.removeprefix(OCI).split("/")[0]),
         forwarder_image=ensure_image(base.forwarder_image, settings, progress).used,
+        # A site that pulls through mirrors may have no internet: linkerd check's version
+        # checks are excepted there, and the run says so.
+        offline=bool(settings.mirrors),
     )
 
 

@@ -133,3 +133,18 @@ def external_metrics(config: E2EConfig, name: str) -> str:
     if head.split()[1:2] != ["200"]:
         raise CheckError(f"e2e: {name}'s proxy metrics did not answer 200: {head[:200]}")
     return body
+
+
+def images_run(pods: list[dict[str, Any]]) -> dict[str, str]:
+    """Each image the pods' containers (init containers too) run, with the image ID the
+    node's container runtime resolved it to (a registry digest where it was pulled)."""
+    seen: dict[str, str] = {}
+    for pod in pods:
+        status = pod.get("status", {})
+        for container in [
+            *status.get("initContainerStatuses", []),
+            *status.get("containerStatuses", []),
+        ]:
+            if container.get("image") and container.get("imageID"):
+                seen[container["image"]] = container["imageID"]
+    return dict(sorted(seen.items()))

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from builder.build.upstream import ensure_image
 from builder.check.answers import CURSING, smiley_share
 from builder.check.walkthrough.observe import face_answers
 from builder.check.walkthrough.walk import Walk, one_line
@@ -23,6 +24,7 @@ from builder.config.catalog import find_workload
 from builder.core import wait
 from builder.core.errors import CheckError
 from builder.core.image_contract import ImageContract
+from builder.core.progress import Progress
 from builder.engine import docker_engine
 from builder.registration import install
 
@@ -61,7 +63,10 @@ def install_registrar(walk: Walk) -> None:
     """`registrar image`, loaded into the cluster; `registrar install` for faces; the
     smileys' group."""
     config = walk.config
-    install.build_service_image(IMAGE, walk.settings.resolved_base_image)
+    base = walk.settings.resolved_base_image
+    if not walk.settings.offline:  # upstream's Debian, through the settings' mirrors
+        base = ensure_image(base, walk.settings, Progress()).used
+    install.build_service_image(IMAGE, base)
     walk.run(config.provider.load_image(config.cluster, IMAGE))
     install.install(
         kubeconfig=config.kubeconfig, namespace=NAMESPACE, group_namespaces=["faces"], image=IMAGE

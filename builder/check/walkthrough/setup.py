@@ -11,6 +11,7 @@ import threading
 import time
 
 from builder.build.image import build_workload_image
+from builder.check.walkthrough.observe import images_run
 from builder.check.walkthrough.steps import (
     CommandFailed,
     E2EConfig,
@@ -124,7 +125,8 @@ def linkerd_check(config: E2EConfig, run: Runner) -> list[str]:
 
 def install_faces(walk: Walk) -> None:
     """The Faces chart (smiley and color left to the external workloads), kube-dns on a
-    NodePort for the external workloads' forwarder; what the next steps need to know."""
+    NodePort for the external workloads' forwarder; what the next steps need to know, and
+    the images Linkerd's and Faces' pods run (with what the node pulled them as)."""
     config = walk.config
     for command in faces_install(config):
         walk.run(command)
@@ -142,6 +144,9 @@ def install_faces(walk: Walk) -> None:
         ),
         "gui_port": str(gui["spec"]["ports"][0]["nodePort"]),
     }
+    walk.cluster_images = images_run(
+        [pod for ns in ("linkerd", "faces") for pod in kube.list_objects(walk.api, "Pod", {}, ns)]
+    )
 
 
 def start_forwarder(walk: Walk) -> None:

@@ -133,6 +133,8 @@ class E2EResult:
     through_restart: float = 0.0
     probe_fallback: float = 0.0
     deregistered_after: float = 0.0
+    # each image Linkerd's and Faces' pods ran, and the image ID the node pulled it as
+    cluster_images: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -168,6 +170,7 @@ class Walk:
     through_restart: float = 0.0
     probe_fallback: float = 0.0
     deregistered_after: float = 0.0
+    cluster_images: dict[str, str] = field(default_factory=dict)
 
     # the cluster's API, for what the steps read (builder.cluster.kube)
     _api: kube.KubeClient | None = None
@@ -209,4 +212,5 @@ class Walk:
             self.through_restart,
             self.probe_fallback,
             self.deregistered_after,
+            self.cluster_images,
         )
