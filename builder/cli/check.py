@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,8 +27,11 @@ from builder.cli.options import (
 )
 from builder.cluster.providers import PROVIDERS
 from builder.cluster.registry_hosts import check_node_mirrors
+from builder.config.settings import Settings
 from builder.core.errors import CheckError, MeshexpError
 from builder.lab.check import check_image_in_lab
+from builder.lab.layout import LabError
+from builder.lab.programs import linkerd_version as cli_release
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,10 +48,25 @@ def cluster_option(help_text: str) -> Callable[[F], F]:
     )
 
 
+def walkthrough_release(settings: Settings) -> Settings:
+    """The external workloads' proxy is of the release the linkerd CLI on PATH installs
+    (`linkerd version --client`), unless --linkerd-version or the settings file names one;
+    without that CLI, the prerequisites say so."""
+    linkerd = shutil.which("linkerd")
+    if "linkerd_version" in settings.model_fields_set or linkerd is None:
+        return settings
+    try:
+        release = cli_release(Path(linkerd))
+    except LabError as exc:
+        raise CheckError("e2e: " + exc.message.removeprefix("lab: ")) from None
+    return settings.with_(linkerd_version=release).check()
+
+
 def e2e_online(cluster_provider: str, keep: bool, pulls: dict[str, Any]) -> E2EResult:
     """The walk-through with upstream's images, tools and chart (registry access, or the
-    mirrors of `pulls`, --pull and --mirror, or the settings file's)."""
-    settings = settings_from(dict(pulls))
+    mirrors of `pulls`, --pull and --mirror, or the settings file's), the external
+    workloads' proxy of the linkerd CLI's release unless `pulls` names one."""
+    settings = walkthrough_release(settings_from(dict(pulls)))
     if settings.mirrors and cluster_provider != "kind":
         raise click.UsageError(
             "mirrors reach the walk-through's cluster on kind (--cluster kind); for k3d give "
@@ -59,19 +78,21 @@ def e2e_online(cluster_provider: str, keep: bool, pulls: dict[str, Any]) -> E2ER
     if missing:
         raise CheckError("the end-to-end test cannot run here: " + "; ".join(missing))
     config = E2EConfig(keep=keep, linkerd_version=settings.linkerd_version)
-    if cluster_provider == "kind":
-        with display("auto", verbose=False) as progress:
+    with display("auto", verbose=False) as progress:
+        if cluster_provider == "kind":
             config = kind_online_config(config, settings=settings, progress=progress)
-    return run_e2e(config=config, settings=settings)
+        return run_e2e(config=config, settings=settings, progress=progress)
 
 
-def e2e_offline_kind(keep: bool, linkerd_dir: Path, faces_dir: Path, proxy: Path) -> E2EResult:
+def e2e_offline_kind(
+    keep: bool, linkerd_dir: Path, faces_dir: Path, proxy: Path, release: str | None = None
+) -> E2EResult:
     """The walk-through on kind with every image made here from the given programs."""
-    settings = settings_from({"offline": True, "proxy_file": proxy})
+    settings = settings_from({"offline": True, "proxy_file": proxy, "linkerd_version": release})
     inputs = kind_inputs(linkerd_dir=linkerd_dir, faces_dir=faces_dir, proxy=proxy)
     with display("auto", verbose=False) as progress:
         config = kind_e2e_config(E2EConfig(keep=keep), progress=progress, **inputs)
-    return run_e2e(config=config, settings=settings)
+        return run_e2e(config=config, settings=settings, progress=progress)
 
 
 def run_walkthrough(
@@ -98,7 +119,7 @@ def run_walkthrough(
             "--faces-programs DIR and --proxy-file FILE (nothing is pulled: every image is "
             "made from them); give none of them to use upstream's images"
         )
-    return e2e_offline_kind(keep, linkerd_dir, faces_dir, proxy)
+    return e2e_offline_kind(keep, linkerd_dir, faces_dir, proxy, pulls.get("linkerd_version"))
 
 
 @click.command()
@@ -130,6 +151,12 @@ def run_walkthrough(
     "--proxy-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="With --e2e --cluster kind, offline: the linkerd2-proxy for every image.",
+)
+@click.option(
+    "--linkerd-version",
+    help="With --e2e: the Linkerd release of the external workloads' proxy (a line or an "
+    "edge release). Default: the settings file's, else the release of the linkerd CLI that "
+    "installs the control plane.",
 )
 @click.option("--keep", is_flag=True, help="With --e2e: keep the cluster for debugging.")
 @click.option(
@@ -170,6 +197,7 @@ def check(
     linkerd_programs: Path | None,
     faces_programs: Path | None,
     proxy_file: Path | None,
+    linkerd_version: str | None,
     keep: bool,
     certs: Path | None,
     env_pairs: tuple[str, ...],
@@ -189,7 +217,7 @@ def check(
             linkerd_programs,
             faces_programs,
             proxy_file,
-            {"pull": pull, "mirrors": mirrors or None},
+            {"pull": pull, "mirrors": mirrors or None, "linkerd_version": linkerd_version},
         )
         emit_json(dataclasses.asdict(outcome))
         return

@@ -189,3 +189,33 @@ def test_cluster_down_without_a_prepared_folder_says_which_dir(run, tmp_path: Pa
     result = run("cluster", "down", "--dir", str(tmp_path / "nothing"))
     assert result.exit_code == 1
     assert "no kind cluster was prepared in" in result.output
+
+
+def test_the_walkthroughs_workloads_take_the_linkerd_clis_release_unless_one_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control plane is what the linkerd CLI on PATH installs: the external workloads'
+    proxy is of its release (the real CLI, edge-26.8.3), unless the flag or the settings
+    file names one; a CLI whose version cannot be read is one line."""
+    from builder.cli.check import walkthrough_release
+    from builder.config.settings import load_settings
+    from builder.core.errors import CheckError
+    from harness.equipment import CONTROL_PLANE
+    from tests.conftest import need
+
+    need((CONTROL_PLANE / "linkerd").is_file(), f"the linkerd CLI in {CONTROL_PLANE}")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "linkerd").symlink_to(CONTROL_PLANE / "linkerd")
+    monkeypatch.setenv("PATH", str(tools))
+    assert walkthrough_release(load_settings(None, {})).linkerd_version == "edge-26.8.3"
+    named = load_settings(None, {"linkerd_version": "2.19"})
+    assert walkthrough_release(named).linkerd_version == "2.19"
+    (tmp_path / "meshexp.yaml").write_text("linkerd_version: edge-25.10.7\n")
+    from_file = load_settings(tmp_path / "meshexp.yaml", {})
+    assert walkthrough_release(from_file).linkerd_version == "edge-25.10.7"
+    (tools / "linkerd").unlink()
+    (tools / "linkerd").write_text("#!/bin/sh\necho 'Client version: unavailable'\n")
+    (tools / "linkerd").chmod(0o755)
+    with pytest.raises(CheckError, match=r"^e2e: `.*linkerd version --client --short` said"):
+        walkthrough_release(load_settings(None, {}))

@@ -291,6 +291,27 @@ def test_a_failed_step_is_one_line_and_what_it_made_is_removed(
     assert engine.networks == set()
 
 
+def test_each_step_is_told_as_it_starts_and_ends(tmp_path: Path) -> None:
+    """A user watching `check --e2e` sees which step runs (a phase each), and a failed
+    step's phase never says done."""
+    from builder.core.progress import Progress
+
+    lines: list[str] = []
+    done: list[str] = []
+
+    def fails(_: walk.Walk) -> None:
+        raise CheckError("e2e: no answer")
+
+    steps = (("first", lambda w: done.append("first")), ("second", fails))
+    config = e2e_steps.E2EConfig(certs=tmp_path / "certs")
+    with pytest.raises(walk.StepFailed, match=r"step 2/2 \(second\): e2e: no answer"):
+        run.run_e2e(config=config, settings=None, steps=steps, progress=Progress(lines.append))  # type: ignore[arg-type]
+    assert done == ["first"]
+    assert lines[0] == "e2e step 1/2: first ..."
+    assert lines[1].startswith("e2e step 1/2: first: done in ")
+    assert lines[2:] == ["e2e step 2/2: second ..."]
+
+
 def test_what_is_still_there_after_cleanup_is_named_in_the_same_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

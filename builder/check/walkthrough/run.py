@@ -74,6 +74,7 @@ from builder.cluster import kube
 from builder.config.settings import Settings
 from builder.core import wait
 from builder.core.errors import CheckError
+from builder.core.progress import Progress
 from builder.engine import docker_engine
 
 
@@ -207,16 +208,21 @@ def run_e2e(
     run: Runner = subprocess_runner,
     requests: int = 40,
     steps: tuple[tuple[str, Callable[[Walk], None]], ...] = STEPS,
+    progress: Progress | None = None,
 ) -> E2EResult:
     """The whole walk-through; everything it made is removed unless config.keep. A failed
-    step is one StepFailed line (with what the cleanup left, if anything)."""
+    step is one StepFailed line (with what the cleanup left, if anything). Each step is a
+    phase of `progress`, so a user sees where the run is."""
+    progress = progress or Progress()
     walk = Walk(config, settings, run, requests)
     if config.provider.note:
         walk.said.append(config.provider.note)
     started = time.monotonic()
     try:
         for number, (name, step) in enumerate(steps, 1):
-            with at_step(number, len(steps), name):
+            with at_step(number, len(steps), name), progress.phase(
+                f"e2e step {number}/{len(steps)}: {name}"
+            ):
                 step(walk)
     except StepFailed as exc:
         left = "" if config.keep else walk.cleanup.tidy()
