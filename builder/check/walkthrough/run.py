@@ -220,8 +220,9 @@ def run_e2e(
     started = time.monotonic()
     try:
         for number, (name, step) in enumerate(steps, 1):
-            with at_step(number, len(steps), name), progress.phase(
-                f"e2e step {number}/{len(steps)}: {name}"
+            with (
+                at_step(number, len(steps), name),
+                progress.phase(f"e2e step {number}/{len(steps)}: {name}"),
             ):
                 step(walk)
     except StepFailed as exc:
