@@ -7,6 +7,11 @@ from pathlib import Path
 import click
 import yaml
 
+from builder.build.upstream import ensure_image
+from builder.cli.display import display
+from builder.cli.options import pull_options, settings_from
+from builder.config.validation import IMAGE_REF, shown
+from builder.core.errors import MeshexpError
 from builder.registration import install as installing
 
 NAMESPACE = "meshexp"
@@ -77,6 +82,16 @@ def install_command(
     is_flag=True,
     help="Build on the Debian base made here from Debian's packages (no registry).",
 )
-def image_command(tag: str, base: str, offline: bool) -> None:
-    """Build the registration service's image (one file and Debian's python3)."""
+@pull_options
+def image_command(
+    tag: str, base: str, offline: bool, pull: str | None, mirrors: tuple[str, ...]
+) -> None:
+    """Build the registration service's image (one file and Debian's python3); the base
+    is pulled as --pull says, through the mirrors of --mirror or the settings file."""
+    if not offline:
+        if not IMAGE_REF.fullmatch(base):
+            raise MeshexpError(f"--base: {shown(base)} is not an image reference (name[:tag])")
+        settings = settings_from({"pull": pull, "mirrors": mirrors or None})
+        with display("auto", verbose=False) as progress:
+            base = ensure_image(base, settings, progress).used
     click.echo(installing.build_service_image(tag, base, offline=offline))

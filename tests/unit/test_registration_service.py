@@ -461,3 +461,40 @@ def test_the_services_own_patterns_are_the_projects() -> None:
 
     assert f"^{service.DNS_LABEL.pattern}$" == validation.DNS_LABEL.pattern
     assert f"^{service.LABEL_VALUE.pattern}$" == validation.KUBE_LABEL_VALUE.pattern
+
+
+def test_the_service_image_is_built_on_the_base_its_mirror_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`registrar image --mirror docker.io=...` pulls Debian from the mirror and builds on
+    what it pulled (the classic builder would otherwise ask Docker Hub for the FROM); a
+    bad --base is one line before any pull; --offline pulls nothing."""
+    from builder.build import upstream
+    from builder.cli import registrar as cli
+    from builder.registration import install as installing
+
+    pulled: list[str] = []
+    built: list[tuple[str, str, bool]] = []
+
+    def ensure_image(reference: str, settings: Any, progress: Any) -> upstream.UsedImage:
+        pulled.append(settings.mirrored(reference))
+        return upstream.UsedImage(reference, settings.mirrored(reference), "sha256:0")
+
+    monkeypatch.setattr(cli, "ensure_image", ensure_image)
+    monkeypatch.setattr(
+        installing,
+        "build_service_image",
+        lambda tag, base, offline=False: built.append((tag, base, offline)) or tag,
+    )
+    mirror = ["--mirror", "docker.io=registry.corp:5000/hub"]
+    done = CliRunner().invoke(main, ["registrar", "image", "--tag", "r:1", *mirror])
+    assert done.exit_code == 0, done.output
+    assert pulled == ["registry.corp:5000/hub/library/debian:bookworm-slim"]
+    assert built == [("r:1", pulled[0], False)]
+    done = CliRunner().invoke(main, ["registrar", "image", "--base", "Debian;id", *mirror])
+    assert done.exit_code != 0
+    assert "--base: 'Debian;id' is not an image reference" in done.output
+    assert len(pulled) == 1
+    done = CliRunner().invoke(main, ["registrar", "image", "--tag", "r:2", "--offline"])
+    assert done.exit_code == 0, done.output
+    assert (len(pulled), built[-1][2]) == (1, True)

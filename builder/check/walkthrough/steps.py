@@ -48,9 +48,6 @@ FORWARDER_IMAGE = "coredns/coredns:1.11.3"
 FACES_IMAGES = "ghcr.io/buoyantio/faces"
 
 
-CURL_IMAGE = "curlimages/curl:8.10.1"
-
-
 OFFLINE_KIND = (
     "or run it offline on kind, every image made here: check --e2e --cluster kind "
     "--linkerd-programs DIR --faces-programs DIR --proxy-file FILE"
