@@ -88,6 +88,10 @@ def image_command(
 ) -> None:
     """Build the registration service's image (one file and Debian's python3); the base
     is pulled as --pull says, through the mirrors of --mirror or the settings file."""
+    if offline and (pull is not None or mirrors):
+        raise click.UsageError(
+            "--pull and --mirror are for the base's pull; --offline pulls nothing"
+        )
     if not offline:
         if not IMAGE_REF.fullmatch(base):
             raise MeshexpError(f"--base: {shown(base)} is not an image reference (name[:tag])")

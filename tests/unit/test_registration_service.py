@@ -498,3 +498,7 @@ def test_the_service_image_is_built_on_the_base_its_mirror_serves(
     done = CliRunner().invoke(main, ["registrar", "image", "--tag", "r:2", "--offline"])
     assert done.exit_code == 0, done.output
     assert (len(pulled), built[-1][2]) == (1, True)
+    done = CliRunner().invoke(main, ["registrar", "image", "--offline", *mirror])
+    assert done.exit_code == 2
+    assert "--offline pulls nothing" in done.output
+    assert (len(pulled), len(built)) == (1, 2)
