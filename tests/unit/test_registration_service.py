@@ -481,11 +481,11 @@ def test_the_service_image_is_built_on_the_base_its_mirror_serves(
         return upstream.UsedImage(reference, settings.mirrored(reference), "sha256:0")
 
     monkeypatch.setattr(cli, "ensure_image", ensure_image)
-    monkeypatch.setattr(
-        installing,
-        "build_service_image",
-        lambda tag, base, offline=False: built.append((tag, base, offline)) or tag,
-    )
+    def build(tag: str, base: str, offline: bool = False) -> str:
+        built.append((tag, base, offline))
+        return tag
+
+    monkeypatch.setattr(installing, "build_service_image", build)
     mirror = ["--mirror", "docker.io=registry.corp:5000/hub"]
     done = CliRunner().invoke(main, ["registrar", "image", "--tag", "r:1", *mirror])
     assert done.exit_code == 0, done.output
@@ -502,3 +502,44 @@ def test_the_service_image_is_built_on_the_base_its_mirror_serves(
     assert done.exit_code == 2
     assert "--offline pulls nothing" in done.output
     assert (len(pulled), len(built)) == (1, 2)
+
+
+@given(
+    flag=st.sampled_from(["--base", "--tag"]),
+    value=st.text(min_size=1, max_size=80),
+)
+def test_any_image_flag_is_one_line_or_reaches_the_build_as_given(flag: str, value: str) -> None:
+    """`registrar image`: whatever --base or --tag holds is refused in one line with
+    nothing pulled or built, or reaches the pull and the build as the value itself."""
+    from unittest import mock
+
+    from builder.build import upstream
+    from builder.cli import registrar as cli
+    from builder.engine import docker_engine
+
+    pulled: list[str] = []
+    built: list[tuple[str, str]] = []
+
+    def ensure_image(reference: str, settings: Any, progress: Any) -> upstream.UsedImage:
+        pulled.append(reference)
+        return upstream.UsedImage(reference, reference, "sha256:0")
+
+    def build_image(**build: Any) -> str:  # the engine's part; the tool's checks run
+        built.append((build["tag"], build["buildargs"]["BASE"]))
+        return "sha256:0"
+
+    with (
+        mock.patch.object(cli, "ensure_image", ensure_image),
+        mock.patch.object(docker_engine, "build_image", build_image),
+    ):
+        result = CliRunner().invoke(main, ["registrar", "image", flag, value])
+    assert "Traceback" not in result.output
+    if result.exit_code != 0:
+        assert result.output.count("\n") == 1, result.output
+        assert built == []
+        if flag == "--base":
+            assert pulled == []
+        return
+    tag, base = built[0]
+    assert (tag if flag == "--tag" else base) == value
+    assert pulled == [base]
