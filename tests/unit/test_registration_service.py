@@ -481,6 +481,7 @@ def test_the_service_image_is_built_on_the_base_its_mirror_serves(
         return upstream.UsedImage(reference, settings.mirrored(reference), "sha256:0")
 
     monkeypatch.setattr(cli, "ensure_image", ensure_image)
+
     def build(tag: str, base: str, offline: bool = False) -> str:
         built.append((tag, base, offline))
         return tag
